@@ -1,0 +1,197 @@
+/*
+ * common.c — status messages, time parsing/formatting and constant-time
+ * comparison shared by every module. See common.h for the contracts.
+ */
+#include "common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+nt_status nt_fail(nt_err *err, nt_status status, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+const char *nt_status_name(nt_status status)
+{
+    switch (status) {
+    case NT_OK: return "ok";
+    case NT_ERR_NOMEM: return "nomem";
+    case NT_ERR_PARSE: return "parse";
+    case NT_ERR_INVALID: return "invalid";
+    case NT_ERR_UNSUPPORTED: return "unsupported";
+    case NT_ERR_LIMIT: return "limit";
+    case NT_ERR_NOTFOUND: return "not_found";
+    case NT_ERR_IO: return "io";
+    case NT_ERR_STORE: return "store";
+    case NT_ERR_CONFLICT: return "conflict";
+    }
+    return "unknown";
+}
+
+nt_time_ms nt_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (nt_time_ms)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
+ * (Howard Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const unsigned doe = (unsigned)(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const int64_t yy = (int64_t)yoe + era * 400;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int)(yy + (*m <= 2));
+}
+
+static int take_digits(const char *s, size_t len, size_t *pos, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (*pos >= len || s[*pos] < '0' || s[*pos] > '9') return -1;
+        v = v * 10 + (s[(*pos)++] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static int expect_char(const char *s, size_t len, size_t *pos, char c)
+{
+    if (*pos >= len || s[*pos] != c) return -1;
+    (*pos)++;
+    return 0;
+}
+
+nt_status nt_time_parse(const char *s, size_t len, nt_time_ms *out, nt_err *err)
+{
+    size_t p = 0;
+    int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0;
+    if (take_digits(s, len, &p, 4, &y) || expect_char(s, len, &p, '-') ||
+        take_digits(s, len, &p, 2, &mo) || expect_char(s, len, &p, '-') ||
+        take_digits(s, len, &p, 2, &d))
+        goto bad;
+    if (p < len && (s[p] == 'T' || s[p] == 't' || s[p] == ' ')) {
+        p++;
+        if (take_digits(s, len, &p, 2, &h) || expect_char(s, len, &p, ':') ||
+            take_digits(s, len, &p, 2, &mi) || expect_char(s, len, &p, ':') ||
+            take_digits(s, len, &p, 2, &sec))
+            goto bad;
+        if (p < len && s[p] == '.') {
+            p++;
+            int digits = 0;
+            while (p < len && s[p] >= '0' && s[p] <= '9') {
+                if (digits < 3) ms = ms * 10 + (s[p] - '0');
+                digits++;
+                p++;
+            }
+            if (digits == 0) goto bad;
+            for (int i = digits; i < 3; i++) ms *= 10;
+        }
+        int offset_min = 0;
+        if (p < len && (s[p] == 'Z' || s[p] == 'z')) {
+            p++;
+        } else if (p < len && (s[p] == '+' || s[p] == '-')) {
+            int sign = s[p] == '-' ? -1 : 1, oh, om;
+            p++;
+            if (take_digits(s, len, &p, 2, &oh)) goto bad;
+            if (p < len && s[p] == ':') p++;
+            if (take_digits(s, len, &p, 2, &om)) goto bad;
+            if (oh > 23 || om > 59) goto bad;
+            offset_min = sign * (oh * 60 + om);
+        } else {
+            goto bad; /* a date-time without a zone is ambiguous */
+        }
+        if (p != len) goto bad;
+        if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) goto bad;
+        int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+        int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - (int64_t)offset_min * 60;
+        *out = secs * 1000 + ms;
+        return NT_OK;
+    }
+    if (p != len || mo < 1 || mo > 12 || d < 1 || d > 31) goto bad;
+    *out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 * 1000;
+    return NT_OK;
+bad:
+    return nt_fail(err, NT_ERR_PARSE, "'%.*s' is not an RFC 3339 date-time",
+                   (int)(len > 64 ? 64 : len), s);
+}
+
+char *nt_time_format(nt_time_ms t, char buf[NT_TIME_BUF])
+{
+    int64_t secs = t >= 0 ? t / 1000 : (t - 999) / 1000;
+    int ms = (int)(t - secs * 1000);
+    int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+    int rem = (int)(secs - days * 86400);
+    int y;
+    unsigned m, d;
+    civil_from_days(days, &y, &m, &d);
+    snprintf(buf, NT_TIME_BUF, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", y, m, d, rem / 3600,
+             rem / 60 % 60, rem % 60, ms);
+    return buf;
+}
+
+nt_status nt_duration_parse(const char *s, size_t len, nt_time_ms *out, nt_err *err)
+{
+    size_t p = 0;
+    int64_t n = 0;
+    while (p < len && s[p] >= '0' && s[p] <= '9') {
+        if (n > 1000000000) goto bad;
+        n = n * 10 + (s[p++] - '0');
+    }
+    if (p == 0 || p + 1 != len) goto bad;
+    int64_t unit;
+    switch (s[p]) {
+    case 's': unit = 1000; break;
+    case 'm': unit = 60 * 1000; break;
+    case 'h': unit = 3600 * 1000; break;
+    case 'd': unit = 86400 * 1000; break;
+    case 'w': unit = 7 * 86400 * 1000; break;
+    default: goto bad;
+    }
+    *out = n * unit;
+    return NT_OK;
+bad:
+    return nt_fail(err, NT_ERR_PARSE,
+                   "'%.*s' is not a duration (a number followed by s, m, h, d or w)",
+                   (int)(len > 32 ? 32 : len), s);
+}
+
+int nt_secret_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+    /* Compare over the longer length so the time taken does not reveal where
+     * the first difference is; the length difference is folded in too. */
+    size_t n = alen > blen ? alen : blen;
+    volatile unsigned char diff = (unsigned char)(alen != blen);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = i < alen ? (unsigned char)a[i] : 0;
+        unsigned char y = i < blen ? (unsigned char)b[i] : 0;
+        diff |= (unsigned char)(x ^ y);
+    }
+    return diff == 0;
+}

@@ -1,0 +1,96 @@
+/*
+ * common.h — the few types every newtermsd module shares.
+ *
+ * - nt_status + nt_err: one result type for the whole program (in the spirit of
+ *   CURLcode + errstr). A function that can fail returns nt_status and, when it
+ *   is given an nt_err, writes one human sentence into it. The sentence travels
+ *   unchanged to the HTTP error body and the log.
+ * - nt_value: one value of a field, as a borrowed (pointer, length) slice. It
+ *   never owns memory: it points into the JSON document of the event or into
+ *   static storage, and is valid while the event is.
+ * - nt_field_source: the contract between whoever produces field values (the
+ *   CloudTrail→ECS view, or a plain JSON document in tests) and whoever reads
+ *   them (KQL, exceptions, new terms, alerts). Field names are resolved once at
+ *   load time into small integers, so evaluation does no string lookups.
+ * - time helpers: milliseconds since the Unix epoch, RFC 3339 in and out.
+ */
+#ifndef NT_COMMON_H
+#define NT_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum nt_status {
+    NT_OK = 0,
+    NT_ERR_NOMEM,       /* allocation failed */
+    NT_ERR_PARSE,       /* syntax error in some input (TOML, KQL, JSON, base64 …) */
+    NT_ERR_INVALID,     /* well-formed but semantically wrong input */
+    NT_ERR_UNSUPPORTED, /* a feature we knowingly do not implement */
+    NT_ERR_LIMIT,       /* a size, depth or count limit was exceeded */
+    NT_ERR_NOTFOUND,
+    NT_ERR_IO,          /* file or socket error */
+    NT_ERR_STORE,       /* Redis unreachable or a command failed */
+    NT_ERR_CONFLICT,
+} nt_status;
+
+#define NT_ERR_MSG_MAX 256
+typedef struct nt_err {
+    char msg[NT_ERR_MSG_MAX];
+} nt_err;
+
+/* Writes the message into err (when err is not NULL) and returns status, so a
+ * failing function can say `return nt_fail(err, NT_ERR_PARSE, "...", ...);`. */
+nt_status nt_fail(nt_err *err, nt_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A short stable name for a status ("parse", "limit", …), for metrics labels. */
+const char *nt_status_name(nt_status status);
+
+typedef enum nt_value_type {
+    NT_VAL_STRING = 0, /* keyword */
+    NT_VAL_NUMBER,     /* the number's JSON text, e.g. "216025" */
+    NT_VAL_BOOL,       /* "true" or "false" */
+} nt_value_type;
+
+typedef struct nt_value {
+    const char *ptr; /* not NUL-terminated in general */
+    size_t len;
+    nt_value_type type;
+} nt_value;
+
+/* The most values any one field of one event may yield to a reader; extra
+ * values are ignored (counted by the producer where it matters). */
+#define NT_FIELD_MAX_VALUES 64
+
+typedef struct nt_field_source {
+    void *ctx;
+    /* Resolve a dotted field name at load time: a field id >= 0, or -1 when
+     * this source can never produce the field. */
+    int (*resolve)(void *ctx, const char *name, size_t len);
+    /* Fill out[0..max) with the values of field `field` of `event` and return
+     * how many were written (0 = the field is missing). Must not allocate on
+     * the heap; values stay valid while the event lives. */
+    size_t (*get)(void *ctx, void *event, int field, nt_value *out, size_t max);
+} nt_field_source;
+
+/* Milliseconds since 1970-01-01T00:00:00Z. */
+typedef int64_t nt_time_ms;
+
+/* Wall clock; only the edges (HTTP, CLI) call this — the core takes time as an argument. */
+nt_time_ms nt_now_ms(void);
+
+/* Parse RFC 3339 / ISO 8601 date-time ("2026-11-28T05:29:12Z",
+ * "2026-11-28T05:29:12.123+01:00"). */
+nt_status nt_time_parse(const char *s, size_t len, nt_time_ms *out, nt_err *err);
+
+#define NT_TIME_BUF 32
+/* Format as "YYYY-MM-DDTHH:MM:SS.mmmZ" into buf (NT_TIME_BUF bytes); returns buf. */
+char *nt_time_format(nt_time_ms t, char buf[NT_TIME_BUF]);
+
+/* Parse an Elastic duration ("10d", "6m", "30s", "2h", "1w") into milliseconds. */
+nt_status nt_duration_parse(const char *s, size_t len, nt_time_ms *out, nt_err *err);
+
+/* Compare two byte strings in time that depends only on the lengths (for secrets). */
+int nt_secret_equal(const char *a, size_t alen, const char *b, size_t blen);
+
+#endif

@@ -1,0 +1,143 @@
+/* Unit tests for common.c (time, durations, constant-time compare) and glob.c. */
+#include "common.h"
+#include "glob.h"
+
+#include <check.h>
+#include <string.h>
+
+static const struct {
+    const char *text;
+    nt_time_ms want;
+} time_cases[] = {
+    {"1970-01-01T00:00:00Z", 0},
+    {"2026-11-28T05:29:12Z", 1795843752000},
+    {"2026-11-28T05:29:12.123Z", 1795843752123},
+    {"2026-11-28T06:29:12.5+01:00", 1795843752500},
+    {"2026-11-28T04:59:12-00:30", 1795843752000},
+    {"2024-02-29T00:00:00Z", 1709164800000},
+    {"2026-11-28", 1795824000000},
+};
+
+START_TEST(rfc3339_dates_parse_to_epoch_milliseconds)
+{
+    nt_time_ms t;
+    nt_err err;
+    ck_assert_int_eq(nt_time_parse(time_cases[_i].text, strlen(time_cases[_i].text), &t, &err),
+                     NT_OK);
+    ck_assert_int_eq(t, time_cases[_i].want);
+}
+END_TEST
+
+static const char *bad_times[] = {"",  "2026-13-01T00:00:00Z", "2026-11-28T05:29:12",
+                                  "2026-11-28T25:00:00Z", "yesterday", "2026-11-28T05:29:12.Z",
+                                  "2026-11-28T05:29:12Zjunk"};
+
+START_TEST(malformed_dates_are_refused_with_a_message)
+{
+    nt_time_ms t;
+    nt_err err = {{0}};
+    ck_assert_int_eq(nt_time_parse(bad_times[_i], strlen(bad_times[_i]), &t, &err), NT_ERR_PARSE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "RFC 3339"));
+}
+END_TEST
+
+START_TEST(formatting_round_trips)
+{
+    char buf[NT_TIME_BUF];
+    ck_assert_str_eq(nt_time_format(1795843752123, buf), "2026-11-28T05:29:12.123Z");
+    ck_assert_str_eq(nt_time_format(0, buf), "1970-01-01T00:00:00.000Z");
+    nt_time_ms t;
+    ck_assert_int_eq(nt_time_parse(buf, strlen(buf), &t, NULL), NT_OK);
+    ck_assert_int_eq(t, 0);
+}
+END_TEST
+
+START_TEST(durations_parse)
+{
+    nt_time_ms d;
+    ck_assert_int_eq(nt_duration_parse("10d", 3, &d, NULL), NT_OK);
+    ck_assert_int_eq(d, 10LL * 86400 * 1000);
+    ck_assert_int_eq(nt_duration_parse("6m", 2, &d, NULL), NT_OK);
+    ck_assert_int_eq(d, 360000);
+    ck_assert_int_eq(nt_duration_parse("d", 1, &d, NULL), NT_ERR_PARSE);
+    ck_assert_int_eq(nt_duration_parse("10x", 3, &d, NULL), NT_ERR_PARSE);
+    ck_assert_int_eq(nt_duration_parse("10", 2, &d, NULL), NT_ERR_PARSE);
+}
+END_TEST
+
+START_TEST(secret_compare_is_exact)
+{
+    ck_assert(nt_secret_equal("abc", 3, "abc", 3));
+    ck_assert(!nt_secret_equal("abc", 3, "abd", 3));
+    ck_assert(!nt_secret_equal("abc", 3, "abcd", 4));
+    ck_assert(!nt_secret_equal("", 0, "a", 1));
+    ck_assert(nt_secret_equal("", 0, "", 0));
+}
+END_TEST
+
+static const struct {
+    const char *pattern, *text;
+    int want;
+} glob_cases[] = {
+    {"abc", "abc", 1},           {"abc", "abcd", 0},          {"ab*", "abcd", 1},
+    {"ab*", "xabcd", 0},         {"*cd", "abcd", 1},          {"*Terraform*", "x Terraform y", 1},
+    {"*Terraform*", "terraform", 0}, {"*", "", 1},            {"*", "anything", 1},
+    {"*role/AgentCore-*", "arn:aws:iam::1:role/AgentCore-x", 1},
+    {"a*b*c", "aXXbYYc", 1},     {"a*b*c", "aXXbYY", 0},      {"a?c", "abc", 1},
+    {"a?c", "ac", 0},            {"a?c", "a\xc3\xa9" "c", 1}, {"a\\*c", "a*c", 1},
+    {"a\\*c", "abc", 0},         {"a\\?c", "abc", 0},         {"**x**", "yxy", 1},
+    {"*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac", 0},
+};
+
+START_TEST(wildcards_match_case_sensitively)
+{
+    nt_glob g;
+    ck_assert_int_eq(
+        nt_glob_compile(&g, glob_cases[_i].pattern, strlen(glob_cases[_i].pattern), NULL), NT_OK);
+    ck_assert_msg(nt_glob_match(&g, glob_cases[_i].text, strlen(glob_cases[_i].text)) ==
+                      glob_cases[_i].want,
+                  "pattern %s text %s", glob_cases[_i].pattern, glob_cases[_i].text);
+    nt_glob_free(&g);
+}
+END_TEST
+
+START_TEST(wildcard_literal_for_prefilter)
+{
+    nt_glob g;
+    const char *lit;
+    size_t len;
+    ck_assert_int_eq(nt_glob_compile(&g, "*Terraform*", 11, NULL), NT_OK);
+    nt_glob_longest_literal(&g, &lit, &len);
+    ck_assert_int_eq(len, 9);
+    ck_assert(memcmp(lit, "Terraform", 9) == 0);
+    nt_glob_free(&g);
+    ck_assert_int_eq(nt_glob_compile(&g, "a*b", 3, NULL), NT_OK);
+    nt_glob_longest_literal(&g, &lit, &len);
+    ck_assert_int_eq(len, 0);
+    nt_glob_free(&g);
+    nt_err err;
+    ck_assert_int_eq(nt_glob_compile(&g, "ab\\", 3, &err), NT_ERR_PARSE);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("common");
+    TCase *tc = tcase_create("core");
+    tcase_add_loop_test(tc, rfc3339_dates_parse_to_epoch_milliseconds, 0,
+                        sizeof time_cases / sizeof time_cases[0]);
+    tcase_add_loop_test(tc, malformed_dates_are_refused_with_a_message, 0,
+                        sizeof bad_times / sizeof bad_times[0]);
+    tcase_add_test(tc, formatting_round_trips);
+    tcase_add_test(tc, durations_parse);
+    tcase_add_test(tc, secret_compare_is_exact);
+    tcase_add_loop_test(tc, wildcards_match_case_sensitively, 0,
+                        sizeof glob_cases / sizeof glob_cases[0]);
+    tcase_add_test(tc, wildcard_literal_for_prefilter);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
