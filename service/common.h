@@ -71,6 +71,11 @@ typedef struct nt_field_source {
      * how many were written (0 = the field is missing). Must not allocate on
      * the heap; values stay valid while the event lives. */
     size_t (*get)(void *ctx, void *event, int field, nt_value *out, size_t max);
+    /* Optional (may be NULL = never). 1 when every value of `field` is a JSON
+     * string copied unchanged from the raw record text, so a string value v
+     * of the field appears in the raw bytes as "v" (with its quotes) unless the
+     * record uses JSON escapes. The KQL prefilter relies on this. */
+    int (*verbatim)(void *ctx, int field);
 } nt_field_source;
 
 /* Milliseconds since 1970-01-01T00:00:00Z. */
