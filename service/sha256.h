@@ -1,0 +1,24 @@
+/*
+ * sha256.h — SHA-256 (FIPS 180-4), used for deterministic alert ids and
+ * term keys. Small and dependency-free so the core needs no crypto library.
+ */
+#ifndef NT_SHA256_H
+#define NT_SHA256_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sha256_ctx {
+    uint32_t state[8];
+    uint64_t bytes;
+    unsigned char buf[64];
+    size_t buflen;
+} sha256_ctx;
+
+void sha256_init(sha256_ctx *c);
+void sha256_update(sha256_ctx *c, const void *data, size_t len);
+void sha256_final(sha256_ctx *c, unsigned char out[32]);
+/* Lower-case hex of the first `nbytes` of the digest into out (2*nbytes+1 bytes). */
+void sha256_hex(const unsigned char digest[32], size_t nbytes, char *out);
+
+#endif
