@@ -1,0 +1,61 @@
+/*
+ * engine.h — new-terms decisions for one event (SPEC §2), pure: no I/O, no clock.
+ *
+ * For each rule the event must pass the KQL query and no exception; then the
+ * values of the rule's new_terms fields are read through the CloudTrail view.
+ * An event missing any field takes no part. Arrays expand to every
+ * combination (deduplicated, at most ENGINE_MAX_COMBOS per event and rule;
+ * the rest are counted in combos_capped). Values longer than 1024 bytes are
+ * treated as missing, like Elastic's keyword `ignore_above`.
+ *
+ * Each surviving (rule, tuple) is a candidate with two identities:
+ *   term_hash — SHA-256 of the length-prefixed (field, type, value) tuple: the
+ *               history key, independent of the event;
+ *   alert_id  — SHA-256 of rule id, term hash and the CloudTrail eventID:
+ *               deterministic, so a retried or duplicated delivery yields the
+ *               same id and never a second alert.
+ */
+#ifndef NT_ENGINE_H
+#define NT_ENGINE_H
+
+#include "common.h"
+#include "ctview.h"
+#include "exception.h"
+#include "rule.h"
+
+#define ENGINE_MAX_COMBOS 100
+#define ENGINE_VALUE_MAX 1024
+
+typedef struct nt_candidate {
+    const nt_rule *rule;
+    size_t n_terms;
+    nt_value terms[RULE_MAX_TERMS]; /* valid during the callback only */
+    char term_hash[65];
+    char alert_id[33];
+} nt_candidate;
+
+typedef struct engine_stats {
+    unsigned long long events;         /* events evaluated */
+    unsigned long long rule_matches;   /* (event, rule) pairs passing the query */
+    unsigned long long exception_hits; /* of those, dropped by an exception */
+    unsigned long long missing_terms;  /* of those, missing a new_terms field */
+    unsigned long long candidates;     /* (event, rule, tuple) candidates */
+    unsigned long long combos_capped;  /* events whose combinations hit the cap */
+} engine_stats;
+
+typedef void (*engine_candidate_fn)(void *ud, ct_event *ev, const nt_candidate *c);
+
+/* Evaluate one event against every rule; fn is called once per candidate.
+ * `exc` may be NULL. `now` decides exception expiry. Allocates nothing. */
+void engine_evaluate(const nt_ruleset *rs, const exc_set *exc, ct_event *ev, nt_time_ms now,
+                     engine_candidate_fn fn, void *ud, engine_stats *st);
+
+/* Add b's counters to a. */
+void engine_stats_add(engine_stats *a, const engine_stats *b);
+
+/* The alert document for a candidate (SPEC §3), without the triage fields
+ * (status, status_reason, updated_at, history) that the store adds.
+ * New reference; the CloudTrail record is copied in by reference. */
+json_t *engine_alert(const nt_candidate *c, ct_event *ev, nt_time_ms now);
+
+#endif

@@ -1,0 +1,433 @@
+/*
+ * rule.c — load Elastic TOML rules into nt_rule and lint them.
+ *
+ * Loading is strict about what changes the detection (type, language, query,
+ * new_terms fields, history window) and lenient about the rest of Elastic's
+ * metadata, which is kept only where the alert shows it (name, severity,
+ * risk_score, threat, investigation fields). Lint findings are collected as
+ * {"code","message"} objects so the API, the startup log and check-rules all
+ * show the same words.
+ */
+#include "rule.h"
+
+#include "catalog.h"
+#include "toml.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define RULE_FILE_MAX (1024 * 1024)
+
+static json_t *path_get(json_t *doc, const char *dotted)
+{
+    char key[64];
+    json_t *cur = doc;
+    while (cur && *dotted) {
+        const char *dot = strchr(dotted, '.');
+        size_t n = dot ? (size_t)(dot - dotted) : strlen(dotted);
+        if (n >= sizeof key) return NULL;
+        memcpy(key, dotted, n);
+        key[n] = 0;
+        cur = json_is_object(cur) ? json_object_get(cur, key) : NULL;
+        dotted += n + (dot ? 1 : 0);
+    }
+    return cur;
+}
+
+static char *dup_string(json_t *v)
+{
+    return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+}
+
+static void warn(nt_rule *r, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void warn(nt_rule *r, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_array_append_new(r->warnings, json_pack("{s:s,s:s}", "code", code, "message", msg));
+}
+
+void rule_free(nt_rule *r)
+{
+    if (!r) return;
+    free(r->path);
+    free(r->rule_id);
+    free(r->name);
+    free(r->severity);
+    free(r->query_text);
+    kql_free(r->query);
+    for (size_t i = 0; i < r->n_terms; i++) free(r->term_fields[i]);
+    for (size_t i = 0; i < r->n_inv; i++) free(r->inv_fields[i]);
+    free(r->inv_fields);
+    json_decref(r->threat);
+    json_decref(r->warnings);
+    free(r);
+}
+
+/* "now-10d" → 10 days. Elastic date math allows more, but rules use this form. */
+static nt_status parse_now_minus(const char *what, const char *s, nt_time_ms *out, char *text,
+                                 size_t textcap, nt_err *err)
+{
+    if (strncmp(s, "now-", 4) != 0)
+        return nt_fail(err, NT_ERR_INVALID, "%s '%s' is not of the form now-<duration>", what, s);
+    nt_err derr;
+    if (nt_duration_parse(s + 4, strlen(s + 4), out, &derr) != NT_OK)
+        return nt_fail(err, NT_ERR_INVALID, "%s: %s", what, derr.msg);
+    if (*out <= 0) return nt_fail(err, NT_ERR_INVALID, "%s '%s' must be positive", what, s);
+    if (text) snprintf(text, textcap, "%s", s + 4);
+    return NT_OK;
+}
+
+/* Lint of event.action values against the action catalogue. */
+typedef struct action_lint {
+    const char *providers[16];
+    size_t n_providers;
+    nt_rule *rule;
+    int pass; /* 0: collect providers, 1: check actions */
+} action_lint;
+
+static void lint_term(void *ud, const char *field, const char *value, size_t len, int is_wildcard,
+                      int line, int column)
+{
+    action_lint *al = ud;
+    if (is_wildcard) return;
+    if (al->pass == 0) {
+        if (strcmp(field, "event.provider") == 0 && al->n_providers < 16 &&
+            catalog_has_provider(value))
+            al->providers[al->n_providers++] = value;
+        return;
+    }
+    if (strcmp(field, "event.action") != 0 || al->n_providers == 0) return;
+    const char *best = NULL;
+    for (size_t i = 0; i < al->n_providers; i++) {
+        if (catalog_has_action(al->providers[i], value, len)) return;
+        if (!best) best = catalog_suggest(al->providers[i], value, len);
+    }
+    char names[256] = "";
+    for (size_t i = 0; i < al->n_providers; i++) {
+        size_t used = strlen(names);
+        snprintf(names + used, sizeof names - used, "%s%s", i ? " or " : "", al->providers[i]);
+    }
+    if (best)
+        warn(al->rule, "unknown_action",
+             "query line %d, column %d: event.action \"%.*s\" is not an API action of %s; did you "
+             "mean %s?",
+             line, column, (int)len, value, names, best);
+    else
+        warn(al->rule, "unknown_action",
+             "query line %d, column %d: event.action \"%.*s\" is not an API action of %s", line,
+             column, (int)len, value, names);
+}
+
+static nt_status load_terms(nt_rule *r, json_t *doc, ct_schema *schema, nt_err *err)
+{
+    json_t *nt = path_get(doc, "rule.new_terms");
+    json_t *fields = path_get(nt, "value");
+    if (!json_is_object(nt) || !json_is_array(fields))
+        return nt_fail(err, NT_ERR_INVALID, "rule.new_terms.value (the new_terms fields) is missing");
+    json_t *field_name = path_get(nt, "field");
+    if (field_name && (!json_is_string(field_name) ||
+                       strcmp(json_string_value(field_name), "new_terms_fields") != 0))
+        return nt_fail(err, NT_ERR_INVALID, "rule.new_terms.field must be \"new_terms_fields\"");
+    size_t n = json_array_size(fields);
+    if (n < 1 || n > RULE_MAX_TERMS)
+        return nt_fail(err, NT_ERR_INVALID, "a new_terms rule needs 1 to 3 new_terms fields, not %zu",
+                       n);
+    for (size_t i = 0; i < n; i++) {
+        json_t *f = json_array_get(fields, i);
+        if (!json_is_string(f) || json_string_length(f) == 0)
+            return nt_fail(err, NT_ERR_INVALID, "rule.new_terms.value[%zu] is not a field name", i);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(r->term_fields[j], json_string_value(f)) == 0)
+                return nt_fail(err, NT_ERR_INVALID, "new_terms field '%s' is listed twice",
+                               json_string_value(f));
+        r->term_fields[i] = strdup(json_string_value(f));
+        if (!r->term_fields[i]) return nt_fail(err, NT_ERR_NOMEM, "out of memory");
+        r->n_terms = i + 1;
+        r->term_ids[i] = ct_schema_resolve(schema, r->term_fields[i], strlen(r->term_fields[i]));
+        if (r->term_ids[i] < 0)
+            warn(r, "unknown_field",
+                 "new_terms field '%s' is not produced by the CloudTrail view: no event will ever "
+                 "carry it, so the rule can never alert",
+                 r->term_fields[i]);
+    }
+    json_t *hws = path_get(nt, "history_window_start");
+    json_t *hw = json_is_array(hws) ? json_array_get(hws, 0) : hws;
+    json_t *hwv = json_is_object(hw) ? json_object_get(hw, "value") : hw;
+    if (!json_is_string(hwv))
+        return nt_fail(err, NT_ERR_INVALID,
+                       "rule.new_terms.history_window_start (e.g. \"now-10d\") is missing");
+    return parse_now_minus("history_window_start", json_string_value(hwv), &r->window_ms,
+                           r->window_text, sizeof r->window_text, err);
+}
+
+nt_status rule_load(const char *path, const char *text, size_t len, ct_schema *schema,
+                    nt_rule **out, nt_err *err)
+{
+    *out = NULL;
+    json_t *doc = NULL;
+    nt_status st = toml_parse(text, len, &doc, err);
+    if (st != NT_OK) return st;
+    nt_rule *r = calloc(1, sizeof *r);
+    if (!r || !(r->warnings = json_array()) || !(r->path = strdup(path ? path : "-"))) {
+        st = nt_fail(err, NT_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    const char *type = json_string_value(path_get(doc, "rule.type"));
+    if (!type) {
+        st = nt_fail(err, NT_ERR_INVALID, "rule.type is missing");
+        goto fail;
+    }
+    if (strcmp(type, "new_terms") != 0) {
+        st = nt_fail(err, NT_ERR_UNSUPPORTED,
+                     "rule type '%s' is not supported: newtermsd runs new_terms rules only", type);
+        goto fail;
+    }
+    const char *lang = json_string_value(path_get(doc, "rule.language"));
+    if (lang && strcmp(lang, "kuery") != 0) {
+        st = nt_fail(err, NT_ERR_UNSUPPORTED,
+                     "query language '%s' is not supported: only kuery (KQL)", lang);
+        goto fail;
+    }
+    if (path_get(doc, "rule.filters")) {
+        st = nt_fail(err, NT_ERR_UNSUPPORTED, "rule.filters (Query DSL filters) are not supported");
+        goto fail;
+    }
+    if (path_get(doc, "rule.alert_suppression")) {
+        st = nt_fail(err, NT_ERR_UNSUPPORTED, "rule.alert_suppression is not supported");
+        goto fail;
+    }
+    r->rule_id = dup_string(path_get(doc, "rule.rule_id"));
+    r->name = dup_string(path_get(doc, "rule.name"));
+    r->severity = dup_string(path_get(doc, "rule.severity"));
+    r->query_text = dup_string(path_get(doc, "rule.query"));
+    json_t *risk = path_get(doc, "rule.risk_score");
+    if (!r->rule_id || !r->name || !r->severity || !r->query_text || !json_is_integer(risk)) {
+        st = nt_fail(err, NT_ERR_INVALID, "rule.%s is missing or not a %s",
+                     !r->rule_id ? "rule_id" : !r->name ? "name" : !r->severity ? "severity"
+                     : !r->query_text ? "query" : "risk_score",
+                     json_is_integer(risk) || !r->query_text ? "string" : "integer");
+        goto fail;
+    }
+    r->risk_score = (int)json_integer_value(risk);
+    if (r->risk_score < 0 || r->risk_score > 100) {
+        st = nt_fail(err, NT_ERR_INVALID, "rule.risk_score %d is outside 0..100", r->risk_score);
+        goto fail;
+    }
+    if ((st = load_terms(r, doc, schema, err)) != NT_OK) goto fail;
+
+    const char *from = json_string_value(path_get(doc, "rule.from"));
+    if ((st = parse_now_minus("rule.from", from ? from : "now-6m", &r->lookback_ms, NULL, 0,
+                              err)) != NT_OK)
+        goto fail;
+    if (r->window_ms <= r->lookback_ms) {
+        st = nt_fail(err, NT_ERR_INVALID,
+                     "history window %s is not longer than the rule's lookback (from = %s): "
+                     "'history_window_start' must be earlier than 'from'",
+                     r->window_text, from ? from : "now-6m");
+        goto fail;
+    }
+
+    json_t *learn = path_get(doc, "newtermsd.learning_period");
+    if (learn) {
+        nt_err derr;
+        if (!json_is_string(learn) ||
+            nt_duration_parse(json_string_value(learn), json_string_length(learn),
+                              &r->learning_ms, &derr) != NT_OK) {
+            st = nt_fail(err, NT_ERR_INVALID,
+                         "newtermsd.learning_period must be a duration such as \"10d\"");
+            goto fail;
+        }
+    }
+
+    nt_field_source src = ct_schema_source(schema);
+    nt_err qerr;
+    st = kql_compile(r->query_text, strlen(r->query_text), &src, &r->query, &qerr);
+    if (st != NT_OK) {
+        nt_fail(err, st, "rule.query: %s", qerr.msg);
+        goto fail;
+    }
+    const char *const *unknown = NULL;
+    size_t n_unknown = kql_unknown_fields(r->query, &unknown);
+    for (size_t i = 0; i < n_unknown; i++)
+        warn(r, "unknown_field",
+             "query field '%s' is not produced by the CloudTrail view: it is treated as missing",
+             unknown[i]);
+    action_lint al = {.rule = r};
+    kql_visit_terms(r->query, lint_term, &al);
+    al.pass = 1;
+    kql_visit_terms(r->query, lint_term, &al);
+
+    json_t *inv = path_get(doc, "rule.investigation_fields.field_names");
+    if (json_is_array(inv) && json_array_size(inv) > 0) {
+        r->inv_fields = calloc(json_array_size(inv), sizeof *r->inv_fields);
+        if (!r->inv_fields) {
+            st = nt_fail(err, NT_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        size_t i;
+        json_t *v;
+        json_array_foreach(inv, i, v)
+        {
+            if (json_is_string(v) && (r->inv_fields[r->n_inv] = strdup(json_string_value(v))))
+                r->n_inv++;
+        }
+    }
+    json_t *threat = path_get(doc, "rule.threat");
+    r->threat = json_is_array(threat) ? json_incref(threat) : json_array();
+    json_decref(doc);
+    *out = r;
+    return NT_OK;
+fail:
+    json_decref(doc);
+    rule_free(r);
+    return st;
+}
+
+json_t *rule_to_json(const nt_rule *r)
+{
+    json_t *fields = json_array();
+    for (size_t i = 0; i < r->n_terms; i++)
+        json_array_append_new(fields, json_string(r->term_fields[i]));
+    return json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:o,s:s,s:O}", "rule_id", r->rule_id, "name",
+                     r->name, "severity", r->severity, "risk_score", r->risk_score, "type",
+                     "new_terms", "query", r->query_text, "new_terms_fields", fields,
+                     "history_window", r->window_text, "warnings", r->warnings);
+}
+
+void ruleset_free(nt_ruleset *rs)
+{
+    if (!rs) return;
+    for (size_t i = 0; i < rs->n; i++) rule_free(rs->rules[i]);
+    free(rs->rules);
+    json_decref(rs->errors);
+    ct_schema_free(rs->schema);
+    free(rs);
+}
+
+const nt_rule *ruleset_find(const nt_ruleset *rs, const char *rule_id)
+{
+    for (size_t i = 0; i < rs->n; i++)
+        if (strcmp(rs->rules[i]->rule_id, rule_id) == 0) return rs->rules[i];
+    return NULL;
+}
+
+void ruleset_set_default_learning(nt_ruleset *rs, nt_time_ms learning_ms)
+{
+    for (size_t i = 0; i < rs->n; i++)
+        if (rs->rules[i]->learning_ms == 0) rs->rules[i]->learning_ms = learning_ms;
+}
+
+static nt_status read_file(const char *path, char **text, size_t *len, nt_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return nt_fail(err, NT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    char *buf = malloc(RULE_FILE_MAX + 1);
+    size_t n = buf ? fread(buf, 1, RULE_FILE_MAX + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf) return nt_fail(err, NT_ERR_NOMEM, "out of memory reading %s", path);
+    if (bad) {
+        free(buf);
+        return nt_fail(err, NT_ERR_IO, "cannot read %s", path);
+    }
+    if (n > RULE_FILE_MAX) {
+        free(buf);
+        return nt_fail(err, NT_ERR_LIMIT, "%s is larger than %d bytes", path, RULE_FILE_MAX);
+    }
+    buf[n] = 0;
+    *text = buf;
+    *len = n;
+    return NT_OK;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+nt_status ruleset_load_dir(const char *dir, int require_all, nt_ruleset **out, nt_err *err)
+{
+    *out = NULL;
+    DIR *d = opendir(dir);
+    if (!d) return nt_fail(err, NT_ERR_IO, "cannot open rules folder %s: %s", dir, strerror(errno));
+    char **names = NULL;
+    size_t n_names = 0, cap = 0;
+    nt_status st = NT_OK;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        if (l < 6 || strcmp(de->d_name + l - 5, ".toml") != 0 || de->d_name[0] == '.') continue;
+        if (n_names == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, cap * sizeof *names);
+            if (!nn) {
+                st = nt_fail(err, NT_ERR_NOMEM, "out of memory");
+                break;
+            }
+            names = nn;
+        }
+        if (!(names[n_names] = strdup(de->d_name))) {
+            st = nt_fail(err, NT_ERR_NOMEM, "out of memory");
+            break;
+        }
+        n_names++;
+    }
+    closedir(d);
+    nt_ruleset *rs = NULL;
+    if (st != NT_OK) goto done;
+    qsort(names, n_names, sizeof *names, cmp_names);
+    rs = calloc(1, sizeof *rs);
+    if (!rs || !(rs->schema = ct_schema_new()) || !(rs->errors = json_array()) ||
+        (n_names && !(rs->rules = calloc(n_names, sizeof *rs->rules)))) {
+        st = nt_fail(err, NT_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n_names; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        char *text = NULL;
+        size_t len = 0;
+        nt_err ferr;
+        nt_rule *r = NULL;
+        nt_status fst = read_file(path, &text, &len, &ferr);
+        if (fst == NT_OK) fst = rule_load(path, text, len, rs->schema, &r, &ferr);
+        free(text);
+        if (fst != NT_OK) {
+            json_array_append_new(rs->errors,
+                                  json_pack("{s:s,s:s}", "file", path, "message", ferr.msg));
+            continue;
+        }
+        if (ruleset_find(rs, r->rule_id)) {
+            st = nt_fail(err, NT_ERR_INVALID, "%s: rule_id %s is already used by another file",
+                         path, r->rule_id);
+            rule_free(r);
+            goto done;
+        }
+        rs->rules[rs->n++] = r;
+    }
+    if (require_all && json_array_size(rs->errors) > 0) {
+        json_t *e0 = json_array_get(rs->errors, 0);
+        st = nt_fail(err, NT_ERR_INVALID, "%s: %s", json_string_value(json_object_get(e0, "file")),
+                     json_string_value(json_object_get(e0, "message")));
+    }
+done:
+    for (size_t i = 0; i < n_names; i++) free(names[i]);
+    free(names);
+    if (st != NT_OK) {
+        ruleset_free(rs);
+        return st;
+    }
+    *out = rs;
+    return NT_OK;
+}

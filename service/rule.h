@@ -1,0 +1,84 @@
+/*
+ * rule.h — Elastic detection rules, loaded from their own TOML files and
+ * linted (SPEC §2, §5).
+ *
+ * A rule file is parsed by toml.c into a JSON tree; rule_load() reads the
+ * fields newtermsd uses (rule_id, name, severity, risk_score, type, language,
+ * query, new_terms fields, history_window_start, from, investigation fields,
+ * threat) and compiles the KQL query against the CloudTrail→ECS view.
+ *
+ * Errors stop a rule from loading: TOML/KQL syntax errors (with line and
+ * column), a type other than new_terms, a language other than kuery, missing
+ * keys, 0 or more than 3 new_terms fields, a history window that is not longer
+ * than the rule's lookback. Warnings do not: fields the view cannot produce,
+ * event.action values that are not API actions of the named event.provider
+ * ("did you mean …?"). Elastic's rule as published loads and runs exactly as
+ * written, typo included.
+ *
+ * Besides Elastic's keys, a rule file may carry a `[newtermsd]` table:
+ *   learning_period = "10d"   # sightings are recorded but no alert is raised
+ *                             # for this long after the rule first runs
+ */
+#ifndef NT_RULE_H
+#define NT_RULE_H
+
+#include "common.h"
+#include "ctview.h"
+#include "kql.h"
+
+#include <jansson.h>
+
+#define RULE_MAX_TERMS 3
+
+typedef struct nt_rule {
+    char *path;       /* file it came from */
+    char *rule_id;
+    char *name;
+    char *severity;
+    int risk_score;
+    char *query_text;
+    kql_query *query;
+    size_t n_terms;                    /* 1..3 */
+    char *term_fields[RULE_MAX_TERMS]; /* new_terms_fields, in order */
+    int term_ids[RULE_MAX_TERMS];      /* resolved in the rule set's schema; -1 if unknown */
+    nt_time_ms window_ms;              /* history window length (now-10d → 10 days) */
+    char window_text[16];              /* "10d" */
+    nt_time_ms lookback_ms;            /* `from` (now-6m → 6 minutes) */
+    nt_time_ms learning_ms;            /* [newtermsd] learning_period, 0 = none */
+    size_t n_inv;
+    char **inv_fields; /* investigation_fields.field_names */
+    json_t *threat;    /* array, owned */
+    json_t *warnings;  /* array of {"code","message"}, owned */
+} nt_rule;
+
+/* Load and lint one TOML rule. On failure *out is NULL and err says why
+ * (prefixed by nothing: callers add the file name). Warnings end up in
+ * (*out)->warnings. The schema must outlive the rule. */
+nt_status rule_load(const char *path, const char *text, size_t len, ct_schema *schema,
+                    nt_rule **out, nt_err *err);
+void rule_free(nt_rule *r);
+
+/* A set of rules sharing one schema. */
+typedef struct nt_ruleset {
+    ct_schema *schema; /* owned */
+    nt_rule **rules;   /* owned */
+    size_t n;
+    json_t *errors;    /* array of {"file","message"} for files that failed to load, owned */
+} nt_ruleset;
+
+/* Load every *.toml in dir (not recursive, sorted by name). A file that
+ * fails is recorded in ->errors and skipped; the call itself fails only when
+ * the folder cannot be read, two files share a rule_id, or, with
+ * require_all, any file failed. */
+nt_status ruleset_load_dir(const char *dir, int require_all, nt_ruleset **out, nt_err *err);
+void ruleset_free(nt_ruleset *rs);
+const nt_rule *ruleset_find(const nt_ruleset *rs, const char *rule_id);
+
+/* Apply a default learning period to rules that do not set their own. */
+void ruleset_set_default_learning(nt_ruleset *rs, nt_time_ms learning_ms);
+
+/* Rule summary for the API and check-rules: id, name, severity, risk_score,
+ * type, query, new_terms_fields, history_window, warnings. New reference. */
+json_t *rule_to_json(const nt_rule *r);
+
+#endif
