@@ -1,0 +1,634 @@
+/*
+ * api.c — the REST API under /api/v1: alerts (list, get, triage), exceptions
+ * (CRUD), rules (with lint warnings and counters) and rejected records.
+ *
+ * Handlers validate their input completely before they touch Redis and answer
+ * 400 with a sentence naming the bad parameter or JSON path. A Redis failure
+ * is a 503: the caller can retry. Exceptions changed here are reloaded on this
+ * replica at once; other replicas see the version bump within 250 ms.
+ */
+#include "server.h"
+
+#include "log.h"
+
+#include <ctype.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define API_MAX_BODY (1024 * 1024)
+
+static unsigned status_for(nt_status st)
+{
+    switch (st) {
+    case NT_ERR_NOTFOUND: return 404;
+    case NT_ERR_CONFLICT: return 409;
+    case NT_ERR_INVALID:
+    case NT_ERR_PARSE:
+    case NT_ERR_UNSUPPORTED: return 400;
+    case NT_ERR_LIMIT: return 413;
+    case NT_ERR_STORE: return 503;
+    default: return 500;
+    }
+}
+
+static const char *code_for(unsigned status)
+{
+    switch (status) {
+    case 400: return "bad_request";
+    case 404: return "not_found";
+    case 409: return "conflict";
+    case 413: return "payload_too_large";
+    case 503: return "store_unavailable";
+    default: return "internal";
+    }
+}
+
+static void fail_with(http_reply *r, nt_status st, const nt_err *err)
+{
+    unsigned status = status_for(st);
+    http_error(r, status, code_for(status), "%s", err->msg);
+}
+
+static json_t *parse_body(const api_request *req, http_reply *r)
+{
+    if (req->body_len == 0) {
+        http_error(r, 400, "bad_request", "a JSON body is required");
+        return NULL;
+    }
+    if (req->body_len > API_MAX_BODY) {
+        http_error(r, 413, "payload_too_large", "API bodies are limited to %d bytes", API_MAX_BODY);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!doc) {
+        http_error(r, 400, "bad_request", "body is not JSON: %s at line %d column %d", jerr.text,
+                   jerr.line, jerr.column);
+        return NULL;
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        http_error(r, 400, "bad_request", "body must be a JSON object");
+        return NULL;
+    }
+    return doc;
+}
+
+static const char *query_arg(const api_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* Reject query parameters the route does not know: a typo must not silently
+ * widen a filter. */
+typedef struct arg_check {
+    const char *const *allowed;
+    const char *bad;
+} arg_check;
+
+static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    (void)kind;
+    (void)value;
+    arg_check *ac = cls;
+    for (const char *const *a = ac->allowed; *a; a++)
+        if (strcmp(*a, key) == 0) return MHD_YES;
+    ac->bad = key;
+    return MHD_NO;
+}
+
+static int only_args(const api_request *req, const char *const *allowed, http_reply *r)
+{
+    arg_check ac = {.allowed = allowed};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_arg, &ac);
+    if (ac.bad) {
+        http_error(r, 400, "bad_request", "unknown query parameter '%.64s'", ac.bad);
+        return 0;
+    }
+    return 1;
+}
+
+static int parse_limit(const api_request *req, size_t dflt, size_t max, size_t *out,
+                       http_reply *r)
+{
+    const char *v = query_arg(req, "limit");
+    *out = dflt;
+    if (!v) return 1;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*v == 0 || *end != 0 || n < 1 || (size_t)n > max) {
+        http_error(r, 400, "bad_request", "limit must be an integer from 1 to %zu", max);
+        return 0;
+    }
+    *out = (size_t)n;
+    return 1;
+}
+
+static int parse_time_arg(const api_request *req, const char *name, nt_time_ms *out,
+                          http_reply *r)
+{
+    const char *v = query_arg(req, name);
+    *out = -1;
+    if (!v) return 1;
+    nt_err err;
+    if (nt_time_parse(v, strlen(v), out, &err) != NT_OK) {
+        http_error(r, 400, "bad_request", "%s: %s", name, err.msg);
+        return 0;
+    }
+    return 1;
+}
+
+static const char *const STATUSES[] = {"open", "acknowledged", "closed", NULL};
+static const char *const REASONS[] = {"false_positive",    "duplicate", "true_positive",
+                                      "benign_positive",   "automated_closure", "other", NULL};
+
+static int one_of(const char *v, const char *const *set)
+{
+    for (; *set; set++)
+        if (strcmp(v, *set) == 0) return 1;
+    return 0;
+}
+
+/* ---- alerts ---------------------------------------------------------------- */
+
+static void alerts_list(server *s, const api_request *req, http_reply *r)
+{
+    static const char *const allowed[] = {"status", "rule_id", "account", "user", "since",
+                                          "until",  "limit",   "cursor",  NULL};
+    if (!only_args(req, allowed, r)) return;
+    store_alert_filter f = {.status = query_arg(req, "status"),
+                            .rule_id = query_arg(req, "rule_id"),
+                            .account = query_arg(req, "account"),
+                            .user = query_arg(req, "user"),
+                            .cursor = query_arg(req, "cursor")};
+    if (f.status && !one_of(f.status, STATUSES)) {
+        http_error(r, 400, "bad_request", "status must be open, acknowledged or closed");
+        return;
+    }
+    if (!parse_limit(req, 100, 1000, &f.limit, r) || !parse_time_arg(req, "since", &f.since, r) ||
+        !parse_time_arg(req, "until", &f.until, r))
+        return;
+    if (f.since >= 0 && f.until >= 0 && f.since > f.until) {
+        http_error(r, 400, "bad_request", "since is later than until");
+        return;
+    }
+    store *st = server_store_acquire(s);
+    json_t *alerts = NULL;
+    char *next = NULL;
+    nt_err err;
+    nt_status rc = store_alert_list(st, &f, &alerts, &next, &err);
+    server_store_release(s, st);
+    if (rc != NT_OK) {
+        fail_with(r, rc, &err);
+        return;
+    }
+    r->status = 200;
+    r->json = json_pack("{s:o,s:o}", "alerts", alerts, "next_cursor",
+                        next ? json_string(next) : json_null());
+    free(next);
+}
+
+static void alert_get(server *s, const char *id, http_reply *r)
+{
+    store *st = server_store_acquire(s);
+    json_t *doc = NULL;
+    nt_err err;
+    nt_status rc = store_alert_get(st, id, &doc, &err);
+    server_store_release(s, st);
+    if (rc != NT_OK) {
+        fail_with(r, rc, &err);
+        return;
+    }
+    r->status = 200;
+    r->json = doc;
+}
+
+/* Validate {"status", "reason"} of a triage body. */
+static int triage_fields(json_t *body, const char **status, const char **reason, http_reply *r)
+{
+    json_t *sv = json_object_get(body, "status"), *rv = json_object_get(body, "reason");
+    if (!json_is_string(sv) || !one_of(json_string_value(sv), STATUSES)) {
+        http_error(r, 400, "bad_request", "status must be open, acknowledged or closed");
+        return 0;
+    }
+    if (rv && !json_is_null(rv) && (!json_is_string(rv) || !one_of(json_string_value(rv), REASONS))) {
+        http_error(r, 400, "bad_request",
+                   "reason must be one of false_positive, duplicate, true_positive, "
+                   "benign_positive, automated_closure, other");
+        return 0;
+    }
+    *status = json_string_value(sv);
+    *reason = json_is_string(rv) ? json_string_value(rv) : NULL;
+    return 1;
+}
+
+static int known_keys(json_t *body, const char *const *keys, http_reply *r)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v)
+    {
+        (void)v;
+        if (!one_of(k, keys)) {
+            http_error(r, 400, "bad_request", "unknown field '%.64s' in the body", k);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void alert_patch(server *s, const api_request *req, const char *id, http_reply *r)
+{
+    json_t *body = parse_body(req, r);
+    if (!body) return;
+    static const char *const keys[] = {"status", "reason", NULL};
+    const char *status, *reason;
+    if (known_keys(body, keys, r) && triage_fields(body, &status, &reason, r)) {
+        store *st = server_store_acquire(s);
+        json_t *doc = NULL;
+        nt_err err;
+        nt_status rc = store_alert_set_status(st, id, status, reason, nt_now_ms(), &doc, &err);
+        server_store_release(s, st);
+        if (rc != NT_OK) {
+            fail_with(r, rc, &err);
+        } else {
+            r->status = 200;
+            r->json = doc;
+        }
+    }
+    json_decref(body);
+}
+
+static void alerts_bulk(server *s, const api_request *req, http_reply *r)
+{
+    json_t *body = parse_body(req, r);
+    if (!body) return;
+    static const char *const keys[] = {"ids", "status", "reason", NULL};
+    const char *status, *reason;
+    json_t *ids = json_object_get(body, "ids");
+    if (!known_keys(body, keys, r) || !triage_fields(body, &status, &reason, r)) goto done;
+    if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > 1000) {
+        http_error(r, 400, "bad_request", "ids must be an array of 1 to 1000 alert ids");
+        goto done;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        if (!json_is_string(v)) {
+            http_error(r, 400, "bad_request", "ids[%zu] is not a string", i);
+            goto done;
+        }
+    }
+    json_t *not_found = json_array();
+    size_t updated = 0;
+    store *st = server_store_acquire(s);
+    nt_time_ms now = nt_now_ms();
+    json_array_foreach(ids, i, v)
+    {
+        json_t *doc = NULL;
+        nt_err err;
+        nt_status rc = store_alert_set_status(st, json_string_value(v), status, reason, now, &doc,
+                                              &err);
+        json_decref(doc);
+        if (rc == NT_OK) {
+            updated++;
+        } else if (rc == NT_ERR_NOTFOUND) {
+            json_array_append(not_found, v);
+        } else {
+            server_store_release(s, st);
+            json_decref(not_found);
+            fail_with(r, rc, &err);
+            goto done;
+        }
+    }
+    server_store_release(s, st);
+    r->status = 200;
+    r->json = json_pack("{s:I,s:o}", "updated", (json_int_t)updated, "not_found", not_found);
+done:
+    json_decref(body);
+}
+
+/* ---- exceptions ------------------------------------------------------------ */
+
+static int valid_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 128) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)id[i]) && id[i] != '.' && id[i] != '_' && id[i] != '-')
+            return 0;
+    return 1;
+}
+
+static void random_id(char out[33])
+{
+    unsigned char b[16];
+    FILE *f = fopen("/dev/urandom", "rb");
+    size_t got = f ? fread(b, 1, sizeof b, f) : 0;
+    if (f) fclose(f);
+    if (got != sizeof b) {
+        nt_time_ms t = nt_now_ms();
+        for (size_t i = 0; i < sizeof b; i++) b[i] = (unsigned char)(t >> (i % 8 * 8)) ^ (unsigned char)i;
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[32] = 0;
+}
+
+/* Validate a client document and complete the server-owned fields. On
+ * success returns the document to store (new reference). */
+static json_t *exception_prepare(server *s, json_t *body, const char *id, json_t *previous,
+                                 http_reply *r)
+{
+    char now_text[NT_TIME_BUF];
+    nt_time_format(nt_now_ms(), now_text);
+    json_t *doc = json_deep_copy(body);
+    if (!doc) {
+        http_error(r, 500, "internal", "out of memory");
+        return NULL;
+    }
+    json_t *given = json_object_get(doc, "id");
+    if (given && (!json_is_string(given) || strcmp(json_string_value(given), id) != 0)) {
+        http_error(r, 400, "bad_request", "id in the body does not match the id in the path");
+        json_decref(doc);
+        return NULL;
+    }
+    json_object_set_new(doc, "id", json_string(id));
+    if (!json_object_get(doc, "type")) json_object_set_new(doc, "type", json_string("simple"));
+    json_t *created = previous ? json_object_get(previous, "created_at") : NULL;
+    if (json_is_string(created)) json_object_set(doc, "created_at", created);
+    else json_object_set_new(doc, "created_at", json_string(now_text));
+    json_object_set_new(doc, "updated_at", json_string(now_text));
+    json_t *comments = json_object_get(doc, "comments");
+    if (json_is_array(comments)) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(comments, i, c)
+        {
+            if (json_is_object(c) && !json_object_get(c, "created_at"))
+                json_object_set_new(c, "created_at", json_string(now_text));
+        }
+    }
+    nt_field_source src = ct_schema_source(s->rules->schema);
+    exc_item *it = NULL;
+    nt_err err;
+    nt_status st = exc_item_parse(doc, &src, &it, &err);
+    if (st != NT_OK) {
+        http_error(r, 400, "bad_request", "%s", err.msg);
+        json_decref(doc);
+        return NULL;
+    }
+    const char *rid = exc_item_rule_id(it);
+    if (rid && !ruleset_find(s->rules, rid))
+        log_msg(LOG_WARN, "exception_rule_unknown",
+                "exception %s names rule_id %s, which is not loaded on this replica", id, rid);
+    exc_item_free(it);
+    return doc;
+}
+
+static void exception_write(server *s, const api_request *req, const char *path_id,
+                            http_reply *r)
+{
+    json_t *body = parse_body(req, r);
+    if (!body) return;
+    char idbuf[33];
+    const char *id = path_id;
+    json_t *previous = NULL;
+    store *st = server_store_acquire(s);
+    nt_err err;
+    nt_status rc;
+    if (!id) {
+        json_t *given = json_object_get(body, "id");
+        if (json_is_string(given)) {
+            id = json_string_value(given);
+        } else if (given) {
+            http_error(r, 400, "bad_request", "id must be a string");
+            goto done;
+        } else {
+            random_id(idbuf);
+            id = idbuf;
+        }
+    } else {
+        char *old = NULL;
+        rc = store_exception_get(st, id, &old, &err);
+        if (rc != NT_OK) {
+            fail_with(r, rc, &err);
+            goto done;
+        }
+        previous = json_loads(old, 0, NULL);
+        free(old);
+    }
+    if (!valid_id(id)) {
+        http_error(r, 400, "bad_request", "id must match [A-Za-z0-9._-]{1,128}");
+        goto done;
+    }
+    json_t *doc = exception_prepare(s, body, id, previous, r);
+    if (!doc) goto done;
+    char *text = json_dumps(doc, JSON_COMPACT);
+    rc = text ? store_exception_put(st, id, text, path_id == NULL, &err)
+              : nt_fail(&err, NT_ERR_NOMEM, "out of memory");
+    free(text);
+    if (rc != NT_OK) {
+        if (rc == NT_ERR_CONFLICT) nt_fail(&err, rc, "an exception with id %s already exists", id);
+        fail_with(r, rc, &err);
+        json_decref(doc);
+        goto done;
+    }
+    server_exceptions_refresh(s, st);
+    r->status = path_id ? 200 : 201;
+    r->json = doc;
+done:
+    server_store_release(s, st);
+    json_decref(previous);
+    json_decref(body);
+}
+
+static void exception_get(server *s, const char *id, http_reply *r)
+{
+    store *st = server_store_acquire(s);
+    char *text = NULL;
+    nt_err err;
+    nt_status rc = store_exception_get(st, id, &text, &err);
+    server_store_release(s, st);
+    if (rc != NT_OK) {
+        fail_with(r, rc, &err);
+        return;
+    }
+    r->json = json_loads(text, 0, NULL);
+    free(text);
+    r->status = r->json ? 200 : 500;
+    if (!r->json) http_error(r, 500, "internal", "stored exception %s is not JSON", id);
+}
+
+static void exception_delete(server *s, const char *id, http_reply *r)
+{
+    store *st = server_store_acquire(s);
+    nt_err err;
+    nt_status rc = store_exception_delete(st, id, &err);
+    if (rc == NT_OK) server_exceptions_refresh(s, st);
+    server_store_release(s, st);
+    if (rc != NT_OK) {
+        fail_with(r, rc, &err);
+        return;
+    }
+    r->status = 204;
+    r->text = strdup("");
+}
+
+static void exceptions_list(server *s, http_reply *r)
+{
+    store *st = server_store_acquire(s);
+    json_t *items = NULL;
+    long long version;
+    nt_err err;
+    nt_status rc = store_exception_all(st, &items, &version, &err);
+    server_store_release(s, st);
+    if (rc != NT_OK) {
+        fail_with(r, rc, &err);
+        return;
+    }
+    r->status = 200;
+    r->json = json_pack("{s:o}", "exceptions", items);
+}
+
+/* ---- rules and rejects ----------------------------------------------------- */
+
+static json_t *rule_doc(server *s, store *st, size_t i, nt_status *rc, nt_err *err)
+{
+    const nt_rule *rule = s->rules->rules[i];
+    json_t *doc = rule_to_json(rule);
+    json_t *stats = NULL;
+    *rc = store_rule_stats(st, rule->rule_id, &stats, err);
+    json_object_set_new(doc, "counters", stats ? stats : json_null());
+    nt_time_ms since = s->learning_since[i];
+    char buf[NT_TIME_BUF];
+    json_object_set_new(doc, "learning_until",
+                        rule->learning_ms > 0 && since >= 0
+                            ? json_string(nt_time_format(since + rule->learning_ms, buf))
+                            : json_null());
+    return doc;
+}
+
+static void rules_get(server *s, const char *id, http_reply *r)
+{
+    store *st = server_store_acquire(s);
+    nt_err err;
+    nt_status rc = NT_OK;
+    if (id) {
+        for (size_t i = 0; i < s->rules->n; i++) {
+            if (strcmp(s->rules->rules[i]->rule_id, id) != 0) continue;
+            r->json = rule_doc(s, st, i, &rc, &err);
+            break;
+        }
+        if (!r->json) http_error(r, 404, "not_found", "no rule with rule_id %.128s", id);
+    } else {
+        json_t *list = json_array();
+        for (size_t i = 0; i < s->rules->n && rc == NT_OK; i++)
+            json_array_append_new(list, rule_doc(s, st, i, &rc, &err));
+        r->json = json_pack("{s:o,s:O}", "rules", list, "load_errors", s->rules->errors);
+    }
+    server_store_release(s, st);
+    if (rc != NT_OK) {
+        fail_with(r, rc, &err);
+        return;
+    }
+    if (!r->status) r->status = 200;
+}
+
+static void rejects_list(server *s, const api_request *req, http_reply *r)
+{
+    static const char *const allowed[] = {"limit", NULL};
+    size_t limit;
+    if (!only_args(req, allowed, r) || !parse_limit(req, 100, 1000, &limit, r)) return;
+    store *st = server_store_acquire(s);
+    json_t *items = NULL;
+    nt_err err;
+    nt_status rc = store_reject_list(st, limit, &items, &err);
+    server_store_release(s, st);
+    if (rc != NT_OK) {
+        fail_with(r, rc, &err);
+        return;
+    }
+    r->status = 200;
+    r->json = json_pack("{s:o}", "rejects", items);
+}
+
+/* ---- routing --------------------------------------------------------------- */
+
+/* Match "/<kind>" or "/<kind>/<id>"; *id gets the decoded id (or NULL). */
+static int route_match(const char *path, const char *kind, char *id, size_t cap, int *has_id)
+{
+    size_t n = strlen(kind);
+    if (path[0] != '/' || strncmp(path + 1, kind, n) != 0) return 0;
+    const char *rest = path + 1 + n;
+    if (*rest == 0) {
+        *has_id = 0;
+        return 1;
+    }
+    if (*rest != '/' || rest[1] == 0 || strchr(rest + 1, '/')) return 0;
+    size_t len = strlen(rest + 1);
+    if (len >= cap) return 0;
+    memcpy(id, rest + 1, len + 1);
+    *has_id = 1;
+    return 1;
+}
+
+static void method_not_allowed(http_reply *r, const char *allow)
+{
+    http_error(r, 405, "method_not_allowed", "allowed methods: %s", allow);
+    r->allow = allow;
+}
+
+void api_handle(server *s, const api_request *req, http_reply *r)
+{
+    char id[256];
+    int has_id = 0;
+    const char *m = req->method;
+    int get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+    if (strcmp(req->path, "/alerts/status") == 0) {
+        if (strcmp(m, "POST") == 0) alerts_bulk(s, req, r);
+        else method_not_allowed(r, "POST");
+    } else if (route_match(req->path, "alerts", id, sizeof id, &has_id)) {
+        if (!has_id) {
+            if (get) alerts_list(s, req, r);
+            else method_not_allowed(r, "GET");
+        } else if (get) {
+            alert_get(s, id, r);
+        } else if (strcmp(m, "PATCH") == 0) {
+            alert_patch(s, req, id, r);
+        } else {
+            method_not_allowed(r, "GET, PATCH");
+        }
+    } else if (route_match(req->path, "exceptions", id, sizeof id, &has_id)) {
+        if (!has_id) {
+            if (get) exceptions_list(s, r);
+            else if (strcmp(m, "POST") == 0) exception_write(s, req, NULL, r);
+            else method_not_allowed(r, "GET, POST");
+        } else if (!valid_id(id)) {
+            http_error(r, 404, "not_found", "no exception with that id");
+        } else if (get) {
+            exception_get(s, id, r);
+        } else if (strcmp(m, "PUT") == 0) {
+            exception_write(s, req, id, r);
+        } else if (strcmp(m, "DELETE") == 0) {
+            exception_delete(s, id, r);
+        } else {
+            method_not_allowed(r, "GET, PUT, DELETE");
+        }
+    } else if (route_match(req->path, "rules", id, sizeof id, &has_id)) {
+        if (get) rules_get(s, has_id ? id : NULL, r);
+        else method_not_allowed(r, "GET");
+    } else if (strcmp(req->path, "/rejects") == 0) {
+        if (get) rejects_list(s, req, r);
+        else method_not_allowed(r, "GET");
+    } else {
+        http_error(r, 404, "not_found", "no such API route");
+    }
+}

@@ -1,0 +1,445 @@
+/*
+ * main.c — the `newtermsd` command: serve, replay, backfill, check-rules.
+ *
+ *   serve        the HTTP daemon (http.c); SIGTERM/SIGINT drain and exit 0
+ *   replay       evaluate CloudTrail files offline with an in-memory history
+ *                judged on event time; alerts as NDJSON on stdout, a summary
+ *                on stderr; no Redis
+ *   backfill     write history to Redis from past CloudTrail logs (event-time
+ *                TTLs), never alert
+ *   check-rules  load and lint a folder of rules; exit 1 on any error
+ *
+ * Files for replay and backfill may be CloudTrail S3 log files (.json or
+ * .json.gz), NDJSON, EventBridge events, arrays of records or folders of them
+ * (walked recursively, in name order).
+ */
+#include "common.h"
+#include "config.h"
+#include "decode.h"
+#include "history.h"
+#include "http.h"
+#include "log.h"
+#include "pipeline.h"
+#include "rule.h"
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define FILE_MAX ((size_t)1 << 30)      /* 1 GiB per input file */
+#define INFLATE_MAX ((size_t)4 << 30)   /* 4 GiB after gunzip */
+
+
+static const char *getenv_wrapper(const char *name)
+{
+    return getenv(name);
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+static nt_status read_whole(const char *path, unsigned char **out, size_t *len, nt_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return nt_fail(err, NT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+        if (n == cap) {
+            if (cap >= FILE_MAX) {
+                free(buf);
+                fclose(f);
+                return nt_fail(err, NT_ERR_LIMIT, "%s is larger than 1 GiB", path);
+            }
+            unsigned char *b = realloc(buf, cap * 2);
+            if (!b) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = b;
+            cap *= 2;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf) return nt_fail(err, NT_ERR_NOMEM, "out of memory reading %s", path);
+    if (bad) {
+        free(buf);
+        return nt_fail(err, NT_ERR_IO, "cannot read %s", path);
+    }
+    if (n >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) {
+        unsigned char *plain = NULL;
+        size_t plen = 0;
+        nt_status st = dec_body_inflate(buf, n, INFLATE_MAX, &plain, &plen, err);
+        free(buf);
+        if (st != NT_OK) return nt_fail(err, st, "%s: %s", path, err->msg);
+        *out = plain;
+        *len = plen;
+        return NT_OK;
+    }
+    *out = buf;
+    *len = n;
+    return NT_OK;
+}
+
+typedef struct file_list {
+    char **paths;
+    size_t n, cap;
+} file_list;
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static nt_status collect_files(const char *path, file_list *fl, int depth, nt_err *err)
+{
+    struct stat stt;
+    if (stat(path, &stt) != 0) return nt_fail(err, NT_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+    if (S_ISDIR(stt.st_mode)) {
+        if (depth > 16) return nt_fail(err, NT_ERR_LIMIT, "%s: folders nested too deep", path);
+        DIR *d = opendir(path);
+        if (!d) return nt_fail(err, NT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+        file_list sub = {0};
+        struct dirent *de;
+        nt_status st = NT_OK;
+        while ((de = readdir(d)) && st == NT_OK) {
+            if (de->d_name[0] == '.') continue;
+            size_t l = strlen(path) + strlen(de->d_name) + 2;
+            char *p = malloc(l);
+            if (!p) {
+                st = nt_fail(err, NT_ERR_NOMEM, "out of memory");
+                break;
+            }
+            snprintf(p, l, "%s/%s", path, de->d_name);
+            if (sub.n == sub.cap) {
+                sub.cap = sub.cap ? sub.cap * 2 : 16;
+                char **np = realloc(sub.paths, sub.cap * sizeof *np);
+                if (!np) {
+                    free(p);
+                    st = nt_fail(err, NT_ERR_NOMEM, "out of memory");
+                    break;
+                }
+                sub.paths = np;
+            }
+            sub.paths[sub.n++] = p;
+        }
+        closedir(d);
+        if (sub.n) qsort(sub.paths, sub.n, sizeof *sub.paths, cmp_str);
+        for (size_t i = 0; i < sub.n; i++) {
+            if (st == NT_OK) {
+                struct stat cs;
+                const char *p = sub.paths[i];
+                size_t l = strlen(p);
+                int is_dir = stat(p, &cs) == 0 && S_ISDIR(cs.st_mode);
+                int wanted = (l > 5 && strcmp(p + l - 5, ".json") == 0) ||
+                             (l > 8 && strcmp(p + l - 8, ".json.gz") == 0) ||
+                             (l > 7 && strcmp(p + l - 7, ".ndjson") == 0) ||
+                             (l > 6 && strcmp(p + l - 6, ".jsonl") == 0);
+                if (is_dir || wanted) st = collect_files(p, fl, depth + 1, err);
+            }
+            free(sub.paths[i]);
+        }
+        free(sub.paths);
+        return st;
+    }
+    if (fl->n == fl->cap) {
+        fl->cap = fl->cap ? fl->cap * 2 : 16;
+        char **np = realloc(fl->paths, fl->cap * sizeof *np);
+        if (!np) return nt_fail(err, NT_ERR_NOMEM, "out of memory");
+        fl->paths = np;
+    }
+    if (!(fl->paths[fl->n] = strdup(path))) return nt_fail(err, NT_ERR_NOMEM, "out of memory");
+    fl->n++;
+    return NT_OK;
+}
+
+static void file_list_free(file_list *fl)
+{
+    for (size_t i = 0; i < fl->n; i++) free(fl->paths[i]);
+    free(fl->paths);
+}
+
+/* ---- rules ---------------------------------------------------------------- */
+
+static nt_ruleset *load_rules(const config *c, int quiet)
+{
+    nt_ruleset *rs = NULL;
+    nt_err err;
+    if (ruleset_load_dir(c->rules_dir, c->require_all_rules, &rs, &err) != NT_OK) {
+        log_msg(LOG_ERROR, "rules", "%s", err.msg);
+        return NULL;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(rs->errors, i, e)
+    {
+        log_json(LOG_ERROR, "rule_error", "rule file not loaded", json_incref(e));
+    }
+    for (size_t k = 0; k < rs->n; k++) {
+        const nt_rule *r = rs->rules[k];
+        json_array_foreach(r->warnings, i, e)
+        {
+            if (!quiet)
+                log_json(LOG_WARN, "rule_warning", json_string_value(json_object_get(e, "message")),
+                         json_pack("{s:s,s:s,s:O}", "rule_id", r->rule_id, "file", r->path,
+                                   "code", json_object_get(e, "code")));
+        }
+    }
+    if (rs->n == 0) {
+        log_msg(LOG_ERROR, "rules", "no rule could be loaded from %s", c->rules_dir);
+        ruleset_free(rs);
+        return NULL;
+    }
+    ruleset_set_default_learning(rs, c->learning_ms);
+    return rs;
+}
+
+/* ---- check-rules ---------------------------------------------------------- */
+
+static int cmd_check_rules(config *c)
+{
+    const char *dir = c->n_args ? c->args[0] : c->rules_dir;
+    nt_ruleset *rs = NULL;
+    nt_err err;
+    if (ruleset_load_dir(dir, 0, &rs, &err) != NT_OK) {
+        fprintf(stderr, "error: %s\n", err.msg);
+        return 1;
+    }
+    size_t warnings = 0, i;
+    json_t *e;
+    for (size_t k = 0; k < rs->n; k++) {
+        const nt_rule *r = rs->rules[k];
+        printf("ok      %s  %s (%s)\n", r->path, r->name, r->rule_id);
+        json_array_foreach(r->warnings, i, e)
+        {
+            printf("warning %s: %s\n", r->path, json_string_value(json_object_get(e, "message")));
+            warnings++;
+        }
+    }
+    json_array_foreach(rs->errors, i, e)
+    {
+        printf("error   %s: %s\n", json_string_value(json_object_get(e, "file")),
+               json_string_value(json_object_get(e, "message")));
+    }
+    size_t errors = json_array_size(rs->errors);
+    printf("%zu rules loaded, %zu errors, %zu warnings\n", rs->n, errors, warnings);
+    ruleset_free(rs);
+    return errors ? 1 : 0;
+}
+
+/* ---- replay and backfill -------------------------------------------------- */
+
+static void print_summary(const char *what, const pipe *p, size_t files, size_t alerts)
+{
+    fprintf(stderr,
+            "%s: %zu files, %zu records accepted, %zu rejected, %llu rule matches, %llu "
+            "exception hits, %llu candidates, %zu alerts\n",
+            what, files, p->accepted, p->rejected, p->st.rule_matches, p->st.exception_hits,
+            p->st.candidates, alerts);
+}
+
+static int cmd_replay(config *c)
+{
+    if (c->n_args == 0) {
+        fprintf(stderr, "usage: newtermsd replay [--rules DIR] FILE|FOLDER...\n");
+        return 2;
+    }
+    nt_ruleset *rs = load_rules(c, 1);
+    if (!rs) return 1;
+    file_list fl = {0};
+    nt_err err;
+    int rc = 0;
+    for (size_t i = 0; i < c->n_args && rc == 0; i++)
+        if (collect_files(c->args[i], &fl, 0, &err) != NT_OK) {
+            fprintf(stderr, "error: %s\n", err.msg);
+            rc = 1;
+        }
+    memhist *mh = memhist_new();
+    pipe p;
+    pipe_init(&p, rs, NULL, nt_now_ms());
+    p.event_clock = 1;
+    p.keep_alerts = 1;
+    p.prefilter = 0; /* replay parses everything so every bad record is reported */
+    for (size_t i = 0; i < fl.n && rc == 0; i++) {
+        unsigned char *buf = NULL;
+        size_t len = 0;
+        if (read_whole(fl.paths[i], &buf, &len, &err) != NT_OK) {
+            fprintf(stderr, "error: %s\n", err.msg);
+            rc = 1;
+            break;
+        }
+        size_t before = p.n_rejects;
+        if (pipe_body(&p, (const char *)buf, len, &err) != NT_OK)
+            fprintf(stderr, "warning: %s: %s\n", fl.paths[i], err.msg);
+        for (size_t k = before; k < p.n_rejects; k++)
+            fprintf(stderr, "rejected: %s record %zu: %s: %s\n", fl.paths[i],
+                    p.rejects[k].record_index, p.rejects[k].reason, p.rejects[k].message);
+        free(buf);
+    }
+    size_t alerts = 0;
+    if (rc == 0 && mh) {
+        nt_history h = memhist_history(mh);
+        if (pipe_commit(&p, &h, &err) != NT_OK) {
+            fprintf(stderr, "error: %s\n", err.msg);
+            rc = 1;
+        }
+        for (size_t i = 0; rc == 0 && i < p.n_obs; i++) {
+            if (!p.obs[i].is_new || !p.items[i].alert) continue;
+            json_t *a = p.items[i].alert;
+            json_object_set_new(a, "status", json_string("open"));
+            json_object_set_new(a, "status_reason", json_null());
+            json_object_set(a, "updated_at", json_object_get(a, "created_at"));
+            char *line = json_dumps(a, JSON_COMPACT);
+            if (line) {
+                puts(line);
+                free(line);
+            }
+            alerts++;
+        }
+    } else if (!mh) {
+        rc = 1;
+    }
+    print_summary("replay", &p, fl.n, alerts);
+    pipe_free(&p);
+    memhist_free(mh);
+    file_list_free(&fl);
+    ruleset_free(rs);
+    return rc;
+}
+
+static nt_status store_history_observe(void *ctx, store_obs *obs, size_t n, nt_err *err)
+{
+    return store_observe(ctx, obs, n, err);
+}
+
+static int cmd_backfill(config *c)
+{
+    if (c->n_args == 0) {
+        fprintf(stderr, "usage: newtermsd backfill [--redis URL] [--rules DIR] FILE|FOLDER...\n");
+        return 2;
+    }
+    nt_ruleset *rs = load_rules(c, 1);
+    if (!rs) return 1;
+    file_list fl = {0};
+    nt_err err;
+    int rc = 0;
+    store *st = NULL;
+    store_config sc = {.url = c->redis_url, .password = c->redis_password,
+                       .connect_timeout_ms = c->redis_timeout_ms,
+                       .command_timeout_ms = c->redis_timeout_ms * 5,
+                       .alert_retention_ms = c->alert_retention_ms,
+                       .alert_cap = c->alert_cap, .reject_cap = c->reject_cap};
+    for (size_t i = 0; i < c->n_args && rc == 0; i++)
+        if (collect_files(c->args[i], &fl, 0, &err) != NT_OK) {
+            fprintf(stderr, "error: %s\n", err.msg);
+            rc = 1;
+        }
+    if (rc == 0 && (store_open(&st, &sc, &err) != NT_OK || store_ping(st, &err) != NT_OK)) {
+        fprintf(stderr, "error: %s\n", err.msg);
+        rc = 1;
+    }
+    size_t records = 0, rejected = 0, written = 0;
+    nt_history h = {.ctx = st, .observe = store_history_observe};
+    for (size_t i = 0; i < fl.n && rc == 0; i++) {
+        unsigned char *buf = NULL;
+        size_t len = 0;
+        if (read_whole(fl.paths[i], &buf, &len, &err) != NT_OK) {
+            fprintf(stderr, "error: %s\n", err.msg);
+            rc = 1;
+            break;
+        }
+        pipe p;
+        pipe_init(&p, rs, NULL, nt_now_ms());
+        p.backfill = 1;
+        p.prefilter = 1;
+        if (pipe_body(&p, (const char *)buf, len, &err) != NT_OK)
+            fprintf(stderr, "warning: %s: %s\n", fl.paths[i], err.msg);
+        free(buf);
+        if (pipe_commit(&p, &h, &err) != NT_OK) {
+            fprintf(stderr, "error: %s: %s\n", fl.paths[i], err.msg);
+            rc = 1;
+        }
+        records += p.accepted;
+        rejected += p.rejected;
+        for (size_t k = 0; k < p.n_obs; k++) written += p.obs[k].ttl_ms > 0;
+        fprintf(stderr, "\rbackfill: %zu/%zu files, %zu records, %zu history sightings, %zu rejected",
+                i + 1, fl.n, records, written, rejected);
+        pipe_free(&p);
+    }
+    fprintf(stderr, "\n");
+    store_free(st);
+    file_list_free(&fl);
+    ruleset_free(rs);
+    return rc;
+}
+
+/* ---- serve ---------------------------------------------------------------- */
+
+static int cmd_serve(config *c)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits the mask */
+    signal(SIGPIPE, SIG_IGN);
+    if (c->firehose_keys.n == 0 && c->ingest_tokens.n == 0)
+        log_msg(LOG_WARN, "config",
+                "no NEWTERMSD_FIREHOSE_ACCESS_KEY or NEWTERMSD_INGEST_TOKEN is set: every "
+                "ingestion request will be refused with 401");
+    if (c->read_tokens.n == 0 && c->write_tokens.n == 0)
+        log_msg(LOG_WARN, "config",
+                "no NEWTERMSD_API_READ_TOKEN or NEWTERMSD_API_WRITE_TOKEN is set: the REST API "
+                "refuses every request with 401");
+    nt_ruleset *rs = load_rules(c, 0);
+    if (!rs) return 1;
+    size_t nrules = rs->n;
+    server *s = NULL;
+    nt_err err;
+    if (http_server_start(&s, c, rs, &err) != NT_OK) {
+        log_msg(LOG_ERROR, "startup", "%s", err.msg);
+        return 1;
+    }
+    log_json(LOG_INFO, "started", "newtermsd is listening",
+             json_pack("{s:s,s:i,s:i,s:I}", "listen", c->listen_host, "port", c->listen_port,
+                       "workers", c->workers, "rules", (json_int_t)nrules));
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_msg(LOG_INFO, "stopping", "signal %d: draining in-flight requests", sig);
+    http_server_stop(s);
+    log_msg(LOG_INFO, "stopped", "bye");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    config c;
+    nt_err err;
+    if (config_parse(&c, argc, argv, getenv_wrapper, &err) != NT_OK) {
+        fprintf(stderr, "newtermsd: %s\n(see newtermsd --help)\n", err.msg);
+        return 2;
+    }
+    if (c.help || !c.command) {
+        config_usage(stdout);
+        config_free(&c);
+        return c.help ? 0 : 2;
+    }
+    log_set_level(c.log_level);
+    config_register_secrets(&c);
+    int rc;
+    if (strcmp(c.command, "serve") == 0) rc = cmd_serve(&c);
+    else if (strcmp(c.command, "replay") == 0) rc = cmd_replay(&c);
+    else if (strcmp(c.command, "backfill") == 0) rc = cmd_backfill(&c);
+    else rc = cmd_check_rules(&c);
+    config_free(&c);
+    return rc;
+}

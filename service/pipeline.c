@@ -1,0 +1,390 @@
+/*
+ * pipeline.c — decoded bytes → CloudTrail records → observations (see pipeline.h).
+ *
+ * The hot path is pipe_unit: most CloudTrail traffic cannot match any rule,
+ * and the KQL prefilter proves that from the raw bytes with a few memmem
+ * calls, so those units are never handed to jansson. Only units that some
+ * rule might match are parsed, viewed and evaluated.
+ */
+#include "pipeline.h"
+
+#include "kql.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *pipe_outcome_name(pipe_outcome o)
+{
+    static const char *const names[] = {"candidate", "no_match", "prefiltered", "rejected",
+                                        "skipped"};
+    return o < PIPE_OUTCOME_COUNT ? names[o] : "unknown";
+}
+
+void pipe_init(pipe *p, const nt_ruleset *rs, const exc_set *exc, nt_time_ms now)
+{
+    memset(p, 0, sizeof *p);
+    p->rs = rs;
+    p->exc = exc;
+    p->now = now;
+    p->prefilter = 1;
+    p->max_record = DEC_MAX_RECORD_BYTES;
+    p->max_inflate = DEC_MAX_INFLATE;
+    dec_buf_init(&p->scratch);
+}
+
+void pipe_free(pipe *p)
+{
+    if (!p) return;
+    for (size_t i = 0; i < p->n_obs; i++) {
+        free(p->items[i].alert_text);
+        json_decref(p->items[i].alert);
+        free(p->items[i].account);
+        free(p->items[i].user);
+    }
+    free(p->obs);
+    free(p->items);
+    free(p->rejects);
+    dec_buf_free(&p->scratch);
+    memset(p, 0, sizeof *p);
+}
+
+void pipe_reject_add(pipe *p, const char *reason, const char *message, size_t index,
+                     size_t sub_index, const unsigned char *bytes, size_t len)
+{
+    p->rejected++;
+    if (p->n_rejects == PIPE_MAX_REJECTS) {
+        p->rejects_dropped++;
+        return;
+    }
+    if (p->n_rejects == p->cap_rejects) {
+        size_t cap = p->cap_rejects ? p->cap_rejects * 2 : 8;
+        pipe_reject *r = realloc(p->rejects, cap * sizeof *r);
+        if (!r) {
+            p->fatal = NT_ERR_NOMEM;
+            return;
+        }
+        p->rejects = r;
+        p->cap_rejects = cap;
+    }
+    pipe_reject *r = &p->rejects[p->n_rejects++];
+    snprintf(r->reason, sizeof r->reason, "%s", reason);
+    snprintf(r->message, sizeof r->message, "%s", message ? message : "");
+    r->record_index = index;
+    r->sub_index = sub_index;
+    dec_escape_prefix(bytes, len, r->prefix, sizeof r->prefix);
+}
+
+static const char *reason_for(nt_status st)
+{
+    switch (st) {
+    case NT_ERR_PARSE: return "not_json";
+    case NT_ERR_LIMIT: return "too_large";
+    default: return "not_cloudtrail";
+    }
+}
+
+/* ---- candidates ------------------------------------------------------- */
+
+typedef struct cand_ctx {
+    pipe *p;
+    nt_time_ms clock;
+    nt_time_ms event_time;
+} cand_ctx;
+
+static char *first_value_dup(ct_event *ev, const nt_ruleset *rs, const char *name)
+{
+    nt_value v[NT_FIELD_MAX_VALUES];
+    int id = ct_schema_resolve(rs->schema, name, strlen(name));
+    if (id < 0 || ct_view_get(ev, id, v, NT_FIELD_MAX_VALUES) == 0) return NULL;
+    return strndup(v[0].ptr, v[0].len);
+}
+
+static size_t rule_index(const nt_ruleset *rs, const nt_rule *r)
+{
+    for (size_t i = 0; i < rs->n; i++)
+        if (rs->rules[i] == r) return i;
+    return 0;
+}
+
+static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
+{
+    cand_ctx *cc = ud;
+    pipe *p = cc->p;
+    if (p->fatal) return;
+    if (p->n_obs == p->cap_obs) {
+        size_t cap = p->cap_obs ? p->cap_obs * 2 : 16;
+        store_obs *o = realloc(p->obs, cap * sizeof *o);
+        if (!o) {
+            p->fatal = NT_ERR_NOMEM;
+            return;
+        }
+        p->obs = o;
+        pipe_item *it = realloc(p->items, cap * sizeof *it);
+        if (!it) {
+            p->fatal = NT_ERR_NOMEM;
+            return;
+        }
+        p->items = it;
+        p->cap_obs = cap;
+    }
+    store_obs *o = &p->obs[p->n_obs];
+    pipe_item *it = &p->items[p->n_obs];
+    memset(o, 0, sizeof *o);
+    memset(it, 0, sizeof *it);
+    memcpy(it->term_hash, c->term_hash, sizeof it->term_hash);
+    memcpy(it->alert_id, c->alert_id, sizeof it->alert_id);
+    it->event_time = cc->event_time;
+    it->seq = p->n_obs;
+    it->account = first_value_dup(ev, p->rs, "cloud.account.id");
+    it->user = first_value_dup(ev, p->rs, "user.name");
+
+    o->rule_id = c->rule->rule_id;
+    o->created_ms = cc->clock;
+    o->seen_ms = cc->clock;
+    o->ttl_ms = c->rule->window_ms;
+    if (p->backfill) {
+        o->mode = STORE_OBS_BACKFILL;
+        o->seen_ms = cc->event_time;
+        o->ttl_ms = cc->event_time + c->rule->window_ms - p->now;
+    } else {
+        o->mode = p->modes ? p->modes[rule_index(p->rs, c->rule)] : STORE_OBS_LIVE;
+    }
+    if (o->mode == STORE_OBS_LIVE) {
+        json_t *alert = engine_alert(c, ev, cc->clock);
+        it->alert_text = alert ? json_dumps(alert, JSON_COMPACT) : NULL;
+        if (!it->alert_text) {
+            json_decref(alert);
+            free(it->account);
+            free(it->user);
+            p->fatal = NT_ERR_NOMEM;
+            return;
+        }
+        if (p->keep_alerts) it->alert = alert;
+        else json_decref(alert);
+    }
+    p->n_obs++;
+}
+
+void pipe_record(pipe *p, json_t *record, dec_shape shape, size_t index)
+{
+    const char *why = NULL;
+    if (!ct_record_valid(record, &why)) {
+        char *text = json_dumps(record, JSON_COMPACT);
+        pipe_reject_add(p, "not_cloudtrail", why, index, 0, (const unsigned char *)text,
+                        text ? strlen(text) : 0);
+        p->counts[shape][PIPE_REJECTED]++;
+        free(text);
+        return;
+    }
+    ct_event ev;
+    ct_event_init(&ev, p->rs->schema, record, p->now);
+    nt_time_ms et = ct_event_time(&ev);
+    cand_ctx cc = {.p = p, .clock = p->now, .event_time = et};
+    if (p->event_clock && et >= 0) {
+        cc.clock = et;
+        ct_event_init(&ev, p->rs->schema, record, et);
+    }
+    unsigned long long before = p->st.candidates;
+    engine_evaluate(p->rs, p->exc, &ev, cc.clock, on_candidate, &cc, &p->st);
+    p->accepted++;
+    p->counts[shape][p->st.candidates > before ? PIPE_CANDIDATE : PIPE_NO_MATCH]++;
+}
+
+/* ---- units ------------------------------------------------------------ */
+
+typedef struct split_ctx {
+    pipe *p;
+    size_t index;
+    size_t sub_base;
+} split_ctx;
+
+static nt_status on_split_record(void *ud, json_t *record, dec_shape shape, size_t sub_index,
+                                 nt_err *err)
+{
+    (void)sub_index;
+    (void)err;
+    split_ctx *sc = ud;
+    pipe_record(sc->p, record, shape, sc->index);
+    return NT_OK;
+}
+
+static void on_split_bad(void *ud, size_t sub_index, nt_status status, const char *message,
+                         const char *text, size_t len)
+{
+    split_ctx *sc = ud;
+    pipe_reject_add(sc->p, reason_for(status), message, sc->index, sc->sub_base + sub_index,
+                    (const unsigned char *)text, len);
+    sc->p->counts[PIPE_SHAPE_RAW][PIPE_REJECTED]++;
+}
+
+static int any_rule_may_match(const pipe *p, const char *text, size_t len)
+{
+    for (size_t i = 0; i < p->rs->n; i++)
+        if (kql_prefilter(p->rs->rules[i]->query, text, len)) return 1;
+    return 0;
+}
+
+void pipe_unit(pipe *p, size_t index, size_t sub_index, const char *text, size_t len)
+{
+    if (p->prefilter && !any_rule_may_match(p, text, len)) {
+        /* Cheap sanity check so plain garbage is still rejected unparsed. */
+        size_t i = 0;
+        while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t'))
+            i++;
+        if (i < len && text[i] != '{' && text[i] != '[') {
+            pipe_reject_add(p, "not_json", "not JSON: does not start with '{' or '['", index,
+                            sub_index, (const unsigned char *)text, len);
+            p->counts[PIPE_SHAPE_RAW][PIPE_REJECTED]++;
+            return;
+        }
+        p->accepted++;
+        p->counts[PIPE_SHAPE_RAW][PIPE_PREFILTERED]++;
+        return;
+    }
+    split_ctx sc = {.p = p, .index = index, .sub_base = sub_index};
+    nt_err err;
+    dec_split(text, len, on_split_record, on_split_bad, &sc, &err);
+}
+
+typedef struct fh_ctx {
+    pipe *p;
+} fh_ctx;
+
+static nt_status on_unit(void *ud, const char *text, size_t len, const dec_origin *origin,
+                         nt_err *err)
+{
+    (void)err;
+    pipe *p = ud;
+    pipe_unit(p, origin->record_index, origin->sub_index, text, len);
+    return NT_OK;
+}
+
+void pipe_firehose_record(pipe *p, size_t index, const char *b64, size_t len, unsigned flags)
+{
+    char *unescaped = NULL;
+    if (flags & FH_REC_ESCAPED) {
+        /* Legal JSON that Firehose never sends; unescape rather than reject. */
+        unescaped = malloc(len + 1);
+        size_t ulen = 0;
+        nt_err uerr;
+        if (!unescaped || fh_unescape(b64, len, unescaped, len + 1, &ulen, &uerr) != NT_OK) {
+            pipe_reject_add(p, "bad_base64", unescaped ? uerr.msg : "out of memory", index, 0,
+                            (const unsigned char *)b64, len);
+            p->counts[PIPE_SHAPE_RAW][PIPE_REJECTED]++;
+            free(unescaped);
+            return;
+        }
+        b64 = unescaped;
+        len = ulen;
+    }
+    p->scratch.max_record = p->max_record;
+    p->scratch.max_inflate = p->max_inflate;
+    dec_info info = {0};
+    nt_err err;
+    nt_status st = dec_record(b64, len, index, &p->scratch, on_unit, p, &info, &err);
+    if (st == NT_ERR_NOMEM) {
+        p->fatal = NT_ERR_NOMEM;
+    } else if (st != NT_OK) {
+        const char *reason = st == NT_ERR_LIMIT ? "too_large"
+                             : info.decoded_bytes == 0 && !info.gzipped ? "bad_base64"
+                             : info.gzipped ? "bad_gzip" : "bad_envelope";
+        pipe_reject_add(p, reason, err.msg, index, 0, (const unsigned char *)b64, len);
+        p->counts[info.gzipped ? DEC_SHAPE_CWL : PIPE_SHAPE_RAW][PIPE_REJECTED]++;
+    } else if (info.control) {
+        p->counts[DEC_SHAPE_CWL][PIPE_SKIPPED]++;
+    }
+    free(unescaped);
+}
+
+/* ---- bodies ----------------------------------------------------------- */
+
+typedef struct body_ctx {
+    pipe *p;
+    size_t good;
+} body_ctx;
+
+static nt_status on_body_record(void *ud, json_t *record, dec_shape shape, size_t sub_index,
+                                nt_err *err)
+{
+    (void)err;
+    body_ctx *bc = ud;
+    bc->good++;
+    pipe_record(bc->p, record, shape, sub_index);
+    return NT_OK;
+}
+
+static void on_body_bad(void *ud, size_t sub_index, nt_status status, const char *message,
+                        const char *text, size_t len)
+{
+    body_ctx *bc = ud;
+    pipe_reject_add(bc->p, reason_for(status), message, sub_index, 0, (const unsigned char *)text,
+                    len);
+    bc->p->counts[PIPE_SHAPE_RAW][PIPE_REJECTED]++;
+}
+
+nt_status pipe_body(pipe *p, const char *text, size_t len, nt_err *err)
+{
+    body_ctx bc = {.p = p};
+    size_t rejects_before = p->n_rejects, rejected_before = p->rejected;
+    nt_status st = dec_split(text, len, on_body_record, on_body_bad, &bc, err);
+    if (st == NT_OK) return NT_OK;
+    if (bc.good == 0) {
+        /* Nothing usable: the body is not a delivery at all. Undo the rejects
+         * so the caller answers 4xx instead of dead-lettering the body. */
+        p->n_rejects = rejects_before;
+        p->rejected = rejected_before;
+        return st;
+    }
+    return NT_OK;
+}
+
+/* ---- commit ----------------------------------------------------------- */
+
+static int cmp_items(const void *a, const void *b)
+{
+    const pipe_item *x = *(pipe_item *const *)a, *y = *(pipe_item *const *)b;
+    if (x->event_time != y->event_time) return x->event_time < y->event_time ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+nt_status pipe_commit(pipe *p, nt_history *h, nt_err *err)
+{
+    if (p->fatal) return nt_fail(err, p->fatal, "out of memory while decoding the delivery");
+    if (p->n_obs == 0) return NT_OK;
+    /* Sort items by event time and lay the observations out in that order. */
+    pipe_item **order = malloc(p->n_obs * sizeof *order);
+    store_obs *sorted = malloc(p->n_obs * sizeof *sorted);
+    pipe_item *items = malloc(p->n_obs * sizeof *items);
+    if (!order || !sorted || !items) {
+        free(order);
+        free(sorted);
+        free(items);
+        return nt_fail(err, NT_ERR_NOMEM, "out of memory committing the delivery");
+    }
+    for (size_t i = 0; i < p->n_obs; i++) order[i] = &p->items[i];
+    qsort(order, p->n_obs, sizeof *order, cmp_items);
+    for (size_t i = 0; i < p->n_obs; i++) {
+        sorted[i] = p->obs[order[i]->seq];
+        items[i] = *order[i];
+        items[i].seq = i;
+    }
+    free(order);
+    free(p->obs);
+    free(p->items);
+    p->obs = sorted;
+    p->items = items;
+    for (size_t i = 0; i < p->n_obs; i++) {
+        p->obs[i].term_hash = p->items[i].term_hash;
+        p->obs[i].alert_id = p->items[i].alert_id;
+        p->obs[i].alert_json = p->items[i].alert_text;
+        p->obs[i].account = p->items[i].account;
+        p->obs[i].user = p->items[i].user;
+    }
+    nt_status st = h->observe(h->ctx, p->obs, p->n_obs, err);
+    if (st != NT_OK) return st;
+    p->alerts = 0;
+    for (size_t i = 0; i < p->n_obs; i++)
+        if (p->obs[i].is_new && p->obs[i].mode == STORE_OBS_LIVE) p->alerts++;
+    return NT_OK;
+}

@@ -1,0 +1,119 @@
+/*
+ * pipeline.h — one delivery's worth of records, from decoded bytes to the
+ * observations that the history backend decides on.
+ *
+ *   pipe_firehose_record / pipe_body / pipe_record
+ *        │  base64 + gzip + CWL (decode.c), rule prefilter on raw bytes (kql.c),
+ *        │  split into CloudTrail records (decode.c), CloudTrail→ECS view
+ *        v  (ctview.c), query + exceptions + term tuples (engine.c)
+ *   store_obs[]  ──pipe_commit──>  nt_history (Redis or memory)
+ *
+ * Nothing touches the history until pipe_commit, and pipe_commit is all or
+ * nothing, so the HTTP layer can answer 503 and acknowledge nothing when the
+ * backend fails. Rejected records are collected (reason, index, escaped
+ * prefix) for the dead-letter list and never fail the batch.
+ *
+ * The clock: live ingestion passes `now` (arrival time) and every sighting
+ * refreshes its term for one window from now. Replay sets event_clock, so
+ * each record is judged at its own eventTime. Backfill sets backfill, so terms
+ * are written with the TTL left to them (eventTime + window − now) and no
+ * alert is ever raised.
+ */
+#ifndef NT_PIPELINE_H
+#define NT_PIPELINE_H
+
+#include "common.h"
+#include "decode.h"
+#include "engine.h"
+#include "history.h"
+#include "store.h"
+
+typedef enum pipe_outcome {
+    PIPE_CANDIDATE = 0, /* passed a rule's query and exceptions: needs the history */
+    PIPE_NO_MATCH,      /* parsed, matched no rule */
+    PIPE_PREFILTERED,   /* not parsed: the raw bytes cannot match any rule */
+    PIPE_REJECTED,      /* bad base64 / not JSON / not CloudTrail / too large */
+    PIPE_SKIPPED,       /* CloudWatch Logs CONTROL_MESSAGE */
+    PIPE_OUTCOME_COUNT
+} pipe_outcome;
+
+const char *pipe_outcome_name(pipe_outcome o);
+
+#define PIPE_SHAPE_RAW DEC_SHAPE_COUNT /* units counted before their shape is known */
+
+typedef struct pipe_reject {
+    char reason[32];   /* bad_base64, not_json, not_cloudtrail, too_large, bad_gzip, bad_envelope */
+    char message[160];
+    size_t record_index;
+    size_t sub_index;
+    char prefix[DEC_PREFIX_BUF];
+} pipe_reject;
+
+typedef struct pipe_item {
+    char term_hash[65];
+    char alert_id[33];
+    char *alert_text;  /* owned; NULL unless LIVE */
+    json_t *alert;     /* owned; only with keep_alerts */
+    char *account, *user;
+    nt_time_ms event_time;
+    size_t seq;
+} pipe_item;
+
+typedef struct pipe {
+    /* inputs */
+    const nt_ruleset *rs;
+    const exc_set *exc;
+    nt_time_ms now;
+    const store_obs_mode *modes; /* per rule index; NULL = all LIVE */
+    int event_clock;             /* judge each record at its eventTime (replay) */
+    int backfill;                /* record history only, TTL from eventTime */
+    int prefilter;               /* skip parsing units no rule can match (default 1) */
+    int keep_alerts;             /* keep alert documents in items[].alert (replay) */
+    size_t max_record;
+    size_t max_inflate;
+    /* outputs */
+    store_obs *obs;
+    pipe_item *items;
+    size_t n_obs, cap_obs;
+    pipe_reject *rejects;
+    size_t n_rejects, cap_rejects;
+    size_t rejects_dropped;      /* beyond PIPE_MAX_REJECTS per delivery */
+    unsigned long long counts[DEC_SHAPE_COUNT + 1][PIPE_OUTCOME_COUNT];
+    size_t accepted, rejected;   /* records (or prefiltered units) */
+    size_t alerts;               /* new alerts after pipe_commit */
+    engine_stats st;
+    /* internal */
+    dec_buf scratch;
+    size_t cur_index;
+    nt_status fatal;             /* NT_ERR_NOMEM seen: the delivery must fail */
+} pipe;
+
+#define PIPE_MAX_REJECTS 1000
+
+void pipe_init(pipe *p, const nt_ruleset *rs, const exc_set *exc, nt_time_ms now);
+void pipe_free(pipe *p);
+
+/* One Firehose record (its base64 slice, as fh_scan found it). */
+void pipe_firehose_record(pipe *p, size_t index, const char *b64, size_t len, unsigned flags);
+
+/* A unit of text: prefilter, then split into records. */
+void pipe_unit(pipe *p, size_t index, size_t sub_index, const char *text, size_t len);
+
+/* A whole /v1/events or /v1/eventbridge body. NT_ERR_PARSE / NT_ERR_INVALID /
+ * NT_ERR_LIMIT when nothing in it was a CloudTrail record (the caller answers
+ * 400/413); otherwise NT_OK, with bad pieces among the rejects. */
+nt_status pipe_body(pipe *p, const char *text, size_t len, nt_err *err);
+
+/* One parsed CloudTrail record (borrowed). */
+void pipe_record(pipe *p, json_t *record, dec_shape shape, size_t index);
+
+/* Record a rejected piece. */
+void pipe_reject_add(pipe *p, const char *reason, const char *message, size_t index,
+                     size_t sub_index, const unsigned char *bytes, size_t len);
+
+/* Hand every observation to the history in event-time order (earliest first,
+ * so the earliest event carrying a new term becomes its alert, as in Elastic)
+ * and count the new alerts. */
+nt_status pipe_commit(pipe *p, nt_history *h, nt_err *err);
+
+#endif
