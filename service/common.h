@@ -88,7 +88,7 @@ nt_time_ms nt_now_ms(void);
  * "2026-11-28T05:29:12.123+01:00"). */
 nt_status nt_time_parse(const char *s, size_t len, nt_time_ms *out, nt_err *err);
 
-#define NT_TIME_BUF 32
+#define NT_TIME_BUF 48
 /* Format as "YYYY-MM-DDTHH:MM:SS.mmmZ" into buf (NT_TIME_BUF bytes); returns buf. */
 char *nt_time_format(nt_time_ms t, char buf[NT_TIME_BUF]);
 
