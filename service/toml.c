@@ -97,8 +97,7 @@ static nt_status toml_fail(toml_parser *P, const char *at, nt_status status, con
 
 static nt_status toml_fail(toml_parser *P, const char *at, nt_status status, const char *fmt, ...)
 {
-    if (P->status != NT_OK)
-        return P->status;
+    if (P->status != NT_OK) return P->status;
     char what[NT_ERR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
@@ -141,8 +140,7 @@ static toml_char_name char_name(const toml_parser *P, const char *at)
     } else {
         uint32_t cp = s[0];
         size_t more = s[0] >= 0xF0 ? 3 : s[0] >= 0xE0 ? 2 : s[0] >= 0xC0 ? 1 : 0;
-        if (more)
-            cp &= 0x3Fu >> more;
+        if (more) cp &= 0x3Fu >> more;
         for (size_t i = 1; i <= more && i < avail; i++)
             cp = (cp << 6) | (s[i] & 0x3Fu);
         snprintf(n.text, sizeof n.text, "U+%04X", (unsigned)cp);
@@ -158,8 +156,7 @@ static const char *key_text(const toml_key *key, size_t upto, char *out, size_t 
     for (size_t i = 0; i <= upto && i < key->n; i++) {
         const char *part = key->buf.data + key->off[i];
         size_t len = key->len[i];
-        if (i > 0 && used + 1 < cap)
-            out[used++] = '.';
+        if (i > 0 && used + 1 < cap) out[used++] = '.';
         for (size_t k = 0; k < len; k++) {
             unsigned char c = (unsigned char)part[k];
             size_t clen = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
@@ -184,14 +181,12 @@ static const char *key_text(const toml_key *key, size_t upto, char *out, size_t 
 
 static nt_status buf_reserve(toml_parser *P, toml_buf *b, size_t more)
 {
-    if (b->cap - b->len >= more)
-        return NT_OK;
+    if (b->cap - b->len >= more) return NT_OK;
     size_t cap = b->cap ? b->cap : 64;
     while (cap - b->len < more)
         cap *= 2;
     char *data = realloc(b->data, cap);
-    if (!data)
-        return toml_nomem(P);
+    if (!data) return toml_nomem(P);
     b->data = data;
     b->cap = cap;
     return NT_OK;
@@ -199,8 +194,7 @@ static nt_status buf_reserve(toml_parser *P, toml_buf *b, size_t more)
 
 static nt_status buf_put(toml_parser *P, toml_buf *b, const char *s, size_t n)
 {
-    if (buf_reserve(P, b, n) != NT_OK)
-        return P->status;
+    if (buf_reserve(P, b, n) != NT_OK) return P->status;
     memcpy(b->data + b->len, s, n);
     b->len += n;
     return NT_OK;
@@ -251,8 +245,8 @@ static nt_status fail_control(toml_parser *P, const char *where)
 {
     unsigned char c = (unsigned char)*P->p;
     if (c == '\r')
-        return toml_fail(P, P->p, NT_ERR_PARSE,
-                         "carriage return not followed by a line feed %s", where);
+        return toml_fail(P, P->p, NT_ERR_PARSE, "carriage return not followed by a line feed %s",
+                         where);
     return toml_fail(P, P->p, NT_ERR_PARSE, "control character U+%04X %s", c, where);
 }
 
@@ -266,8 +260,7 @@ static int is_control(unsigned char c)
 static nt_status skip_comment(toml_parser *P)
 {
     while (!at_eof(P) && !at_newline(P)) {
-        if (is_control((unsigned char)*P->p))
-            return fail_control(P, "in a comment");
+        if (is_control((unsigned char)*P->p)) return fail_control(P, "in a comment");
         P->p++;
     }
     return NT_OK;
@@ -278,18 +271,15 @@ static nt_status skip_comment(toml_parser *P)
 static nt_status expect_line_end(toml_parser *P, const char *after)
 {
     skip_ws(P);
-    if (!at_eof(P) && *P->p == '#' && skip_comment(P) != NT_OK)
-        return P->status;
-    if (at_eof(P))
-        return NT_OK;
+    if (!at_eof(P) && *P->p == '#' && skip_comment(P) != NT_OK) return P->status;
+    if (at_eof(P)) return NT_OK;
     if (at_newline(P)) {
         skip_newline(P);
         return NT_OK;
     }
-    if (*P->p == '\r')
-        return fail_control(P, "outside a string");
-    return toml_fail(P, P->p, NT_ERR_PARSE, "expected the end of the line after %s, found %s", after,
-                     char_name(P, P->p).text);
+    if (*P->p == '\r') return fail_control(P, "outside a string");
+    return toml_fail(P, P->p, NT_ERR_PARSE, "expected the end of the line after %s, found %s",
+                     after, char_name(P, P->p).text);
 }
 
 /* Inside arrays: spaces, line breaks and comments. */
@@ -297,13 +287,11 @@ static nt_status skip_ws_lines_comments(toml_parser *P)
 {
     for (;;) {
         skip_ws(P);
-        if (at_eof(P))
-            return NT_OK;
+        if (at_eof(P)) return NT_OK;
         if (at_newline(P)) {
             skip_newline(P);
         } else if (*P->p == '#') {
-            if (skip_comment(P) != NT_OK)
-                return P->status;
+            if (skip_comment(P) != NT_OK) return P->status;
         } else {
             return NT_OK;
         }
@@ -339,13 +327,10 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t len)
         } else {
             return i;
         }
-        if (len - i <= n)
-            return i;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return i;
+        if (len - i <= n) return i;
+        if (s[i + 1] < lo || s[i + 1] > hi) return i;
         for (size_t k = 2; k <= n; k++)
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
+            if ((s[i + k] & 0xC0) != 0x80) return i;
         i += n + 1;
     }
     return len;
@@ -364,15 +349,12 @@ static size_t node_hash(const json_t *json, size_t mask)
 
 static toml_node *node_find(const toml_parser *P, const json_t *json)
 {
-    if (P->nodes.cap == 0)
-        return NULL;
+    if (P->nodes.cap == 0) return NULL;
     size_t mask = P->nodes.cap - 1;
     for (size_t i = node_hash(json, mask);; i = (i + 1) & mask) {
         toml_node *slot = &P->nodes.slots[i];
-        if (slot->json == json)
-            return slot;
-        if (slot->json == NULL)
-            return NULL;
+        if (slot->json == json) return slot;
+        if (slot->json == NULL) return NULL;
     }
 }
 
@@ -382,11 +364,9 @@ static nt_status node_add(toml_parser *P, const json_t *json, unsigned flags, un
     if ((t->used + 1) * 2 > t->cap) { /* keep the load under one half */
         size_t cap = t->cap ? t->cap * 2 : 64;
         toml_node *slots = calloc(cap, sizeof *slots);
-        if (!slots)
-            return toml_nomem(P);
+        if (!slots) return toml_nomem(P);
         for (size_t i = 0; i < t->cap; i++) {
-            if (!t->slots[i].json)
-                continue;
+            if (!t->slots[i].json) continue;
             size_t j = node_hash(t->slots[i].json, cap - 1);
             while (slots[j].json)
                 j = (j + 1) & (cap - 1);
@@ -411,12 +391,12 @@ static json_t *table_add(toml_parser *P, json_t *parent, const toml_key *key, si
                          unsigned flags, unsigned section)
 {
     json_t *t = json_object();
-    if (!t || json_object_setn_new(parent, key->buf.data + key->off[part], key->len[part], t) != 0) {
+    if (!t ||
+        json_object_setn_new(parent, key->buf.data + key->off[part], key->len[part], t) != 0) {
         toml_nomem(P);
         return NULL;
     }
-    if (node_add(P, t, flags, section) != NT_OK)
-        return NULL;
+    if (node_add(P, t, flags, section) != NT_OK) return NULL;
     return t;
 }
 
@@ -424,12 +404,9 @@ static json_t *table_add(toml_parser *P, json_t *parent, const toml_key *key, si
 
 static int hex_value(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
@@ -463,18 +440,31 @@ static nt_status put_code_point(toml_parser *P, toml_buf *out, uint32_t cp)
 static nt_status parse_escape(toml_parser *P, toml_buf *out)
 {
     const char *at = P->p;
-    if (P->end - P->p < 2)
-        return toml_fail(P, at, NT_ERR_PARSE, "unterminated string");
+    if (P->end - P->p < 2) return toml_fail(P, at, NT_ERR_PARSE, "unterminated string");
     char c = P->p[1];
     char simple = 0;
     switch (c) {
-    case 'b': simple = '\b'; break;
-    case 't': simple = '\t'; break;
-    case 'n': simple = '\n'; break;
-    case 'f': simple = '\f'; break;
-    case 'r': simple = '\r'; break;
-    case '"': simple = '"'; break;
-    case '\\': simple = '\\'; break;
+    case 'b':
+        simple = '\b';
+        break;
+    case 't':
+        simple = '\t';
+        break;
+    case 'n':
+        simple = '\n';
+        break;
+    case 'f':
+        simple = '\f';
+        break;
+    case 'r':
+        simple = '\r';
+        break;
+    case '"':
+        simple = '"';
+        break;
+    case '\\':
+        simple = '\\';
+        break;
     case 'u':
     case 'U': {
         int digits = c == 'u' ? 4 : 8;
@@ -495,12 +485,15 @@ static nt_status parse_escape(toml_parser *P, toml_buf *out)
     }
     default:
         if ((unsigned char)c < 0x20 || c == 0x7F)
-            return toml_fail(P, at, NT_ERR_PARSE, "invalid escape: backslash before a control character");
+            return toml_fail(P, at, NT_ERR_PARSE,
+                             "invalid escape: backslash before a control character");
         if ((unsigned char)c >= 0x80)
-            return toml_fail(P, at, NT_ERR_PARSE, "invalid escape: backslash before a non-ASCII character");
-        return toml_fail(P, at, NT_ERR_PARSE,
-                         "invalid escape '\\%c' (allowed: \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX)",
-                         c);
+            return toml_fail(P, at, NT_ERR_PARSE,
+                             "invalid escape: backslash before a non-ASCII character");
+        return toml_fail(
+            P, at, NT_ERR_PARSE,
+            "invalid escape '\\%c' (allowed: \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX \\UXXXXXXXX)",
+            c);
     }
     P->p += 2;
     return buf_put(P, out, &simple, 1);
@@ -511,28 +504,26 @@ static nt_status parse_basic_string(toml_parser *P, toml_buf *out)
 {
     const char *open = P->p++;
     for (;;) {
-        if (at_eof(P))
-            return toml_fail(P, open, NT_ERR_PARSE, "unterminated string");
+        if (at_eof(P)) return toml_fail(P, open, NT_ERR_PARSE, "unterminated string");
         char c = *P->p;
         if (c == '"') {
             P->p++;
             return NT_OK;
         }
         if (c == '\\') {
-            if (parse_escape(P, out) != NT_OK)
-                return P->status;
+            if (parse_escape(P, out) != NT_OK) return P->status;
             continue;
         }
         if (at_newline(P))
-            return toml_fail(P, P->p, NT_ERR_PARSE,
-                             "newline in a basic string (unterminated string? use \"\"\" for multi-line text)");
+            return toml_fail(
+                P, P->p, NT_ERR_PARSE,
+                "newline in a basic string (unterminated string? use \"\"\" for multi-line text)");
         if (is_control((unsigned char)c))
             return fail_control(P, "in a string (write it as an escape)");
         const char *run = P->p;
         while (!at_eof(P) && *P->p != '"' && *P->p != '\\' && !is_control((unsigned char)*P->p))
             P->p++;
-        if (buf_put(P, out, run, (size_t)(P->p - run)) != NT_OK)
-            return P->status;
+        if (buf_put(P, out, run, (size_t)(P->p - run)) != NT_OK) return P->status;
     }
 }
 
@@ -542,15 +533,13 @@ static nt_status parse_literal_string(toml_parser *P, toml_buf *out)
     const char *open = P->p++;
     const char *run = P->p;
     for (;;) {
-        if (at_eof(P))
-            return toml_fail(P, open, NT_ERR_PARSE, "unterminated string");
-        if (*P->p == '\'')
-            break;
+        if (at_eof(P)) return toml_fail(P, open, NT_ERR_PARSE, "unterminated string");
+        if (*P->p == '\'') break;
         if (at_newline(P))
-            return toml_fail(P, P->p, NT_ERR_PARSE,
-                             "newline in a literal string (unterminated string? use ''' for multi-line text)");
-        if (is_control((unsigned char)*P->p))
-            return fail_control(P, "in a literal string");
+            return toml_fail(
+                P, P->p, NT_ERR_PARSE,
+                "newline in a literal string (unterminated string? use ''' for multi-line text)");
+        if (is_control((unsigned char)*P->p)) return fail_control(P, "in a literal string");
         P->p++;
     }
     nt_status st = buf_put(P, out, run, (size_t)(P->p - run));
@@ -567,11 +556,9 @@ static nt_status parse_multiline_string(toml_parser *P, toml_buf *out, char quot
     const char *open = P->p;
     int basic = quote == '"';
     P->p += 3;
-    if (at_newline(P))
-        skip_newline(P);
+    if (at_newline(P)) skip_newline(P);
     for (;;) {
-        if (at_eof(P))
-            return toml_fail(P, open, NT_ERR_PARSE, "unterminated multi-line string");
+        if (at_eof(P)) return toml_fail(P, open, NT_ERR_PARSE, "unterminated multi-line string");
         char c = *P->p;
         if (c == quote) {
             size_t run = 0;
@@ -581,13 +568,11 @@ static nt_status parse_multiline_string(toml_parser *P, toml_buf *out, char quot
                 if (run > 5)
                     return toml_fail(P, P->p + 5, NT_ERR_PARSE,
                                      "too many quotes at the end of a multi-line string");
-                if (buf_put(P, out, P->p, run - 3) != NT_OK)
-                    return P->status;
+                if (buf_put(P, out, P->p, run - 3) != NT_OK) return P->status;
                 P->p += run;
                 return NT_OK;
             }
-            if (buf_put(P, out, P->p, run) != NT_OK)
-                return P->status;
+            if (buf_put(P, out, P->p, run) != NT_OK) return P->status;
             P->p += run;
         } else if (basic && c == '\\') {
             /* A backslash that ends a line (spaces may follow it) swallows
@@ -604,8 +589,7 @@ static nt_status parse_multiline_string(toml_parser *P, toml_buf *out, char quot
             }
         } else if (at_newline(P)) {
             skip_newline(P);
-            if (buf_put(P, out, "\n", 1) != NT_OK)
-                return P->status;
+            if (buf_put(P, out, "\n", 1) != NT_OK) return P->status;
         } else if (is_control((unsigned char)c)) {
             return fail_control(P, "in a multi-line string");
         } else {
@@ -613,8 +597,7 @@ static nt_status parse_multiline_string(toml_parser *P, toml_buf *out, char quot
             while (!at_eof(P) && *P->p != quote && !(basic && *P->p == '\\') &&
                    !is_control((unsigned char)*P->p))
                 P->p++;
-            if (buf_put(P, out, run, (size_t)(P->p - run)) != NT_OK)
-                return P->status;
+            if (buf_put(P, out, run, (size_t)(P->p - run)) != NT_OK) return P->status;
         }
     }
 }
@@ -648,31 +631,32 @@ static nt_status parse_key(toml_parser *P, toml_key *key)
         const char *at = P->p;
         size_t off = key->buf.len;
         if (!at_eof(P) && (*P->p == '"' || *P->p == '\'')) {
-            if (parse_string(P, &key->buf, 0) != NT_OK)
-                return P->status;
+            if (parse_string(P, &key->buf, 0) != NT_OK) return P->status;
         } else {
             while (!at_eof(P) && is_bare_key_char(*P->p))
                 P->p++;
             if (P->p == at) {
                 if (at_eof(P) || at_newline(P))
-                    return toml_fail(P, at, NT_ERR_PARSE, "expected a key, found the end of the line");
+                    return toml_fail(P, at, NT_ERR_PARSE,
+                                     "expected a key, found the end of the line");
                 if (*P->p == '=')
                     return toml_fail(P, at, NT_ERR_PARSE, "expected a key before '='");
                 if ((unsigned char)*P->p >= 0x80 || is_control((unsigned char)*P->p))
-                    return toml_fail(P, at, NT_ERR_PARSE,
-                                     "expected a key (bare keys are A-Z a-z 0-9 _ -; quote others)");
+                    return toml_fail(
+                        P, at, NT_ERR_PARSE,
+                        "expected a key (bare keys are A-Z a-z 0-9 _ -; quote others)");
                 return toml_fail(P, at, NT_ERR_PARSE, "expected a key, found '%c'", *P->p);
             }
-            if (buf_put(P, &key->buf, at, (size_t)(P->p - at)) != NT_OK)
-                return P->status;
+            if (buf_put(P, &key->buf, at, (size_t)(P->p - at)) != NT_OK) return P->status;
         }
+        if (memchr(key->buf.data + off, '\0', key->buf.len - off))
+            return toml_fail(P, at, NT_ERR_PARSE, "a key may not contain U+0000");
         key->off[key->n] = off;
         key->len[key->n] = key->buf.len - off;
         key->at[key->n] = at;
         key->n++;
         skip_ws(P);
-        if (at_eof(P) || *P->p != '.')
-            return NT_OK;
+        if (at_eof(P) || *P->p != '.') return NT_OK;
         P->p++;
     }
 }
@@ -685,32 +669,33 @@ static int looks_like_date_or_time(const toml_parser *P)
 {
     const char *s = P->p;
     size_t n = (size_t)(P->end - s);
-    if (n >= 5 && is_digit(s[0]) && is_digit(s[1]) && is_digit(s[2]) && is_digit(s[3]) && s[4] == '-')
+    if (n >= 5 && is_digit(s[0]) && is_digit(s[1]) && is_digit(s[2]) && is_digit(s[3]) &&
+        s[4] == '-')
         return 1;
     return n >= 3 && is_digit(s[0]) && is_digit(s[1]) && s[2] == ':';
 }
 
 /* Digits of one base with single underscores between them, from s to the end
  * of the token; copies the digits (without '_') to P->str. */
-static nt_status scan_digits(toml_parser *P, const char *s, const char *end, int base, const char *what)
+static nt_status scan_digits(toml_parser *P, const char *s, const char *end, int base,
+                             const char *what)
 {
     int need_digit = 1; /* at the start and after '_' */
     for (const char *q = s; q < end; q++) {
         int v = *q == '_' ? -2 : hex_value(*q);
         if (v == -2) {
             if (need_digit)
-                return toml_fail(P, q, NT_ERR_PARSE, "an underscore in a number must sit between two digits");
+                return toml_fail(P, q, NT_ERR_PARSE,
+                                 "an underscore in a number must sit between two digits");
             need_digit = 1;
             continue;
         }
         if (v < 0 || v >= base)
             return toml_fail(P, q, NT_ERR_PARSE, "invalid character '%c' in %s", *q, what);
-        if (buf_put(P, &P->str, q, 1) != NT_OK)
-            return P->status;
+        if (buf_put(P, &P->str, q, 1) != NT_OK) return P->status;
         need_digit = 0;
     }
-    if (need_digit)
-        return toml_fail(P, end, NT_ERR_PARSE, "%s ends without a digit", what);
+    if (need_digit) return toml_fail(P, end, NT_ERR_PARSE, "%s ends without a digit", what);
     return NT_OK;
 }
 
@@ -728,20 +713,22 @@ static json_t *parse_number(toml_parser *P)
     }
     size_t n = (size_t)(end - s);
     if ((n == 3 && memcmp(s, "inf", 3) == 0) || (n == 3 && memcmp(s, "nan", 3) == 0)) {
-        toml_fail(P, start, NT_ERR_UNSUPPORTED, "inf and nan are not supported (JSON cannot hold them)");
+        toml_fail(P, start, NT_ERR_UNSUPPORTED,
+                  "inf and nan are not supported (JSON cannot hold them)");
         return NULL;
     }
     P->str.len = 0;
 
     if (n >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o' || s[1] == 'b')) {
         int base = s[1] == 'x' ? 16 : s[1] == 'o' ? 8 : 2;
-        const char *what = base == 16 ? "a hexadecimal integer" : base == 8 ? "an octal integer" : "a binary integer";
+        const char *what = base == 16  ? "a hexadecimal integer"
+                           : base == 8 ? "an octal integer"
+                                       : "a binary integer";
         if (s != start) {
             toml_fail(P, start, NT_ERR_PARSE, "%s may not have a sign", what);
             return NULL;
         }
-        if (scan_digits(P, s + 2, end, base, what) != NT_OK)
-            return NULL;
+        if (scan_digits(P, s + 2, end, base, what) != NT_OK) return NULL;
         uint64_t v = 0;
         for (size_t i = 0; i < P->str.len; i++) {
             uint64_t d = (uint64_t)hex_value(P->str.data[i]);
@@ -753,8 +740,7 @@ static json_t *parse_number(toml_parser *P)
         }
         P->p = end;
         json_t *j = json_integer((json_int_t)v);
-        if (!j)
-            toml_nomem(P);
+        if (!j) toml_nomem(P);
         return j;
     }
 
@@ -763,17 +749,16 @@ static json_t *parse_number(toml_parser *P)
     while (q < end && (is_digit(*q) || *q == '_'))
         q++;
     if (q == s) {
-        toml_fail(P, start, NT_ERR_PARSE, "invalid value (expected a string, number, boolean, array or inline table)");
+        toml_fail(P, start, NT_ERR_PARSE,
+                  "invalid value (expected a string, number, boolean, array or inline table)");
         return NULL;
     }
     if (*s == '0' && q - s > 1) {
         toml_fail(P, start, NT_ERR_PARSE, "leading zeros are not allowed in a decimal number");
         return NULL;
     }
-    if (negative && buf_put(P, &P->str, "-", 1) != NT_OK)
-        return NULL;
-    if (scan_digits(P, s, q, 10, "a decimal number") != NT_OK)
-        return NULL;
+    if (negative && buf_put(P, &P->str, "-", 1) != NT_OK) return NULL;
+    if (scan_digits(P, s, q, 10, "a decimal number") != NT_OK) return NULL;
     int is_float = 0;
     if (q < end && *q == '.') {
         const char *f = ++q;
@@ -788,27 +773,23 @@ static json_t *parse_number(toml_parser *P)
         is_float = 1;
     }
     if (q < end && (*q == 'e' || *q == 'E')) {
-        if (buf_put(P, &P->str, "e", 1) != NT_OK)
-            return NULL;
+        if (buf_put(P, &P->str, "e", 1) != NT_OK) return NULL;
         q++;
         if (q < end && (*q == '+' || *q == '-')) {
-            if (buf_put(P, &P->str, q, 1) != NT_OK)
-                return NULL;
+            if (buf_put(P, &P->str, q, 1) != NT_OK) return NULL;
             q++;
         }
         const char *e = q;
         while (q < end && (is_digit(*q) || *q == '_'))
             q++;
-        if (scan_digits(P, e, q, 10, "an exponent") != NT_OK)
-            return NULL;
+        if (scan_digits(P, e, q, 10, "an exponent") != NT_OK) return NULL;
         is_float = 1;
     }
     if (q != end) {
         toml_fail(P, q, NT_ERR_PARSE, "invalid character '%c' in a number", *q);
         return NULL;
     }
-    if (buf_put(P, &P->str, "", 1) != NT_OK)
-        return NULL;
+    if (buf_put(P, &P->str, "", 1) != NT_OK) return NULL;
 
     json_t *j;
     errno = 0;
@@ -827,8 +808,7 @@ static json_t *parse_number(toml_parser *P)
         }
         j = json_integer((json_int_t)v);
     }
-    if (!j)
-        toml_nomem(P);
+    if (!j) toml_nomem(P);
     P->p = end;
     return j;
 }
@@ -842,23 +822,19 @@ static json_t *parse_array(toml_parser *P, size_t depth)
         return NULL;
     }
     for (;;) {
-        if (skip_ws_lines_comments(P) != NT_OK)
-            goto fail;
+        if (skip_ws_lines_comments(P) != NT_OK) goto fail;
         if (at_eof(P)) {
             toml_fail(P, open, NT_ERR_PARSE, "unterminated array");
             goto fail;
         }
-        if (*P->p == ']')
-            break;
+        if (*P->p == ']') break;
         json_t *v = parse_value(P, depth + 1);
-        if (!v)
-            goto fail;
+        if (!v) goto fail;
         if (json_array_append_new(arr, v) != 0) {
             toml_nomem(P);
             goto fail;
         }
-        if (skip_ws_lines_comments(P) != NT_OK)
-            goto fail;
+        if (skip_ws_lines_comments(P) != NT_OK) goto fail;
         if (at_eof(P)) {
             toml_fail(P, open, NT_ERR_PARSE, "unterminated array");
             goto fail;
@@ -867,8 +843,7 @@ static json_t *parse_array(toml_parser *P, size_t depth)
             P->p++;
             continue;
         }
-        if (*P->p == ']')
-            break;
+        if (*P->p == ']') break;
         toml_fail(P, P->p, NT_ERR_PARSE, "expected ',' or ']' after an array element, found %s",
                   char_name(P, P->p).text);
         goto fail;
@@ -892,8 +867,7 @@ static nt_status put_keyval(toml_parser *P, json_t *table, unsigned section, con
         json_t *child = json_object_getn(t, key->buf.data + key->off[i], key->len[i]);
         if (!child) {
             child = table_add(P, t, key, i, NODE_DOTTED, section);
-            if (!child)
-                goto fail;
+            if (!child) goto fail;
             t = child;
             continue;
         }
@@ -908,14 +882,17 @@ static nt_status put_keyval(toml_parser *P, json_t *table, unsigned section, con
         }
         key_text(key, i, path, sizeof path);
         if (!json_is_object(child) && !json_is_array(child))
-            toml_fail(P, key->at[i], NT_ERR_PARSE, "key '%s' already holds a value, not a table", path);
+            toml_fail(P, key->at[i], NT_ERR_PARSE, "key '%s' already holds a value, not a table",
+                      path);
         else if (json_is_array(child))
             toml_fail(P, key->at[i], NT_ERR_PARSE, "key '%s' is an array, not a table", path);
         else if (!node)
             toml_fail(P, key->at[i], NT_ERR_PARSE, "cannot add keys to inline table '%s'", path);
         else if (node->flags & NODE_DOTTED)
-            toml_fail(P, key->at[i], NT_ERR_PARSE,
-                      "cannot add keys to table '%s': it was defined by dotted keys in another section", path);
+            toml_fail(
+                P, key->at[i], NT_ERR_PARSE,
+                "cannot add keys to table '%s': it was defined by dotted keys in another section",
+                path);
         else
             toml_fail(P, key->at[i], NT_ERR_PARSE,
                       "cannot add dotted keys to table '%s': it is defined by a [header]", path);
@@ -923,7 +900,8 @@ static nt_status put_keyval(toml_parser *P, json_t *table, unsigned section, con
     }
     size_t last = key->n - 1;
     if (json_object_getn(t, key->buf.data + key->off[last], key->len[last])) {
-        toml_fail(P, key->at[last], NT_ERR_PARSE, "duplicate key '%s'", key_text(key, last, path, sizeof path));
+        toml_fail(P, key->at[last], NT_ERR_PARSE, "duplicate key '%s'",
+                  key_text(key, last, path, sizeof path));
         goto fail;
     }
     if (json_object_setn_new(t, key->buf.data + key->off[last], key->len[last], value) != 0)
@@ -952,11 +930,11 @@ static json_t *parse_inline_table(toml_parser *P, size_t depth)
     }
     for (;;) {
         if (at_newline(P)) {
-            toml_fail(P, P->p, NT_ERR_PARSE, "newline in an inline table (inline tables are one line)");
+            toml_fail(P, P->p, NT_ERR_PARSE,
+                      "newline in an inline table (inline tables are one line)");
             goto fail;
         }
-        if (parse_key(P, &key) != NT_OK)
-            goto fail;
+        if (parse_key(P, &key) != NT_OK) goto fail;
         if (depth + key.n > TOML_MAX_DEPTH) {
             toml_fail(P, key.at[0], NT_ERR_LIMIT, "nesting deeper than %d levels", TOML_MAX_DEPTH);
             goto fail;
@@ -968,8 +946,7 @@ static json_t *parse_inline_table(toml_parser *P, size_t depth)
         P->p++;
         skip_ws(P);
         json_t *v = parse_value(P, depth + key.n);
-        if (!v || put_keyval(P, obj, section, &key, v) != NT_OK)
-            goto fail;
+        if (!v || put_keyval(P, obj, section, &key, v) != NT_OK) goto fail;
         skip_ws(P);
         if (at_eof(P)) {
             toml_fail(P, open, NT_ERR_PARSE, "unterminated inline table");
@@ -981,7 +958,8 @@ static json_t *parse_inline_table(toml_parser *P, size_t depth)
         }
         if (*P->p != ',') {
             if (at_newline(P))
-                toml_fail(P, P->p, NT_ERR_PARSE, "newline in an inline table (inline tables are one line)");
+                toml_fail(P, P->p, NT_ERR_PARSE,
+                          "newline in an inline table (inline tables are one line)");
             else
                 toml_fail(P, P->p, NT_ERR_PARSE, "expected ',' or '}' in an inline table, found %s",
                           char_name(P, P->p).text);
@@ -1012,11 +990,9 @@ static json_t *parse_value(toml_parser *P, size_t depth)
     char c = *P->p;
     if (c == '"' || c == '\'') {
         P->str.len = 0;
-        if (parse_string(P, &P->str, 1) != NT_OK)
-            return NULL;
+        if (parse_string(P, &P->str, 1) != NT_OK) return NULL;
         json_t *s = json_stringn(P->str.data ? P->str.data : "", P->str.len);
-        if (!s)
-            toml_nomem(P);
+        if (!s) toml_nomem(P);
         return s;
     }
     if (c == '[' || c == '{') {
@@ -1039,12 +1015,14 @@ static json_t *parse_value(toml_parser *P, size_t depth)
                   "dates and times are not supported; write the value as a quoted string");
         return NULL;
     }
-    if (is_digit(c) || c == '+' || c == '-' || remaining_starts(P, "inf") || remaining_starts(P, "nan"))
+    if (is_digit(c) || c == '+' || c == '-' || remaining_starts(P, "inf") ||
+        remaining_starts(P, "nan"))
         return parse_number(P);
     if (is_bare_key_char(c))
         toml_fail(P, P->p, NT_ERR_PARSE, "invalid value (strings must be quoted)");
     else
-        toml_fail(P, P->p, NT_ERR_PARSE, "invalid value (expected a string, number, boolean, array or inline table)");
+        toml_fail(P, P->p, NT_ERR_PARSE,
+                  "invalid value (expected a string, number, boolean, array or inline table)");
     return NULL;
 }
 
@@ -1056,11 +1034,10 @@ static nt_status parse_header(toml_parser *P, toml_key *key)
     char path[128];
     int aot = P->p + 1 < P->end && P->p[1] == '[';
     P->p += aot ? 2 : 1;
-    if (parse_key(P, key) != NT_OK)
-        return P->status;
+    if (parse_key(P, key) != NT_OK) return P->status;
     if (aot ? !remaining_starts(P, "]]") : (at_eof(P) || *P->p != ']'))
-        return toml_fail(P, P->p, NT_ERR_PARSE, "expected '%s' to close the %s header", aot ? "]]" : "]",
-                         aot ? "array of tables" : "table");
+        return toml_fail(P, P->p, NT_ERR_PARSE, "expected '%s' to close the %s header",
+                         aot ? "]]" : "]", aot ? "array of tables" : "table");
     P->p += aot ? 2 : 1;
 
     json_t *t = P->root;
@@ -1068,11 +1045,11 @@ static nt_status parse_header(toml_parser *P, toml_key *key)
         json_t *child = json_object_getn(t, key->buf.data + key->off[i], key->len[i]);
         if (!child) {
             t = table_add(P, t, key, i, NODE_IMPLICIT, 0);
-            if (!t)
-                return P->status;
+            if (!t) return P->status;
             continue;
         }
-        toml_node *node = (json_is_object(child) || json_is_array(child)) ? node_find(P, child) : NULL;
+        toml_node *node =
+            (json_is_object(child) || json_is_array(child)) ? node_find(P, child) : NULL;
         if (node && (node->flags & NODE_AOT)) {
             t = json_array_get(child, json_array_size(child) - 1);
             continue;
@@ -1083,12 +1060,15 @@ static nt_status parse_header(toml_parser *P, toml_key *key)
         }
         key_text(key, i, path, sizeof path);
         if (json_is_object(child)) {
-            return toml_fail(P, key->at[i], NT_ERR_PARSE, "cannot add a table to inline table '%s'", path);
+            return toml_fail(P, key->at[i], NT_ERR_PARSE, "cannot add a table to inline table '%s'",
+                             path);
         } else if (json_is_array(child)) {
-            return toml_fail(P, key->at[i], NT_ERR_PARSE,
-                             "cannot add a table to '%s': it is an array value, not an array of tables", path);
+            return toml_fail(
+                P, key->at[i], NT_ERR_PARSE,
+                "cannot add a table to '%s': it is an array value, not an array of tables", path);
         } else {
-            return toml_fail(P, key->at[i], NT_ERR_PARSE, "key '%s' already holds a value, not a table", path);
+            return toml_fail(P, key->at[i], NT_ERR_PARSE,
+                             "key '%s' already holds a value, not a table", path);
         }
     }
 
@@ -1096,35 +1076,35 @@ static nt_status parse_header(toml_parser *P, toml_key *key)
     const char *name = key->buf.data + key->off[last];
     json_t *child = json_object_getn(t, name, key->len[last]);
     toml_node *node = child ? node_find(P, child) : NULL;
-    key_text(key, last, path, sizeof path);
+    if (child) /* every branch below that meets an existing key may fail */
+        key_text(key, last, path, sizeof path);
     if (aot) {
         if (!child) {
             json_t *arr = json_array();
             if (!arr || json_object_setn_new(t, name, key->len[last], arr) != 0)
                 return toml_nomem(P);
-            if (node_add(P, arr, NODE_AOT, 0) != NT_OK)
-                return P->status;
+            if (node_add(P, arr, NODE_AOT, 0) != NT_OK) return P->status;
             child = arr;
         } else if (!node || !(node->flags & NODE_AOT)) {
             if (json_is_array(child))
-                return toml_fail(P, key->at[last], NT_ERR_PARSE,
-                                 "cannot append to '%s': it is an array value, not an array of tables", path);
+                return toml_fail(
+                    P, key->at[last], NT_ERR_PARSE,
+                    "cannot append to '%s': it is an array value, not an array of tables", path);
             if (json_is_object(child))
                 return toml_fail(P, key->at[last], NT_ERR_PARSE,
-                                 "'%s' is already a table; it cannot become an array of tables", path);
-            return toml_fail(P, key->at[last], NT_ERR_PARSE, "key '%s' already holds a value", path);
+                                 "'%s' is already a table; it cannot become an array of tables",
+                                 path);
+            return toml_fail(P, key->at[last], NT_ERR_PARSE, "key '%s' already holds a value",
+                             path);
         }
         json_t *elem = json_object();
-        if (!elem || json_array_append_new(child, elem) != 0)
-            return toml_nomem(P);
-        if (node_add(P, elem, NODE_EXPLICIT, 0) != NT_OK)
-            return P->status;
+        if (!elem || json_array_append_new(child, elem) != 0) return toml_nomem(P);
+        if (node_add(P, elem, NODE_EXPLICIT, 0) != NT_OK) return P->status;
         t = elem;
     } else {
         if (!child) {
             t = table_add(P, t, key, last, NODE_EXPLICIT, 0);
-            if (!t)
-                return P->status;
+            if (!t) return P->status;
         } else if (node && (node->flags & NODE_IMPLICIT)) {
             node->flags = NODE_EXPLICIT;
             t = child;
@@ -1135,12 +1115,14 @@ static nt_status parse_header(toml_parser *P, toml_key *key)
                              "table [%s] was already defined by dotted keys", path);
         } else if (node && (node->flags & NODE_AOT)) {
             return toml_fail(P, key->at[last], NT_ERR_PARSE,
-                             "[%s] is an array of tables; write [[%s]] to add an element", path, path);
-        } else if (json_is_object(child)) {
-            return toml_fail(P, key->at[last], NT_ERR_PARSE, "table [%s] is already defined as an inline table",
+                             "[%s] is an array of tables; write [[%s]] to add an element", path,
                              path);
+        } else if (json_is_object(child)) {
+            return toml_fail(P, key->at[last], NT_ERR_PARSE,
+                             "table [%s] is already defined as an inline table", path);
         } else {
-            return toml_fail(P, key->at[last], NT_ERR_PARSE, "key '%s' already holds a value", path);
+            return toml_fail(P, key->at[last], NT_ERR_PARSE, "key '%s' already holds a value",
+                             path);
         }
     }
     P->table = t;
@@ -1152,23 +1134,21 @@ static nt_status parse_header(toml_parser *P, toml_key *key)
 /* key = value; the cursor is on the key. */
 static nt_status parse_keyval_line(toml_parser *P, toml_key *key)
 {
-    if (parse_key(P, key) != NT_OK)
-        return P->status;
+    if (parse_key(P, key) != NT_OK) return P->status;
     if (P->table_depth + key->n > TOML_MAX_DEPTH)
-        return toml_fail(P, key->at[0], NT_ERR_LIMIT, "nesting deeper than %d levels", TOML_MAX_DEPTH);
+        return toml_fail(P, key->at[0], NT_ERR_LIMIT, "nesting deeper than %d levels",
+                         TOML_MAX_DEPTH);
     if (at_eof(P) || *P->p != '=') {
         if (at_eof(P) || at_newline(P) || *P->p == '#')
             return toml_fail(P, P->p, NT_ERR_PARSE, "missing '=' after the key");
         return toml_fail(P, P->p, NT_ERR_PARSE, "expected '=' after the key, found %s",
-                          char_name(P, P->p).text);
+                         char_name(P, P->p).text);
     }
     P->p++;
     skip_ws(P);
     json_t *value = parse_value(P, P->table_depth + key->n);
-    if (!value)
-        return P->status;
-    if (put_keyval(P, P->table, P->section, key, value) != NT_OK)
-        return P->status;
+    if (!value) return P->status;
+    if (put_keyval(P, P->table, P->section, key, value) != NT_OK) return P->status;
     return expect_line_end(P, "a value");
 }
 
@@ -1176,7 +1156,8 @@ nt_status toml_parse(const char *text, size_t len, json_t **out, nt_err *err)
 {
     *out = NULL;
     if (len > TOML_MAX_BYTES)
-        return nt_fail(err, NT_ERR_LIMIT, "TOML document is %zu bytes; the limit is %zu bytes (1 MiB)", len,
+        return nt_fail(err, NT_ERR_LIMIT,
+                       "TOML document is %zu bytes; the limit is %zu bytes (1 MiB)", len,
                        TOML_MAX_BYTES);
     if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
         text += 3;
@@ -1187,7 +1168,8 @@ nt_status toml_parse(const char *text, size_t len, json_t **out, nt_err *err)
 
     size_t bad = utf8_invalid_at((const unsigned char *)text, len);
     if (bad < len) {
-        toml_fail(&P, text + bad, NT_ERR_PARSE, "invalid UTF-8 (byte 0x%02X)", (unsigned char)text[bad]);
+        toml_fail(&P, text + bad, NT_ERR_PARSE, "invalid UTF-8 (byte 0x%02X)",
+                  (unsigned char)text[bad]);
         goto done;
     }
     P.root = P.table = json_object();
@@ -1197,8 +1179,7 @@ nt_status toml_parse(const char *text, size_t len, json_t **out, nt_err *err)
     }
     while (P.status == NT_OK) {
         skip_ws(&P);
-        if (at_eof(&P))
-            break;
+        if (at_eof(&P)) break;
         if (at_newline(&P))
             skip_newline(&P);
         else if (*P.p == '#')

@@ -10,8 +10,9 @@
  * dates as strings), and inf/nan (NT_ERR_UNSUPPORTED: JSON has no such number).
  *
  * Mapping: table -> object (keys in document order), array -> array,
- * string -> string (may hold U+0000), integer -> integer, float -> real,
- * boolean -> true/false.
+ * string -> string (may hold U+0000), integer -> integer (64-bit; larger is an
+ * error), float -> real, boolean -> true/false. Keys may not hold U+0000 (a
+ * jansson key is a C string to most callers), so that is refused too.
  */
 #ifndef NT_TOML_H
 #define NT_TOML_H
@@ -23,8 +24,9 @@
 
 /* Largest document toml_parse accepts, in bytes (NT_ERR_LIMIT beyond). */
 #define TOML_MAX_BYTES ((size_t)1 << 20)
-/* Deepest nesting accepted (NT_ERR_LIMIT beyond): each key part and each
- * array or inline-table level counts one; the root table is depth 0. */
+/* Deepest nesting accepted (NT_ERR_LIMIT beyond): the root table is depth 0,
+ * each part of a header or key adds one, and so does each array or inline
+ * table a value opens. */
 #define TOML_MAX_DEPTH 32
 
 /* Parse text[0..len) (need not be NUL-terminated; may start with a UTF-8
