@@ -13,10 +13,11 @@
  * (a small open-addressing hash keyed by node address) with one entry per
  * *open* container:
  *   IMPLICIT  a table created on the way to a header ([a.b] creates a); a
- *             later [a] header may still define it once;
+ *             later [a] header may still define it once, or dotted keys of
+ *             an enclosing section may take it over (it becomes DOTTED);
  *   EXPLICIT  a table defined by a header or an [[array]] element; a second
- *             header for it is an error, and dotted keys from another section
- *             may not add to it;
+ *             header for it is an error, and dotted keys written in an
+ *             enclosing section may not reach into it;
  *   DOTTED    a table created by a dotted key (a.b = 1 creates a); only
  *             dotted keys of the same section (header block, or the same
  *             inline table) may add to it, and no header may define it;
@@ -33,6 +34,7 @@
 #include "toml.h"
 
 #include <errno.h>
+#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -794,7 +796,15 @@ static json_t *parse_number(toml_parser *P)
     json_t *j;
     errno = 0;
     if (is_float) {
-        double d = strtod(P->str.data, NULL);
+        /* P->str holds plain C syntax now; read it in the "C" locale so a
+         * process-wide LC_NUMERIC with a decimal comma cannot change it */
+        locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+        if (!c_locale) {
+            toml_nomem(P);
+            return NULL;
+        }
+        double d = strtod_l(P->str.data, NULL, c_locale);
+        freelocale(c_locale);
         if (isinf(d)) {
             toml_fail(P, start, NT_ERR_PARSE, "float is out of range");
             return NULL;
