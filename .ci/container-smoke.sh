@@ -147,10 +147,12 @@ podman run -d --pod "$POD" --name "$POD-svc" \
 lap "pod $POD started (service + redis), service on 127.0.0.1:$PORT"
 
 URL=http://127.0.0.1:$PORT
-wait_for() {  # wait_for PATH SECONDS -> 0 when PATH answered 200
-  local i
+wait_for() {  # wait_for PATH SECONDS -> 0 when PATH answered 200; a 404 will not change
+  local i code
   for ((i = 0; i < $2 * 2; i++)); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' -m 2 "$URL$1")" = 200 ] && return 0
+    code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 "$URL$1" || true)
+    [ "$code" = 200 ] && return 0
+    [ "$code" = 404 ] && return 1
     podman container exists "$POD-svc" && [ "$(podman inspect -f '{{.State.Running}}' "$POD-svc")" = true ] || return 1
     sleep 0.5
   done
