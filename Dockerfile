@@ -1,0 +1,54 @@
+# newtermsd container image.
+#
+# Two stages on debian:bookworm-slim, the same Debian the project builds and tests on:
+#   build   - compiler and -dev packages, a CMake build of the daemon only (the tests run in CI,
+#             not here, so the image build stays a few minutes on a small machine);
+#   runtime - only the shared libraries the binary links, the binary and the shipped rules.
+# The runtime user is numeric (10001) so Kubernetes can prove runAsNonRoot without /etc/passwd.
+# No shell tools are added (no curl): Kubernetes probes /healthz and /readyz over HTTP itself.
+#
+#   podman build -t newtermsd .        (or docker build; .ci/container-smoke.sh builds and runs it)
+
+FROM debian:bookworm-slim AS build
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      build-essential cmake pkg-config \
+      libmicrohttpd-dev libjansson-dev libhiredis-dev zlib1g-dev check \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# Only what the daemon is built from: a change under tests/, deploy/ or docs does not
+# invalidate the compile layer.
+COPY CMakeLists.txt ./
+COPY service/ service/
+COPY rules/ rules/
+# RelWithDebInfo is the configuration the test suite runs; the symbols are stripped
+# afterwards to keep the runtime image small.
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+ && cmake --build build --target newtermsd -j"$(nproc)" \
+ && strip --strip-unneeded build/newtermsd
+
+FROM debian:bookworm-slim AS runtime
+ENV DEBIAN_FRONTEND=noninteractive
+# Runtime libraries of the build stage's -dev packages (bookworm sonames). No
+# ca-certificates: the daemon makes no outbound TLS connection (Redis is redis:// or unix://).
+# apt's package caches (*.bin, ~75 MB) go too: not every base image has docker-clean.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      libmicrohttpd12 libjansson4 libhiredis0.14 zlib1g \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb \
+           /var/log/apt /var/log/dpkg.log
+COPY --from=build /src/build/newtermsd /usr/local/bin/newtermsd
+COPY rules/ /etc/newtermsd/rules/
+# Fail the image build, not the first pod start, if a shared library is missing.
+RUN if ldd /usr/local/bin/newtermsd | grep 'not found'; then exit 1; fi
+ENV NEWTERMSD_RULES=/etc/newtermsd/rules \
+    NEWTERMSD_LISTEN=0.0.0.0:8080
+LABEL org.opencontainers.image.title="newtermsd" \
+      org.opencontainers.image.description="Streaming Elastic new-terms detection rules for AWS CloudTrail" \
+      org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
+USER 10001:10001
+EXPOSE 8080
+# The daemon drains in-flight requests on SIGTERM and exits 0 (SPEC 4).
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["newtermsd", "serve"]
