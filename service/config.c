@@ -81,8 +81,8 @@ static const opt_def opt_table[] = {
      "largest request body"},
     {"max-record", "NEWTERMSD_MAX_RECORD", K_SIZE, OFF(max_record), 1, CONFIG_SIZE_MAX, "1024000",
      "SIZE", "largest decoded record"},
-    {"max-inflate", "NEWTERMSD_MAX_INFLATE", K_SIZE, OFF(max_inflate), 1, CONFIG_SIZE_MAX,
-     "256MiB", "SIZE", "largest gzip output of one body or record"},
+    {"max-inflate", "NEWTERMSD_MAX_INFLATE", K_SIZE, OFF(max_inflate), 1, CONFIG_SIZE_MAX, "256MiB",
+     "SIZE", "largest gzip output of one body or record"},
     {"redis-timeout-ms", "NEWTERMSD_REDIS_TIMEOUT_MS", K_INT, OFF(redis_timeout_ms), 1, 600000,
      "2000", "N", "Redis connect and command timeout"},
     {"request-timeout-s", "NEWTERMSD_REQUEST_TIMEOUT_S", K_INT, OFF(request_timeout_s), 1, 3600,
@@ -131,7 +131,10 @@ static const char *const commands[] = {"serve", "replay", "backfill", "check-rul
 
 /* ---- small parsers ------------------------------------------------------- */
 
-static const char *default_getenv(const char *name) { return getenv(name); }
+static const char *default_getenv(const char *name)
+{
+    return getenv(name);
+}
 
 /* Decimal digits with an optional leading '-'; 0 on success. */
 static int parse_ll(const char *s, long long *out)
@@ -163,11 +166,16 @@ static int parse_size(const char *s, unsigned long long *out)
         v = v * 10 + (unsigned)(*p - '0');
     }
     unsigned shift = 0;
-    if (!*p || strcasecmp(p, "b") == 0) shift = 0;
-    else if (strcasecmp(p, "kib") == 0 || strcasecmp(p, "k") == 0) shift = 10;
-    else if (strcasecmp(p, "mib") == 0 || strcasecmp(p, "m") == 0) shift = 20;
-    else if (strcasecmp(p, "gib") == 0 || strcasecmp(p, "g") == 0) shift = 30;
-    else return -1;
+    if (!*p || strcasecmp(p, "b") == 0)
+        shift = 0;
+    else if (strcasecmp(p, "kib") == 0 || strcasecmp(p, "k") == 0)
+        shift = 10;
+    else if (strcasecmp(p, "mib") == 0 || strcasecmp(p, "m") == 0)
+        shift = 20;
+    else if (strcasecmp(p, "gib") == 0 || strcasecmp(p, "g") == 0)
+        shift = 30;
+    else
+        return -1;
     if (shift && v > (1ULL << (62 - shift))) return -1;
     *out = v << shift;
     return 0;
@@ -200,8 +208,8 @@ static nt_status parse_listen(config *c, const char *src, const char *v, nt_err 
     if (v[0] == '[') {
         const char *close = strchr(v, ']');
         if (!close || close[1] != ':')
-            return nt_fail(err, NT_ERR_INVALID,
-                           "%s: '%.*s' is not [IPv6]:PORT (e.g. [::1]:8080)", src, SHOW, v);
+            return nt_fail(err, NT_ERR_INVALID, "%s: '%.*s' is not [IPv6]:PORT (e.g. [::1]:8080)",
+                           src, SHOW, v);
         size_t hl = (size_t)(close - v - 1);
         if (hl == 0 || hl >= sizeof host)
             return nt_fail(err, NT_ERR_INVALID, "%s: '%.*s' has no valid IPv6 address", src, SHOW,
@@ -229,18 +237,18 @@ static nt_status parse_listen(config *c, const char *src, const char *v, nt_err 
                            v);
         memcpy(host, v, hl);
         host[hl] = 0;
-        if (hl == 0) strcpy(host, "0.0.0.0");
+        if (hl == 0) snprintf(host, sizeof host, "%s", "0.0.0.0");
         struct in_addr a4;
         if (strcmp(host, "localhost") != 0 && inet_pton(AF_INET, host, &a4) != 1)
             return nt_fail(err, NT_ERR_INVALID,
-                           "%s: host '%.*s' is not an IPv4 address, localhost or [IPv6]", src,
-                           SHOW, host);
+                           "%s: host '%.*s' is not an IPv4 address, localhost or [IPv6]", src, SHOW,
+                           host);
         port_text = colon + 1;
     }
     int port;
     if (!valid_port(port_text, &port))
-        return nt_fail(err, NT_ERR_INVALID, "%s: port '%.*s' is not a number from 0 to 65535",
-                       src, SHOW, port_text);
+        return nt_fail(err, NT_ERR_INVALID, "%s: port '%.*s' is not a number from 0 to 65535", src,
+                       SHOW, port_text);
     char *h = strdup(host);
     if (!h) return nt_fail(err, NT_ERR_NOMEM, "out of memory");
     free(c->listen_host);
@@ -282,7 +290,8 @@ static nt_status check_redis_url(const char *src, const char *v, nt_err *err)
     if (*p == ':') {
         p++;
         const char *d = p;
-        while (*p >= '0' && *p <= '9') p++;
+        while (*p >= '0' && *p <= '9')
+            p++;
         long long port = 0;
         char tmp[8];
         size_t dl = (size_t)(p - d);
@@ -294,23 +303,24 @@ static nt_status check_redis_url(const char *src, const char *v, nt_err *err)
     if (*p == '/') {
         p++;
         const char *d = p;
-        while (*p >= '0' && *p <= '9') p++;
+        while (*p >= '0' && *p <= '9')
+            p++;
         if (p - d > 5) goto bad;
     }
     if (*p) goto bad;
     return NT_OK;
 bad:
-    return nt_fail(err, NT_ERR_INVALID, "%s: '%.*s' is not redis://host[:port][/db] or unix:///path",
-                   src, SHOW, v);
+    return nt_fail(err, NT_ERR_INVALID,
+                   "%s: '%.*s' is not redis://host[:port][/db] or unix:///path", src, SHOW, v);
 }
 
 /* Parse `v` (from `src`) for option `o` into c. */
-static nt_status apply_opt(config *c, const opt_def *o, const char *src, const char *v,
-                           nt_err *err)
+static nt_status apply_opt(config *c, const opt_def *o, const char *src, const char *v, nt_err *err)
 {
     char *base = (char *)c;
     switch (o->kind) {
-    case K_LISTEN: return parse_listen(c, src, v, err);
+    case K_LISTEN:
+        return parse_listen(c, src, v, err);
     case K_REDIS: {
         nt_status st = check_redis_url(src, v, err);
         if (st != NT_OK) return st;
@@ -334,9 +344,12 @@ static nt_status apply_opt(config *c, const opt_def *o, const char *src, const c
         if (n < o->min || n > o->max)
             return nt_fail(err, NT_ERR_INVALID, "%s: %lld is out of range (%lld..%lld)", src, n,
                            o->min, o->max);
-        if (o->kind == K_INT) *(int *)(void *)(base + o->offset) = (int)n;
-        else if (o->kind == K_UINT) *(unsigned *)(void *)(base + o->offset) = (unsigned)n;
-        else *(size_t *)(void *)(base + o->offset) = (size_t)n;
+        if (o->kind == K_INT)
+            *(int *)(void *)(base + o->offset) = (int)n;
+        else if (o->kind == K_UINT)
+            *(unsigned *)(void *)(base + o->offset) = (unsigned)n;
+        else
+            *(size_t *)(void *)(base + o->offset) = (size_t)n;
         return NT_OK;
     }
     case K_SIZE: {
@@ -454,7 +467,8 @@ static void secret_list_free(config_secret_list *l)
     for (size_t i = 0; i < l->n; i++) {
         /* wipe: a freed secret should not linger in the heap */
         volatile char *p = l->items[i];
-        while (*p) *p++ = 0;
+        while (*p)
+            *p++ = 0;
         free(l->items[i]);
     }
     free(l->items);
@@ -466,7 +480,8 @@ static void secret_string_free(char **s)
 {
     if (!*s) return;
     volatile char *p = *s;
-    while (*p) *p++ = 0;
+    while (*p)
+        *p++ = 0;
     free(*s);
     *s = NULL;
 }
@@ -474,11 +489,11 @@ static void secret_string_free(char **s)
 /* Split `text` (from `src`) on commas into l. Items are trimmed of
  * whitespace; empty items, control characters and oversized items are
  * refused. Messages number the item instead of quoting it. */
-static nt_status split_secret(config_secret_list *l, const char *src, const char *text,
-                              nt_err *err)
+static nt_status split_secret(config_secret_list *l, const char *src, const char *text, nt_err *err)
 {
     size_t n_items = 1;
-    for (const char *p = text; *p; p++) n_items += *p == ',';
+    for (const char *p = text; *p; p++)
+        n_items += *p == ',';
     if (n_items > CONFIG_MAX_SECRETS)
         return nt_fail(err, NT_ERR_LIMIT, "%s: %zu values given, at most %d are allowed", src,
                        n_items, CONFIG_MAX_SECRETS);
@@ -489,8 +504,10 @@ static nt_status split_secret(config_secret_list *l, const char *src, const char
         const char *end = strchr(p, ',');
         if (!end) end = p + strlen(p);
         const char *a = p, *b = end;
-        while (a < b && isspace((unsigned char)*a)) a++;
-        while (b > a && isspace((unsigned char)b[-1])) b--;
+        while (a < b && isspace((unsigned char)*a))
+            a++;
+        while (b > a && isspace((unsigned char)b[-1]))
+            b--;
         if (a == b)
             return nt_fail(err, NT_ERR_INVALID,
                            "%s: value %zu of %zu is empty (a doubled, leading or trailing comma?)",
@@ -528,6 +545,7 @@ static nt_status load_secret(config *c, const secret_def *d, const char *(*env)(
     if (path) {
         nt_status st = read_secret_file(d->env, path, &text, err);
         if (st != NT_OK) return st;
+        if (!text) return nt_fail(err, NT_ERR_IO, "%s: cannot read '%s'", file_var, path);
         src = file_var;
     } else {
         if (!*direct) return nt_fail(err, NT_ERR_INVALID, "%s is set but empty", d->env);
@@ -552,7 +570,8 @@ static size_t edit_distance(const char *a, const char *b)
     size_t la = strlen(a), lb = strlen(b);
     if (la > 40 || lb > 40) return 99;
     size_t row[41];
-    for (size_t j = 0; j <= lb; j++) row[j] = j;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
     for (size_t i = 1; i <= la; i++) {
         size_t prev = row[0];
         row[0] = i;
@@ -585,7 +604,10 @@ static nt_status unknown_flag(const char *name, size_t len, nt_err *err)
     return nt_fail(err, NT_ERR_INVALID, "unknown flag --%s", given);
 }
 
-static int is_help(const char *a) { return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0; }
+static int is_help(const char *a)
+{
+    return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
+}
 
 static int online_cpus(void)
 {
@@ -656,7 +678,8 @@ nt_status config_parse(config *c, int argc, char **argv, const char *(*getenv_fn
             const char *f = secret_table[s].flag;
             size_t fl = strlen(f);
             int plain = nlen == fl && strncmp(name, f, fl) == 0;
-            int file = nlen == fl + 5 && strncmp(name, f, fl) == 0 && strncmp(name + fl, "-file", 5) == 0;
+            int file =
+                nlen == fl + 5 && strncmp(name, f, fl) == 0 && strncmp(name + fl, "-file", 5) == 0;
             if (plain || file) {
                 st = nt_fail(err, NT_ERR_INVALID,
                              "--%.*s is refused: secrets are read from %s or %s_FILE, never from "
@@ -718,8 +741,8 @@ nt_status config_parse(config *c, int argc, char **argv, const char *(*getenv_fn
         if ((st = load_secret(c, &secret_table[s], env, err)) != NT_OK) goto fail;
 
     if (strcmp(cmd, "serve") == 0 && c->n_args > 0) {
-        st = nt_fail(err, NT_ERR_INVALID, "serve takes no arguments (got '%.*s')", SHOW,
-                     c->args[0]);
+        st =
+            nt_fail(err, NT_ERR_INVALID, "serve takes no arguments (got '%.*s')", SHOW, c->args[0]);
         goto fail;
     }
     if ((strcmp(cmd, "replay") == 0 || strcmp(cmd, "backfill") == 0) && c->n_args == 0) {
@@ -754,7 +777,8 @@ void config_free(config *c)
     secret_list_free(&c->ingest_tokens);
     secret_list_free(&c->read_tokens);
     secret_list_free(&c->write_tokens);
-    for (size_t i = 0; i < c->n_args; i++) free(c->args[i]);
+    for (size_t i = 0; i < c->n_args; i++)
+        free(c->args[i]);
     free(c->args);
     c->command = c->listen_host = c->redis_url = c->rules_dir = NULL;
     c->args = NULL;
@@ -784,8 +808,8 @@ void config_usage(FILE *f)
           "rotate):\n",
           f);
     for (size_t i = 0; i < N_SECRETS; i++)
-        fprintf(f, "  %-29s or %s_FILE=/path\n      %s\n", secret_table[i].env,
-                secret_table[i].env, secret_table[i].help);
+        fprintf(f, "  %-29s or %s_FILE=/path\n      %s\n", secret_table[i].env, secret_table[i].env,
+                secret_table[i].help);
     fputs("\nSIZE: bytes or a number with KiB, MiB, GiB. DURATION: 30s, 15m, 2h, 90d, 1w.\n", f);
 }
 
@@ -804,6 +828,7 @@ void config_register_secrets(const config *c)
     const config_secret_list *lists[] = {&c->firehose_keys, &c->ingest_tokens, &c->read_tokens,
                                          &c->write_tokens};
     for (size_t k = 0; k < 4; k++)
-        for (size_t i = 0; i < lists[k]->n; i++) log_add_secret(lists[k]->items[i]);
+        for (size_t i = 0; i < lists[k]->n; i++)
+            log_add_secret(lists[k]->items[i]);
     if (c->redis_password) log_add_secret(c->redis_password);
 }

@@ -1,3 +1,4 @@
+// clang-format off
 /*
  * config.h — command line and environment configuration of newtermsd.
  *
@@ -11,7 +12,8 @@
  * variable, the variable over the default. Flags take `--flag value` or
  * `--flag=value` and may come before or after positional arguments; `--` ends
  * the options. An environment variable that is set but empty counts as unset
- * (secrets excepted: an empty secret is an error).
+ * (secrets excepted: an empty secret is an error). The table is Markdown, one
+ * row per line, so clang-format is switched off around this comment.
  *
  * | flag                  | environment                   | default                  | meaning |
  * |-----------------------|-------------------------------|--------------------------|---------|
@@ -51,6 +53,7 @@
  * Positional arguments: `serve` takes none, `replay` and `backfill` at least
  * one FILE, `check-rules` at most one DIR.
  */
+// clang-format on
 #ifndef NT_CONFIG_H
 #define NT_CONFIG_H
 
@@ -67,8 +70,8 @@ typedef struct config_secret_list {
 } config_secret_list;
 
 typedef struct config {
-    char *command; /* "serve", "replay", "backfill", "check-rules"; NULL with help or when no
-                      command was given */
+    char *command;     /* "serve", "replay", "backfill", "check-rules"; NULL with help or when no
+                          command was given */
     char *listen_host; /* without brackets for IPv6 */
     int listen_port;
     char *redis_url;
@@ -89,8 +92,8 @@ typedef struct config {
     unsigned connection_limit;
     int require_all_rules;
     config_secret_list firehose_keys, ingest_tokens, read_tokens, write_tokens;
-    int help;      /* -h, --help or `help` anywhere: print config_usage() and exit 0 */
-    char **args;   /* positional arguments after the command; owned */
+    int help;    /* -h, --help or `help` anywhere: print config_usage() and exit 0 */
+    char **args; /* positional arguments after the command; owned */
     size_t n_args;
 } config;
 

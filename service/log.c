@@ -39,7 +39,7 @@
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int log_min_level = LOG_INFO;
-static FILE *log_out; /* NULL = stderr; guarded by log_lock */
+static FILE *log_out;      /* NULL = stderr; guarded by log_lock */
 static char **log_secrets; /* guarded by log_lock */
 static size_t *log_secret_lens;
 static size_t log_n_secrets;
@@ -59,7 +59,8 @@ static void buf_reserve(log_buf *b, size_t extra)
     if (b->oom) return;
     if (b->len + extra + 1 <= b->cap) return;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1) cap *= 2;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
     char *p = realloc(b->p, cap);
     if (!p) {
         b->oom = 1;
@@ -78,9 +79,15 @@ static void buf_add(log_buf *b, const char *s, size_t n)
     b->p[b->len] = 0;
 }
 
-static void buf_str(log_buf *b, const char *s) { buf_add(b, s, strlen(s)); }
+static void buf_str(log_buf *b, const char *s)
+{
+    buf_add(b, s, strlen(s));
+}
 
-static void buf_char(log_buf *b, char c) { buf_add(b, &c, 1); }
+static void buf_char(log_buf *b, char c)
+{
+    buf_add(b, &c, 1);
+}
 
 /* ---- escaping -------------------------------------------------------------- */
 
@@ -94,14 +101,14 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
     if (c < 0xE0) return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
     if (c < 0xF0) {
         if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
-        if (c == 0xE0 && s[1] < 0xA0) return 0; /* overlong */
+        if (c == 0xE0 && s[1] < 0xA0) return 0;  /* overlong */
         if (c == 0xED && s[1] >= 0xA0) return 0; /* surrogate */
         return 3;
     }
     if (c < 0xF5) {
         if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
             return 0;
-        if (c == 0xF0 && s[1] < 0x90) return 0; /* overlong */
+        if (c == 0xF0 && s[1] < 0x90) return 0;  /* overlong */
         if (c == 0xF4 && s[1] >= 0x90) return 0; /* > U+10FFFF */
         return 4;
     }
@@ -116,14 +123,29 @@ static void escape_bytes(log_buf *b, const unsigned char *s, size_t n)
         unsigned char c = s[i];
         const char *short_esc = NULL;
         switch (c) {
-        case '"': short_esc = "\\\""; break;
-        case '\\': short_esc = "\\\\"; break;
-        case '\n': short_esc = "\\n"; break;
-        case '\r': short_esc = "\\r"; break;
-        case '\t': short_esc = "\\t"; break;
-        case '\b': short_esc = "\\b"; break;
-        case '\f': short_esc = "\\f"; break;
-        default: break;
+        case '"':
+            short_esc = "\\\"";
+            break;
+        case '\\':
+            short_esc = "\\\\";
+            break;
+        case '\n':
+            short_esc = "\\n";
+            break;
+        case '\r':
+            short_esc = "\\r";
+            break;
+        case '\t':
+            short_esc = "\\t";
+            break;
+        case '\b':
+            short_esc = "\\b";
+            break;
+        case '\f':
+            short_esc = "\\f";
+            break;
+        default:
+            break;
         }
         if (short_esc) {
             buf_str(b, short_esc);
@@ -177,10 +199,12 @@ static void write_string(log_buf *b, const char *s, size_t n)
         while (i < n) {
             size_t j = i;
             if (mask[i]) {
-                while (j < n && mask[j]) j++;
+                while (j < n && mask[j])
+                    j++;
                 buf_str(b, LOG_REDACTED);
             } else {
-                while (j < n && !mask[j]) j++;
+                while (j < n && !mask[j])
+                    j++;
                 escape_bytes(b, (const unsigned char *)s + i, j - i);
             }
             i = j;
@@ -246,17 +270,27 @@ static void write_value(log_buf *b, json_t *v, int depth)
         buf_char(b, ']');
         break;
     }
-    case JSON_STRING: write_string(b, json_string_value(v), json_string_length(v)); break;
+    case JSON_STRING:
+        write_string(b, json_string_value(v), json_string_length(v));
+        break;
     case JSON_INTEGER: {
         char tmp[32];
         snprintf(tmp, sizeof tmp, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         buf_str(b, tmp);
         break;
     }
-    case JSON_REAL: write_real(b, json_real_value(v)); break;
-    case JSON_TRUE: buf_str(b, "true"); break;
-    case JSON_FALSE: buf_str(b, "false"); break;
-    case JSON_NULL: buf_str(b, "null"); break;
+    case JSON_REAL:
+        write_real(b, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        buf_str(b, "true");
+        break;
+    case JSON_FALSE:
+        buf_str(b, "false");
+        break;
+    case JSON_NULL:
+        buf_str(b, "null");
+        break;
     }
 }
 
@@ -301,9 +335,15 @@ static char *format_locked(nt_time_ms ts, log_level lvl, const char *event, cons
 
 /* ---- public API ------------------------------------------------------------ */
 
-void log_set_level(log_level lvl) { atomic_store(&log_min_level, (int)lvl); }
+void log_set_level(log_level lvl)
+{
+    atomic_store(&log_min_level, (int)lvl);
+}
 
-log_level log_get_level(void) { return (log_level)atomic_load(&log_min_level); }
+log_level log_get_level(void)
+{
+    return (log_level)atomic_load(&log_min_level);
+}
 
 void log_set_output(FILE *f)
 {
@@ -356,8 +396,8 @@ void log_json(log_level lvl, const char *event, const char *msg, json_t *fields)
     if (line) {
         fwrite(line, 1, strlen(line), f);
     } else {
-        static const char oom[] =
-            "{\"level\":\"error\",\"event\":\"log_nomem\",\"msg\":\"out of memory formatting a log line\"}\n";
+        static const char oom[] = "{\"level\":\"error\",\"event\":\"log_nomem\",\"msg\":\"out of "
+                                  "memory formatting a log line\"}\n";
         fwrite(oom, 1, sizeof oom - 1, f);
     }
     fflush(f);
@@ -415,7 +455,8 @@ out:
 void log_reset_secrets(void)
 {
     pthread_mutex_lock(&log_lock);
-    for (size_t i = 0; i < log_n_secrets; i++) free(log_secrets[i]);
+    for (size_t i = 0; i < log_n_secrets; i++)
+        free(log_secrets[i]);
     free(log_secrets);
     free(log_secret_lens);
     log_secrets = NULL;

@@ -53,10 +53,11 @@ typedef struct series {
     uint64_t hash;
     metric_kind kind;
     char *name;
-    char *labels;                            /* "" when none */
-    _Atomic unsigned long long count;        /* counter value */
-    _Atomic uint64_t bits;                   /* gauge value / histogram sum, as double bits */
-    _Atomic unsigned long long buckets[HIST_BOUNDS + 1]; /* histogram, non-cumulative; last = +Inf */
+    char *labels;                     /* "" when none */
+    _Atomic unsigned long long count; /* counter value */
+    _Atomic uint64_t bits;            /* gauge value / histogram sum, as double bits */
+    _Atomic unsigned long long
+        buckets[HIST_BOUNDS + 1]; /* histogram, non-cumulative; last = +Inf */
 } series;
 
 typedef struct family {
@@ -68,8 +69,8 @@ typedef struct family {
 
 static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(series *) slots[METRICS_SLOTS];
-static size_t n_series;        /* guarded by metrics_lock */
-static family *families;       /* guarded by metrics_lock */
+static size_t n_series;  /* guarded by metrics_lock */
+static family *families; /* guarded by metrics_lock */
 static size_t n_families;
 static _Atomic unsigned long long dropped;
 
@@ -169,8 +170,7 @@ static series *probe(const char *name, const char *labels, uint64_t h)
     for (size_t step = 0; step < METRICS_SLOTS; step++) {
         series *s = atomic_load_explicit(&slots[i], memory_order_acquire);
         if (!s) return NULL;
-        if (s->hash == h && strcmp(s->name, name) == 0 && strcmp(s->labels, labels) == 0)
-            return s;
+        if (s->hash == h && strcmp(s->name, name) == 0 && strcmp(s->labels, labels) == 0) return s;
         i = (i + 1) & (METRICS_SLOTS - 1);
     }
     return NULL;
@@ -269,7 +269,8 @@ void metrics_histogram_observe(const char *name, const char *labels, double seco
     series *s = series_get(name, labels, KIND_HISTOGRAM);
     if (!s) return;
     size_t b = 0;
-    while (b < HIST_BOUNDS && seconds > hist_bounds[b]) b++;
+    while (b < HIST_BOUNDS && seconds > hist_bounds[b])
+        b++;
     atomic_fetch_add_explicit(&s->buckets[b], 1, memory_order_relaxed);
     uint64_t old = atomic_load_explicit(&s->bits, memory_order_relaxed);
     while (!atomic_compare_exchange_weak_explicit(&s->bits, &old,
@@ -291,7 +292,8 @@ static void out_add(out_buf *b, const char *s, size_t n)
     if (b->oom) return;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         char *p = realloc(b->p, cap);
         if (!p) {
             b->oom = 1;
@@ -305,7 +307,10 @@ static void out_add(out_buf *b, const char *s, size_t n)
     b->p[b->len] = 0;
 }
 
-static void out_str(out_buf *b, const char *s) { out_add(b, s, strlen(s)); }
+static void out_str(out_buf *b, const char *s)
+{
+    out_add(b, s, strlen(s));
+}
 
 static void out_double(out_buf *b, double v)
 {
@@ -357,9 +362,12 @@ static void out_help(out_buf *b, const char *name, const char *help)
     out_str(b, name);
     out_str(b, " ");
     for (const char *p = help; *p; p++) {
-        if (*p == '\\') out_str(b, "\\\\");
-        else if (*p == '\n') out_str(b, "\\n");
-        else out_add(b, p, 1);
+        if (*p == '\\')
+            out_str(b, "\\\\");
+        else if (*p == '\n')
+            out_str(b, "\\n");
+        else
+            out_add(b, p, 1);
     }
     out_str(b, "\n");
 }
@@ -402,7 +410,8 @@ static void render_series(out_buf *b, const series *s)
         out_str(b, "\n");
         break;
     }
-    case KIND_NONE: break;
+    case KIND_NONE:
+        break;
     }
 }
 
@@ -413,7 +422,7 @@ char *metrics_render(void)
     atomic_store(&dropped_series.count, atomic_load(&dropped));
 
     pthread_mutex_lock(&metrics_lock);
-    series **all = malloc((n_series + 1) * sizeof *all);
+    series **all = malloc((n_series + 1) * sizeof(series *));
     if (!all) {
         pthread_mutex_unlock(&metrics_lock);
         return NULL;
@@ -424,7 +433,7 @@ char *metrics_render(void)
         if (s) all[n++] = s;
     }
     all[n++] = &dropped_series;
-    qsort(all, n, sizeof *all, series_cmp);
+    qsort(all, n, sizeof(series *), series_cmp);
     for (size_t i = 0; i < n; i++) {
         const series *s = all[i];
         if (i == 0 || strcmp(all[i - 1]->name, s->name) != 0) {
@@ -566,10 +575,14 @@ size_t metrics_label_escape(const char *in, size_t len, char *out, size_t cap)
         unsigned char c = (unsigned char)in[i];
         const char *rep;
         size_t rlen, used = 1;
-        if (c == '\\') rep = "\\\\", rlen = 2;
-        else if (c == '"') rep = "\\\"", rlen = 2;
-        else if (c == '\n') rep = "\\n", rlen = 2;
-        else if ((c < 0x20 && c != '\t') || c == 0x7f) rep = "?", rlen = 1;
+        if (c == '\\')
+            rep = "\\\\", rlen = 2;
+        else if (c == '"')
+            rep = "\\\"", rlen = 2;
+        else if (c == '\n')
+            rep = "\\n", rlen = 2;
+        else if ((c < 0x20 && c != '\t') || c == 0x7f)
+            rep = "?", rlen = 1;
         else {
             size_t k = utf8_seq_len((const unsigned char *)in + i, len - i);
             if (k == 0) {

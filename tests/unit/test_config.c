@@ -43,7 +43,7 @@ static void write_file(const char *name, const char *content, size_t len)
 
 static void setup(void)
 {
-    strcpy(tmpdir, "/tmp/nt-config-XXXXXX");
+    snprintf(tmpdir, sizeof tmpdir, "%s", "/tmp/nt-config-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
     write_file("keys", "k1,k2\n", 6);
     write_file("crlf", "tok-crlf\r\n", 10);
@@ -62,8 +62,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-    static const char *const names[] = {"keys", "crlf", "two-newlines", "pw", "empty",
-                                        "nl-only", "nul", "big"};
+    static const char *const names[] = {"keys",  "crlf",    "two-newlines", "pw",
+                                        "empty", "nl-only", "nul",          "big"};
     char path[128];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", tmpdir, names[i]);
@@ -75,15 +75,15 @@ static void teardown(void)
     log_reset_secrets();
 }
 
-/* Split a command line on spaces into argv (no quoting; "\1" stands for an empty word). */
-static int split_args(const char *line, char *store, char **argv, int max)
+/* Split a command line on spaces into argv (no quoting). */
+static int split_args(const char *line, char *store, size_t cap, char **argv, int max)
 {
-    strcpy(store, line);
+    snprintf(store, cap, "%s", line);
     int argc = 0;
     argv[argc++] = "newtermsd";
     for (char *save = NULL, *w = strtok_r(store, " ", &save); w && argc < max;
          w = strtok_r(NULL, " ", &save))
-        argv[argc++] = strcmp(w, "\1") == 0 ? "" : w;
+        argv[argc++] = w;
     argv[argc] = NULL;
     return argc;
 }
@@ -93,31 +93,32 @@ static nt_status parse_line(config *c, const char *line, const char *const *env,
     static char store[1024];
     static char *argv[64];
     cur_env = env;
-    int argc = line ? split_args(line, store, argv, 63) : 1;
+    int argc = line ? split_args(line, store, sizeof store, argv, 63) : 1;
     return config_parse(c, argc, argv, fake_getenv, err);
+}
+
+static void join(char *out, size_t cap, char *const *items, size_t n)
+{
+    size_t len = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < n && len < cap; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? "|" : "", items[i]);
 }
 
 static void join_list(char *out, size_t cap, const config_secret_list *l)
 {
-    out[0] = 0;
-    for (size_t i = 0; i < l->n; i++) {
-        if (i) strncat(out, "|", cap - strlen(out) - 1);
-        strncat(out, l->items[i], cap - strlen(out) - 1);
-    }
+    join(out, cap, l->items, l->n);
 }
 
 /* One line: " key=value key=value ... " for substring checks. */
 static void dump(const config *c, char *out, size_t cap)
 {
-    char fh[256], ing[256], rd[256], wr[256], args[256] = "";
+    char fh[256], ing[256], rd[256], wr[256], args[256];
     join_list(fh, sizeof fh, &c->firehose_keys);
     join_list(ing, sizeof ing, &c->ingest_tokens);
     join_list(rd, sizeof rd, &c->read_tokens);
     join_list(wr, sizeof wr, &c->write_tokens);
-    for (size_t i = 0; i < c->n_args; i++) {
-        if (i) strcat(args, "|");
-        strcat(args, c->args[i]);
-    }
+    join(args, sizeof args, c->args, c->n_args);
     snprintf(out, cap,
              " cmd=%s help=%d listen_host=%s listen_port=%d redis=%s rules=%s workers=%d "
              "max_body=%zu max_record=%zu max_inflate=%zu redis_timeout_ms=%d "
@@ -149,9 +150,8 @@ static const struct {
       "retention_ms=7776000000", "alert_cap=1000000"}},
     {"serve",
      {NULL},
-     {"reject_cap=10000", "learning_ms=0", "metrics_auth=0", "log_level=1",
-      "connection_limit=1024", "strict=0", "firehose=", "ingest=", "read=", "write=",
-      "redis_password=(null)", "args="}},
+     {"reject_cap=10000", "learning_ms=0", "metrics_auth=0", "log_level=1", "connection_limit=1024",
+      "strict=0", "firehose=", "ingest=", "read=", "write=", "redis_password=(null)", "args="}},
     /* flag beats environment, environment beats default */
     {"serve --workers 5", {"NEWTERMSD_WORKERS=3", NULL}, {"workers=5"}},
     {"serve", {"NEWTERMSD_WORKERS=3", NULL}, {"workers=3"}},
@@ -167,7 +167,8 @@ static const struct {
     {"serve --listen :9090", {NULL}, {"listen_host=0.0.0.0", "listen_port=9090"}},
     {"serve --listen localhost:80", {NULL}, {"listen_host=localhost", "listen_port=80"}},
     {"serve --redis unix:///run/redis.sock", {NULL}, {"redis=unix:///run/redis.sock"}},
-    {"serve", {"NEWTERMSD_REDIS=redis://cache.internal:6380/2", NULL},
+    {"serve",
+     {"NEWTERMSD_REDIS=redis://cache.internal:6380/2", NULL},
      {"redis=redis://cache.internal:6380/2"}},
     {"serve --redis redis://[::1]:6379", {NULL}, {"redis=redis://[::1]:6379"}},
     {"serve --redis redis://h", {NULL}, {"redis=redis://h"}},
@@ -192,20 +193,24 @@ static const struct {
     {"serve --alert-retention 1w --learning-period 2h",
      {NULL},
      {"retention_ms=604800000", "learning_ms=7200000"}},
-    {"serve", {"NEWTERMSD_LEARNING_PERIOD=30s", "NEWTERMSD_ALERT_RETENTION=15m", NULL},
+    {"serve",
+     {"NEWTERMSD_LEARNING_PERIOD=30s", "NEWTERMSD_ALERT_RETENTION=15m", NULL},
      {"learning_ms=30000", "retention_ms=900000"}},
     {"serve --learning-period 0", {"NEWTERMSD_LEARNING_PERIOD=1d", NULL}, {"learning_ms=0"}},
     /* booleans and the log level */
     {"serve --metrics-auth --strict-rules", {NULL}, {"metrics_auth=1", "strict=1"}},
-    {"serve", {"NEWTERMSD_METRICS_AUTH=1", "NEWTERMSD_STRICT_RULES=yes", NULL},
+    {"serve",
+     {"NEWTERMSD_METRICS_AUTH=1", "NEWTERMSD_STRICT_RULES=yes", NULL},
      {"metrics_auth=1", "strict=1"}},
-    {"serve", {"NEWTERMSD_METRICS_AUTH=ON", "NEWTERMSD_STRICT_RULES=false", NULL},
+    {"serve",
+     {"NEWTERMSD_METRICS_AUTH=ON", "NEWTERMSD_STRICT_RULES=false", NULL},
      {"metrics_auth=1", "strict=0"}},
     {"serve --log-level debug", {"NEWTERMSD_LOG_LEVEL=error", NULL}, {"log_level=0"}},
     {"serve", {"NEWTERMSD_LOG_LEVEL=WARN", NULL}, {"log_level=2"}},
     /* positional arguments anywhere, -- and - */
     {"replay a.json --workers 2 b.json", {NULL}, {"cmd=replay", "args=a.json|b.json", "workers=2"}},
-    {"backfill --rules=/r - -- --not-a-flag", {NULL},
+    {"backfill --rules=/r - -- --not-a-flag",
+     {NULL},
      {"cmd=backfill", "args=-|--not-a-flag", "rules=/r"}},
     {"check-rules", {NULL}, {"cmd=check-rules", "args="}},
     {"check-rules rules/", {NULL}, {"cmd=check-rules", "args=rules/"}},
@@ -218,10 +223,10 @@ static const struct {
     {"serve", {"NEWTERMSD_API_READ_TOKEN_FILE=@crlf", NULL}, {"read=tok-crlf"}},
     {"serve", {"NEWTERMSD_API_WRITE_TOKEN_FILE=@two-newlines", NULL}, {"write=tok"}},
     {"serve", {"NEWTERMSD_REDIS_PASSWORD_FILE=@pw", NULL}, {"redis_password=pass word"}},
-    {"serve", {"NEWTERMSD_REDIS_PASSWORD=p,w with, commas ", NULL},
+    {"serve",
+     {"NEWTERMSD_REDIS_PASSWORD=p,w with, commas ", NULL},
      {"redis_password=p,w with, commas "}},
-    {"serve", {"NEWTERMSD_INGEST_TOKEN=tok", "NEWTERMSD_INGEST_TOKEN_FILE=", NULL},
-     {"ingest=tok"}},
+    {"serve", {"NEWTERMSD_INGEST_TOKEN=tok", "NEWTERMSD_INGEST_TOKEN_FILE=", NULL}, {"ingest=tok"}},
     /* help */
     {NULL, {NULL}, {"cmd=(null)", "help=0"}},
     {"help", {NULL}, {"cmd=(null)", "help=1"}},
@@ -281,7 +286,8 @@ static const struct {
     {"serve --redis-timeout-ms 0", {NULL}, "--redis-timeout-ms: 0 is out of range"},
     {"serve --connection-limit 0", {NULL}, "--connection-limit: 0 is out of range"},
     {"serve --alert-cap 0", {NULL}, "--alert-cap: 0 is out of range"},
-    {"serve --max-body 12XB", {NULL},
+    {"serve --max-body 12XB",
+     {NULL},
      "--max-body: '12XB' is not a size (bytes, or a number followed by KiB, MiB or GiB)"},
     {"serve --max-body 64MB", {NULL}, "is not a size"},
     {"serve --max-body MiB", {NULL}, "is not a size"},
@@ -291,7 +297,8 @@ static const struct {
     {"serve", {"NEWTERMSD_MAX_RECORD=-5", NULL}, "NEWTERMSD_MAX_RECORD: '-5' is not a size"},
     {"serve --alert-retention 10x", {NULL}, "--alert-retention: '10x' is not a duration"},
     {"serve --alert-retention 0s", {NULL}, "--alert-retention: must be longer than 0"},
-    {"serve", {"NEWTERMSD_LEARNING_PERIOD=soon", NULL},
+    {"serve",
+     {"NEWTERMSD_LEARNING_PERIOD=soon", NULL},
      "NEWTERMSD_LEARNING_PERIOD: 'soon' is not a duration"},
     {"serve --listen nonsense", {NULL}, "--listen: 'nonsense' is not HOST:PORT"},
     {"serve --listen 1.2.3.4:99999", {NULL}, "--listen: port '99999' is not a number from 0"},
@@ -301,7 +308,8 @@ static const struct {
     {"serve --listen [::1]8080", {NULL}, "is not [IPv6]:PORT"},
     {"serve --listen [zz]:80", {NULL}, "'zz' is not an IPv6 address"},
     {"serve --listen []:80", {NULL}, "has no valid IPv6 address"},
-    {"serve --listen example.com:80", {NULL},
+    {"serve --listen example.com:80",
+     {NULL},
      "host 'example.com' is not an IPv4 address, localhost or [IPv6]"},
     {"serve", {"NEWTERMSD_LISTEN=300.1.1.1:80", NULL}, "NEWTERMSD_LISTEN: host '300.1.1.1'"},
     {"serve --redis http://x", {NULL}, "--redis: 'http://x' is not redis://host[:port][/db]"},
@@ -314,10 +322,12 @@ static const struct {
     {"serve --redis unix://rel.sock", {NULL}, "needs an absolute socket path"},
     {"serve --rules=", {NULL}, "--rules: must not be empty"},
     {"serve --log-level loud", {NULL}, "--log-level: 'loud' is not a log level"},
-    {"serve", {"NEWTERMSD_METRICS_AUTH=maybe", NULL},
+    {"serve",
+     {"NEWTERMSD_METRICS_AUTH=maybe", NULL},
      "NEWTERMSD_METRICS_AUTH: 'maybe' is not a boolean"},
     /* secrets never from flags */
-    {"serve --firehose-access-key abc", {NULL},
+    {"serve --firehose-access-key abc",
+     {NULL},
      "secrets are read from NEWTERMSD_FIREHOSE_ACCESS_KEY or NEWTERMSD_FIREHOSE_ACCESS_KEY_FILE, "
      "never from flags"},
     {"serve --ingest-token=abc", {NULL}, "--ingest-token is refused: secrets are read from"},
@@ -325,29 +335,35 @@ static const struct {
     {"serve --api-write-token x", {NULL}, "NEWTERMSD_API_WRITE_TOKEN or"},
     {"serve --redis-password x", {NULL}, "NEWTERMSD_REDIS_PASSWORD or"},
     /* secrets from the environment and files */
-    {"serve", {"NEWTERMSD_INGEST_TOKEN=a", "NEWTERMSD_INGEST_TOKEN_FILE=@keys", NULL},
+    {"serve",
+     {"NEWTERMSD_INGEST_TOKEN=a", "NEWTERMSD_INGEST_TOKEN_FILE=@keys", NULL},
      "NEWTERMSD_INGEST_TOKEN and NEWTERMSD_INGEST_TOKEN_FILE are both set"},
-    {"serve", {"NEWTERMSD_INGEST_TOKEN_FILE=@missing", NULL},
+    {"serve",
+     {"NEWTERMSD_INGEST_TOKEN_FILE=@missing", NULL},
      "NEWTERMSD_INGEST_TOKEN_FILE: cannot read"},
     {"serve", {"NEWTERMSD_INGEST_TOKEN_FILE=@dir", NULL}, "it is a directory"},
-    {"serve", {"NEWTERMSD_API_READ_TOKEN_FILE=@empty", NULL},
-     "NEWTERMSD_API_READ_TOKEN_FILE: '"},
+    {"serve", {"NEWTERMSD_API_READ_TOKEN_FILE=@empty", NULL}, "NEWTERMSD_API_READ_TOKEN_FILE: '"},
     {"serve", {"NEWTERMSD_API_READ_TOKEN_FILE=@nl-only", NULL}, "' is empty"},
     {"serve", {"NEWTERMSD_API_READ_TOKEN_FILE=@nul", NULL}, "contains a NUL byte"},
     {"serve", {"NEWTERMSD_API_READ_TOKEN_FILE=@big", NULL}, "is larger than 65536 bytes"},
     {"serve", {"NEWTERMSD_INGEST_TOKEN=", NULL}, "NEWTERMSD_INGEST_TOKEN is set but empty"},
-    {"serve", {"NEWTERMSD_INGEST_TOKEN=secret-a,,secret-b", NULL},
+    {"serve",
+     {"NEWTERMSD_INGEST_TOKEN=secret-a,,secret-b", NULL},
      "NEWTERMSD_INGEST_TOKEN: value 2 of 3 is empty"},
-    {"serve", {"NEWTERMSD_API_WRITE_TOKEN=secret-a, ", NULL},
+    {"serve",
+     {"NEWTERMSD_API_WRITE_TOKEN=secret-a, ", NULL},
      "NEWTERMSD_API_WRITE_TOKEN: value 2 of 2 is empty"},
     {"serve", {"NEWTERMSD_API_WRITE_TOKEN=,secret-a", NULL}, "value 1 of 2 is empty"},
-    {"serve", {"NEWTERMSD_FIREHOSE_ACCESS_KEY=secret\x01x", NULL},
+    {"serve",
+     {"NEWTERMSD_FIREHOSE_ACCESS_KEY=secret\x01x", NULL},
      "NEWTERMSD_FIREHOSE_ACCESS_KEY: value 1 of 1 contains a control character"},
-    {"serve", {"NEWTERMSD_FIREHOSE_ACCESS_KEY=,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,", NULL},
+    {"serve",
+     {"NEWTERMSD_FIREHOSE_ACCESS_KEY=,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,"
+      ",,",
+      NULL},
      "65 values given, at most 64 are allowed"},
     {"serve", {"NEWTERMSD_REDIS_PASSWORD=", NULL}, "NEWTERMSD_REDIS_PASSWORD is set but empty"},
-    {"serve", {"NEWTERMSD_REDIS_PASSWORD_FILE=@empty", NULL},
-     "NEWTERMSD_REDIS_PASSWORD_FILE: '"},
+    {"serve", {"NEWTERMSD_REDIS_PASSWORD_FILE=@empty", NULL}, "NEWTERMSD_REDIS_PASSWORD_FILE: '"},
     /* positional arguments */
     {"serve extra", {NULL}, "serve takes no arguments (got 'extra')"},
     {"replay --workers 2", {NULL}, "replay needs at least one FILE"},
@@ -396,12 +412,12 @@ START_TEST(registered_secrets_are_redacted_from_the_log)
     config c;
     static const char *const env[] = {
         "NEWTERMSD_FIREHOSE_ACCESS_KEY=fh-key-123", "NEWTERMSD_INGEST_TOKEN=ing-tok-1,ing-tok-2",
-        "NEWTERMSD_API_READ_TOKEN=read-tok", "NEWTERMSD_API_WRITE_TOKEN=write-tok",
-        "NEWTERMSD_REDIS_PASSWORD_FILE=@pw", NULL};
+        "NEWTERMSD_API_READ_TOKEN=read-tok",        "NEWTERMSD_API_WRITE_TOKEN=write-tok",
+        "NEWTERMSD_REDIS_PASSWORD_FILE=@pw",        NULL};
     ck_assert_int_eq(parse_line(&c, "serve", env, NULL), NT_OK);
     config_register_secrets(&c);
-    char *line = log_format_line(0, LOG_INFO, "e",
-                                 "fh-key-123 ing-tok-1 ing-tok-2 read-tok write-tok pass word", NULL);
+    char *line = log_format_line(
+        0, LOG_INFO, "e", "fh-key-123 ing-tok-1 ing-tok-2 read-tok write-tok pass word", NULL);
     ck_assert_ptr_nonnull(strstr(line, "\"msg\":\"[REDACTED] [REDACTED] [REDACTED] [REDACTED] "
                                        "[REDACTED] [REDACTED]\""));
     free(line);
@@ -427,16 +443,36 @@ END_TEST
 START_TEST(the_usage_text_names_every_flag_and_variable)
 {
     static const char *const names[] = {
-        "--listen",           "NEWTERMSD_LISTEN",         "--redis",
-        "NEWTERMSD_REDIS",    "--rules",                  "NEWTERMSD_RULES",
-        "--workers",          "--max-body",               "--max-record",
-        "--max-inflate",      "--redis-timeout-ms",       "--request-timeout-s",
-        "--alert-retention",  "--alert-cap",              "--reject-cap",
-        "--learning-period",  "--metrics-auth",           "--log-level",
-        "--connection-limit", "--strict-rules",           "NEWTERMSD_FIREHOSE_ACCESS_KEY",
-        "NEWTERMSD_INGEST_TOKEN", "NEWTERMSD_API_READ_TOKEN", "NEWTERMSD_API_WRITE_TOKEN",
-        "NEWTERMSD_REDIS_PASSWORD", "_FILE",              "serve",
-        "replay",             "backfill",                 "check-rules",
+        "--listen",
+        "NEWTERMSD_LISTEN",
+        "--redis",
+        "NEWTERMSD_REDIS",
+        "--rules",
+        "NEWTERMSD_RULES",
+        "--workers",
+        "--max-body",
+        "--max-record",
+        "--max-inflate",
+        "--redis-timeout-ms",
+        "--request-timeout-s",
+        "--alert-retention",
+        "--alert-cap",
+        "--reject-cap",
+        "--learning-period",
+        "--metrics-auth",
+        "--log-level",
+        "--connection-limit",
+        "--strict-rules",
+        "NEWTERMSD_FIREHOSE_ACCESS_KEY",
+        "NEWTERMSD_INGEST_TOKEN",
+        "NEWTERMSD_API_READ_TOKEN",
+        "NEWTERMSD_API_WRITE_TOKEN",
+        "NEWTERMSD_REDIS_PASSWORD",
+        "_FILE",
+        "serve",
+        "replay",
+        "backfill",
+        "check-rules",
     };
     char *buf = NULL;
     size_t len = 0;

@@ -36,9 +36,9 @@ static void teardown(void)
 
 START_TEST(a_line_has_ts_level_event_and_msg_first_then_the_fields)
 {
-    char *line = log_format_line(TS, LOG_WARN, "delivery", "hello",
-                                 json_pack("{s:i,s:s,s:b}", "records", 3, "route", "firehose",
-                                           "ok", 1));
+    char *line =
+        log_format_line(TS, LOG_WARN, "delivery", "hello",
+                        json_pack("{s:i,s:s,s:b}", "records", 3, "route", "firehose", "ok", 1));
     ck_assert_str_eq(line, "{\"ts\":\"2026-11-28T05:29:12.123Z\",\"level\":\"warn\",\"event\":"
                            "\"delivery\",\"msg\":\"hello\",\"records\":3,\"route\":\"firehose\","
                            "\"ok\":true}\n");
@@ -116,10 +116,10 @@ static const struct {
     {"a\nb\rc\td\be\ff", 11, "a\nb\rc\td\be\ff"},
     {"\x01\x1f\x7f", 3, "\x01\x1f\x7f"},
     {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
-    {"bad\xff", 4, "bad\xc3\xbf"},                 /* 0xff -> \u00ff */
-    {"\xc0\x80", 2, "\xc3\x80\xc2\x80"},           /* overlong NUL */
-    {"\xed\xa0\x80", 3, "\xc3\xad\xc2\xa0\xc2\x80"}, /* surrogate */
-    {"\xe2\x82", 2, "\xc3\xa2\xc2\x82"},           /* truncated sequence */
+    {"bad\xff", 4, "bad\xc3\xbf"},                               /* 0xff -> \u00ff */
+    {"\xc0\x80", 2, "\xc3\x80\xc2\x80"},                         /* overlong NUL */
+    {"\xed\xa0\x80", 3, "\xc3\xad\xc2\xa0\xc2\x80"},             /* surrogate */
+    {"\xe2\x82", 2, "\xc3\xa2\xc2\x82"},                         /* truncated sequence */
     {"\xf4\x90\x80\x80", 4, "\xc3\xb4\xc2\x90\xc2\x80\xc2\x80"}, /* > U+10FFFF */
     {"nul\0x", 5, "nul\0x"},
 };
@@ -160,7 +160,7 @@ static const struct {
     int ok;
     log_level want;
 } level_cases[] = {
-    {"debug", 1, LOG_DEBUG}, {"info", 1, LOG_INFO},   {"warn", 1, LOG_WARN},
+    {"debug", 1, LOG_DEBUG}, {"info", 1, LOG_INFO},    {"warn", 1, LOG_WARN},
     {"error", 1, LOG_ERROR}, {"WARNING", 1, LOG_WARN}, {"Info", 1, LOG_INFO},
     {"", 0, LOG_INFO},       {"verbose", 0, LOG_INFO}, {"infox", 0, LOG_INFO},
 };
@@ -344,8 +344,10 @@ START_TEST(lines_from_many_threads_never_interleave)
     FILE *f = tmpfile();
     log_set_output(f);
     pthread_t th[THREADS];
-    for (long i = 0; i < THREADS; i++) pthread_create(&th[i], NULL, writer, (void *)i);
-    for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+    for (long i = 0; i < THREADS; i++)
+        pthread_create(&th[i], NULL, writer, (void *)i);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
     char *out = slurp(f);
     int count = 0, seen[THREADS] = {0};
     for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
@@ -357,7 +359,7 @@ START_TEST(lines_from_many_threads_never_interleave)
         json_decref(j);
         count++;
     }
-    ck_assert_int_eq(count, THREADS * PER_THREAD);
+    ck_assert_int_eq(count, (long)THREADS * PER_THREAD);
     free(out);
     fclose(f);
 }

@@ -15,7 +15,10 @@
     "# TYPE newtermsd_metrics_dropped_total counter\n"                                             \
     "newtermsd_metrics_dropped_total " #n "\n"
 
-static void reset(void) { metrics_reset(); }
+static void reset(void)
+{
+    metrics_reset();
+}
 
 /* The value of the sample line that starts with `prefix` + ' ', or -1. */
 static double sample(const char *text, const char *prefix)
@@ -98,8 +101,14 @@ static const struct {
     double v;
     const char *text;
 } gauge_cases[] = {
-    {42, "42"},         {0.1, "0.1"},   {-3.5, "-3.5"}, {1e21, "1e+21"},
-    {NAN, "NaN"},       {INFINITY, "+Inf"}, {-INFINITY, "-Inf"}, {123456789012.0, "123456789012"},
+    {42, "42"},
+    {0.1, "0.1"},
+    {-3.5, "-3.5"},
+    {1e21, "1e+21"},
+    {NAN, "NaN"},
+    {INFINITY, "+Inf"},
+    {-INFINITY, "-Inf"},
+    {123456789012.0, "123456789012"},
     {1.0 / 3, "0.3333333333333333"},
 };
 
@@ -147,8 +156,8 @@ static const struct {
     {"caf\xc3\xa9", 5, 64, "caf\xc3\xa9"},
     {"bad\xff\xc3", 5, 64, "bad??"},
     {"abcdef", 6, 4, "abc"},
-    {"ab\"cd", 5, 4, "ab"},         /* the escape does not fit: not split */
-    {"a\xc3\xa9", 3, 3, "a"},       /* the UTF-8 character does not fit: not split */
+    {"ab\"cd", 5, 4, "ab"},   /* the escape does not fit: not split */
+    {"a\xc3\xa9", 3, 3, "a"}, /* the UTF-8 character does not fit: not split */
     {"", 0, 1, ""},
     {"x", 1, 1, ""},
 };
@@ -216,11 +225,11 @@ END_TEST
 START_TEST(one_name_never_renders_with_two_types)
 {
     metrics_counter_add("x_total", "a=\"1\"", 1);
-    metrics_gauge_set("x_total", "a=\"1\"", 5);            /* same series, other type */
-    metrics_gauge_set("x_total", "a=\"2\"", 5);            /* other series, other type */
-    metrics_histogram_observe("x_total", NULL, 1);         /* and again */
+    metrics_gauge_set("x_total", "a=\"1\"", 5);    /* same series, other type */
+    metrics_gauge_set("x_total", "a=\"2\"", 5);    /* other series, other type */
+    metrics_histogram_observe("x_total", NULL, 1); /* and again */
     metrics_describe("g_described", "gauge", "A gauge.");
-    metrics_counter_add("g_described", NULL, 1);            /* described as a gauge */
+    metrics_counter_add("g_described", NULL, 1);          /* described as a gauge */
     metrics_describe("x_total", "gauge", "Redescribed."); /* type stays counter */
     char *t = metrics_render();
     ck_assert_str_eq(t, DROPPED_BLOCK(4) "# HELP x_total Redescribed.\n"
@@ -255,7 +264,8 @@ START_TEST(series_beyond_the_table_limit_are_dropped_and_counted)
     ck_assert_ptr_nonnull(strstr(t, "newtermsd_metrics_dropped_total 10\n"));
     ck_assert_ptr_nonnull(strstr(t, "many_total{i=\"0\"} 2\n"));
     size_t lines = 0;
-    for (const char *p = t; (p = strchr(p, '\n')); p++) lines++;
+    for (const char *p = t; (p = strchr(p, '\n')); p++)
+        lines++;
     ck_assert_uint_eq(lines, 1 + METRICS_MAX_SERIES + 3);
     free(t);
 }
@@ -369,10 +379,12 @@ static void *creator(void *arg)
 START_TEST(threads_racing_to_create_the_same_series_share_one)
 {
     pthread_t th[RACERS];
-    for (int i = 0; i < RACERS; i++) pthread_create(&th[i], NULL, creator, NULL);
+    for (int i = 0; i < RACERS; i++)
+        pthread_create(&th[i], NULL, creator, NULL);
     char *mid = metrics_render(); /* rendering while writers run is safe */
     free(mid);
-    for (int i = 0; i < RACERS; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < RACERS; i++)
+        pthread_join(th[i], NULL);
     char *t = metrics_render();
     char want[96];
     for (int i = 0; i < 500; i++) {
