@@ -245,12 +245,11 @@ static void write_value(log_buf *b, json_t *v, int depth)
     case JSON_OBJECT: {
         const char *k;
         json_t *x;
-        int first = 1;
+        size_t idx = 0;
         buf_char(b, '{');
         json_object_foreach(v, k, x)
         {
-            if (!first) buf_char(b, ',');
-            first = 0;
+            if (idx++) buf_char(b, ',');
             write_cstring(b, k);
             buf_char(b, ':');
             write_value(b, x, depth + 1);
