@@ -46,86 +46,86 @@
 /* ---- the field table ------------------------------------------------------ */
 
 /* id, name, verbatim */
-#define CT_FIELDS(X)                                                                              \
-    X(TIMESTAMP, "@timestamp", 0)                                                                 \
-    X(EVENT_INGESTED, "event.ingested", 0)                                                        \
-    X(EVENT_ACTION, "event.action", 1)                                                            \
-    X(EVENT_PROVIDER, "event.provider", 1)                                                        \
-    X(EVENT_OUTCOME, "event.outcome", 0)                                                          \
-    X(EVENT_KIND, "event.kind", 0)                                                                \
-    X(EVENT_ID, "event.id", 1)                                                                    \
-    X(EVENT_DATASET, "event.dataset", 0)                                                          \
-    X(DATA_STREAM_DATASET, "data_stream.dataset", 0)                                              \
-    X(ECS_VERSION, "ecs.version", 0)                                                              \
-    X(CLOUD_PROVIDER, "cloud.provider", 0)                                                        \
-    X(CLOUD_REGION, "cloud.region", 1)                                                            \
-    X(CLOUD_ACCOUNT_ID, "cloud.account.id", 1)                                                    \
-    X(CLOUD_SERVICE_NAME, "cloud.service.name", 0)                                                \
-    X(USER_NAME, "user.name", 1)                                                                  \
-    X(USER_ID, "user.id", 1)                                                                      \
-    X(USER_EMAIL, "user.email", 0)                                                                \
-    X(USER_CHANGES_NAME, "user.changes.name", 1)                                                  \
-    X(USER_TARGET_NAME, "user.target.name", 1)                                                    \
-    X(USER_TARGET_ID, "user.target.id", 1)                                                        \
-    X(GROUP_NAME, "group.name", 1)                                                                \
-    X(GROUP_ID, "group.id", 1)                                                                    \
-    X(SERVICE_NAME, "service.name", 0)                                                            \
-    X(RELATED_USER, "related.user", 0)                                                            \
-    X(RELATED_IP, "related.ip", 0)                                                                \
-    X(RELATED_HOSTS, "related.hosts", 1)                                                          \
-    X(SOURCE_ADDRESS, "source.address", 1)                                                        \
-    X(SOURCE_IP, "source.ip", 0)                                                                  \
-    X(USER_AGENT_ORIGINAL, "user_agent.original", 1)                                              \
-    X(TLS_VERSION, "tls.version", 0)                                                              \
-    X(TLS_VERSION_PROTOCOL, "tls.version_protocol", 0)                                            \
-    X(TLS_CIPHER, "tls.cipher", 1)                                                                \
-    X(TLS_CLIENT_SERVER_NAME, "tls.client.server_name", 1)                                        \
-    X(CT_EVENT_VERSION, "aws.cloudtrail.event_version", 1)                                        \
-    X(CT_EVENT_TYPE, "aws.cloudtrail.event_type", 1)                                              \
-    X(CT_EVENT_CATEGORY, "aws.cloudtrail.event_category", 1)                                      \
-    X(CT_UI_TYPE, "aws.cloudtrail.user_identity.type", 1)                                         \
-    X(CT_UI_ARN, "aws.cloudtrail.user_identity.arn", 1)                                           \
-    X(CT_UI_ACCESS_KEY_ID, "aws.cloudtrail.user_identity.access_key_id", 1)                       \
-    X(CT_UI_INVOKED_BY, "aws.cloudtrail.user_identity.invoked_by", 1)                             \
-    X(CT_UI_MFA_AUTHENTICATED, "aws.cloudtrail.user_identity.session_context.mfa_authenticated",  \
-      1)                                                                                          \
-    X(CT_UI_CREATION_DATE, "aws.cloudtrail.user_identity.session_context.creation_date", 0)       \
-    X(CT_UI_SOURCE_IDENTITY, "aws.cloudtrail.user_identity.session_context.source_identity", 1)   \
-    X(CT_UI_EC2_ROLE_DELIVERY, "aws.cloudtrail.user_identity.session_context.ec2_role_delivery",  \
-      1)                                                                                          \
-    X(CT_UI_ISSUER_TYPE, "aws.cloudtrail.user_identity.session_context.session_issuer.type", 1)   \
-    X(CT_UI_ISSUER_ARN, "aws.cloudtrail.user_identity.session_context.session_issuer.arn", 1)     \
-    X(CT_UI_ISSUER_PRINCIPAL_ID,                                                                  \
-      "aws.cloudtrail.user_identity.session_context.session_issuer.principal_id", 1)              \
-    X(CT_UI_ISSUER_ACCOUNT_ID,                                                                    \
-      "aws.cloudtrail.user_identity.session_context.session_issuer.account_id", 1)                \
-    X(CT_UI_OBO_USER_ID, "aws.cloudtrail.user_identity.on_behalf_of.user_id", 1)                  \
-    X(CT_UI_OBO_STORE_ARN, "aws.cloudtrail.user_identity.on_behalf_of.identity_store_arn", 1)     \
-    X(CT_UI_CREDENTIAL_ID, "aws.cloudtrail.user_identity.credential_id", 1)                       \
-    X(CT_UI_IDENTITY_PROVIDER, "aws.cloudtrail.user_identity.identity_provider", 1)               \
-    X(CT_SESSION_CRED_CONSOLE, "aws.cloudtrail.session_credential_from_console", 1)               \
-    X(CT_ERROR_CODE, "aws.cloudtrail.error_code", 1)                                              \
-    X(CT_ERROR_MESSAGE, "aws.cloudtrail.error_message", 1)                                        \
-    X(CT_RECIPIENT_ACCOUNT_ID, "aws.cloudtrail.recipient_account_id", 1)                          \
-    X(CT_REQUEST_ID, "aws.cloudtrail.request_id", 1)                                              \
-    X(CT_SHARED_EVENT_ID, "aws.cloudtrail.shared_event_id", 1)                                    \
-    X(CT_VPC_ENDPOINT_ID, "aws.cloudtrail.vpc_endpoint_id", 1)                                    \
-    X(CT_MANAGEMENT_EVENT, "aws.cloudtrail.management_event", 0)                                  \
-    X(CT_READ_ONLY, "aws.cloudtrail.read_only", 0)                                                \
-    X(CT_RESOURCES_ARN, "aws.cloudtrail.resources.arn", 1)                                        \
-    X(CT_RESOURCES_ACCOUNT_ID, "aws.cloudtrail.resources.account_id", 1)                          \
-    X(CT_RESOURCES_TYPE, "aws.cloudtrail.resources.type", 1)                                      \
-    X(CT_REQUEST_PARAMETERS, "aws.cloudtrail.request_parameters", 0)                              \
-    X(CT_RESPONSE_ELEMENTS, "aws.cloudtrail.response_elements", 0)                                \
-    X(CT_ADDITIONAL_EVENTDATA, "aws.cloudtrail.additional_eventdata", 0)                          \
-    X(CT_SERVICE_EVENT_DETAILS, "aws.cloudtrail.service_event_details", 0)                        \
-    X(CT_FLAT_REQUEST_PARAMETERS, "aws.cloudtrail.flattened.request_parameters", 0)               \
-    X(CT_FLAT_RESPONSE_ELEMENTS, "aws.cloudtrail.flattened.response_elements", 0)                 \
-    X(CT_FLAT_ADDITIONAL_EVENTDATA, "aws.cloudtrail.flattened.additional_eventdata", 0)           \
-    X(CT_FLAT_SERVICE_EVENT_DETAILS, "aws.cloudtrail.flattened.service_event_details", 0)         \
-    X(CT_CONSOLE_MFA_USED, "aws.cloudtrail.console_login.additional_eventdata.mfa_used", 0)       \
-    X(CT_CONSOLE_MOBILE_VERSION, "aws.cloudtrail.console_login.additional_eventdata.mobile_version", \
-      0)                                                                                          \
+#define CT_FIELDS(X)                                                                               \
+    X(TIMESTAMP, "@timestamp", 0)                                                                  \
+    X(EVENT_INGESTED, "event.ingested", 0)                                                         \
+    X(EVENT_ACTION, "event.action", 1)                                                             \
+    X(EVENT_PROVIDER, "event.provider", 1)                                                         \
+    X(EVENT_OUTCOME, "event.outcome", 0)                                                           \
+    X(EVENT_KIND, "event.kind", 0)                                                                 \
+    X(EVENT_ID, "event.id", 1)                                                                     \
+    X(EVENT_DATASET, "event.dataset", 0)                                                           \
+    X(DATA_STREAM_DATASET, "data_stream.dataset", 0)                                               \
+    X(ECS_VERSION, "ecs.version", 0)                                                               \
+    X(CLOUD_PROVIDER, "cloud.provider", 0)                                                         \
+    X(CLOUD_REGION, "cloud.region", 1)                                                             \
+    X(CLOUD_ACCOUNT_ID, "cloud.account.id", 1)                                                     \
+    X(CLOUD_SERVICE_NAME, "cloud.service.name", 0)                                                 \
+    X(USER_NAME, "user.name", 1)                                                                   \
+    X(USER_ID, "user.id", 1)                                                                       \
+    X(USER_EMAIL, "user.email", 0)                                                                 \
+    X(USER_CHANGES_NAME, "user.changes.name", 1)                                                   \
+    X(USER_TARGET_NAME, "user.target.name", 1)                                                     \
+    X(USER_TARGET_ID, "user.target.id", 1)                                                         \
+    X(GROUP_NAME, "group.name", 1)                                                                 \
+    X(GROUP_ID, "group.id", 1)                                                                     \
+    X(SERVICE_NAME, "service.name", 0)                                                             \
+    X(RELATED_USER, "related.user", 0)                                                             \
+    X(RELATED_IP, "related.ip", 0)                                                                 \
+    X(RELATED_HOSTS, "related.hosts", 1)                                                           \
+    X(SOURCE_ADDRESS, "source.address", 1)                                                         \
+    X(SOURCE_IP, "source.ip", 0)                                                                   \
+    X(USER_AGENT_ORIGINAL, "user_agent.original", 1)                                               \
+    X(TLS_VERSION, "tls.version", 0)                                                               \
+    X(TLS_VERSION_PROTOCOL, "tls.version_protocol", 0)                                             \
+    X(TLS_CIPHER, "tls.cipher", 1)                                                                 \
+    X(TLS_CLIENT_SERVER_NAME, "tls.client.server_name", 1)                                         \
+    X(CT_EVENT_VERSION, "aws.cloudtrail.event_version", 1)                                         \
+    X(CT_EVENT_TYPE, "aws.cloudtrail.event_type", 1)                                               \
+    X(CT_EVENT_CATEGORY, "aws.cloudtrail.event_category", 1)                                       \
+    X(CT_UI_TYPE, "aws.cloudtrail.user_identity.type", 1)                                          \
+    X(CT_UI_ARN, "aws.cloudtrail.user_identity.arn", 1)                                            \
+    X(CT_UI_ACCESS_KEY_ID, "aws.cloudtrail.user_identity.access_key_id", 1)                        \
+    X(CT_UI_INVOKED_BY, "aws.cloudtrail.user_identity.invoked_by", 1)                              \
+    X(CT_UI_MFA_AUTHENTICATED, "aws.cloudtrail.user_identity.session_context.mfa_authenticated",   \
+      1)                                                                                           \
+    X(CT_UI_CREATION_DATE, "aws.cloudtrail.user_identity.session_context.creation_date", 0)        \
+    X(CT_UI_SOURCE_IDENTITY, "aws.cloudtrail.user_identity.session_context.source_identity", 1)    \
+    X(CT_UI_EC2_ROLE_DELIVERY, "aws.cloudtrail.user_identity.session_context.ec2_role_delivery",   \
+      1)                                                                                           \
+    X(CT_UI_ISSUER_TYPE, "aws.cloudtrail.user_identity.session_context.session_issuer.type", 1)    \
+    X(CT_UI_ISSUER_ARN, "aws.cloudtrail.user_identity.session_context.session_issuer.arn", 1)      \
+    X(CT_UI_ISSUER_PRINCIPAL_ID,                                                                   \
+      "aws.cloudtrail.user_identity.session_context.session_issuer.principal_id", 1)               \
+    X(CT_UI_ISSUER_ACCOUNT_ID,                                                                     \
+      "aws.cloudtrail.user_identity.session_context.session_issuer.account_id", 1)                 \
+    X(CT_UI_OBO_USER_ID, "aws.cloudtrail.user_identity.on_behalf_of.user_id", 1)                   \
+    X(CT_UI_OBO_STORE_ARN, "aws.cloudtrail.user_identity.on_behalf_of.identity_store_arn", 1)      \
+    X(CT_UI_CREDENTIAL_ID, "aws.cloudtrail.user_identity.credential_id", 1)                        \
+    X(CT_UI_IDENTITY_PROVIDER, "aws.cloudtrail.user_identity.identity_provider", 1)                \
+    X(CT_SESSION_CRED_CONSOLE, "aws.cloudtrail.session_credential_from_console", 1)                \
+    X(CT_ERROR_CODE, "aws.cloudtrail.error_code", 1)                                               \
+    X(CT_ERROR_MESSAGE, "aws.cloudtrail.error_message", 1)                                         \
+    X(CT_RECIPIENT_ACCOUNT_ID, "aws.cloudtrail.recipient_account_id", 1)                           \
+    X(CT_REQUEST_ID, "aws.cloudtrail.request_id", 1)                                               \
+    X(CT_SHARED_EVENT_ID, "aws.cloudtrail.shared_event_id", 1)                                     \
+    X(CT_VPC_ENDPOINT_ID, "aws.cloudtrail.vpc_endpoint_id", 1)                                     \
+    X(CT_MANAGEMENT_EVENT, "aws.cloudtrail.management_event", 0)                                   \
+    X(CT_READ_ONLY, "aws.cloudtrail.read_only", 0)                                                 \
+    X(CT_RESOURCES_ARN, "aws.cloudtrail.resources.arn", 1)                                         \
+    X(CT_RESOURCES_ACCOUNT_ID, "aws.cloudtrail.resources.account_id", 1)                           \
+    X(CT_RESOURCES_TYPE, "aws.cloudtrail.resources.type", 1)                                       \
+    X(CT_REQUEST_PARAMETERS, "aws.cloudtrail.request_parameters", 0)                               \
+    X(CT_RESPONSE_ELEMENTS, "aws.cloudtrail.response_elements", 0)                                 \
+    X(CT_ADDITIONAL_EVENTDATA, "aws.cloudtrail.additional_eventdata", 0)                           \
+    X(CT_SERVICE_EVENT_DETAILS, "aws.cloudtrail.service_event_details", 0)                         \
+    X(CT_FLAT_REQUEST_PARAMETERS, "aws.cloudtrail.flattened.request_parameters", 0)                \
+    X(CT_FLAT_RESPONSE_ELEMENTS, "aws.cloudtrail.flattened.response_elements", 0)                  \
+    X(CT_FLAT_ADDITIONAL_EVENTDATA, "aws.cloudtrail.flattened.additional_eventdata", 0)            \
+    X(CT_FLAT_SERVICE_EVENT_DETAILS, "aws.cloudtrail.flattened.service_event_details", 0)          \
+    X(CT_CONSOLE_MFA_USED, "aws.cloudtrail.console_login.additional_eventdata.mfa_used", 0)        \
+    X(CT_CONSOLE_MOBILE_VERSION,                                                                   \
+      "aws.cloudtrail.console_login.additional_eventdata.mobile_version", 0)                       \
     X(CT_CONSOLE_LOGIN_TO, "aws.cloudtrail.console_login.additional_eventdata.login_to", 1)
 
 enum ct_field {
@@ -186,7 +186,8 @@ ct_schema *ct_schema_new(void)
 void ct_schema_free(ct_schema *s)
 {
     if (!s) return;
-    for (size_t i = 0; i < s->n_dyn; i++) free(s->dyn[i].name);
+    for (size_t i = 0; i < s->n_dyn; i++)
+        free(s->dyn[i].name);
     free(s->dyn);
     free(s);
 }
@@ -212,26 +213,31 @@ static int flat_parse(const char *name, size_t len, size_t *path_off)
     return -1;
 }
 
-/* Build a spec without registering anything; 0 on success, -1 when unknown. */
-static int spec_lookup(const ct_schema *s, const char *name, size_t len, ct_spec *spec)
+static void spec_static(int f, ct_spec *spec)
+{
+    spec->field = f;
+    spec->payload = -1;
+    spec->path = NULL;
+    spec->plen = 0;
+    if (f >= F_CT_FLAT_REQUEST_PARAMETERS && f <= F_CT_FLAT_SERVICE_EVENT_DETAILS) {
+        spec->field = -1;
+        spec->payload = f - F_CT_FLAT_REQUEST_PARAMETERS;
+        spec->path = "";
+    }
+}
+
+/* Build a spec from a name without registering anything; 0 on success, -1
+ * when the view cannot produce the field. */
+static int spec_lookup(const char *name, size_t len, ct_spec *spec)
 {
     int f = static_lookup(name, len);
     if (f >= 0) {
-        spec->field = f;
-        spec->payload = -1;
-        spec->path = NULL;
-        spec->plen = 0;
-        if (f >= F_CT_FLAT_REQUEST_PARAMETERS && f <= F_CT_FLAT_SERVICE_EVENT_DETAILS) {
-            spec->field = -1;
-            spec->payload = f - F_CT_FLAT_REQUEST_PARAMETERS;
-            spec->path = "";
-        }
+        spec_static(f, spec);
         return 0;
     }
     size_t off;
     int p = flat_parse(name, len, &off);
     if (p < 0 || len > CT_FIELD_NAME_MAX) return -1;
-    (void)s;
     spec->field = -1;
     spec->payload = p;
     spec->path = name + off;
@@ -243,11 +249,11 @@ static int spec_by_id(const ct_schema *s, int id, ct_spec *spec)
 {
     if (id < 0) return -1;
     if (id < F_STATIC_COUNT) {
-        const char *n = static_fields[id].name;
-        return spec_lookup(s, n, strlen(n), spec);
+        spec_static(id, spec);
+        return 0;
     }
     size_t d = (size_t)id - F_STATIC_COUNT;
-    if (d >= s->n_dyn) return -1;
+    if (!s || d >= s->n_dyn) return -1;
     spec->field = -1;
     spec->payload = s->dyn[d].payload;
     spec->path = s->dyn[d].name + s->dyn[d].path_off;
@@ -379,7 +385,7 @@ static const char *mem_find(const char *h, size_t hn, const char *needle)
  * members are all absent are absent). Beyond CT_MAX_DEPTH: present. */
 static int json_present(json_t *v, unsigned depth)
 {
-    if (!v || json_is_null(v)) return 0;
+    if (!v || json_typeof(v) == JSON_NULL) return 0;
     if (json_is_string(v)) return !empty_text(json_string_value(v), json_string_length(v));
     if (depth >= CT_MAX_DEPTH) return 1;
     if (json_is_object(v)) {
@@ -514,7 +520,6 @@ static void identity(ct_event *ev)
     ev->user_identity = ui;
     if (!ui) return;
     ct_str type = get_str(ui, "type");
-    ev->identity_type = type;
     json_t *si = obj_obj(obj_obj(ui, "sessionContext"), "sessionIssuer");
     ct_str si_arn = get_str(si, "arn");
     static const char slr[] = ":role/aws-service-role/";
@@ -580,7 +585,8 @@ static int parse_ipv4(const char *s, size_t n, unsigned char out[4])
         }
         size_t start = i;
         unsigned v = 0;
-        while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 3) v = v * 10 + (unsigned)(s[i++] - '0');
+        while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 3)
+            v = v * 10 + (unsigned)(s[i++] - '0');
         size_t digits = i - start;
         if (digits == 0 || v > 255 || (digits > 1 && s[start] == '0')) return 0;
         out[part] = (unsigned char)v;
@@ -613,7 +619,8 @@ static int parse_ipv6(const char *s, size_t n, unsigned char out[16])
     for (;;) {
         size_t start = i;
         unsigned v = 0;
-        while (i < n && hexval(s[i]) >= 0 && i - start < 5) v = v * 16 + (unsigned)hexval(s[i++]);
+        while (i < n && hexval(s[i]) >= 0 && i - start < 5)
+            v = v * 16 + (unsigned)hexval(s[i++]);
         size_t digits = i - start;
         if (i < n && s[i] == '.') { /* embedded IPv4 in the last 32 bits */
             unsigned char v4[4];
@@ -641,7 +648,7 @@ done:
     memset(out, 0, 16);
     int tail = gap < 0 ? 0 : ng - gap;
     for (int k = 0; k < ng; k++) {
-        int pos = (gap >= 0 && k >= gap) ? 8 - tail + (k - gap) : k;
+        size_t pos = (size_t)((gap >= 0 && k >= gap) ? 8 - tail + (k - gap) : k);
         out[2 * pos] = (unsigned char)(g[k] >> 8);
         out[2 * pos + 1] = (unsigned char)(g[k] & 0xff);
     }
@@ -656,7 +663,8 @@ static size_t format_ipv6(const unsigned char a[16], char buf[64])
     if (memcmp(a, mapped, 12) == 0)
         return (size_t)snprintf(buf, 64, "%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
     unsigned g[8];
-    for (int k = 0; k < 8; k++) g[k] = (unsigned)a[2 * k] << 8 | a[2 * k + 1];
+    for (size_t k = 0; k < 8; k++)
+        g[k] = (unsigned)a[2 * k] << 8 | a[2 * k + 1];
     int best = -1, best_len = 1;
     for (int k = 0; k < 8;) {
         if (g[k] != 0) {
@@ -664,7 +672,8 @@ static size_t format_ipv6(const unsigned char a[16], char buf[64])
             continue;
         }
         int j = k;
-        while (j < 8 && g[j] == 0) j++;
+        while (j < 8 && g[j] == 0)
+            j++;
         if (j - k > best_len) {
             best = k;
             best_len = j - k;
@@ -706,14 +715,15 @@ static ct_str source_ip(ct_event *ev)
 static size_t java_double(double d, char out[40])
 {
     if (d == 0) return (size_t)snprintf(out, 40, signbit(d) ? "-0.0" : "0.0");
-    if (!isfinite(d)) return (size_t)snprintf(out, 40, isnan(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity");
+    if (!isfinite(d))
+        return (size_t)snprintf(out, 40, isnan(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity");
     char sci[40];
     for (int p = 1; p <= 17; p++) {
         snprintf(sci, sizeof sci, "%.*e", p - 1, d);
         if (strtod(sci, NULL) == d) break;
     }
     /* sci = [-]D[.DDD]e[+-]XX */
-    char digits[24];
+    char digits[24] = "0";
     size_t nd = 0;
     const char *p = sci;
     int neg = 0;
@@ -722,25 +732,34 @@ static size_t java_double(double d, char out[40])
         p++;
     }
     for (; *p && *p != 'e'; p++)
-        if (*p != '.') digits[nd++] = *p;
-    int e10 = atoi(p + 1);
-    while (nd > 1 && digits[nd - 1] == '0') nd--;
+        if (*p != '.' && nd < sizeof digits) digits[nd++] = *p;
+    int e10 = *p == 'e' ? (int)strtol(p + 1, NULL, 10) : 0;
+    if (nd == 0) nd = 1;
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
     size_t len = 0;
     if (neg) out[len++] = '-';
     double ad = fabs(d);
     if (ad >= 1e-3 && ad < 1e7) {
         if (e10 >= 0) {
-            for (int k = 0; k <= e10; k++) out[len++] = (size_t)k < nd ? digits[k] : '0';
+            for (size_t k = 0; k <= (size_t)e10; k++) {
+                char c = '0';
+                if (k < nd) c = digits[k];
+                out[len++] = c;
+            }
             out[len++] = '.';
             if ((size_t)e10 + 1 < nd)
-                for (size_t k = (size_t)e10 + 1; k < nd; k++) out[len++] = digits[k];
+                for (size_t k = (size_t)e10 + 1; k < nd; k++)
+                    out[len++] = digits[k];
             else
                 out[len++] = '0';
         } else {
             out[len++] = '0';
             out[len++] = '.';
-            for (int k = 0; k < -e10 - 1; k++) out[len++] = '0';
-            for (size_t k = 0; k < nd; k++) out[len++] = digits[k];
+            for (int k = 0; k < -e10 - 1; k++)
+                out[len++] = '0';
+            for (size_t k = 0; k < nd; k++)
+                out[len++] = digits[k];
         }
         out[len] = '\0';
         return len;
@@ -748,7 +767,8 @@ static size_t java_double(double d, char out[40])
     out[len++] = digits[0];
     out[len++] = '.';
     if (nd > 1)
-        for (size_t k = 1; k < nd; k++) out[len++] = digits[k];
+        for (size_t k = 1; k < nd; k++)
+            out[len++] = digits[k];
     else
         out[len++] = '0';
     len += (size_t)snprintf(out + len, 40 - len, "E%d", e10);
@@ -765,9 +785,9 @@ static ct_str scalar_text(ct_event *ev, json_t *v)
     if (!json_is_number(v)) return s;
     if (memo_find(ev, (uintptr_t)v, &s)) return s;
     char buf[40];
-    size_t n = json_is_integer(v)
-                   ? (size_t)snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v))
-                   : java_double(json_real_value(v), buf);
+    size_t n = json_is_integer(v) ? (size_t)snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT,
+                                                     json_integer_value(v))
+                                  : java_double(json_real_value(v), buf);
     return memo_store(ev, (uintptr_t)v, buf, n);
 }
 
@@ -804,7 +824,8 @@ static uint32_t java_hash(const char *s, size_t n)
             cp = c & 0x1F;
             k = 2;
         }
-        for (size_t j = 1; j < k && i + j < n; j++) cp = cp << 6 | ((unsigned char)s[i + j] & 0x3F);
+        for (size_t j = 1; j < k && i + j < n; j++)
+            cp = cp << 6 | ((unsigned char)s[i + j] & 0x3F);
         i += k;
         if (cp >= 0x10000) {
             cp -= 0x10000;
@@ -833,7 +854,8 @@ static void sift_down(uint64_t *a, size_t start, size_t n)
 
 static void heap_sort(uint64_t *a, size_t n)
 {
-    for (size_t i = n / 2; i > 0; i--) sift_down(a, i - 1, n);
+    for (size_t i = n / 2; i > 0; i--)
+        sift_down(a, i - 1, n);
     for (size_t end = n; end > 1; end--) {
         uint64_t t = a[0];
         a[0] = a[end - 1];
@@ -880,9 +902,14 @@ static int jw_value(jwriter *w, json_t *v, unsigned depth, const char *hide)
     case JSON_REAL:
         jw_put(w, num, java_double(json_real_value(v), num));
         return 1;
-    case JSON_TRUE: jw_put(w, "true", 4); return 1;
-    case JSON_FALSE: jw_put(w, "false", 5); return 1;
-    case JSON_NULL: return 0;
+    case JSON_TRUE:
+        jw_put(w, "true", 4);
+        return 1;
+    case JSON_FALSE:
+        jw_put(w, "false", 5);
+        return 1;
+    case JSON_NULL:
+        return 0;
     case JSON_ARRAY: {
         size_t save = w->len, save_u = w->units, i;
         int any = 0;
@@ -908,7 +935,8 @@ static int jw_value(jwriter *w, json_t *v, unsigned depth, const char *hide)
         jw_put(w, "]", 1);
         return 1;
     }
-    case JSON_OBJECT: break;
+    case JSON_OBJECT:
+        break;
     }
     size_t n = json_object_size(v);
     if (n == 0) return 0;
@@ -926,7 +954,8 @@ static int jw_value(jwriter *w, json_t *v, unsigned depth, const char *hide)
         iters = (void **)(void *)(w->tmp + start + n * sizeof(uint64_t));
         w->tmp_used = start + need;
         size_t cap = 16;
-        while (n > cap / 4 * 3) cap *= 2;
+        while (n > cap / 4 * 3)
+            cap *= 2;
         size_t k = 0;
         for (void *it = json_object_iter(v); it && k < n; it = json_object_iter_next(v, it), k++) {
             uint32_t h = java_hash(json_object_iter_key(it), json_object_iter_key_len(it));
@@ -1145,8 +1174,11 @@ static ct_str lower_copy(ct_event *ev, int field, ct_str s)
     if (memo_find(ev, MEMO_FIELD(field), &m)) return m;
     char *dst = arena_alloc(ev, s.len);
     if (!dst) return (ct_str){NULL, 0};
-    for (size_t i = 0; i < s.len; i++)
-        dst[i] = s.ptr[i] >= 'A' && s.ptr[i] <= 'Z' ? (char)(s.ptr[i] - 'A' + 'a') : s.ptr[i];
+    for (size_t i = 0; i < s.len; i++) {
+        char c = s.ptr[i];
+        if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+        dst[i] = c;
+    }
     memo_put(ev, MEMO_FIELD(field), dst, s.len);
     return (ct_str){dst, s.len};
 }
@@ -1216,8 +1248,9 @@ static void get_related_user(ct_event *ev, vout *o)
     json_t *re = obj_obj(ev->record, "responseElements");
     ct_str s = ev->session_name;
     vput_str(o, s);
-    if (is_email(s)) vput(o, s.ptr, (size_t)((const char *)memchr(s.ptr, '@', s.len) - s.ptr),
-                          NT_VAL_STRING, NULL);
+    if (is_email(s))
+        vput(o, s.ptr, (size_t)((const char *)memchr(s.ptr, '@', s.len) - s.ptr), NT_VAL_STRING,
+             NULL);
     vput_str(o, get_str(rp, "userName"));
     vput_str(o, get_str(rp, "newUserName"));
     vput_str(o, get_str(obj_obj(re, "user"), "userId"));
@@ -1233,7 +1266,8 @@ static void get_related_hosts(ct_event *ev, vout *o)
     static const char aws[] = ".amazonaws.com";
     if (!a.ptr || source_ip(ev).ptr || !memchr(a.ptr, '.', a.len) || memchr(a.ptr, ' ', a.len))
         return;
-    if (a.len >= sizeof aws - 1 && memcmp(a.ptr + a.len - (sizeof aws - 1), aws, sizeof aws - 1) == 0)
+    if (a.len >= sizeof aws - 1 &&
+        memcmp(a.ptr + a.len - (sizeof aws - 1), aws, sizeof aws - 1) == 0)
         return;
     vput_str(o, a);
 }
@@ -1280,10 +1314,79 @@ static void get_console_flag(ct_event *ev, const char *key, vout *o)
     if (str_eq(v, "No")) vput(o, "false", 5, NT_VAL_BOOL, NULL);
 }
 
+/* Fields that are a string of the record copied unchanged, by path. */
+#define UI "userIdentity"
+#define SC UI, "sessionContext"
+static const char *const copies[F_STATIC_COUNT][5] = {
+    [F_EVENT_ACTION] = {"eventName"},
+    [F_EVENT_PROVIDER] = {"eventSource"},
+    [F_EVENT_ID] = {"eventID"},
+    [F_CLOUD_REGION] = {"awsRegion"},
+    [F_USER_CHANGES_NAME] = {"requestParameters", "newUserName"},
+    [F_USER_TARGET_NAME] = {"requestParameters", "userName"},
+    [F_USER_TARGET_ID] = {"responseElements", "user", "userId"},
+    [F_GROUP_NAME] = {"requestParameters", "groupName"},
+    [F_GROUP_ID] = {"responseElements", "group", "groupId"},
+    [F_SOURCE_ADDRESS] = {"sourceIPAddress"},
+    [F_USER_AGENT_ORIGINAL] = {"userAgent"},
+    [F_TLS_CIPHER] = {"tlsDetails", "cipherSuite"},
+    [F_TLS_CLIENT_SERVER_NAME] = {"tlsDetails", "clientProvidedHostHeader"},
+    [F_CT_EVENT_VERSION] = {"eventVersion"},
+    [F_CT_EVENT_TYPE] = {"eventType"},
+    [F_CT_EVENT_CATEGORY] = {"eventCategory"},
+    [F_CT_UI_TYPE] = {UI, "type"},
+    [F_CT_UI_ARN] = {UI, "arn"},
+    [F_CT_UI_ACCESS_KEY_ID] = {UI, "accessKeyId"},
+    [F_CT_UI_INVOKED_BY] = {UI, "invokedBy"},
+    [F_CT_UI_MFA_AUTHENTICATED] = {SC, "attributes", "mfaAuthenticated"},
+    [F_CT_UI_SOURCE_IDENTITY] = {SC, "sourceIdentity"},
+    [F_CT_UI_EC2_ROLE_DELIVERY] = {SC, "ec2RoleDelivery"},
+    [F_CT_UI_ISSUER_TYPE] = {SC, "sessionIssuer", "type"},
+    [F_CT_UI_ISSUER_ARN] = {SC, "sessionIssuer", "arn"},
+    [F_CT_UI_ISSUER_PRINCIPAL_ID] = {SC, "sessionIssuer", "principalId"},
+    [F_CT_UI_ISSUER_ACCOUNT_ID] = {SC, "sessionIssuer", "accountId"},
+    [F_CT_UI_OBO_USER_ID] = {UI, "onBehalfOf", "userId"},
+    [F_CT_UI_OBO_STORE_ARN] = {UI, "onBehalfOf", "identityStoreArn"},
+    [F_CT_UI_CREDENTIAL_ID] = {UI, "credentialId"},
+    [F_CT_UI_IDENTITY_PROVIDER] = {UI, "identityProvider"},
+    [F_CT_SESSION_CRED_CONSOLE] = {"sessionCredentialFromConsole"},
+    [F_CT_ERROR_CODE] = {"errorCode"},
+    [F_CT_ERROR_MESSAGE] = {"errorMessage"},
+    [F_CT_RECIPIENT_ACCOUNT_ID] = {"recipientAccountId"},
+    [F_CT_REQUEST_ID] = {"requestID"},
+    [F_CT_VPC_ENDPOINT_ID] = {"vpcEndpointId"},
+};
+#undef SC
+#undef UI
+
+static ct_str path_str(json_t *v, const char *const *path)
+{
+    size_t i = 0;
+    for (; i + 1 < 5 && path[i + 1]; i++)
+        v = obj_obj(v, path[i]);
+    return get_str(v, path[i]);
+}
+
+static const char *const constants[F_STATIC_COUNT] = {
+    [F_EVENT_KIND] = "event",
+    [F_EVENT_DATASET] = "aws.cloudtrail",
+    [F_DATA_STREAM_DATASET] = "aws.cloudtrail",
+    [F_ECS_VERSION] = "8.11.0",
+    [F_CLOUD_PROVIDER] = "aws",
+};
+
 static void get_static(ct_event *ev, int f, vout *o)
 {
     json_t *r = ev->record;
     ct_str s;
+    if (copies[f][0]) {
+        vput_str(o, path_str(r, copies[f]));
+        return;
+    }
+    if (constants[f]) {
+        vput_lit(o, constants[f]);
+        return;
+    }
     switch ((enum ct_field)f) {
     case F_TIMESTAMP:
         if (ct_event_time(ev) >= 0) vput_str(o, memo_time(ev, F_TIMESTAMP, ev->event_time));
@@ -1292,16 +1395,9 @@ static void get_static(ct_event *ev, int f, vout *o)
         if (ev->arrival >= 0)
             vput_str(o, memo_time(ev, F_EVENT_INGESTED, ev->arrival - ev->arrival % 1000));
         break;
-    case F_EVENT_ACTION: vput_str(o, get_str(r, "eventName")); break;
-    case F_EVENT_PROVIDER: vput_str(o, get_str(r, "eventSource")); break;
-    case F_EVENT_OUTCOME: get_outcome(ev, o); break;
-    case F_EVENT_KIND: vput_lit(o, "event"); break;
-    case F_EVENT_ID: vput_str(o, get_str(r, "eventID")); break;
-    case F_EVENT_DATASET:
-    case F_DATA_STREAM_DATASET: vput_lit(o, "aws.cloudtrail"); break;
-    case F_ECS_VERSION: vput_lit(o, "8.11.0"); break;
-    case F_CLOUD_PROVIDER: vput_lit(o, "aws"); break;
-    case F_CLOUD_REGION: vput_str(o, get_str(r, "awsRegion")); break;
+    case F_EVENT_OUTCOME:
+        get_outcome(ev, o);
+        break;
     case F_CLOUD_ACCOUNT_ID:
         s = str_of(ui_get(ev, "accountId"));
         if (!s.ptr) s = get_str(r, "recipientAccountId");
@@ -1316,42 +1412,37 @@ static void get_static(ct_event *ev, int f, vout *o)
             vput_str(o, (ct_str){s.ptr, s.len - (sizeof sfx - 1)});
         break;
     }
-    case F_USER_NAME: identity_full(ev); vput_str(o, ev->user_name); break;
-    case F_USER_ID: identity_full(ev); vput_str(o, ev->user_id); break;
-    case F_USER_EMAIL: identity_full(ev); vput_str(o, ev->email); break;
-    case F_USER_CHANGES_NAME:
-        vput_str(o, get_str(obj_obj(r, "requestParameters"), "newUserName"));
+    case F_USER_NAME:
+        identity_full(ev);
+        vput_str(o, ev->user_name);
         break;
-    case F_USER_TARGET_NAME: vput_str(o, get_str(obj_obj(r, "requestParameters"), "userName")); break;
-    case F_USER_TARGET_ID:
-        vput_str(o, get_str(obj_obj(obj_obj(r, "responseElements"), "user"), "userId"));
+    case F_USER_ID:
+        identity_full(ev);
+        vput_str(o, ev->user_id);
         break;
-    case F_GROUP_NAME: vput_str(o, get_str(obj_obj(r, "requestParameters"), "groupName")); break;
-    case F_GROUP_ID:
-        vput_str(o, get_str(obj_obj(obj_obj(r, "responseElements"), "group"), "groupId"));
+    case F_USER_EMAIL:
+        identity_full(ev);
+        vput_str(o, ev->email);
         break;
-    case F_SERVICE_NAME: identity(ev); vput_str(o, ev->service_name); break;
-    case F_RELATED_USER: get_related_user(ev, o); break;
+    case F_SERVICE_NAME:
+        identity(ev);
+        vput_str(o, ev->service_name);
+        break;
+    case F_RELATED_USER:
+        get_related_user(ev, o);
+        break;
     case F_RELATED_IP:
-    case F_SOURCE_IP: vput_str(o, source_ip(ev)); break;
-    case F_RELATED_HOSTS: get_related_hosts(ev, o); break;
-    case F_SOURCE_ADDRESS: vput_str(o, get_str(r, "sourceIPAddress")); break;
-    case F_USER_AGENT_ORIGINAL: vput_str(o, get_str(r, "userAgent")); break;
-    case F_TLS_VERSION: get_tls_version(ev, 0, o); break;
-    case F_TLS_VERSION_PROTOCOL: get_tls_version(ev, 1, o); break;
-    case F_TLS_CIPHER: vput_str(o, get_str(obj_obj(r, "tlsDetails"), "cipherSuite")); break;
-    case F_TLS_CLIENT_SERVER_NAME:
-        vput_str(o, get_str(obj_obj(r, "tlsDetails"), "clientProvidedHostHeader"));
+    case F_SOURCE_IP:
+        vput_str(o, source_ip(ev));
         break;
-    case F_CT_EVENT_VERSION: vput_str(o, get_str(r, "eventVersion")); break;
-    case F_CT_EVENT_TYPE: vput_str(o, get_str(r, "eventType")); break;
-    case F_CT_EVENT_CATEGORY: vput_str(o, get_str(r, "eventCategory")); break;
-    case F_CT_UI_TYPE: vput_str(o, str_of(ui_get(ev, "type"))); break;
-    case F_CT_UI_ARN: vput_str(o, str_of(ui_get(ev, "arn"))); break;
-    case F_CT_UI_ACCESS_KEY_ID: vput_str(o, str_of(ui_get(ev, "accessKeyId"))); break;
-    case F_CT_UI_INVOKED_BY: vput_str(o, str_of(ui_get(ev, "invokedBy"))); break;
-    case F_CT_UI_MFA_AUTHENTICATED:
-        vput_str(o, get_str(obj_obj(session_context(ev), "attributes"), "mfaAuthenticated"));
+    case F_RELATED_HOSTS:
+        get_related_hosts(ev, o);
+        break;
+    case F_TLS_VERSION:
+        get_tls_version(ev, 0, o);
+        break;
+    case F_TLS_VERSION_PROTOCOL:
+        get_tls_version(ev, 1, o);
         break;
     case F_CT_UI_CREATION_DATE: {
         nt_time_ms t;
@@ -1359,67 +1450,47 @@ static void get_static(ct_event *ev, int f, vout *o)
         if (s.ptr && parse_creation_date(s, &t)) vput_str(o, memo_time(ev, f, t));
         break;
     }
-    case F_CT_UI_SOURCE_IDENTITY: vput_str(o, get_str(session_context(ev), "sourceIdentity")); break;
-    case F_CT_UI_EC2_ROLE_DELIVERY:
-        vput_str(o, get_str(session_context(ev), "ec2RoleDelivery"));
-        break;
-    case F_CT_UI_ISSUER_TYPE:
-        vput_str(o, get_str(obj_obj(session_context(ev), "sessionIssuer"), "type"));
-        break;
-    case F_CT_UI_ISSUER_ARN:
-        vput_str(o, get_str(obj_obj(session_context(ev), "sessionIssuer"), "arn"));
-        break;
-    case F_CT_UI_ISSUER_PRINCIPAL_ID:
-        vput_str(o, get_str(obj_obj(session_context(ev), "sessionIssuer"), "principalId"));
-        break;
-    case F_CT_UI_ISSUER_ACCOUNT_ID:
-        vput_str(o, get_str(obj_obj(session_context(ev), "sessionIssuer"), "accountId"));
-        break;
-    case F_CT_UI_OBO_USER_ID:
-        vput_str(o, get_str(ui_get(ev, "onBehalfOf"), "userId"));
-        break;
-    case F_CT_UI_OBO_STORE_ARN:
-        vput_str(o, get_str(ui_get(ev, "onBehalfOf"), "identityStoreArn"));
-        break;
-    case F_CT_UI_CREDENTIAL_ID: vput_str(o, str_of(ui_get(ev, "credentialId"))); break;
-    case F_CT_UI_IDENTITY_PROVIDER: vput_str(o, str_of(ui_get(ev, "identityProvider"))); break;
-    case F_CT_SESSION_CRED_CONSOLE: vput_str(o, get_str(r, "sessionCredentialFromConsole")); break;
-    case F_CT_ERROR_CODE: vput_str(o, get_str(r, "errorCode")); break;
-    case F_CT_ERROR_MESSAGE: vput_str(o, get_str(r, "errorMessage")); break;
-    case F_CT_RECIPIENT_ACCOUNT_ID: vput_str(o, get_str(r, "recipientAccountId")); break;
-    case F_CT_REQUEST_ID: vput_str(o, get_str(r, "requestID")); break;
     case F_CT_SHARED_EVENT_ID:
         s = get_str(r, "sharedEventID");
         vput_str(o, s.ptr ? s : get_str(r, "sharedEventId"));
         break;
-    case F_CT_VPC_ENDPOINT_ID: vput_str(o, get_str(r, "vpcEndpointId")); break;
-    case F_CT_MANAGEMENT_EVENT: get_bool(json_object_get(r, "managementEvent"), o); break;
-    case F_CT_READ_ONLY: get_bool(json_object_get(r, "readOnly"), o); break;
-    case F_CT_RESOURCES_ARN: get_resources(ev, "ARN", o); break;
-    case F_CT_RESOURCES_ACCOUNT_ID: get_resources(ev, "accountId", o); break;
-    case F_CT_RESOURCES_TYPE: get_resources(ev, "type", o); break;
+    case F_CT_MANAGEMENT_EVENT:
+        get_bool(json_object_get(r, "managementEvent"), o);
+        break;
+    case F_CT_READ_ONLY:
+        get_bool(json_object_get(r, "readOnly"), o);
+        break;
+    case F_CT_RESOURCES_ARN:
+        get_resources(ev, "ARN", o);
+        break;
+    case F_CT_RESOURCES_ACCOUNT_ID:
+        get_resources(ev, "accountId", o);
+        break;
+    case F_CT_RESOURCES_TYPE:
+        get_resources(ev, "type", o);
+        break;
     case F_CT_REQUEST_PARAMETERS:
     case F_CT_RESPONSE_ELEMENTS:
     case F_CT_ADDITIONAL_EVENTDATA:
     case F_CT_SERVICE_EVENT_DETAILS:
         vput_str(o, payload_string(ev, f - F_CT_REQUEST_PARAMETERS));
         break;
-    case F_CT_FLAT_REQUEST_PARAMETERS:
-    case F_CT_FLAT_RESPONSE_ELEMENTS:
-    case F_CT_FLAT_ADDITIONAL_EVENTDATA:
-    case F_CT_FLAT_SERVICE_EVENT_DETAILS: break; /* handled as flattened specs */
-    case F_CT_CONSOLE_MFA_USED: get_console_flag(ev, "MFAUsed", o); break;
-    case F_CT_CONSOLE_MOBILE_VERSION: get_console_flag(ev, "MobileVersion", o); break;
+    case F_CT_CONSOLE_MFA_USED:
+        get_console_flag(ev, "MFAUsed", o);
+        break;
+    case F_CT_CONSOLE_MOBILE_VERSION:
+        get_console_flag(ev, "MobileVersion", o);
+        break;
     case F_CT_CONSOLE_LOGIN_TO:
         if (str_eq(get_str(r, "eventName"), "ConsoleLogin"))
             vput_str(o, get_str(obj_obj(r, "additionalEventData"), "LoginTo"));
         break;
-    case F_STATIC_COUNT: break;
+    default: /* copies, constants and the flattened roots (handled as specs) */
+        break;
     }
 }
 
-static size_t get_spec(ct_event *ev, const ct_spec *spec, nt_value *out, size_t max,
-                       json_t **nodes)
+static size_t get_spec(ct_event *ev, const ct_spec *spec, nt_value *out, size_t max, json_t **nodes)
 {
     vout o = {out, max, 0, ev, nodes};
     if (!json_is_object(ev->record) || max == 0) return 0;
@@ -1458,7 +1529,7 @@ int ct_record_valid(json_t *record, const char **why)
     }
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
         json_t *v = json_object_get(record, required[i].key);
-        if (!v || json_is_null(v)) {
+        if (!v || json_typeof(v) == JSON_NULL) {
             reason = required[i].missing;
             goto bad;
         }
@@ -1542,7 +1613,7 @@ json_t *ct_view_fields_json(ct_event *ev, const char *const *names, size_t n)
     if (!obj || !ev) return obj;
     for (size_t i = 0; i < n; i++) {
         ct_spec spec;
-        if (!names[i] || spec_lookup(ev->schema, names[i], strlen(names[i]), &spec) != 0) continue;
+        if (!names[i] || spec_lookup(names[i], strlen(names[i]), &spec) != 0) continue;
         json_t *val = NULL;
         if (spec.field < 0 && spec.plen == 0) {
             if (flattened_allowed(ev, spec.payload))
@@ -1555,7 +1626,8 @@ json_t *ct_view_fields_json(ct_event *ev, const char *const *names, size_t n)
                 val = value_to_json(&v[0], spec.field < 0 ? nodes[0] : NULL);
             } else if (k > 1 && (val = json_array())) {
                 for (size_t j = 0; j < k; j++)
-                    json_array_append_new(val, value_to_json(&v[j], spec.field < 0 ? nodes[j] : NULL));
+                    json_array_append_new(val,
+                                          value_to_json(&v[j], spec.field < 0 ? nodes[j] : NULL));
             }
         }
         if (val && json_object_set_new(obj, names[i], val) != 0) {

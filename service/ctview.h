@@ -89,9 +89,9 @@ typedef struct ct_memo {
 
 typedef struct ct_payload_cache {
     unsigned char measured, ok, render_failed;
-    size_t bytes;      /* UTF-8 length of the Java-map rendering */
-    size_t units;      /* its length in UTF-16 code units (Elastic's 32766 limit) */
-    const char *text;  /* rendered string in the arena, or NULL */
+    size_t bytes;     /* UTF-8 length of the Java-map rendering */
+    size_t units;     /* its length in UTF-16 code units (Elastic's 32766 limit) */
+    const char *text; /* rendered string in the arena, or NULL */
 } ct_payload_cache;
 
 typedef struct ct_event {
@@ -101,7 +101,7 @@ typedef struct ct_event {
 
     unsigned char identity_done, time_done, hide_additional_username, service_actor;
     json_t *user_identity; /* the userIdentity object or NULL */
-    ct_str identity_type, user_name, user_id, session_name, email, service_name;
+    ct_str user_name, user_id, session_name, email, service_name;
     nt_time_ms event_time;
     ct_payload_cache payload[4];
     ct_memo memo[CT_EVENT_MEMO];
