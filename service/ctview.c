@@ -512,12 +512,21 @@ static ct_str after_last_slash(ct_str a)
 }
 
 /* Decide who acted, once per event (pipeline steps "user.name" 1-5). */
+/* The userIdentity object (cached), or NULL when absent or not an object. */
+static json_t *user_identity(ct_event *ev)
+{
+    if (!ev->ui_done) {
+        ev->ui_done = 1;
+        ev->user_identity = obj_obj(ev->record, "userIdentity");
+    }
+    return ev->user_identity;
+}
+
 static void identity(ct_event *ev)
 {
     if (ev->identity_done) return;
     ev->identity_done = 1; /* 2 once identity_full has run */
-    json_t *ui = obj_obj(ev->record, "userIdentity");
-    ev->user_identity = ui;
+    json_t *ui = user_identity(ev);
     if (!ui) return;
     ct_str type = get_str(ui, "type");
     json_t *si = obj_obj(obj_obj(ui, "sessionContext"), "sessionIssuer");
@@ -1187,7 +1196,7 @@ static ct_str lower_copy(ct_event *ev, int field, ct_str s)
 
 void ct_event_init(ct_event *ev, const ct_schema *s, json_t *record, nt_time_ms arrival)
 {
-    memset(ev, 0, offsetof(ct_event, scratch));
+    memset(ev, 0, offsetof(ct_event, memo));
     ev->schema = s;
     ev->record = record;
     ev->arrival = arrival;
@@ -1216,14 +1225,12 @@ const char *ct_event_id(const ct_event *ev)
 
 static json_t *ui_get(ct_event *ev, const char *key)
 {
-    identity(ev);
-    return obj_get(ev->user_identity, key);
+    return obj_get(user_identity(ev), key);
 }
 
 static json_t *session_context(ct_event *ev)
 {
-    identity(ev);
-    return obj_obj(ev->user_identity, "sessionContext");
+    return obj_obj(user_identity(ev), "sessionContext");
 }
 
 static void get_outcome(ct_event *ev, vout *o)
@@ -1257,7 +1264,7 @@ static void get_related_user(ct_event *ev, vout *o)
     vput_str(o, ev->user_id);
     vput_str(o, ev->user_name);
     vput_str(o, get_str(rp, "newUserName"));
-    vput_str(o, get_str(obj_obj(ev->user_identity, "onBehalfOf"), "userId"));
+    vput_str(o, get_str(obj_obj(user_identity(ev), "onBehalfOf"), "userId"));
 }
 
 static void get_related_hosts(ct_event *ev, vout *o)

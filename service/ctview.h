@@ -99,16 +99,18 @@ typedef struct ct_event {
     json_t *record;          /* borrowed; must outlive the event */
     nt_time_ms arrival;      /* event.ingested */
 
-    unsigned char identity_done, time_done, hide_additional_username, service_actor;
+    unsigned char ui_done, identity_done, time_done, hide_additional_username, service_actor;
     json_t *user_identity; /* the userIdentity object or NULL */
     ct_str user_name, user_id, session_name, email, service_name;
     nt_time_ms event_time;
     ct_payload_cache payload[4];
-    ct_memo memo[CT_EVENT_MEMO];
-    size_t memo_used;
     char *arena;
     size_t arena_cap, arena_used;
     size_t dropped; /* values not produced for lack of scratch or over `max` */
+    size_t memo_used;
+    /* not cleared by ct_event_init: only memo[0..memo_used) and the used part
+     * of the scratch are ever read */
+    ct_memo memo[CT_EVENT_MEMO];
     _Alignas(8) char scratch[CT_EVENT_SCRATCH];
 } ct_event;
 
