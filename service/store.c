@@ -72,8 +72,10 @@ static const char OBSERVE_LUA[] =
     "  'updated_ms', ARGV[4], 'rule_id', ARGV[7], 'window_ms', ARGV[3],\n"
     "  'history_since_ms', redis.call('HGET', KEYS[2], 'history_since_ms'))\n"
     "local idx = {KEYS[4], KEYS[5], KEYS[6]}\n"
-    "if ARGV[8] ~= '' then redis.call('HSET', alert, 'account', ARGV[8]) idx[#idx + 1] = KEYS[7] end\n"
-    "if ARGV[9] ~= '' then redis.call('HSET', alert, 'user', ARGV[9]) idx[#idx + 1] = KEYS[#KEYS] end\n"
+    "if ARGV[8] ~= '' then redis.call('HSET', alert, 'account', ARGV[8]) idx[#idx + 1] = KEYS[7] "
+    "end\n"
+    "if ARGV[9] ~= '' then redis.call('HSET', alert, 'user', ARGV[9]) idx[#idx + 1] = KEYS[#KEYS] "
+    "end\n"
     "redis.call('PEXPIRE', alert, ARGV[10])\n"
     "local cutoff = string.format('(%.0f', created - retention)\n"
     "local function drop(old)\n"
@@ -141,7 +143,8 @@ static const char LIST_LUA[] =
     "      if #out >= 2 * limit or examined >= scan then more = 1 stopped = true break end\n"
     "      examined = examined + 1\n"
     "      last_s, last_id = sc, id\n"
-    "      local f = redis.call('HMGET', 'nt:alert:' .. id, 'status', 'rule_id', 'account', 'user')\n"
+    "      local f = redis.call('HMGET', 'nt:alert:' .. id, 'status', 'rule_id', 'account', "
+    "'user')\n"
     "      if f[1] then\n"
     "        local ok = true\n"
     "        for j = 1, 4 do\n"
@@ -449,7 +452,8 @@ static void cmd_fmt(cmd *c, const char *fmt, ...)
 
 static void cmd_reset(cmd *c)
 {
-    for (int i = 0; i < c->nowned; i++) free(c->owned[i]);
+    for (int i = 0; i < c->nowned; i++)
+        free(c->owned[i]);
     c->argc = c->oom = c->nowned = 0;
 }
 
@@ -462,7 +466,8 @@ typedef struct batch {
 
 static void batch_clear(batch *b)
 {
-    for (size_t i = 0; i < b->n; i++) redisFreeCommand(b->buf[i]);
+    for (size_t i = 0; i < b->n; i++)
+        redisFreeCommand(b->buf[i]);
     free(b->buf);
     free(b->len);
     memset(b, 0, sizeof *b);
@@ -492,8 +497,7 @@ static nt_status batch_argv(batch *b, int argc, const char **argv, const size_t 
 /* Adds c to b and resets c for reuse. */
 static nt_status batch_cmd(batch *b, cmd *c, nt_err *err)
 {
-    nt_status st = c->oom ? store_nomem(err)
-                          : batch_argv(b, c->argc, c->argv, c->len, err);
+    nt_status st = c->oom ? store_nomem(err) : batch_argv(b, c->argc, c->argv, c->len, err);
     cmd_reset(c);
     return st;
 }
@@ -540,7 +544,8 @@ static int reply_is_noscript(const redisReply *r)
 /* Reloads every script on the current connection (one round trip). */
 static nt_status store_reload_scripts(store *s, nt_err *err)
 {
-    for (int i = 0; i < SCRIPT_COUNT; i++) redisAppendCommand(s->ctx, "SCRIPT LOAD %s", script_text[i]);
+    for (int i = 0; i < SCRIPT_COUNT; i++)
+        redisAppendCommand(s->ctx, "SCRIPT LOAD %s", script_text[i]);
     int64_t t0 = mono_us();
     int bad = -1;
     char what[128] = "";
@@ -548,8 +553,8 @@ static nt_status store_reload_scripts(store *s, nt_err *err)
         redisReply *r = NULL;
         if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK)
             return store_io_fail(s, errno, s->command_timeout_ms, err);
-        if (bad < 0 && (r->type != REDIS_REPLY_STRING || r->len != 40 ||
-                        memcmp(r->str, s->sha[i], 40) != 0)) {
+        if (bad < 0 &&
+            (r->type != REDIS_REPLY_STRING || r->len != 40 || memcmp(r->str, s->sha[i], 40) != 0)) {
             bad = i;
             snprintf(what, sizeof what, "%s", reply_is_error(r) ? r->str : "unexpected reply");
         }
@@ -574,7 +579,8 @@ static nt_status store_exec(store *s, const batch *b, redisReply **rep, nt_err *
     if (st != NT_OK) return st;
 
     size_t k = 0;
-    for (size_t i = 0; i < b->n; i++) k += reply_is_noscript(rep[i]);
+    for (size_t i = 0; i < b->n; i++)
+        k += reply_is_noscript(rep[i]);
     if (k == 0) return NT_OK;
     size_t *which = malloc(k * sizeof *which);
     if (!which) {
@@ -737,7 +743,8 @@ static nt_status url_parse_userinfo(const char *auth, const char *at, store_url 
     }
     u->password = pct_decode(colon + 1, (size_t)(at - colon - 1), &bad);
     if (!u->password) goto fail;
-    if (u->password[0] == '\0') return nt_fail(err, NT_ERR_INVALID, "redis URL has an empty password");
+    if (u->password[0] == '\0')
+        return nt_fail(err, NT_ERR_INVALID, "redis URL has an empty password");
     return NT_OK;
 fail:
     if (bad) return nt_fail(err, NT_ERR_INVALID, "redis URL credentials have a bad percent-escape");
@@ -765,7 +772,8 @@ static nt_status url_parse_tcp(const char *rest, store_url *u, nt_err *err)
     const char *hstart = host;
     if (*host == '[') {
         const char *close = memchr(host, ']', (size_t)(tail - host));
-        if (!close) return nt_fail(err, NT_ERR_INVALID, "redis URL has an unclosed '[' in the host");
+        if (!close)
+            return nt_fail(err, NT_ERR_INVALID, "redis URL has an unclosed '[' in the host");
         hstart = host + 1;
         hend = close;
         if (close + 1 < tail) {
@@ -795,9 +803,9 @@ static nt_status url_parse_tcp(const char *rest, store_url *u, nt_err *err)
     if (*tail == '/' && tail[1] != '\0') {
         long long db = parse_decimal(tail + 1, strlen(tail + 1), 0, INT_MAX);
         if (db < 0)
-            return nt_fail(err, NT_ERR_INVALID,
-                           "redis URL database must be a number from 0 to %d (redis://host:port/db)",
-                           INT_MAX);
+            return nt_fail(
+                err, NT_ERR_INVALID,
+                "redis URL database must be a number from 0 to %d (redis://host:port/db)", INT_MAX);
         u->db = (int)db;
     }
     u->host = strndup(hstart, (size_t)(hend - hstart));
@@ -863,7 +871,8 @@ nt_status store_open(store **out, const store_config *cfg, nt_err *err)
     if (s->url.is_unix)
         snprintf(s->endpoint, sizeof s->endpoint, "%s/%d", s->url.path, s->url.db);
     else if (strchr(s->url.host, ':'))
-        snprintf(s->endpoint, sizeof s->endpoint, "[%s]:%d/%d", s->url.host, s->url.port, s->url.db);
+        snprintf(s->endpoint, sizeof s->endpoint, "[%s]:%d/%d", s->url.host, s->url.port,
+                 s->url.db);
     else
         snprintf(s->endpoint, sizeof s->endpoint, "%s:%d/%d", s->url.host, s->url.port, s->url.db);
     *out = s;
@@ -1087,13 +1096,20 @@ static nt_status alert_document(store *s, const char *id, const redisReply *h, j
     for (size_t i = 0; i + 1 < h->elements; i += 2) {
         const redisReply *k = h->element[i], *v = h->element[i + 1];
         if (v->type != REDIS_REPLY_STRING) continue;
-        if (field_is(k, "doc")) doc = v;
-        else if (field_is(k, "status")) status = v;
-        else if (field_is(k, "status_reason")) reason = v;
-        else if (field_is(k, "created_ms")) reply_ll(v, &created);
-        else if (field_is(k, "updated_ms")) reply_ll(v, &updated);
-        else if (field_is(k, "history_since_ms")) has_since = reply_ll(v, &since) == 0;
-        else if (field_is(k, "window_ms")) has_window = reply_ll(v, &window) == 0;
+        if (field_is(k, "doc"))
+            doc = v;
+        else if (field_is(k, "status"))
+            status = v;
+        else if (field_is(k, "status_reason"))
+            reason = v;
+        else if (field_is(k, "created_ms"))
+            reply_ll(v, &created);
+        else if (field_is(k, "updated_ms"))
+            reply_ll(v, &updated);
+        else if (field_is(k, "history_since_ms"))
+            has_since = reply_ll(v, &since) == 0;
+        else if (field_is(k, "window_ms"))
+            has_window = reply_ll(v, &window) == 0;
     }
     if (!doc || !status) return store_failf(s, err, "alert %s is stored without a document", id);
     json_error_t jerr;
@@ -1189,8 +1205,8 @@ static char *b64url_encode(const char *in, size_t n)
     if (!out) return NULL;
     size_t o = 0, i = 0;
     for (; i + 2 < n; i += 3) {
-        unsigned v = (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8 |
-                     (unsigned char)in[i + 2];
+        unsigned v =
+            (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8 | (unsigned char)in[i + 2];
         out[o++] = B64URL[v >> 18 & 63];
         out[o++] = B64URL[v >> 12 & 63];
         out[o++] = B64URL[v >> 6 & 63];
@@ -1296,12 +1312,18 @@ nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alert
     if (nonempty(f->account)) cmd_fmt(&c, "nt:alerts:account:%s", f->account);
     if (nonempty(f->user)) cmd_fmt(&c, "nt:alerts:user:%s", f->user);
     if (!nkeys) cmd_str(&c, "nt:alerts");
-    if (max >= 0) cmd_ll(&c, max);
-    else cmd_str(&c, "+inf");
-    if (f->since >= 0) cmd_ll(&c, f->since);
-    else cmd_str(&c, "-inf");
-    if (cs >= 0) cmd_ll(&c, cs);
-    else cmd_str(&c, "");
+    if (max >= 0)
+        cmd_ll(&c, max);
+    else
+        cmd_str(&c, "+inf");
+    if (f->since >= 0)
+        cmd_ll(&c, f->since);
+    else
+        cmd_str(&c, "-inf");
+    if (cs >= 0)
+        cmd_ll(&c, cs);
+    else
+        cmd_str(&c, "");
     cmd_str(&c, cid);
     cmd_ll(&c, (long long)limit);
     cmd_ll(&c, (long long)limit + STORE_LIST_SCAN);
@@ -1520,7 +1542,7 @@ nt_status store_exception_all(store *s, json_t **items, long long *version, nt_e
     if (reply_is_error(ex) || ex->type != REDIS_REPLY_ARRAY || ex->elements != 2 ||
         ex->element[0]->type != REDIS_REPLY_ARRAY) {
         st = store_failf(s, err, "reading exceptions failed: %s",
-                         reply_is_error(ex) ? ex->str
+                         reply_is_error(ex)       ? ex->str
                          : reply_is_error(rep[1]) ? rep[1]->str
                                                   : "unexpected reply");
         goto done;
@@ -1545,8 +1567,8 @@ nt_status store_exception_all(store *s, json_t **items, long long *version, nt_e
     for (size_t i = 0; i < n; i++) {
         const redisReply *v = pairs[i].value;
         json_error_t jerr;
-        json_t *item = v && v->type == REDIS_REPLY_STRING ? json_loadb(v->str, v->len, 0, &jerr)
-                                                          : NULL;
+        json_t *item =
+            v && v->type == REDIS_REPLY_STRING ? json_loadb(v->str, v->len, 0, &jerr) : NULL;
         if (!json_is_object(item)) {
             json_decref(item);
             st = store_failf(s, err, "exception %.*s is stored as invalid JSON",
@@ -1564,8 +1586,10 @@ done:
     replies_free(rep, 4);
     batch_clear(&b);
     free(pairs);
-    if (st != NT_OK) json_decref(arr);
-    else *items = arr;
+    if (st != NT_OK)
+        json_decref(arr);
+    else
+        *items = arr;
     return st;
 }
 
@@ -1611,13 +1635,12 @@ nt_status store_reject_push(store *s, const store_reject *r, size_t n, nt_err *e
     for (size_t i = 0; i < n; i++) {
         char at[NT_TIME_BUF];
         /* json_string() refuses invalid UTF-8; the prefix is escaped by its producer. */
-        json_t *o = json_pack("{s:o, s:s, s:o, s:o, s:o, s:o}", "reason",
-                              json_str_or_null(r[i].reason), "at", nt_time_format(r[i].at, at),
-                              "route", json_str_or_null(r[i].route), "delivery_id",
-                              json_str_or_null(r[i].delivery_id), "record_index",
-                              r[i].record_index >= 0 ? json_integer(r[i].record_index)
-                                                     : json_null(),
-                              "prefix", json_str_or_null(r[i].prefix));
+        json_t *o =
+            json_pack("{s:o, s:s, s:o, s:o, s:o, s:o}", "reason", json_str_or_null(r[i].reason),
+                      "at", nt_time_format(r[i].at, at), "route", json_str_or_null(r[i].route),
+                      "delivery_id", json_str_or_null(r[i].delivery_id), "record_index",
+                      r[i].record_index >= 0 ? json_integer(r[i].record_index) : json_null(),
+                      "prefix", json_str_or_null(r[i].prefix));
         texts[i] = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         if (!texts[i]) {
@@ -1639,13 +1662,15 @@ nt_status store_reject_push(store *s, const store_reject *r, size_t n, nt_err *e
     }
     if (st == NT_OK) st = store_exec(s, &b, rep, err);
     for (int i = 0; i < 2 && st == NT_OK; i++)
-        if (reply_is_error(rep[i])) st = store_failf(s, err, "pushing rejects failed: %s", rep[i]->str);
+        if (reply_is_error(rep[i]))
+            st = store_failf(s, err, "pushing rejects failed: %s", rep[i]->str);
 
 done:
     replies_free(rep, 2);
     batch_clear(&b);
     if (texts)
-        for (size_t i = 0; i < n; i++) free(texts[i]);
+        for (size_t i = 0; i < n; i++)
+            free(texts[i]);
     free(texts);
     free(argv);
     free(lens);
@@ -1666,8 +1691,10 @@ nt_status store_reject_list(store *s, size_t limit, json_t **out, nt_err *err)
     nt_status st = store_run1(s, &c, "LRANGE", &r, err);
     if (st != NT_OK) return st;
     json_t *arr = json_array();
-    if (!arr) st = store_nomem(err);
-    else if (r->type != REDIS_REPLY_ARRAY) st = store_failf(s, err, "LRANGE: unexpected reply");
+    if (!arr)
+        st = store_nomem(err);
+    else if (r->type != REDIS_REPLY_ARRAY)
+        st = store_failf(s, err, "LRANGE: unexpected reply");
     for (size_t i = 0; st == NT_OK && i < r->elements; i++) {
         const redisReply *v = r->element[i];
         json_error_t jerr;
@@ -1679,8 +1706,10 @@ nt_status store_reject_list(store *s, size_t limit, json_t **out, nt_err *err)
         if (json_array_append_new(arr, o) != 0) st = store_nomem(err);
     }
     freeReplyObject(r);
-    if (st != NT_OK) json_decref(arr);
-    else *out = arr;
+    if (st != NT_OK)
+        json_decref(arr);
+    else
+        *out = arr;
     return st;
 }
 
@@ -1700,10 +1729,14 @@ nt_status store_rule_stats(store *s, const char *rule_id, json_t **out, nt_err *
     int has_last = 0, has_since = 0;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
         const redisReply *k = r->element[i], *v = r->element[i + 1];
-        if (field_is(k, "events_matched")) reply_ll(v, &matched);
-        else if (field_is(k, "alerts")) reply_ll(v, &alerts);
-        else if (field_is(k, "last_alert_ms")) has_last = reply_ll(v, &last) == 0;
-        else if (field_is(k, "history_since_ms")) has_since = reply_ll(v, &since) == 0;
+        if (field_is(k, "events_matched"))
+            reply_ll(v, &matched);
+        else if (field_is(k, "alerts"))
+            reply_ll(v, &alerts);
+        else if (field_is(k, "last_alert_ms"))
+            has_last = reply_ll(v, &last) == 0;
+        else if (field_is(k, "history_since_ms"))
+            has_since = reply_ll(v, &since) == 0;
     }
     freeReplyObject(r);
     *out = json_pack("{s:I, s:I, s:o, s:o}", "events_matched", (json_int_t)matched, "alerts",

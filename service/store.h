@@ -62,14 +62,14 @@ typedef struct store store;
 
 /* Zero fields take the defaults shown. */
 typedef struct store_config {
-    const char *url;      /* redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N];
-                             NULL = redis://127.0.0.1:6379/0 */
-    const char *password; /* may be NULL; overrides one in the URL */
-    int connect_timeout_ms;         /* 2000 */
-    int command_timeout_ms;         /* 2000 */
-    nt_time_ms alert_retention_ms;  /* 30 days */
-    size_t alert_cap;               /* 100000 alerts */
-    size_t reject_cap;              /* 1000 rejects */
+    const char *url;        /* redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N];
+                               NULL = redis://127.0.0.1:6379/0 */
+    const char *password;   /* may be NULL; overrides one in the URL */
+    int connect_timeout_ms; /* 2000 */
+    int command_timeout_ms; /* 2000 */
+    nt_time_ms alert_retention_ms; /* 30 days */
+    size_t alert_cap;              /* 100000 alerts */
+    size_t reject_cap;             /* 1000 rejects */
 } store_config;
 
 /* A parsed Redis URL. Strings are owned (store_url_clear frees them). */
@@ -109,19 +109,22 @@ typedef enum {
 typedef struct store_obs {
     /* in */
     const char *rule_id, *term_hash; /* non-empty */
-    nt_time_ms ttl_ms;     /* LIVE/LEARN: the history window (> 0). BACKFILL: eventTime +
-                              window - now; <= 0 means too old: no term key is written */
+    /* LIVE/LEARN: the history window (> 0). BACKFILL: eventTime + window - now;
+     * <= 0 means too old: no term key is written (history_since is still lowered). */
+    nt_time_ms ttl_ms;
     nt_time_ms seen_ms;    /* LIVE/LEARN: arrival time. BACKFILL: eventTime */
     nt_time_ms created_ms; /* LIVE: the alert's created time (now) */
     store_obs_mode mode;
-    const char *alert_id;   /* LIVE: [A-Za-z0-9._-]{1,128}, deterministic */
-    const char *alert_json; /* LIVE: the alert JSON object without status fields */
+    const char *alert_id;       /* LIVE: [A-Za-z0-9._-]{1,128}, deterministic */
+    const char *alert_json;     /* LIVE: the alert JSON object without status fields */
     const char *account, *user; /* LIVE: index values; NULL or "" = not indexed */
     /* out */
-    int is_new;        /* 1 when the term had no history key before this observation
-                          (LIVE: the alert alert_id now exists; LEARN/BACKFILL: no alert) */
-    int alert_written; /* LIVE: 1 when this observation stored the alert (0 when an alert
-                          with that id was already stored, e.g. a retried delivery) */
+    /* 1 when the term had no history key before this observation (LIVE: the
+     * alert alert_id now exists; LEARN/BACKFILL: never an alert). */
+    int is_new;
+    /* LIVE: 1 when this observation stored the alert (0 when an alert with that
+     * id was already stored, e.g. by a retried delivery after the term expired). */
+    int alert_written;
 } store_obs;
 
 /* One pipelined round trip: one EVALSHA of the observe script per observation.
@@ -147,9 +150,9 @@ nt_status store_alert_get(store *s, const char *id, json_t **out, nt_err *err);
 
 typedef struct store_alert_filter {
     const char *status, *rule_id, *account, *user; /* NULL = any; ANDed */
-    nt_time_ms since, until; /* on created_ms, inclusive; -1 = none */
-    size_t limit;            /* 1..1000; 0 = 100 */
-    const char *cursor;      /* NULL or a next_cursor from a previous page */
+    nt_time_ms since, until;                       /* on created_ms, inclusive; -1 = none */
+    size_t limit;                                  /* 1..1000; 0 = 100 */
+    const char *cursor;                            /* NULL or a next_cursor from a previous page */
 } store_alert_filter;
 
 /* Newest first (created desc, then id desc). *alerts = array of documents;
@@ -216,6 +219,7 @@ typedef struct store_counters {
     unsigned long long noscript_reloads; /* NOSCRIPT replies answered by SCRIPT LOAD */
 } store_counters;
 
+/* Plain counters, not atomics: read them from the thread that holds the store. */
 void store_get_counters(const store *s, store_counters *out);
 
 #endif

@@ -15,6 +15,10 @@
  * started it — not by forked check test children — and on Linux the server gets
  * PR_SET_PDEATHSIG so a killed test run does not leave it behind.
  *
+ * The redis_harness struct is registered by address: keep it alive (static, or
+ * in scope) until redis_harness_cleanup(). Start it from the main thread (the
+ * death signal follows the thread that forked).
+ *
  * Functions return 0 on success and -1 with a message on stderr otherwise.
  * redis_harness_command() runs one command on a fresh connection (AUTH first
  * when the harness has a password) and returns the reply (freeReplyObject it)

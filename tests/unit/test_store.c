@@ -55,7 +55,7 @@ static long long redis_ll(const redis_harness *h, const char *fmt, const char *a
 {
     redisReply *r = redis_harness_command(h, fmt, arg);
     ck_assert_ptr_nonnull(r);
-    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer
+    long long v = r->type == REDIS_REPLY_INTEGER  ? r->integer
                   : r->type == REDIS_REPLY_STRING ? atoll(r->str)
                                                   : -999;
     freeReplyObject(r);
@@ -145,10 +145,14 @@ START_TEST(good_redis_urls_parse_into_their_parts)
     ck_assert_str_eq(u.is_unix ? u.path : u.host, good_urls[_i].host_or_path);
     if (!u.is_unix) ck_assert_int_eq(u.port, good_urls[_i].port);
     ck_assert_int_eq(u.db, good_urls[_i].db);
-    if (good_urls[_i].user) ck_assert_str_eq(u.username, good_urls[_i].user);
-    else ck_assert_ptr_null(u.username);
-    if (good_urls[_i].password) ck_assert_str_eq(u.password, good_urls[_i].password);
-    else ck_assert_ptr_null(u.password);
+    if (good_urls[_i].user)
+        ck_assert_str_eq(u.username, good_urls[_i].user);
+    else
+        ck_assert_ptr_null(u.username);
+    if (good_urls[_i].password)
+        ck_assert_str_eq(u.password, good_urls[_i].password);
+    else
+        ck_assert_ptr_null(u.password);
     store_url_clear(&u);
 }
 END_TEST
@@ -233,7 +237,8 @@ START_TEST(a_new_term_writes_an_open_alert_and_reports_it_new)
     flush_shared();
     store *s = open_shared();
     int written = 0;
-    ck_assert_int_eq(observe_live(s, "r1", "h1", "alert1", T0, "111122223333", "OrgAdmin", &written), 1);
+    ck_assert_int_eq(
+        observe_live(s, "r1", "h1", "alert1", T0, "111122223333", "OrgAdmin", &written), 1);
     ck_assert_int_eq(written, 1);
 
     json_t *doc = NULL;
@@ -242,11 +247,14 @@ START_TEST(a_new_term_writes_an_open_alert_and_reports_it_new)
     ck_assert_str_eq(json_string_value(json_object_get(doc, "id")), "alert1");
     ck_assert_str_eq(json_string_value(json_object_get(doc, "status")), "open");
     ck_assert(json_is_null(json_object_get(doc, "status_reason")));
-    ck_assert_str_eq(json_string_value(json_object_get(doc, "created_at")), "2026-11-28T05:29:12.000Z");
-    ck_assert_str_eq(json_string_value(json_object_get(doc, "updated_at")), "2026-11-28T05:29:12.000Z");
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "created_at")),
+                     "2026-11-28T05:29:12.000Z");
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "updated_at")),
+                     "2026-11-28T05:29:12.000Z");
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(doc, "rule"), "id")), "r1");
     json_t *history = json_object_get(doc, "history");
-    ck_assert_str_eq(json_string_value(json_object_get(history, "since")), "2026-11-28T05:29:12.000Z");
+    ck_assert_str_eq(json_string_value(json_object_get(history, "since")),
+                     "2026-11-28T05:29:12.000Z");
     ck_assert_int_eq(json_integer_value(json_object_get(history, "depth_seconds")), 0);
     ck_assert(json_is_false(json_object_get(history, "complete")));
     json_decref(doc);
@@ -376,7 +384,8 @@ static void *race_thread(void *arg)
             o[i].alert_json = "{}";
         }
         r->status = store_observe(s, o, RACE_BATCH, &err);
-        for (int i = 0; i < RACE_BATCH; i++) r->is_new[base + i] = o[i].is_new;
+        for (int i = 0; i < RACE_BATCH; i++)
+            r->is_new[base + i] = o[i].is_new;
     }
     snprintf(r->msg, sizeof r->msg, "%s", err.msg);
     store_free(s);
@@ -396,9 +405,11 @@ START_TEST(two_connections_racing_for_the_same_terms_make_exactly_one_alert_per_
         racers[i].start = &start;
         pthread_create(&th[i], NULL, race_thread, &racers[i]);
     }
-    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
     pthread_barrier_destroy(&start);
-    for (int i = 0; i < 2; i++) ck_assert_msg(racers[i].status == NT_OK, "%s", racers[i].msg);
+    for (int i = 0; i < 2; i++)
+        ck_assert_msg(racers[i].status == NT_OK, "%s", racers[i].msg);
     for (int t = 0; t < RACE_TERMS; t++)
         ck_assert_int_eq(racers[0].is_new[t] + racers[1].is_new[t], 1);
     ck_assert_int_eq(redis_ll(&shared, "ZCARD %s", "nt:alerts"), RACE_TERMS);
@@ -614,8 +625,8 @@ static void build_list_fixture(store *s)
         if (i % 7 == 0) a->status = "acknowledged";
         if (i % 11 == 0) a->status = "closed";
         if (strcmp(a->status, "open") != 0)
-            ck_assert_int_eq(store_alert_set_status(s, a->id, a->status, NULL, T0 + 5000, NULL, &err),
-                             NT_OK);
+            ck_assert_int_eq(
+                store_alert_set_status(s, a->id, a->status, NULL, T0 + 5000, NULL, &err), NT_OK);
     }
 }
 
@@ -766,13 +777,13 @@ START_TEST(the_last_page_has_no_next_cursor)
 END_TEST
 
 static const char *const bad_cursors[] = {
-    "!!!!",       /* not base64url */
-    "abcde",      /* impossible length */
-    "MTIz",       /* "123": no colon */
-    "eDp5",       /* "x:y": score not a number */
+    "!!!!",         /* not base64url */
+    "abcde",        /* impossible length */
+    "MTIz",         /* "123": no colon */
+    "eDp5",         /* "x:y": score not a number */
     "MTI6YmFkIGlk", /* "12:bad id": space in id */
-    "MTI6",       /* "12:": no id */
-    "",           /* empty */
+    "MTI6",         /* "12:": no id */
+    "",             /* empty */
 };
 
 START_TEST(a_malformed_cursor_is_invalid)
@@ -820,8 +831,10 @@ START_TEST(a_status_change_moves_the_alert_between_status_indexes)
         store_alert_set_status(s, "a1", "closed", "false_positive", T0 + 60000, &doc, &err), NT_OK);
     ck_assert_str_eq(json_string_value(json_object_get(doc, "status")), "closed");
     ck_assert_str_eq(json_string_value(json_object_get(doc, "status_reason")), "false_positive");
-    ck_assert_str_eq(json_string_value(json_object_get(doc, "updated_at")), "2026-11-28T05:30:12.000Z");
-    ck_assert_str_eq(json_string_value(json_object_get(doc, "created_at")), "2026-11-28T05:29:12.000Z");
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "updated_at")),
+                     "2026-11-28T05:30:12.000Z");
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "created_at")),
+                     "2026-11-28T05:29:12.000Z");
     json_decref(doc);
     ck_assert_int_eq(redis_ll(&shared, "ZCARD %s", "nt:alerts:status:open"), 0);
     ck_assert_int_eq(redis_ll(&shared, "ZSCORE nt:alerts:status:closed %s", "a1"), T0);
@@ -871,13 +884,15 @@ START_TEST(exceptions_support_create_read_replace_delete_with_a_version_bump)
     long long v = -1;
     ck_assert_int_eq(store_exception_version(s, &v, &err), NT_OK);
     ck_assert_int_eq(v, 0);
-    ck_assert_int_eq(store_exception_put(s, "b-item", "{\"id\":\"b-item\",\"n\":1}", 1, &err), NT_OK);
+    ck_assert_int_eq(store_exception_put(s, "b-item", "{\"id\":\"b-item\",\"n\":1}", 1, &err),
+                     NT_OK);
     ck_assert_int_eq(store_exception_put(s, "a-item", "{\"id\":\"a-item\"}", 1, &err), NT_OK);
     ck_assert_int_eq(store_exception_put(s, "b-item", "{\"id\":\"b-item\"}", 1, &err),
                      NT_ERR_CONFLICT);
     ck_assert_str_eq(err.msg, "exception b-item already exists");
     ck_assert_int_eq(store_exception_put(s, "c-item", "{}", 0, &err), NT_ERR_NOTFOUND);
-    ck_assert_int_eq(store_exception_put(s, "b-item", "{\"id\":\"b-item\",\"n\":2}", 0, &err), NT_OK);
+    ck_assert_int_eq(store_exception_put(s, "b-item", "{\"id\":\"b-item\",\"n\":2}", 0, &err),
+                     NT_OK);
     ck_assert_int_eq(store_exception_version(s, &v, &err), NT_OK);
     ck_assert_int_eq(v, 3);
 
@@ -991,8 +1006,10 @@ START_TEST(rule_stats_count_matches_and_alerts)
     ck_assert_int_eq(store_rule_stats(s, "r1", &st, &err), NT_OK);
     ck_assert_int_eq(json_integer_value(json_object_get(st, "events_matched")), 3);
     ck_assert_int_eq(json_integer_value(json_object_get(st, "alerts")), 2);
-    ck_assert_str_eq(json_string_value(json_object_get(st, "last_alert_at")), "2026-11-28T05:29:14.000Z");
-    ck_assert_str_eq(json_string_value(json_object_get(st, "history_since")), "2026-11-28T05:29:12.000Z");
+    ck_assert_str_eq(json_string_value(json_object_get(st, "last_alert_at")),
+                     "2026-11-28T05:29:14.000Z");
+    ck_assert_str_eq(json_string_value(json_object_get(st, "history_since")),
+                     "2026-11-28T05:29:12.000Z");
     json_decref(st);
     store_free(s);
 }
