@@ -1,0 +1,1778 @@
+/*
+ * store.c — the Redis layer (see store.h for the key layout and the contract).
+ *
+ * How it works:
+ * - One `store` owns one blocking hiredis connection. Every public call builds
+ *   its commands into a `batch` of pre-formatted RESP buffers, writes them all,
+ *   then reads all replies: one pipelined round trip. Keeping the formatted
+ *   buffers lets us resend exactly the commands that came back NOSCRIPT (after a
+ *   SCRIPT FLUSH or a failover) without re-running the ones that succeeded;
+ *   re-running a successful observation would turn its "new" into "seen".
+ * - Connecting is lazy and includes a handshake in one round trip: AUTH, SELECT
+ *   and SCRIPT LOAD of the four Lua scripts below. Any I/O error or timeout
+ *   drops the connection; the next call reconnects at once, and failed connects
+ *   back off exponentially (100 ms .. 2 s) during which calls fail immediately
+ *   with the last error, so a caller never waits on a dead Redis for longer than
+ *   the configured timeouts.
+ * - The new-terms decision and the alert write happen inside one Lua script per
+ *   observation (OBSERVE_LUA), which is what makes "exactly one alert per new
+ *   term" hold across threads, replicas and retried deliveries.
+ * - Listing runs a Lua script (LIST_LUA) that picks the smallest index zset,
+ *   walks it newest first from the cursor position, filters on the alert hash
+ *   fields and returns matching ids; a second round trip fetches the hashes.
+ *   Cursors are base64url("created_ms:id"), a position, so new alerts never
+ *   shift pages.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+/* ---- Lua scripts ------------------------------------------------------------ */
+
+/* KEYS[1] term  KEYS[2] rule stats; LIVE also KEYS[3] alert hash, KEYS[4]
+ * nt:alerts, KEYS[5] rule index, KEYS[6] status:open index, then the account
+ * index (when ARGV[8] ~= '') and the user index (when ARGV[9] ~= '', last).
+ * ARGV[1] mode L|R(learn)|B  ARGV[2] seen_ms  ARGV[3] ttl_ms; LIVE also ARGV[4]
+ * created_ms ARGV[5] id ARGV[6] doc ARGV[7] rule_id ARGV[8] account ARGV[9] user
+ * ARGV[10] retention_ms ARGV[11] cap.
+ * Returns 0 seen before, 1 new and alert written, 2 new but the alert id was
+ * already stored, 3 new without alert (learn/backfill), 4 backfill too old. */
+static const char OBSERVE_LUA[] =
+    "local mode, seen, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
+    "if mode == 'B' then\n"
+    "  local since = tonumber(redis.call('HGET', KEYS[2], 'history_since_ms'))\n"
+    "  if since == nil or tonumber(seen) < since then\n"
+    "    redis.call('HSET', KEYS[2], 'history_since_ms', seen)\n"
+    "  end\n"
+    "  if ttl <= 0 then return 4 end\n"
+    "  local pttl = redis.call('PTTL', KEYS[1])\n"
+    "  if pttl == -2 then redis.call('SET', KEYS[1], seen, 'PX', ARGV[3]) return 3 end\n"
+    "  if pttl >= 0 and ttl > pttl then redis.call('SET', KEYS[1], seen, 'PX', ARGV[3]) end\n"
+    "  return 0\n"
+    "end\n"
+    "redis.call('HINCRBY', KEYS[2], 'events_matched', 1)\n"
+    "redis.call('HSETNX', KEYS[2], 'history_since_ms', seen)\n"
+    "if not redis.call('SET', KEYS[1], seen, 'PX', ARGV[3], 'NX') then\n"
+    "  redis.call('SET', KEYS[1], seen, 'PX', ARGV[3])\n"
+    "  return 0\n"
+    "end\n"
+    "if mode ~= 'L' then return 3 end\n"
+    "local alert, id, created = KEYS[3], ARGV[5], tonumber(ARGV[4])\n"
+    "if redis.call('EXISTS', alert) == 1 then return 2 end\n"
+    "local retention, cap = tonumber(ARGV[10]), tonumber(ARGV[11])\n"
+    "redis.call('HSET', alert, 'doc', ARGV[6], 'status', 'open', 'created_ms', ARGV[4],\n"
+    "  'updated_ms', ARGV[4], 'rule_id', ARGV[7], 'window_ms', ARGV[3],\n"
+    "  'history_since_ms', redis.call('HGET', KEYS[2], 'history_since_ms'))\n"
+    "local idx = {KEYS[4], KEYS[5], KEYS[6]}\n"
+    "if ARGV[8] ~= '' then redis.call('HSET', alert, 'account', ARGV[8]) idx[#idx + 1] = KEYS[7] "
+    "end\n"
+    "if ARGV[9] ~= '' then redis.call('HSET', alert, 'user', ARGV[9]) idx[#idx + 1] = KEYS[#KEYS] "
+    "end\n"
+    "redis.call('PEXPIRE', alert, ARGV[10])\n"
+    "local cutoff = string.format('(%.0f', created - retention)\n"
+    "local function drop(old)\n"
+    "  local key = 'nt:alert:' .. old\n"
+    "  local f = redis.call('HMGET', key, 'rule_id', 'account', 'user', 'status')\n"
+    "  redis.call('ZREM', 'nt:alerts', old)\n"
+    "  if f[1] then redis.call('ZREM', 'nt:alerts:rule:' .. f[1], old) end\n"
+    "  if f[2] then redis.call('ZREM', 'nt:alerts:account:' .. f[2], old) end\n"
+    "  if f[3] then redis.call('ZREM', 'nt:alerts:user:' .. f[3], old) end\n"
+    "  if f[4] then redis.call('ZREM', 'nt:alerts:status:' .. f[4], old) end\n"
+    "  redis.call('DEL', key)\n"
+    "end\n"
+    "for _, k in ipairs(idx) do\n"
+    "  redis.call('ZADD', k, ARGV[4], id)\n"
+    "  redis.call('PEXPIRE', k, ARGV[10])\n"
+    "end\n"
+    "for _, old in ipairs(redis.call('ZRANGEBYSCORE', 'nt:alerts', '-inf', cutoff,\n"
+    "    'LIMIT', 0, 100)) do drop(old) end\n"
+    "local excess = redis.call('ZCARD', 'nt:alerts') - cap\n"
+    "if excess > 0 then\n"
+    "  if excess > 100 then excess = 100 end\n"
+    "  for _, old in ipairs(redis.call('ZRANGE', 'nt:alerts', 0, excess - 1)) do drop(old) end\n"
+    "end\n"
+    "for _, k in ipairs(idx) do redis.call('ZREMRANGEBYSCORE', k, '-inf', cutoff) end\n"
+    "redis.call('HINCRBY', KEYS[2], 'alerts', 1)\n"
+    "local last = tonumber(redis.call('HGET', KEYS[2], 'last_alert_ms'))\n"
+    "if last == nil or created > last then\n"
+    "  redis.call('HSET', KEYS[2], 'last_alert_ms', ARGV[4])\n"
+    "end\n"
+    "return 1\n";
+
+/* KEYS: the candidate index zsets (the smallest is walked). ARGV[1] max score
+ * ARGV[2] min score ARGV[3] cursor score ('' = none) ARGV[4] cursor id ARGV[5]
+ * limit ARGV[6] most entries to examine ARGV[7..10] status, rule_id, account,
+ * user ('' = any). Returns {{id, score, ...}, last score, last id, more}. */
+static const char LIST_LUA[] =
+    "local best, bestn\n"
+    "for _, k in ipairs(KEYS) do\n"
+    "  local n = redis.call('ZCARD', k)\n"
+    "  if best == nil or n < bestn then best, bestn = k, n end\n"
+    "end\n"
+    "local limit, scan = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "local cs, cid = tonumber(ARGV[3]), ARGV[4]\n"
+    "local want = {ARGV[7], ARGV[8], ARGV[9], ARGV[10]}\n"
+    "local function at_or_after(a, b)\n"
+    "  if a == b then return true end\n"
+    "  for i = 1, math.min(#a, #b) do\n"
+    "    local x, y = string.byte(a, i), string.byte(b, i)\n"
+    "    if x ~= y then return x > y end\n"
+    "  end\n"
+    "  return #a > #b\n"
+    "end\n"
+    "local out, examined, off, more = {}, 0, 0, 0\n"
+    "local last_s, last_id = '', ''\n"
+    "if bestn == 0 then return {out, last_s, last_id, more} end\n"
+    "while true do\n"
+    "  local r = redis.call('ZREVRANGEBYSCORE', best, ARGV[1], ARGV[2], 'WITHSCORES',\n"
+    "    'LIMIT', off, 256)\n"
+    "  local n = #r / 2\n"
+    "  off = off + n\n"
+    "  local stopped = false\n"
+    "  for i = 1, #r, 2 do\n"
+    "    local id, sc = r[i], r[i + 1]\n"
+    "    if not (cs and tonumber(sc) == cs and at_or_after(id, cid)) then\n"
+    "      if #out >= 2 * limit or examined >= scan then more = 1 stopped = true break end\n"
+    "      examined = examined + 1\n"
+    "      last_s, last_id = sc, id\n"
+    "      local f = redis.call('HMGET', 'nt:alert:' .. id, 'status', 'rule_id', 'account', "
+    "'user')\n"
+    "      if f[1] then\n"
+    "        local ok = true\n"
+    "        for j = 1, 4 do\n"
+    "          if want[j] ~= '' and f[j] ~= want[j] then ok = false end\n"
+    "        end\n"
+    "        if ok then out[#out + 1] = id out[#out + 1] = sc end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  if stopped or n < 256 then break end\n"
+    "end\n"
+    "return {out, last_s, last_id, more}\n";
+
+/* KEYS[1] alert hash. ARGV[1] id ARGV[2] status ARGV[3] reason ('' = none)
+ * ARGV[4] now ARGV[5] retention_ms. Returns the hash (HGETALL) or nil. */
+static const char STATUS_LUA[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return false end\n"
+    "local f = redis.call('HMGET', KEYS[1], 'status', 'created_ms')\n"
+    "if ARGV[3] == '' then redis.call('HDEL', KEYS[1], 'status_reason')\n"
+    "else redis.call('HSET', KEYS[1], 'status_reason', ARGV[3]) end\n"
+    "redis.call('HSET', KEYS[1], 'status', ARGV[2], 'updated_ms', ARGV[4])\n"
+    "if f[1] ~= ARGV[2] then\n"
+    "  if f[1] then redis.call('ZREM', 'nt:alerts:status:' .. f[1], ARGV[1]) end\n"
+    "  local k = 'nt:alerts:status:' .. ARGV[2]\n"
+    "  redis.call('ZADD', k, f[2] or ARGV[4], ARGV[1])\n"
+    "  redis.call('PEXPIRE', k, ARGV[5])\n"
+    "end\n"
+    "return redis.call('HGETALL', KEYS[1])\n";
+
+/* KEYS[1] nt:exceptions KEYS[2] nt:exceptions:version. ARGV[1] c(reate) |
+ * r(eplace) | d(elete) ARGV[2] id ARGV[3] json. Returns the new version, or 0
+ * when the id exists (create) / is absent (replace, delete). */
+static const char EXCEPTION_LUA[] =
+    "local op = ARGV[1]\n"
+    "if op == 'c' then\n"
+    "  if redis.call('HSETNX', KEYS[1], ARGV[2], ARGV[3]) == 0 then return 0 end\n"
+    "elseif op == 'r' then\n"
+    "  if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then return 0 end\n"
+    "  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])\n"
+    "else\n"
+    "  if redis.call('HDEL', KEYS[1], ARGV[2]) == 0 then return 0 end\n"
+    "end\n"
+    "return redis.call('INCR', KEYS[2])\n";
+
+enum { SCRIPT_OBSERVE, SCRIPT_LIST, SCRIPT_STATUS, SCRIPT_EXCEPTION, SCRIPT_COUNT };
+
+static const char *const script_text[SCRIPT_COUNT] = {OBSERVE_LUA, LIST_LUA, STATUS_LUA,
+                                                      EXCEPTION_LUA};
+
+/* ---- the store ---------------------------------------------------------------- */
+
+#define STORE_BACKOFF_FIRST_MS 100
+#define STORE_BACKOFF_MAX_MS 2000
+#define STORE_LIST_SCAN 5000
+#define STORE_LIST_MAX 1000
+#define STORE_ID_MAX 128
+
+struct store {
+    store_url url;
+    char *password; /* effective: the config's, else the URL's (owned) */
+    int connect_timeout_ms, command_timeout_ms;
+    nt_time_ms retention_ms;
+    size_t alert_cap, reject_cap;
+    char endpoint[320];
+
+    redisContext *ctx;
+    char sha[SCRIPT_COUNT][41];
+    int ever_connected;
+    int64_t retry_at_ms; /* monotonic; no connect attempt before this */
+    int backoff_ms;
+    char last_error[200];
+    store_counters counters;
+};
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static struct timeval tv_ms(int ms)
+{
+    struct timeval tv;
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    return tv;
+}
+
+/* Every NT_ERR_STORE leaves through here: counted, and prefixed with the
+ * endpoint. store_failf(s, err, fmt, ...) evaluates to NT_ERR_STORE (a macro
+ * so that static analyzers, which do not follow variadic calls, see that). */
+static void store_fail_note(store *s, nt_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void store_fail_note(store *s, nt_err *err, const char *fmt, ...)
+{
+    char msg[NT_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    s->counters.errors++;
+    nt_fail(err, NT_ERR_STORE, "redis %s: %s", s->endpoint, msg);
+}
+#define store_failf(...) (store_fail_note(__VA_ARGS__), NT_ERR_STORE)
+
+static nt_status store_nomem(nt_err *err)
+{
+    nt_fail(err, NT_ERR_NOMEM, "out of memory");
+    return NT_ERR_NOMEM;
+}
+
+/* A readable sentence for a failed hiredis context; errno_at is errno right
+ * after the failing call (a SO_RCVTIMEO timeout shows up as EAGAIN). */
+static void ctx_error(const redisContext *c, int errno_at, int timeout_ms, char *buf, size_t n)
+{
+    if (c->err == REDIS_ERR_IO && (errno_at == EAGAIN || errno_at == EWOULDBLOCK))
+        snprintf(buf, n, "timed out after %d ms", timeout_ms);
+    else if (c->err == REDIS_ERR_EOF)
+        snprintf(buf, n, "connection closed by the server");
+    else
+        snprintf(buf, n, "%s", c->errstr[0] ? c->errstr : "I/O error");
+}
+
+/* Drops a connection that failed mid-exchange; the next call reconnects at once
+ * (a restarted Redis should cost one failed call, not a backoff). */
+static nt_status store_io_fail(store *s, int errno_at, int timeout_ms, nt_err *err)
+{
+    char msg[160];
+    ctx_error(s->ctx, errno_at, timeout_ms, msg, sizeof msg);
+    redisFree(s->ctx);
+    s->ctx = NULL;
+    s->retry_at_ms = 0;
+    return store_failf(s, err, "%s", msg);
+}
+
+static int reply_is_error(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR;
+}
+
+/* The handshake of a fresh connection: AUTH, SELECT, SCRIPT LOAD, pipelined.
+ * Returns 0, or -1 with a sentence in msg. */
+static int store_handshake(store *s, redisContext *c, int timeout_ms, char *msg, size_t n)
+{
+    enum { OP_AUTH, OP_SELECT, OP_LOAD };
+    int ops[2 + SCRIPT_COUNT], nops = 0;
+    if (s->password) {
+        const char *argv[3] = {"AUTH", s->url.username, s->password};
+        size_t lens[3] = {4, s->url.username ? strlen(s->url.username) : 0, strlen(s->password)};
+        if (s->url.username) {
+            redisAppendCommandArgv(c, 3, argv, lens);
+        } else {
+            argv[1] = s->password;
+            lens[1] = lens[2];
+            redisAppendCommandArgv(c, 2, argv, lens);
+        }
+        ops[nops++] = OP_AUTH;
+    }
+    if (s->url.db != 0) {
+        redisAppendCommand(c, "SELECT %d", s->url.db);
+        ops[nops++] = OP_SELECT;
+    }
+    for (int i = 0; i < SCRIPT_COUNT; i++) {
+        redisAppendCommand(c, "SCRIPT LOAD %s", script_text[i]);
+        ops[nops++] = OP_LOAD;
+    }
+    int64_t t0 = mono_us();
+    int failed = 0, script = 0;
+    for (int i = 0; i < nops; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK) {
+            ctx_error(c, errno, timeout_ms, msg, n);
+            return -1;
+        }
+        if (!failed && reply_is_error(r)) {
+            failed = 1;
+            if (ops[i] == OP_AUTH)
+                snprintf(msg, n, "AUTH failed: %s", r->str);
+            else if (ops[i] == OP_SELECT)
+                snprintf(msg, n, "SELECT %d failed: %s", s->url.db, r->str);
+            else
+                snprintf(msg, n, "SCRIPT LOAD failed: %s", r->str);
+        } else if (!failed && ops[i] == OP_LOAD) {
+            if (r->type != REDIS_REPLY_STRING || r->len != 40) {
+                failed = 1;
+                snprintf(msg, n, "SCRIPT LOAD returned an unexpected reply");
+            } else {
+                memcpy(s->sha[script], r->str, 40);
+                s->sha[script][40] = '\0';
+            }
+        }
+        if (ops[i] == OP_LOAD) script++;
+        freeReplyObject(r);
+    }
+    s->counters.round_trips++;
+    s->counters.latency_us_total += (unsigned long long)(mono_us() - t0);
+    return failed ? -1 : 0;
+}
+
+static nt_status store_connect(store *s, nt_err *err)
+{
+    if (s->ctx) return NT_OK;
+    int64_t start = mono_us();
+    int64_t now_ms = start / 1000;
+    if (now_ms < s->retry_at_ms)
+        return store_failf(s, err, "%s (next connection attempt in %lld ms)", s->last_error,
+                           (long long)(s->retry_at_ms - now_ms));
+
+    char msg[200];
+    struct timeval tv = tv_ms(s->connect_timeout_ms);
+    redisContext *c = s->url.is_unix ? redisConnectUnixWithTimeout(s->url.path, tv)
+                                     : redisConnectWithTimeout(s->url.host, s->url.port, tv);
+    if (!c) {
+        snprintf(msg, sizeof msg, "cannot allocate a connection");
+        goto fail;
+    }
+    if (c->err) {
+        snprintf(msg, sizeof msg, "%s", c->errstr);
+        goto fail;
+    }
+    /* The handshake gets what is left of the connect timeout (at least 50 ms). */
+    int remaining = s->connect_timeout_ms - (int)((mono_us() - start) / 1000);
+    if (remaining < 50) remaining = 50;
+    if (redisSetTimeout(c, tv_ms(remaining)) != REDIS_OK) {
+        snprintf(msg, sizeof msg, "cannot set the socket timeout: %s", c->errstr);
+        goto fail;
+    }
+    if (store_handshake(s, c, remaining, msg, sizeof msg) != 0) goto fail;
+    if (redisSetTimeout(c, tv_ms(s->command_timeout_ms)) != REDIS_OK) {
+        snprintf(msg, sizeof msg, "cannot set the socket timeout: %s", c->errstr);
+        goto fail;
+    }
+    s->ctx = c;
+    if (s->ever_connected) s->counters.reconnects++;
+    s->ever_connected = 1;
+    s->backoff_ms = 0;
+    s->retry_at_ms = 0;
+    return NT_OK;
+
+fail:
+    if (c) redisFree(c);
+    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : STORE_BACKOFF_FIRST_MS;
+    if (s->backoff_ms > STORE_BACKOFF_MAX_MS) s->backoff_ms = STORE_BACKOFF_MAX_MS;
+    s->retry_at_ms = mono_us() / 1000 + s->backoff_ms;
+    snprintf(s->last_error, sizeof s->last_error, "%s", msg);
+    return store_failf(s, err, "%s", msg);
+}
+
+/* ---- commands and batches ------------------------------------------------------ */
+
+#define CMD_ARGS 24
+
+/* One command's arguments. Numbers and formatted keys live in the command. */
+typedef struct cmd {
+    int argc, oom, nowned;
+    const char *argv[CMD_ARGS];
+    size_t len[CMD_ARGS];
+    char *owned[CMD_ARGS];
+    char num[CMD_ARGS][24];
+} cmd;
+
+static void cmd_arg(cmd *c, const char *p, size_t len)
+{
+    if (c->argc >= CMD_ARGS) {
+        c->oom = 1;
+        return;
+    }
+    c->argv[c->argc] = p;
+    c->len[c->argc] = len;
+    c->argc++;
+}
+
+static void cmd_str(cmd *c, const char *s)
+{
+    cmd_arg(c, s, strlen(s));
+}
+
+static void cmd_ll(cmd *c, long long v)
+{
+    if (c->argc >= CMD_ARGS) {
+        c->oom = 1;
+        return;
+    }
+    int len = snprintf(c->num[c->argc], sizeof c->num[0], "%lld", v);
+    cmd_arg(c, c->num[c->argc], (size_t)len);
+}
+
+static void cmd_fmt(cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void cmd_fmt(cmd *c, const char *fmt, ...)
+{
+    char *p = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vasprintf(&p, fmt, ap);
+    va_end(ap);
+    if (len < 0 || c->nowned >= CMD_ARGS) {
+        if (len >= 0) free(p);
+        c->oom = 1;
+        return;
+    }
+    c->owned[c->nowned++] = p;
+    cmd_arg(c, p, (size_t)len);
+}
+
+static void cmd_reset(cmd *c)
+{
+    for (int i = 0; i < c->nowned; i++)
+        free(c->owned[i]);
+    c->argc = c->oom = c->nowned = 0;
+}
+
+/* Formatted RESP commands, kept so that NOSCRIPT ones can be resent. */
+typedef struct batch {
+    char **buf;
+    size_t *len;
+    size_t n, cap;
+} batch;
+
+static void batch_clear(batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        redisFreeCommand(b->buf[i]);
+    free(b->buf);
+    free(b->len);
+    memset(b, 0, sizeof *b);
+}
+
+static nt_status batch_argv(batch *b, int argc, const char **argv, const size_t *lens, nt_err *err)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 8;
+        char **nb = realloc(b->buf, cap * sizeof *nb);
+        if (!nb) return store_nomem(err);
+        b->buf = nb;
+        size_t *nl = realloc(b->len, cap * sizeof *nl);
+        if (!nl) return store_nomem(err);
+        b->len = nl;
+        b->cap = cap;
+    }
+    char *out = NULL;
+    int len = redisFormatCommandArgv(&out, argc, argv, lens);
+    if (len < 0) return store_nomem(err);
+    b->buf[b->n] = out;
+    b->len[b->n] = (size_t)len;
+    b->n++;
+    return NT_OK;
+}
+
+/* Adds c to b and resets c for reuse. */
+static nt_status batch_cmd(batch *b, cmd *c, nt_err *err)
+{
+    nt_status st = c->oom ? store_nomem(err) : batch_argv(b, c->argc, c->argv, c->len, err);
+    cmd_reset(c);
+    return st;
+}
+
+static void replies_free(redisReply **rep, size_t n)
+{
+    if (!rep) return;
+    for (size_t i = 0; i < n; i++) {
+        if (rep[i]) freeReplyObject(rep[i]);
+        rep[i] = NULL;
+    }
+}
+
+/* Writes the commands named by which[0..k) (all when which is NULL) and reads
+ * their replies into rep[]. One round trip. */
+static nt_status store_roundtrip(store *s, const batch *b, const size_t *which, size_t k,
+                                 redisReply **rep, nt_err *err)
+{
+    for (size_t j = 0; j < k; j++) {
+        size_t i = which ? which[j] : j;
+        if (redisAppendFormattedCommand(s->ctx, b->buf[i], b->len[i]) != REDIS_OK)
+            return store_io_fail(s, errno, s->command_timeout_ms, err);
+    }
+    int64_t t0 = mono_us();
+    for (size_t j = 0; j < k; j++) {
+        size_t i = which ? which[j] : j;
+        if (redisGetReply(s->ctx, (void **)&rep[i]) != REDIS_OK) {
+            int e = errno;
+            rep[i] = NULL;
+            replies_free(rep, b->n);
+            return store_io_fail(s, e, s->command_timeout_ms, err);
+        }
+    }
+    s->counters.round_trips++;
+    s->counters.latency_us_total += (unsigned long long)(mono_us() - t0);
+    return NT_OK;
+}
+
+static int reply_is_noscript(const redisReply *r)
+{
+    return reply_is_error(r) && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* Reloads every script on the current connection (one round trip). */
+static nt_status store_reload_scripts(store *s, nt_err *err)
+{
+    for (int i = 0; i < SCRIPT_COUNT; i++)
+        redisAppendCommand(s->ctx, "SCRIPT LOAD %s", script_text[i]);
+    int64_t t0 = mono_us();
+    int bad = -1;
+    char what[128] = "";
+    for (int i = 0; i < SCRIPT_COUNT; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK)
+            return store_io_fail(s, errno, s->command_timeout_ms, err);
+        if (bad < 0 &&
+            (r->type != REDIS_REPLY_STRING || r->len != 40 || memcmp(r->str, s->sha[i], 40) != 0)) {
+            bad = i;
+            snprintf(what, sizeof what, "%s", reply_is_error(r) ? r->str : "unexpected reply");
+        }
+        freeReplyObject(r);
+    }
+    s->counters.round_trips++;
+    s->counters.latency_us_total += (unsigned long long)(mono_us() - t0);
+    s->counters.noscript_reloads++;
+    if (bad >= 0) return store_failf(s, err, "SCRIPT LOAD failed: %s", what);
+    return NT_OK;
+}
+
+/* Runs batch b: connects if needed, one round trip, and when some replies are
+ * NOSCRIPT reloads the scripts and resends just those commands. rep[0..b->n)
+ * receives the replies (error replies included; the caller judges them). */
+static nt_status store_exec(store *s, const batch *b, redisReply **rep, nt_err *err)
+{
+    memset(rep, 0, b->n * sizeof *rep);
+    nt_status st = store_connect(s, err);
+    if (st != NT_OK) return st;
+    st = store_roundtrip(s, b, NULL, b->n, rep, err);
+    if (st != NT_OK) return st;
+
+    size_t k = 0;
+    for (size_t i = 0; i < b->n; i++)
+        k += reply_is_noscript(rep[i]);
+    if (k == 0) return NT_OK;
+    size_t *which = malloc(k * sizeof *which);
+    if (!which) {
+        replies_free(rep, b->n);
+        return store_nomem(err);
+    }
+    k = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (reply_is_noscript(rep[i])) {
+            freeReplyObject(rep[i]);
+            rep[i] = NULL;
+            which[k++] = i;
+        }
+    }
+    st = store_reload_scripts(s, err);
+    if (st == NT_OK) st = store_roundtrip(s, b, which, k, rep, err);
+    free(which);
+    if (st != NT_OK) replies_free(rep, b->n);
+    return st;
+}
+
+/* Runs a single command. *out is the reply (an error reply becomes NT_ERR_STORE
+ * with `what` in the message). */
+static nt_status store_run1(store *s, cmd *c, const char *what, redisReply **out, nt_err *err)
+{
+    batch b = {0};
+    *out = NULL;
+    nt_status st = batch_cmd(&b, c, err);
+    if (st == NT_OK) st = store_exec(s, &b, out, err);
+    batch_clear(&b);
+    if (st == NT_OK && reply_is_error(*out)) {
+        st = store_failf(s, err, "%s: %s", what, (*out)->str);
+        freeReplyObject(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+static int store_ensure_sha(store *s, nt_err *err)
+{
+    /* Scripts are loaded by the handshake, so connecting once gives their SHAs. */
+    return store_connect(s, err) == NT_OK ? 0 : -1;
+}
+
+/* ---- URL ------------------------------------------------------------------------- */
+
+void store_url_clear(store_url *u)
+{
+    if (!u) return;
+    free(u->host);
+    free(u->path);
+    free(u->username);
+    free(u->password);
+    memset(u, 0, sizeof *u);
+}
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) into a new string; NULL on a bad escape (*bad = 1) or OOM. */
+static char *pct_decode(const char *s, size_t n, int *bad)
+{
+    char *out = malloc(n + 1);
+    if (!out) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
+            int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+            if (hi < 0 || lo < 0 || hi + lo == 0) { /* bad escape, or %00 */
+                free(out);
+                *bad = 1;
+                return NULL;
+            }
+            out[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Parses digits s[0..n) as a decimal in [lo, hi]; -1 when not. */
+static long long parse_decimal(const char *s, size_t n, long long lo, long long hi)
+{
+    if (n == 0 || n > 18) return -1;
+    long long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v < lo || v > hi ? -1 : v;
+}
+
+static int has_ctl_or_space(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f) return 1;
+    return 0;
+}
+
+static nt_status url_parse_unix(const char *rest, store_url *u, nt_err *err)
+{
+    const char *q = strchr(rest, '?');
+    size_t plen = q ? (size_t)(q - rest) : strlen(rest);
+    if (plen == 0 || rest[0] != '/')
+        return nt_fail(err, NT_ERR_INVALID,
+                       "redis URL unix:// needs an absolute socket path (unix:///run/redis.sock)");
+    if (plen > 107)
+        return nt_fail(err, NT_ERR_INVALID,
+                       "redis URL unix socket path is %zu bytes long; the limit is 107", plen);
+    if (has_ctl_or_space(rest, plen))
+        return nt_fail(err, NT_ERR_INVALID,
+                       "redis URL unix socket path contains a space or control character");
+    if (q) {
+        const char *p = q + 1;
+        while (*p) {
+            const char *amp = strchr(p, '&');
+            size_t n = amp ? (size_t)(amp - p) : strlen(p);
+            if (n > 3 && strncmp(p, "db=", 3) == 0) {
+                long long db = parse_decimal(p + 3, n - 3, 0, INT_MAX);
+                if (db < 0)
+                    return nt_fail(err, NT_ERR_INVALID,
+                                   "redis URL database must be a number from 0 to %d", INT_MAX);
+                u->db = (int)db;
+            } else {
+                int shown = (int)(n > 40 ? 40 : n);
+                return nt_fail(err, NT_ERR_INVALID,
+                               "redis URL has unknown query parameter '%.*s' (only db=N is "
+                               "supported)",
+                               shown, p);
+            }
+            p = amp ? amp + 1 : p + n;
+        }
+    }
+    u->path = strndup(rest, plen);
+    if (!u->path) return store_nomem(err);
+    u->is_unix = 1;
+    return NT_OK;
+}
+
+/* "user:password" or ":password" in auth[0..at), percent-decoded. */
+static nt_status url_parse_userinfo(const char *auth, const char *at, store_url *u, nt_err *err)
+{
+    const char *colon = memchr(auth, ':', (size_t)(at - auth));
+    if (!colon)
+        return nt_fail(err, NT_ERR_INVALID,
+                       "redis URL credentials must be ':password@' or 'user:password@'");
+    int bad = 0;
+    if (colon > auth) {
+        u->username = pct_decode(auth, (size_t)(colon - auth), &bad);
+        if (!u->username) goto fail;
+    }
+    u->password = pct_decode(colon + 1, (size_t)(at - colon - 1), &bad);
+    if (!u->password) goto fail;
+    if (u->password[0] == '\0')
+        return nt_fail(err, NT_ERR_INVALID, "redis URL has an empty password");
+    return NT_OK;
+fail:
+    if (bad) return nt_fail(err, NT_ERR_INVALID, "redis URL credentials have a bad percent-escape");
+    return store_nomem(err);
+}
+
+static nt_status url_parse_tcp(const char *rest, store_url *u, nt_err *err)
+{
+    if (strpbrk(rest, "?#"))
+        return nt_fail(err, NT_ERR_INVALID,
+                       "redis URL has a query or fragment; use redis://host:port/db");
+    size_t alen = strcspn(rest, "/");
+    const char *auth = rest, *tail = rest + alen;
+    /* userinfo: everything before the last '@' of the authority. */
+    const char *at = NULL;
+    for (const char *p = auth; p < tail; p++)
+        if (*p == '@') at = p;
+    const char *host = auth;
+    if (at) {
+        nt_status st = url_parse_userinfo(auth, at, u, err);
+        if (st != NT_OK) return st;
+        host = at + 1;
+    }
+    const char *hend, *portp = NULL;
+    const char *hstart = host;
+    if (*host == '[') {
+        const char *close = memchr(host, ']', (size_t)(tail - host));
+        if (!close)
+            return nt_fail(err, NT_ERR_INVALID, "redis URL has an unclosed '[' in the host");
+        hstart = host + 1;
+        hend = close;
+        if (close + 1 < tail) {
+            if (close[1] != ':')
+                return nt_fail(err, NT_ERR_INVALID, "redis URL has junk after ']' in the host");
+            portp = close + 2;
+        }
+    } else {
+        const char *colon = memchr(host, ':', (size_t)(tail - host));
+        hend = colon ? colon : tail;
+        if (colon) portp = colon + 1;
+    }
+    if (hend == hstart) return nt_fail(err, NT_ERR_INVALID, "redis URL has no host");
+    if (has_ctl_or_space(hstart, (size_t)(hend - hstart)) ||
+        memchr(hstart, '@', (size_t)(hend - hstart)) || (size_t)(hend - hstart) > 253)
+        return nt_fail(err, NT_ERR_INVALID, "redis URL host is not a valid host name or address");
+    u->port = 6379;
+    if (portp) {
+        long long port = parse_decimal(portp, (size_t)(tail - portp), 1, 65535);
+        if (port < 0) {
+            int shown = (int)((size_t)(tail - portp) > 20 ? 20 : (size_t)(tail - portp));
+            return nt_fail(err, NT_ERR_INVALID,
+                           "redis URL port '%.*s' is not a number from 1 to 65535", shown, portp);
+        }
+        u->port = (int)port;
+    }
+    if (*tail == '/' && tail[1] != '\0') {
+        long long db = parse_decimal(tail + 1, strlen(tail + 1), 0, INT_MAX);
+        if (db < 0)
+            return nt_fail(
+                err, NT_ERR_INVALID,
+                "redis URL database must be a number from 0 to %d (redis://host:port/db)", INT_MAX);
+        u->db = (int)db;
+    }
+    u->host = strndup(hstart, (size_t)(hend - hstart));
+    if (!u->host) return store_nomem(err);
+    return NT_OK;
+}
+
+nt_status store_url_parse(const char *url, store_url *out, nt_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!url || !*url) return nt_fail(err, NT_ERR_INVALID, "redis URL is empty");
+    nt_status st;
+    if (strncmp(url, "redis://", 8) == 0) {
+        st = url_parse_tcp(url + 8, out, err);
+    } else if (strncmp(url, "unix://", 7) == 0) {
+        st = url_parse_unix(url + 7, out, err);
+    } else if (strncmp(url, "rediss://", 9) == 0) {
+        return nt_fail(err, NT_ERR_UNSUPPORTED,
+                       "redis URL rediss:// (TLS) is not supported; use a TLS sidecar (stunnel) "
+                       "or a unix socket");
+    } else {
+        const char *sep = strstr(url, "://");
+        int shown = sep && sep - url <= 16 ? (int)(sep - url) : 0;
+        if (shown)
+            return nt_fail(err, NT_ERR_INVALID,
+                           "redis URL scheme '%.*s' is not supported; use redis://host:port/db "
+                           "or unix:///path",
+                           shown, url);
+        return nt_fail(err, NT_ERR_INVALID,
+                       "redis URL must start with redis:// or unix:// (redis://host:port/db)");
+    }
+    if (st != NT_OK) store_url_clear(out);
+    return st;
+}
+
+/* ---- open / free ------------------------------------------------------------------ */
+
+nt_status store_open(store **out, const store_config *cfg, nt_err *err)
+{
+    *out = NULL;
+    if (cfg->connect_timeout_ms < 0 || cfg->command_timeout_ms < 0 || cfg->alert_retention_ms < 0)
+        return nt_fail(err, NT_ERR_INVALID, "store timeouts and retention must not be negative");
+    store *s = calloc(1, sizeof *s);
+    if (!s) return store_nomem(err);
+    nt_status st = store_url_parse(cfg->url ? cfg->url : "redis://127.0.0.1:6379/0", &s->url, err);
+    if (st != NT_OK) {
+        free(s);
+        return st;
+    }
+    const char *pw = cfg->password && *cfg->password ? cfg->password : s->url.password;
+    if (pw) {
+        s->password = strdup(pw);
+        if (!s->password) {
+            store_free(s);
+            return store_nomem(err);
+        }
+    }
+    s->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 2000;
+    s->command_timeout_ms = cfg->command_timeout_ms ? cfg->command_timeout_ms : 2000;
+    s->retention_ms = cfg->alert_retention_ms ? cfg->alert_retention_ms : 30LL * 86400 * 1000;
+    s->alert_cap = cfg->alert_cap ? cfg->alert_cap : 100000;
+    s->reject_cap = cfg->reject_cap ? cfg->reject_cap : 1000;
+    if (s->url.is_unix)
+        snprintf(s->endpoint, sizeof s->endpoint, "%s/%d", s->url.path, s->url.db);
+    else if (strchr(s->url.host, ':'))
+        snprintf(s->endpoint, sizeof s->endpoint, "[%s]:%d/%d", s->url.host, s->url.port,
+                 s->url.db);
+    else
+        snprintf(s->endpoint, sizeof s->endpoint, "%s:%d/%d", s->url.host, s->url.port, s->url.db);
+    *out = s;
+    return NT_OK;
+}
+
+void store_free(store *s)
+{
+    if (!s) return;
+    if (s->ctx) redisFree(s->ctx);
+    store_url_clear(&s->url);
+    free(s->password);
+    free(s);
+}
+
+const char *store_endpoint(const store *s)
+{
+    return s->endpoint;
+}
+
+void store_get_counters(const store *s, store_counters *out)
+{
+    *out = s->counters;
+}
+
+nt_status store_ping(store *s, nt_err *err)
+{
+    cmd c = {0};
+    cmd_str(&c, "PING");
+    redisReply *r;
+    nt_status st = store_run1(s, &c, "PING", &r, err);
+    if (st != NT_OK) return st;
+    int ok = r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+    freeReplyObject(r);
+    return ok ? NT_OK : store_failf(s, err, "PING: unexpected reply");
+}
+
+/* ---- small helpers ----------------------------------------------------------------- */
+
+static int id_valid(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > STORE_ID_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)id[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static int nonempty(const char *s)
+{
+    return s && *s;
+}
+
+static const char *or_empty(const char *s)
+{
+    return s ? s : "";
+}
+
+/* Parses a reply holding a decimal integer (string or integer reply). */
+static int reply_ll(const redisReply *r, long long *out)
+{
+    if (!r) return -1;
+    if (r->type == REDIS_REPLY_INTEGER) {
+        *out = r->integer;
+        return 0;
+    }
+    if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 20) return -1;
+    char buf[24];
+    memcpy(buf, r->str, r->len);
+    buf[r->len] = '\0';
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno || *end) {
+        /* Scores come back as doubles ("1.5e+12" never happens for ms, but be safe). */
+        double d = strtod(buf, &end);
+        if (*end || d != d) return -1;
+        v = (long long)d;
+    }
+    *out = v;
+    return 0;
+}
+
+static json_t *json_time_or_null(int has, nt_time_ms t)
+{
+    if (!has) return json_null();
+    char buf[NT_TIME_BUF];
+    return json_string(nt_time_format(t, buf));
+}
+
+/* ---- observe ------------------------------------------------------------------------- */
+
+static nt_status obs_check(const store_obs *o, size_t i, nt_err *err)
+{
+    if (!nonempty(o->rule_id) || !nonempty(o->term_hash))
+        return nt_fail(err, NT_ERR_INVALID, "observation %zu has no rule id or term hash", i);
+    if (o->mode != STORE_OBS_LIVE && o->mode != STORE_OBS_LEARN && o->mode != STORE_OBS_BACKFILL)
+        return nt_fail(err, NT_ERR_INVALID, "observation %zu has an unknown mode", i);
+    if (o->mode != STORE_OBS_BACKFILL && o->ttl_ms <= 0)
+        return nt_fail(err, NT_ERR_INVALID, "observation %zu has a non-positive history window", i);
+    if (o->mode == STORE_OBS_LIVE) {
+        if (!id_valid(o->alert_id))
+            return nt_fail(err, NT_ERR_INVALID, "observation %zu has an invalid alert id", i);
+        if (!o->alert_json)
+            return nt_fail(err, NT_ERR_INVALID, "observation %zu has no alert document", i);
+    }
+    return NT_OK;
+}
+
+nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        obs[i].is_new = obs[i].alert_written = 0;
+        nt_status st = obs_check(&obs[i], i, err);
+        if (st != NT_OK) return st;
+    }
+    if (n == 0) return NT_OK;
+    if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
+
+    batch b = {0};
+    cmd c = {0};
+    redisReply **rep = NULL;
+    nt_status st = NT_OK;
+    for (size_t i = 0; i < n && st == NT_OK; i++) {
+        const store_obs *o = &obs[i];
+        cmd_str(&c, "EVALSHA");
+        cmd_str(&c, s->sha[SCRIPT_OBSERVE]);
+        if (o->mode == STORE_OBS_LIVE) {
+            int has_acct = nonempty(o->account), has_user = nonempty(o->user);
+            cmd_ll(&c, 6 + has_acct + has_user);
+            cmd_fmt(&c, "nt:term:%s:%s", o->rule_id, o->term_hash);
+            cmd_fmt(&c, "nt:rule:%s:stats", o->rule_id);
+            cmd_fmt(&c, "nt:alert:%s", o->alert_id);
+            cmd_str(&c, "nt:alerts");
+            cmd_fmt(&c, "nt:alerts:rule:%s", o->rule_id);
+            cmd_str(&c, "nt:alerts:status:open");
+            if (has_acct) cmd_fmt(&c, "nt:alerts:account:%s", o->account);
+            if (has_user) cmd_fmt(&c, "nt:alerts:user:%s", o->user);
+            cmd_str(&c, "L");
+            cmd_ll(&c, o->seen_ms);
+            cmd_ll(&c, o->ttl_ms);
+            cmd_ll(&c, o->created_ms);
+            cmd_str(&c, o->alert_id);
+            cmd_str(&c, o->alert_json);
+            cmd_str(&c, o->rule_id);
+            cmd_str(&c, or_empty(o->account));
+            cmd_str(&c, or_empty(o->user));
+            cmd_ll(&c, s->retention_ms);
+            cmd_ll(&c, (long long)s->alert_cap);
+        } else {
+            cmd_ll(&c, 2);
+            cmd_fmt(&c, "nt:term:%s:%s", o->rule_id, o->term_hash);
+            cmd_fmt(&c, "nt:rule:%s:stats", o->rule_id);
+            cmd_str(&c, o->mode == STORE_OBS_LEARN ? "R" : "B");
+            cmd_ll(&c, o->seen_ms);
+            cmd_ll(&c, o->ttl_ms);
+        }
+        st = batch_cmd(&b, &c, err);
+    }
+    if (st == NT_OK) {
+        rep = calloc(n, sizeof *rep);
+        if (!rep) st = store_nomem(err);
+    }
+    if (st == NT_OK) st = store_exec(s, &b, rep, err);
+    for (size_t i = 0; i < n && st == NT_OK; i++) {
+        if (reply_is_error(rep[i]))
+            st = store_failf(s, err, "observe script failed: %s", rep[i]->str);
+        else if (rep[i]->type != REDIS_REPLY_INTEGER || rep[i]->integer < 0 || rep[i]->integer > 4)
+            st = store_failf(s, err, "observe script returned an unexpected reply");
+    }
+    for (size_t i = 0; i < n && st == NT_OK; i++) {
+        long long code = rep[i]->integer;
+        obs[i].is_new = code >= 1 && code <= 3;
+        obs[i].alert_written = code == 1;
+    }
+    if (rep) replies_free(rep, n);
+    free(rep);
+    batch_clear(&b);
+    return st;
+}
+
+/* ---- alert documents ------------------------------------------------------------------ */
+
+int store_alert_status_valid(const char *status)
+{
+    return status && (strcmp(status, "open") == 0 || strcmp(status, "acknowledged") == 0 ||
+                      strcmp(status, "closed") == 0);
+}
+
+int store_alert_reason_valid(const char *reason)
+{
+    static const char *const reasons[] = {"false_positive",  "duplicate",         "true_positive",
+                                          "benign_positive", "automated_closure", "other"};
+    if (!reason) return 0;
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+        if (strcmp(reason, reasons[i]) == 0) return 1;
+    return 0;
+}
+
+static int field_is(const redisReply *k, const char *name)
+{
+    return k->type == REDIS_REPLY_STRING && k->len == strlen(name) &&
+           memcmp(k->str, name, k->len) == 0;
+}
+
+/* Builds the full document from an HGETALL reply. NT_ERR_NOTFOUND for an empty
+ * hash. */
+static nt_status alert_document(store *s, const char *id, const redisReply *h, json_t **out,
+                                nt_err *err)
+{
+    *out = NULL;
+    if (!h || h->type != REDIS_REPLY_ARRAY || h->elements == 0)
+        return nt_fail(err, NT_ERR_NOTFOUND, "alert %s not found", id);
+    const redisReply *doc = NULL, *status = NULL, *reason = NULL;
+    long long created = 0, updated = 0, since = 0, window = 0;
+    int has_since = 0, has_window = 0;
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        const redisReply *k = h->element[i], *v = h->element[i + 1];
+        if (v->type != REDIS_REPLY_STRING) continue;
+        if (field_is(k, "doc"))
+            doc = v;
+        else if (field_is(k, "status"))
+            status = v;
+        else if (field_is(k, "status_reason"))
+            reason = v;
+        else if (field_is(k, "created_ms"))
+            reply_ll(v, &created);
+        else if (field_is(k, "updated_ms"))
+            reply_ll(v, &updated);
+        else if (field_is(k, "history_since_ms"))
+            has_since = reply_ll(v, &since) == 0;
+        else if (field_is(k, "window_ms"))
+            has_window = reply_ll(v, &window) == 0;
+    }
+    if (!doc || !status) return store_failf(s, err, "alert %s is stored without a document", id);
+    json_error_t jerr;
+    json_t *d = json_loadb(doc->str, doc->len, 0, &jerr);
+    if (!d || !json_is_object(d)) {
+        json_decref(d);
+        return store_failf(s, err, "alert %s: stored document is not a JSON object", id);
+    }
+    if (!has_window) {
+        const char *hw = json_string_value(json_object_get(d, "history_window"));
+        nt_time_ms w;
+        if (hw && nt_duration_parse(hw, strlen(hw), &w, NULL) == NT_OK) {
+            window = w;
+            has_window = 1;
+        }
+    }
+    long long depth_ms = has_since && created > since ? created - since : 0;
+    json_t *history = json_pack("{s:o, s:I, s:b}", "since", json_time_or_null(has_since, since),
+                                "depth_seconds", (json_int_t)(depth_ms / 1000), "complete",
+                                has_since && has_window && window > 0 && depth_ms >= window);
+    int bad = !history;
+    bad |= json_object_set_new(d, "id", json_string(id));
+    bad |= json_object_set_new(d, "status", json_stringn(status->str, status->len));
+    bad |= json_object_set_new(d, "status_reason",
+                               reason ? json_stringn(reason->str, reason->len) : json_null());
+    bad |= json_object_set_new(d, "created_at", json_time_or_null(1, created));
+    bad |= json_object_set_new(d, "updated_at", json_time_or_null(1, updated));
+    bad |= json_object_set_new(d, "history", history);
+    if (bad) {
+        json_decref(d);
+        return store_nomem(err);
+    }
+    *out = d;
+    return NT_OK;
+}
+
+nt_status store_alert_get(store *s, const char *id, json_t **out, nt_err *err)
+{
+    *out = NULL;
+    if (!id_valid(id)) return nt_fail(err, NT_ERR_INVALID, "alert id is not valid");
+    cmd c = {0};
+    cmd_str(&c, "HGETALL");
+    cmd_fmt(&c, "nt:alert:%s", id);
+    redisReply *r;
+    nt_status st = store_run1(s, &c, "HGETALL", &r, err);
+    if (st != NT_OK) return st;
+    st = alert_document(s, id, r, out, err);
+    freeReplyObject(r);
+    return st;
+}
+
+nt_status store_alert_set_status(store *s, const char *id, const char *status, const char *reason,
+                                 nt_time_ms now, json_t **out, nt_err *err)
+{
+    if (out) *out = NULL;
+    if (!id_valid(id)) return nt_fail(err, NT_ERR_INVALID, "alert id is not valid");
+    if (!store_alert_status_valid(status))
+        return nt_fail(err, NT_ERR_INVALID, "status must be open, acknowledged or closed");
+    if (reason && !store_alert_reason_valid(reason))
+        return nt_fail(err, NT_ERR_INVALID,
+                       "reason must be one of false_positive, duplicate, true_positive, "
+                       "benign_positive, automated_closure, other");
+    if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
+    cmd c = {0};
+    cmd_str(&c, "EVALSHA");
+    cmd_str(&c, s->sha[SCRIPT_STATUS]);
+    cmd_ll(&c, 1);
+    cmd_fmt(&c, "nt:alert:%s", id);
+    cmd_str(&c, id);
+    cmd_str(&c, status);
+    cmd_str(&c, or_empty(reason));
+    cmd_ll(&c, now);
+    cmd_ll(&c, s->retention_ms);
+    redisReply *r;
+    nt_status st = store_run1(s, &c, "status script failed", &r, err);
+    if (st != NT_OK) return st;
+    if (r->type == REDIS_REPLY_NIL) {
+        st = nt_fail(err, NT_ERR_NOTFOUND, "alert %s not found", id);
+    } else if (out) {
+        st = alert_document(s, id, r, out, err);
+    }
+    freeReplyObject(r);
+    return st;
+}
+
+/* ---- listing ------------------------------------------------------------------------ */
+
+static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static char *b64url_encode(const char *in, size_t n)
+{
+    char *out = malloc(n / 3 * 4 + 5);
+    if (!out) return NULL;
+    size_t o = 0, i = 0;
+    for (; i + 2 < n; i += 3) {
+        unsigned v =
+            (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8 | (unsigned char)in[i + 2];
+        out[o++] = B64URL[v >> 18 & 63];
+        out[o++] = B64URL[v >> 12 & 63];
+        out[o++] = B64URL[v >> 6 & 63];
+        out[o++] = B64URL[v & 63];
+    }
+    if (n - i == 1) {
+        unsigned v = (unsigned char)in[i] << 16;
+        out[o++] = B64URL[v >> 18 & 63];
+        out[o++] = B64URL[v >> 12 & 63];
+    } else if (n - i == 2) {
+        unsigned v = (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8;
+        out[o++] = B64URL[v >> 18 & 63];
+        out[o++] = B64URL[v >> 12 & 63];
+        out[o++] = B64URL[v >> 6 & 63];
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Decodes unpadded base64url; -1 on a bad character, length or overflow. */
+static int b64url_decode(const char *in, char *out, size_t cap, size_t *outlen)
+{
+    size_t n = strlen(in), o = 0;
+    if (n % 4 == 1) return -1;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = in[i] ? strchr(B64URL, in[i]) : NULL;
+        if (!p) return -1;
+        acc = (acc << 6 | (unsigned)(p - B64URL)) & 0xffffff;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o >= cap) return -1;
+            out[o++] = (char)(acc >> bits & 0xff);
+        }
+    }
+    if (bits > 0 && (acc & ((1u << bits) - 1))) return -1; /* non-canonical tail */
+    *outlen = o;
+    return 0;
+}
+
+static char *cursor_encode(long long score, const char *id, size_t idlen)
+{
+    char raw[32 + STORE_ID_MAX];
+    int n = snprintf(raw, sizeof raw, "%lld:%.*s", score, (int)idlen, id);
+    if (n < 0 || (size_t)n >= sizeof raw) return NULL;
+    return b64url_encode(raw, (size_t)n);
+}
+
+static nt_status cursor_decode(const char *cursor, long long *score, char id[STORE_ID_MAX + 1],
+                               nt_err *err)
+{
+    char raw[40 + STORE_ID_MAX];
+    size_t n;
+    if (strlen(cursor) > 256 || b64url_decode(cursor, raw, sizeof raw - 1, &n) != 0)
+        return nt_fail(err, NT_ERR_INVALID, "cursor is not valid");
+    raw[n] = '\0';
+    const char *colon = memchr(raw, ':', n);
+    if (!colon) return nt_fail(err, NT_ERR_INVALID, "cursor is not valid");
+    long long sc = parse_decimal(raw, (size_t)(colon - raw), 0, 999999999999999LL);
+    size_t idlen = n - (size_t)(colon - raw) - 1;
+    if (sc < 0 || idlen == 0 || idlen > STORE_ID_MAX)
+        return nt_fail(err, NT_ERR_INVALID, "cursor is not valid");
+    memcpy(id, colon + 1, idlen);
+    id[idlen] = '\0';
+    if (!id_valid(id) || strlen(id) != idlen)
+        return nt_fail(err, NT_ERR_INVALID, "cursor is not valid");
+    *score = sc;
+    return NT_OK;
+}
+
+nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alerts,
+                           char **next_cursor, nt_err *err)
+{
+    *alerts = NULL;
+    *next_cursor = NULL;
+    size_t limit = f->limit ? f->limit : 100;
+    if (limit > STORE_LIST_MAX)
+        return nt_fail(err, NT_ERR_INVALID, "limit must be between 1 and %d", STORE_LIST_MAX);
+    const char *status = nonempty(f->status) ? f->status : NULL;
+    if (status && !store_alert_status_valid(status))
+        return nt_fail(err, NT_ERR_INVALID, "status must be open, acknowledged or closed");
+    long long cs = -1;
+    char cid[STORE_ID_MAX + 1] = "";
+    if (nonempty(f->cursor)) {
+        nt_status st = cursor_decode(f->cursor, &cs, cid, err);
+        if (st != NT_OK) return st;
+    } else if (f->cursor) {
+        return nt_fail(err, NT_ERR_INVALID, "cursor is not valid");
+    }
+    long long max = f->until >= 0 ? f->until : -1;
+    if (cs >= 0 && (max < 0 || cs < max)) max = cs;
+    if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
+
+    cmd c = {0};
+    cmd_str(&c, "EVALSHA");
+    cmd_str(&c, s->sha[SCRIPT_LIST]);
+    int nkeys = !!status + nonempty(f->rule_id) + nonempty(f->account) + nonempty(f->user);
+    cmd_ll(&c, nkeys ? nkeys : 1);
+    if (status) cmd_fmt(&c, "nt:alerts:status:%s", status);
+    if (nonempty(f->rule_id)) cmd_fmt(&c, "nt:alerts:rule:%s", f->rule_id);
+    if (nonempty(f->account)) cmd_fmt(&c, "nt:alerts:account:%s", f->account);
+    if (nonempty(f->user)) cmd_fmt(&c, "nt:alerts:user:%s", f->user);
+    if (!nkeys) cmd_str(&c, "nt:alerts");
+    if (max >= 0)
+        cmd_ll(&c, max);
+    else
+        cmd_str(&c, "+inf");
+    if (f->since >= 0)
+        cmd_ll(&c, f->since);
+    else
+        cmd_str(&c, "-inf");
+    if (cs >= 0)
+        cmd_ll(&c, cs);
+    else
+        cmd_str(&c, "");
+    cmd_str(&c, cid);
+    cmd_ll(&c, (long long)limit);
+    cmd_ll(&c, (long long)limit + STORE_LIST_SCAN);
+    cmd_str(&c, or_empty(status));
+    cmd_str(&c, or_empty(f->rule_id));
+    cmd_str(&c, or_empty(f->account));
+    cmd_str(&c, or_empty(f->user));
+    redisReply *r = NULL, **rep = NULL;
+    size_t nids = 0;
+    batch b = {0};
+    json_t *arr = NULL;
+    nt_status st = store_run1(s, &c, "list script failed", &r, err);
+    if (st != NT_OK) return st;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+        r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements % 2 != 0 ||
+        r->element[1]->type != REDIS_REPLY_STRING || r->element[2]->type != REDIS_REPLY_STRING ||
+        r->element[3]->type != REDIS_REPLY_INTEGER) {
+        st = store_failf(s, err, "list script returned an unexpected reply");
+        goto done;
+    }
+    const redisReply *ids = r->element[0];
+    nids = ids->elements / 2;
+    arr = json_array();
+    if (!arr) {
+        st = store_nomem(err);
+        goto done;
+    }
+    for (size_t i = 0; i < nids && st == NT_OK; i++) {
+        cmd_str(&c, "HGETALL");
+        cmd_fmt(&c, "nt:alert:%.*s", (int)ids->element[2 * i]->len, ids->element[2 * i]->str);
+        st = batch_cmd(&b, &c, err);
+    }
+    if (st != NT_OK) goto done;
+    if (nids) {
+        rep = calloc(nids, sizeof *rep);
+        if (!rep) {
+            st = store_nomem(err);
+            goto done;
+        }
+        st = store_exec(s, &b, rep, err);
+        if (st != NT_OK) goto done;
+    }
+    for (size_t i = 0; i < nids && st == NT_OK; i++) {
+        const redisReply *idr = ids->element[2 * i];
+        char id[STORE_ID_MAX + 1];
+        snprintf(id, sizeof id, "%.*s", (int)idr->len, idr->str);
+        if (reply_is_error(rep[i])) {
+            st = store_failf(s, err, "HGETALL: %s", rep[i]->str);
+            break;
+        }
+        json_t *doc = NULL;
+        st = alert_document(s, id, rep[i], &doc, err);
+        if (st == NT_ERR_NOTFOUND) { /* trimmed or expired since the script ran */
+            st = NT_OK;
+            continue;
+        }
+        if (st != NT_OK) break;
+        /* The status may have changed between the two round trips. */
+        if (status && strcmp(json_string_value(json_object_get(doc, "status")), status) != 0) {
+            json_decref(doc);
+            continue;
+        }
+        if (json_array_append_new(arr, doc) != 0) st = store_nomem(err);
+    }
+    if (st == NT_OK && r->element[3]->integer == 1) {
+        long long last;
+        const redisReply *lid = r->element[2];
+        if (reply_ll(r->element[1], &last) != 0 || lid->len == 0 || lid->len > STORE_ID_MAX) {
+            st = store_failf(s, err, "list script returned a bad position");
+        } else {
+            *next_cursor = cursor_encode(last, lid->str, lid->len);
+            if (!*next_cursor) st = store_nomem(err);
+        }
+    }
+
+done:
+    if (rep) replies_free(rep, nids);
+    free(rep);
+    batch_clear(&b);
+    if (r) freeReplyObject(r);
+    if (st != NT_OK) {
+        json_decref(arr);
+        free(*next_cursor);
+        *next_cursor = NULL;
+    } else {
+        *alerts = arr;
+    }
+    return st;
+}
+
+/* ---- exceptions ---------------------------------------------------------------------- */
+
+static nt_status exception_id_check(const char *id, nt_err *err)
+{
+    if (!id_valid(id))
+        return nt_fail(err, NT_ERR_INVALID,
+                       "exception id must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', '-'");
+    return NT_OK;
+}
+
+/* Runs the exception script; *version = its reply (0 = conflict / not found). */
+static nt_status exception_script(store *s, const char *op, const char *id, const char *json,
+                                  long long *version, nt_err *err)
+{
+    if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
+    cmd c = {0};
+    cmd_str(&c, "EVALSHA");
+    cmd_str(&c, s->sha[SCRIPT_EXCEPTION]);
+    cmd_ll(&c, 2);
+    cmd_str(&c, "nt:exceptions");
+    cmd_str(&c, "nt:exceptions:version");
+    cmd_str(&c, op);
+    cmd_str(&c, id);
+    cmd_str(&c, or_empty(json));
+    redisReply *r;
+    nt_status st = store_run1(s, &c, "exception script failed", &r, err);
+    if (st != NT_OK) return st;
+    if (r->type != REDIS_REPLY_INTEGER)
+        st = store_failf(s, err, "exception script returned an unexpected reply");
+    else
+        *version = r->integer;
+    freeReplyObject(r);
+    return st;
+}
+
+nt_status store_exception_put(store *s, const char *id, const char *json, int create, nt_err *err)
+{
+    nt_status st = exception_id_check(id, err);
+    if (st != NT_OK) return st;
+    json_error_t jerr;
+    json_t *parsed = json ? json_loads(json, 0, &jerr) : NULL;
+    int is_obj = json_is_object(parsed);
+    json_decref(parsed);
+    if (!is_obj) return nt_fail(err, NT_ERR_INVALID, "exception %s is not a JSON object", id);
+    long long version = 0;
+    st = exception_script(s, create ? "c" : "r", id, json, &version, err);
+    if (st != NT_OK) return st;
+    if (version == 0)
+        return create ? nt_fail(err, NT_ERR_CONFLICT, "exception %s already exists", id)
+                      : nt_fail(err, NT_ERR_NOTFOUND, "exception %s not found", id);
+    return NT_OK;
+}
+
+nt_status store_exception_delete(store *s, const char *id, nt_err *err)
+{
+    nt_status st = exception_id_check(id, err);
+    if (st != NT_OK) return st;
+    long long version = 0;
+    st = exception_script(s, "d", id, NULL, &version, err);
+    if (st != NT_OK) return st;
+    if (version == 0) return nt_fail(err, NT_ERR_NOTFOUND, "exception %s not found", id);
+    return NT_OK;
+}
+
+nt_status store_exception_get(store *s, const char *id, char **json, nt_err *err)
+{
+    *json = NULL;
+    nt_status st = exception_id_check(id, err);
+    if (st != NT_OK) return st;
+    cmd c = {0};
+    cmd_str(&c, "HGET");
+    cmd_str(&c, "nt:exceptions");
+    cmd_str(&c, id);
+    redisReply *r;
+    st = store_run1(s, &c, "HGET", &r, err);
+    if (st != NT_OK) return st;
+    if (r->type == REDIS_REPLY_NIL) {
+        st = nt_fail(err, NT_ERR_NOTFOUND, "exception %s not found", id);
+    } else if (r->type != REDIS_REPLY_STRING) {
+        st = store_failf(s, err, "HGET returned an unexpected reply");
+    } else {
+        *json = strndup(r->str, r->len);
+        if (!*json) st = store_nomem(err);
+    }
+    freeReplyObject(r);
+    return st;
+}
+
+/* One field/value pair of an HGETALL reply, for sorting by field. */
+typedef struct reply_pair {
+    const redisReply *key, *value;
+} reply_pair;
+
+static int reply_pair_cmp(const void *a, const void *b)
+{
+    const redisReply *x = ((const reply_pair *)a)->key, *y = ((const reply_pair *)b)->key;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->str, y->str, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+nt_status store_exception_all(store *s, json_t **items, long long *version, nt_err *err)
+{
+    *items = NULL;
+    *version = 0;
+    batch b = {0};
+    cmd c = {0};
+    redisReply *rep[4] = {0};
+    reply_pair *pairs = NULL;
+    json_t *arr = NULL;
+    nt_status st = NT_OK;
+    cmd_str(&c, "MULTI");
+    st = batch_cmd(&b, &c, err);
+    cmd_str(&c, "HGETALL");
+    cmd_str(&c, "nt:exceptions");
+    if (st == NT_OK) st = batch_cmd(&b, &c, err);
+    cmd_str(&c, "GET");
+    cmd_str(&c, "nt:exceptions:version");
+    if (st == NT_OK) st = batch_cmd(&b, &c, err);
+    cmd_str(&c, "EXEC");
+    if (st == NT_OK) st = batch_cmd(&b, &c, err);
+    cmd_reset(&c);
+    if (st == NT_OK) st = store_exec(s, &b, rep, err);
+    if (st != NT_OK) goto done;
+    const redisReply *ex = rep[3];
+    if (reply_is_error(ex) || ex->type != REDIS_REPLY_ARRAY || ex->elements != 2 ||
+        ex->element[0]->type != REDIS_REPLY_ARRAY) {
+        st = store_failf(s, err, "reading exceptions failed: %s",
+                         reply_is_error(ex)       ? ex->str
+                         : reply_is_error(rep[1]) ? rep[1]->str
+                                                  : "unexpected reply");
+        goto done;
+    }
+    const redisReply *h = ex->element[0];
+    if (ex->element[1]->type != REDIS_REPLY_NIL && reply_ll(ex->element[1], version) != 0) {
+        st = store_failf(s, err, "nt:exceptions:version is not an integer");
+        goto done;
+    }
+    size_t n = h->elements / 2;
+    arr = json_array();
+    pairs = calloc(n ? n : 1, sizeof *pairs);
+    if (!arr || !pairs) {
+        st = store_nomem(err);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        pairs[i].key = h->element[2 * i];
+        pairs[i].value = h->element[2 * i + 1];
+    }
+    qsort(pairs, n, sizeof *pairs, reply_pair_cmp);
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *v = pairs[i].value;
+        json_error_t jerr;
+        json_t *item =
+            v && v->type == REDIS_REPLY_STRING ? json_loadb(v->str, v->len, 0, &jerr) : NULL;
+        if (!json_is_object(item)) {
+            json_decref(item);
+            st = store_failf(s, err, "exception %.*s is stored as invalid JSON",
+                             (int)(pairs[i].key->len > 128 ? 128 : pairs[i].key->len),
+                             pairs[i].key->str);
+            goto done;
+        }
+        if (json_array_append_new(arr, item) != 0) {
+            st = store_nomem(err);
+            goto done;
+        }
+    }
+
+done:
+    replies_free(rep, 4);
+    batch_clear(&b);
+    free(pairs);
+    if (st != NT_OK)
+        json_decref(arr);
+    else
+        *items = arr;
+    return st;
+}
+
+nt_status store_exception_version(store *s, long long *version, nt_err *err)
+{
+    *version = 0;
+    cmd c = {0};
+    cmd_str(&c, "GET");
+    cmd_str(&c, "nt:exceptions:version");
+    redisReply *r;
+    nt_status st = store_run1(s, &c, "GET", &r, err);
+    if (st != NT_OK) return st;
+    if (r->type != REDIS_REPLY_NIL && reply_ll(r, version) != 0)
+        st = store_failf(s, err, "nt:exceptions:version is not an integer");
+    freeReplyObject(r);
+    return st;
+}
+
+/* ---- rejects --------------------------------------------------------------------------- */
+
+static json_t *json_str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+nt_status store_reject_push(store *s, const store_reject *r, size_t n, nt_err *err)
+{
+    if (n == 0) return NT_OK;
+    const char **argv = calloc(n + 2, sizeof *argv);
+    size_t *lens = calloc(n + 2, sizeof *lens);
+    char **texts = calloc(n, sizeof *texts);
+    batch b = {0};
+    redisReply *rep[2] = {0};
+    nt_status st = NT_OK;
+    if (!argv || !lens || !texts) {
+        st = store_nomem(err);
+        goto done;
+    }
+    argv[0] = "LPUSH";
+    argv[1] = "nt:rejects";
+    lens[0] = 5;
+    lens[1] = 10;
+    for (size_t i = 0; i < n; i++) {
+        char at[NT_TIME_BUF];
+        /* json_string() refuses invalid UTF-8; the prefix is escaped by its producer. */
+        json_t *o =
+            json_pack("{s:o, s:s, s:o, s:o, s:o, s:o}", "reason", json_str_or_null(r[i].reason),
+                      "at", nt_time_format(r[i].at, at), "route", json_str_or_null(r[i].route),
+                      "delivery_id", json_str_or_null(r[i].delivery_id), "record_index",
+                      r[i].record_index >= 0 ? json_integer(r[i].record_index) : json_null(),
+                      "prefix", json_str_or_null(r[i].prefix));
+        texts[i] = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (!texts[i]) {
+            st = nt_fail(err, NT_ERR_INVALID,
+                         "reject %zu cannot be encoded (a field is not valid UTF-8)", i);
+            goto done;
+        }
+        argv[i + 2] = texts[i];
+        lens[i + 2] = strlen(texts[i]);
+    }
+    st = batch_argv(&b, (int)(n + 2), argv, lens, err);
+    if (st == NT_OK) {
+        cmd c = {0};
+        cmd_str(&c, "LTRIM");
+        cmd_str(&c, "nt:rejects");
+        cmd_ll(&c, 0);
+        cmd_ll(&c, (long long)s->reject_cap - 1);
+        st = batch_cmd(&b, &c, err);
+    }
+    if (st == NT_OK) st = store_exec(s, &b, rep, err);
+    for (int i = 0; i < 2 && st == NT_OK; i++)
+        if (reply_is_error(rep[i]))
+            st = store_failf(s, err, "pushing rejects failed: %s", rep[i]->str);
+
+done:
+    replies_free(rep, 2);
+    batch_clear(&b);
+    if (texts)
+        for (size_t i = 0; i < n; i++)
+            free(texts[i]);
+    free(texts);
+    free(argv);
+    free(lens);
+    return st;
+}
+
+nt_status store_reject_list(store *s, size_t limit, json_t **out, nt_err *err)
+{
+    *out = NULL;
+    if (limit == 0) limit = 100;
+    if (limit > s->reject_cap) limit = s->reject_cap;
+    cmd c = {0};
+    cmd_str(&c, "LRANGE");
+    cmd_str(&c, "nt:rejects");
+    cmd_ll(&c, 0);
+    cmd_ll(&c, (long long)limit - 1);
+    redisReply *r;
+    nt_status st = store_run1(s, &c, "LRANGE", &r, err);
+    if (st != NT_OK) return st;
+    json_t *arr = json_array();
+    if (!arr)
+        st = store_nomem(err);
+    else if (r->type != REDIS_REPLY_ARRAY)
+        st = store_failf(s, err, "LRANGE: unexpected reply");
+    for (size_t i = 0; st == NT_OK && i < r->elements; i++) {
+        const redisReply *v = r->element[i];
+        json_error_t jerr;
+        json_t *o = v->type == REDIS_REPLY_STRING ? json_loadb(v->str, v->len, 0, &jerr) : NULL;
+        if (!json_is_object(o)) {
+            json_decref(o);
+            continue; /* not ours: someone else pushed to nt:rejects */
+        }
+        if (json_array_append_new(arr, o) != 0) st = store_nomem(err);
+    }
+    freeReplyObject(r);
+    if (st != NT_OK)
+        json_decref(arr);
+    else
+        *out = arr;
+    return st;
+}
+
+/* ---- rules ------------------------------------------------------------------------------- */
+
+nt_status store_rule_stats(store *s, const char *rule_id, json_t **out, nt_err *err)
+{
+    *out = NULL;
+    if (!nonempty(rule_id)) return nt_fail(err, NT_ERR_INVALID, "rule id is empty");
+    cmd c = {0};
+    cmd_str(&c, "HGETALL");
+    cmd_fmt(&c, "nt:rule:%s:stats", rule_id);
+    redisReply *r;
+    nt_status st = store_run1(s, &c, "HGETALL", &r, err);
+    if (st != NT_OK) return st;
+    long long matched = 0, alerts = 0, last = 0, since = 0;
+    int has_last = 0, has_since = 0;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (field_is(k, "events_matched"))
+            reply_ll(v, &matched);
+        else if (field_is(k, "alerts"))
+            reply_ll(v, &alerts);
+        else if (field_is(k, "last_alert_ms"))
+            has_last = reply_ll(v, &last) == 0;
+        else if (field_is(k, "history_since_ms"))
+            has_since = reply_ll(v, &since) == 0;
+    }
+    freeReplyObject(r);
+    *out = json_pack("{s:I, s:I, s:o, s:o}", "events_matched", (json_int_t)matched, "alerts",
+                     (json_int_t)alerts, "last_alert_at", json_time_or_null(has_last, last),
+                     "history_since", json_time_or_null(has_since, since));
+    return *out ? NT_OK : store_nomem(err);
+}
+
+nt_status store_learning_since(store *s, const char *rule_id, nt_time_ms now, nt_time_ms *since,
+                               nt_err *err)
+{
+    if (!nonempty(rule_id)) return nt_fail(err, NT_ERR_INVALID, "rule id is empty");
+    batch b = {0};
+    cmd c = {0};
+    redisReply *rep[2] = {0};
+    cmd_str(&c, "SET");
+    cmd_fmt(&c, "nt:rule:%s:learning_since", rule_id);
+    cmd_ll(&c, now);
+    cmd_str(&c, "NX");
+    nt_status st = batch_cmd(&b, &c, err);
+    cmd_str(&c, "GET");
+    cmd_fmt(&c, "nt:rule:%s:learning_since", rule_id);
+    if (st == NT_OK) st = batch_cmd(&b, &c, err);
+    cmd_reset(&c);
+    if (st == NT_OK) st = store_exec(s, &b, rep, err);
+    if (st == NT_OK) {
+        long long v;
+        if (reply_is_error(rep[0]) || reply_is_error(rep[1]))
+            st = store_failf(s, err, "learning_since: %s",
+                             reply_is_error(rep[0]) ? rep[0]->str : rep[1]->str);
+        else if (reply_ll(rep[1], &v) != 0)
+            st = store_failf(s, err, "nt:rule:%s:learning_since is not an integer", rule_id);
+        else
+            *since = v;
+    }
+    replies_free(rep, 2);
+    batch_clear(&b);
+    return st;
+}

@@ -1,0 +1,225 @@
+/*
+ * store.h — the Redis layer: new-terms history, alerts, exceptions, the
+ * dead-letter list of rejected records and per-rule counters.
+ *
+ * A `store` is ONE connection to Redis, used by one thread at a time (the
+ * server keeps a pool of them). It connects lazily on the first call, loads its
+ * Lua scripts once per connection, and after any connection, I/O or timeout
+ * error drops the connection and reconnects on a later call with exponential
+ * backoff (100 ms doubling to 2 s). It never sleeps: a call made while the
+ * backoff runs fails at once with NT_ERR_STORE. A call blocks for at most
+ * connect_timeout_ms (when it has to connect) plus command_timeout_ms per
+ * socket read.
+ *
+ * Key layout (all keys start with "nt:"; use a separate database or Redis per
+ * deployment; the scripts touch keys they build themselves, so this layout
+ * needs a standalone Redis, not Redis Cluster):
+ *
+ *   nt:term:{rule_id}:{term_hash}     string = last-seen ms; PX = history window,
+ *                                     refreshed on every live sighting
+ *   nt:alert:{id}                     hash: doc (alert JSON without status
+ *                                     fields), status, status_reason, created_ms,
+ *                                     updated_ms, rule_id, account, user,
+ *                                     history_since_ms, window_ms;
+ *                                     PEXPIRE = alert retention
+ *   nt:alerts                         zset score created_ms, member alert id
+ *   nt:alerts:rule:{rule_id}          the same, per rule        } filter indexes,
+ *   nt:alerts:account:{account}       per cloud.account.id     } each with
+ *   nt:alerts:user:{user}             per user.name            } PEXPIRE =
+ *   nt:alerts:status:{status}         per status               } retention
+ *   nt:rule:{rule_id}:stats           hash: events_matched, alerts,
+ *                                     last_alert_ms, history_since_ms
+ *   nt:rule:{rule_id}:learning_since  string ms, set once (SET NX)
+ *   nt:exceptions                     hash exception id -> item JSON text
+ *   nt:exceptions:version             integer, INCR on every change
+ *   nt:rejects                        list of reject JSON objects, newest
+ *                                     first, LTRIM to reject_cap
+ *
+ * Alerts are trimmed when an alert is written: entries of nt:alerts older than
+ * the retention, then the oldest beyond alert_cap, are removed from every index
+ * and their hash deleted (at most 100 of each per write). Index zsets of other
+ * rules/accounts/users are trimmed lazily (they expire as a whole, and listing
+ * skips ids whose hash is gone).
+ *
+ * Errors: NT_ERR_STORE for anything Redis-side ("redis 127.0.0.1:6399:
+ * Connection refused", "redis 127.0.0.1:6399: timed out after 500 ms", script
+ * error replies); NT_ERR_INVALID for bad arguments; NT_ERR_NOTFOUND /
+ * NT_ERR_CONFLICT where documented. Every function writes its message into err.
+ *
+ * Ownership: strings passed in are only borrowed for the call (store_open copies
+ * the config). json_t results are new references the caller json_decref()s;
+ * char * results are malloc'd and the caller free()s them.
+ */
+#ifndef NT_STORE_H
+#define NT_STORE_H
+
+#include "common.h"
+
+#include <jansson.h>
+#include <stddef.h>
+
+typedef struct store store;
+
+/* Zero fields take the defaults shown. */
+typedef struct store_config {
+    const char *url;        /* redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N];
+                               NULL = redis://127.0.0.1:6379/0 */
+    const char *password;   /* may be NULL; overrides one in the URL */
+    int connect_timeout_ms; /* 2000 */
+    int command_timeout_ms; /* 2000 */
+    nt_time_ms alert_retention_ms; /* 30 days */
+    size_t alert_cap;              /* 100000 alerts */
+    size_t reject_cap;             /* 1000 rejects */
+} store_config;
+
+/* A parsed Redis URL. Strings are owned (store_url_clear frees them). */
+typedef struct store_url {
+    int is_unix;
+    char *host;     /* TCP: host name or IP literal (IPv6 without brackets) */
+    int port;       /* TCP: 1..65535, default 6379 */
+    char *path;     /* unix: absolute socket path */
+    int db;         /* 0.. */
+    char *username; /* NULL unless the URL has user:password@ */
+    char *password; /* NULL when absent; percent-decoded */
+} store_url;
+
+/* Parse url into *out (zeroed first). Errors: NT_ERR_INVALID with a sentence
+ * naming the bad part (never echoing a password), NT_ERR_UNSUPPORTED for
+ * rediss:// (TLS). On error *out holds nothing to free. */
+nt_status store_url_parse(const char *url, store_url *out, nt_err *err);
+void store_url_clear(store_url *u);
+
+/* Validates and copies cfg (parses the URL). Does not connect. */
+nt_status store_open(store **out, const store_config *cfg, nt_err *err);
+void store_free(store *s);
+
+/* "127.0.0.1:6379/0" or "/run/redis.sock/0": where this store points, for logs. */
+const char *store_endpoint(const store *s);
+
+nt_status store_ping(store *s, nt_err *err);
+
+/* ---- new-terms history ------------------------------------------------- */
+
+typedef enum {
+    STORE_OBS_LIVE,    /* set/refresh the term; alert when it was new */
+    STORE_OBS_LEARN,   /* set/refresh the term; never alert */
+    STORE_OBS_BACKFILL /* set the term only if that lengthens its TTL; never alert */
+} store_obs_mode;
+
+typedef struct store_obs {
+    /* in */
+    const char *rule_id, *term_hash; /* non-empty */
+    /* LIVE/LEARN: the history window (> 0). BACKFILL: eventTime + window - now;
+     * <= 0 means too old: no term key is written (history_since is still lowered). */
+    nt_time_ms ttl_ms;
+    nt_time_ms seen_ms;    /* LIVE/LEARN: arrival time. BACKFILL: eventTime */
+    nt_time_ms created_ms; /* LIVE: the alert's created time (now) */
+    store_obs_mode mode;
+    const char *alert_id;       /* LIVE: [A-Za-z0-9._-]{1,128}, deterministic */
+    const char *alert_json;     /* LIVE: the alert JSON object without status fields */
+    const char *account, *user; /* LIVE: index values; NULL or "" = not indexed */
+    /* out */
+    /* 1 when the term had no history key before this observation (LIVE: the
+     * alert alert_id now exists; LEARN/BACKFILL: never an alert). */
+    int is_new;
+    /* LIVE: 1 when this observation stored the alert (0 when an alert with that
+     * id was already stored, e.g. by a retried delivery after the term expired). */
+    int alert_written;
+} store_obs;
+
+/* One pipelined round trip: one EVALSHA of the observe script per observation.
+ * Each observation is atomic on the server. LIVE and LEARN count events_matched;
+ * every mode sets history_since_ms (BACKFILL lowers it to seen_ms). On any error
+ * the whole call fails (observations before the failing one may have been
+ * applied; a retry is safe because alert ids are deterministic and never
+ * overwritten). */
+nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err);
+
+/* ---- alerts ------------------------------------------------------------- */
+
+/* Full alert documents: the stored doc merged with id, status, status_reason,
+ * created_at, updated_at and history {since, depth_seconds, complete}, where
+ * complete = depth >= the history window the alert was raised under. */
+
+int store_alert_status_valid(const char *status); /* open | acknowledged | closed */
+int store_alert_reason_valid(const char *reason); /* false_positive | duplicate | true_positive |
+                                                     benign_positive | automated_closure | other */
+
+/* NT_ERR_NOTFOUND when no such alert (or it expired). */
+nt_status store_alert_get(store *s, const char *id, json_t **out, nt_err *err);
+
+typedef struct store_alert_filter {
+    const char *status, *rule_id, *account, *user; /* NULL = any; ANDed */
+    nt_time_ms since, until;                       /* on created_ms, inclusive; -1 = none */
+    size_t limit;                                  /* 1..1000; 0 = 100 */
+    const char *cursor;                            /* NULL or a next_cursor from a previous page */
+} store_alert_filter;
+
+/* Newest first (created desc, then id desc). *alerts = array of documents;
+ * *next_cursor = NULL when nothing is left, else a cursor for the next page.
+ * One page examines at most limit + 5000 index entries, so with sparse filters a
+ * page may hold fewer than limit alerts while next_cursor is still set. The
+ * cursor is a position (created_ms, id), not an offset: alerts created later
+ * never shift pages. Errors: NT_ERR_INVALID for a bad status, limit or cursor
+ * ("cursor is not valid"). */
+nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alerts,
+                           char **next_cursor, nt_err *err);
+
+/* Atomically sets status and status_reason (reason NULL clears it), stamps
+ * updated_ms = now and moves the id between status indexes. *out (may be NULL)
+ * = the new document. NT_ERR_INVALID bad status/reason; NT_ERR_NOTFOUND. */
+nt_status store_alert_set_status(store *s, const char *id, const char *status, const char *reason,
+                                 nt_time_ms now, json_t **out, nt_err *err);
+
+/* ---- exceptions ---------------------------------------------------------- */
+
+/* id: [A-Za-z0-9._-]{1,128}; json: a JSON object (stored as given). create=1:
+ * NT_ERR_CONFLICT when the id exists; create=0 (replace): NT_ERR_NOTFOUND when
+ * absent. Every change bumps nt:exceptions:version in the same script. */
+nt_status store_exception_put(store *s, const char *id, const char *json, int create, nt_err *err);
+/* *json: malloc'd text. NT_ERR_NOTFOUND. */
+nt_status store_exception_get(store *s, const char *id, char **json, nt_err *err);
+/* NT_ERR_NOTFOUND. */
+nt_status store_exception_delete(store *s, const char *id, nt_err *err);
+/* All items (parsed objects, sorted by id) and the version they belong to, read
+ * atomically (MULTI). version 0 = never changed. */
+nt_status store_exception_all(store *s, json_t **items, long long *version, nt_err *err);
+nt_status store_exception_version(store *s, long long *version, nt_err *err);
+
+/* ---- rejects (dead letters) --------------------------------------------- */
+
+typedef struct store_reject {
+    const char *reason, *route, *delivery_id, *prefix; /* NULL -> JSON null */
+    long record_index;                                 /* < 0 -> null */
+    nt_time_ms at;
+} store_reject;
+
+/* Pushes r[0..n) (r[n-1] ends up newest) and trims the list to reject_cap. */
+nt_status store_reject_push(store *s, const store_reject *r, size_t n, nt_err *err);
+/* *out = array of {"reason","at","route","delivery_id","record_index","prefix"},
+ * newest first; limit 0 = 100; at most reject_cap. */
+nt_status store_reject_list(store *s, size_t limit, json_t **out, nt_err *err);
+
+/* ---- rules ---------------------------------------------------------------- */
+
+/* *out = {"events_matched": N, "alerts": N, "last_alert_at": RFC3339|null,
+ *         "history_since": RFC3339|null}; zeros/nulls for an unknown rule. */
+nt_status store_rule_stats(store *s, const char *rule_id, json_t **out, nt_err *err);
+/* When the rule's learning period began: SET NX now, then GET (one round trip). */
+nt_status store_learning_since(store *s, const char *rule_id, nt_time_ms now, nt_time_ms *since,
+                               nt_err *err);
+
+/* ---- counters -------------------------------------------------------------- */
+
+typedef struct store_counters {
+    unsigned long long round_trips;      /* pipelined request/response exchanges */
+    unsigned long long errors;           /* calls that failed with NT_ERR_STORE */
+    unsigned long long reconnects;       /* successful connects after the first */
+    unsigned long long latency_us_total; /* summed over round_trips */
+    unsigned long long noscript_reloads; /* NOSCRIPT replies answered by SCRIPT LOAD */
+} store_counters;
+
+/* Plain counters, not atomics: read them from the thread that holds the store. */
+void store_get_counters(const store *s, store_counters *out);
+
+#endif
