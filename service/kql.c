@@ -1,0 +1,1998 @@
+/*
+ * kql.c — Kibana Query Language parser, compiler, matcher and prefilter.
+ *
+ * Parsing. The parser is a hand-written recursive descent that mirrors
+ * Kibana's grammar.peggy rule by rule (docs/kql-spec.md §2), including the
+ * PEG backtracking: every rule either succeeds and advances `pos`, or fails
+ * and leaves `pos` where it was. Error reporting copies peggy's method: each
+ * failed terminal or named rule ("value", "field name", "AND", "whitespace",
+ * …) records itself at the position it was tried; only the furthest position
+ * is kept. When the parse fails, the message lists what was expected there,
+ * sorted and joined as peggy does, so messages match Kibana's word for word.
+ * Left-recursive-looking rules (`A (OR A)+ / A`) are parsed as `A (OR A)*`,
+ * which builds the same tree and records the same failures. The four
+ * alternatives that start with a field (nested, range, field:value, free
+ * text) share one parse of the leading literal, since it is deterministic.
+ * That keeps parsing linear: no sub-query is parsed more than a constant
+ * number of times. Unquoted literals are decoded into a scratch buffer with a
+ * parallel "this byte is a wildcard star" flag, then trimmed like JavaScript's
+ * String.prototype.trim, as Kibana does.
+ *
+ * The tree (kql_node, kql_lit) lives in an arena owned by the query, so
+ * abandoned alternatives and the final tree are freed in one sweep.
+ *
+ * Compiling. The tree compiles to a small array program (kql_enode): AND, OR,
+ * NOT, EXISTS, TERMS and RANGE nodes linked by indices. A TERMS node holds one
+ * field id and a list of values (exact or glob); OR siblings on the same field
+ * merge into one TERMS node, so a value list `f:("a" or "b" or …)` fetches the
+ * field once. Numbers, dates and globs are all prepared here, so kql_match
+ * only walks the program with values fetched into stack buffers.
+ *
+ * Prefilter. From the program we derive conjunctive clauses of byte strings
+ * (see kql_prefilter in kql.h): AND unions its children's clauses, OR merges
+ * one clause from each child (only if every child has one), NOT/EXISTS/RANGE
+ * give none. Strings come only from fields the source declares verbatim:
+ * `"v"` for an exact value, the glob's literal with the quote on the anchored
+ * side(s) for a wildcard. Any string with bytes JSON might escape (`"`, `\`,
+ * `/`, controls, non-ASCII) drops its clause, keeping the filter conservative.
+ */
+#include "kql.h"
+
+#include "glob.h"
+
+#include <stdalign.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ arena */
+
+typedef struct kql_chunk {
+    struct kql_chunk *next;
+    size_t used, cap;
+    max_align_t data[];
+} kql_chunk;
+
+typedef struct kql_arena {
+    kql_chunk *head;
+} kql_arena;
+
+static void *arena_alloc(kql_arena *a, size_t n)
+{
+    const size_t align = alignof(max_align_t);
+    if (n > SIZE_MAX / 2) return NULL;
+    n = n == 0 ? align : (n + align - 1) & ~(align - 1);
+    kql_chunk *c = a->head;
+    if (!c || c->cap - c->used < n) {
+        size_t cap = n > 8192 ? n : 8192;
+        c = malloc(sizeof *c + cap);
+        if (!c) return NULL;
+        c->next = a->head;
+        c->used = 0;
+        c->cap = cap;
+        a->head = c;
+    }
+    void *p = (char *)c->data + c->used;
+    c->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+static char *arena_strndup(kql_arena *a, const char *s, size_t n)
+{
+    char *d = arena_alloc(a, n + 1);
+    if (!d) return NULL;
+    if (n) memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
+static void arena_free(kql_arena *a)
+{
+    kql_chunk *c = a->head;
+    while (c) {
+        kql_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    a->head = NULL;
+}
+
+/* ------------------------------------------------------------- the tree */
+
+typedef enum kql_lit_kind { KL_STRING, KL_BOOL, KL_NULL, KL_WILDCARD } kql_lit_kind;
+
+typedef struct kql_lit {
+    kql_lit_kind kind;
+    int quoted; /* a "…" phrase */
+    char *text; /* decoded, NUL-terminated ("true"/"false"/"null" for those kinds) */
+    size_t len;
+    unsigned char *star; /* KL_WILDCARD: star[i] = 1 where text[i] is a wildcard `*` */
+    size_t pos;          /* byte offset of the literal in the query */
+} kql_lit;
+
+typedef enum kql_node_type { KN_IS, KN_RANGE, KN_NESTED, KN_AND, KN_OR, KN_NOT } kql_node_type;
+typedef enum kql_range_op { KR_GT, KR_GTE, KR_LT, KR_LTE } kql_range_op;
+typedef enum kql_visit_kind { KV_NONE, KV_EXACT, KV_WILD } kql_visit_kind;
+
+typedef struct kql_node {
+    kql_node_type type;
+    kql_lit *field; /* IS/RANGE: NULL = free text; NESTED: the path */
+    kql_lit *value; /* IS/RANGE */
+    kql_range_op op;
+    struct kql_node *kids; /* AND/OR: first child; NOT/NESTED: the child */
+    struct kql_node *next; /* next sibling */
+    /* Filled by the compiler, for kql_visit_terms. */
+    kql_visit_kind visit;
+    const char *full; /* dotted field name including nested paths */
+    const char *pattern;
+    size_t pattern_len;
+} kql_node;
+
+/* ------------------------------------------------------ compiled program */
+
+typedef struct kql_num {
+    double d;
+    int64_t i;
+    int is_int; /* i is exact (integer text of at most 18 digits) */
+} kql_num;
+
+typedef struct kql_term {
+    int next; /* next term of the same TERMS node, -1 at the end */
+    int wild;
+    const char *text; /* exact value, points into the tree */
+    size_t len;
+    nt_glob glob; /* wild */
+    int num_ok;
+    kql_num num;
+} kql_term;
+
+typedef struct kql_range {
+    kql_range_op op;
+    const char *text;
+    size_t len;
+    int num_ok, time_ok;
+    kql_num num;
+    nt_time_ms time;
+} kql_range;
+
+typedef enum kql_eop { E_TRUE, E_AND, E_OR, E_NOT, E_EXISTS, E_TERMS, E_RANGE } kql_eop;
+
+typedef struct kql_enode {
+    kql_eop op;
+    int field;
+    int kid, next; /* first child, next sibling; -1 = none */
+    int arg;       /* E_TERMS: first term; E_RANGE: index into ranges */
+} kql_enode;
+
+typedef struct kql_pflit {
+    const char *s;
+    size_t n;
+} kql_pflit;
+
+typedef struct kql_clause {
+    kql_pflit *lits;
+    size_t n;
+    size_t minlen; /* length of the shortest literal */
+} kql_clause;
+
+struct kql_query {
+    kql_arena arena;
+    nt_field_source src;
+    const char *text; /* copy of the query, for line/column of terms */
+    size_t text_len;
+    kql_node *ast;
+    kql_enode *nodes;
+    size_t nnodes, nodes_cap;
+    kql_term *terms;
+    size_t nterms, terms_cap;
+    kql_range *ranges;
+    size_t nranges, ranges_cap;
+    int root;
+    const char **unknown;
+    size_t nunknown, unknown_cap;
+    kql_clause *clauses;
+    size_t nclauses;
+};
+
+/* ------------------------------------------------------- text utilities */
+
+/* Line and column (from 1, counting UTF-8 characters) of byte offset pos;
+ * lines end at LF, as in peggy. */
+static void kql_linecol(const char *s, size_t pos, int *line, int *col)
+{
+    int l = 1, c = 1;
+    for (size_t i = 0; i < pos; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '\n') {
+            l++;
+            c = 1;
+        } else if ((ch & 0xC0) != 0x80) {
+            c++;
+        }
+    }
+    *line = l;
+    *col = c;
+}
+
+/* Offset of the first byte that does not start a valid UTF-8 sequence, or n. */
+static size_t utf8_invalid_at(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k;
+        uint32_t cp, min;
+        if (c >= 0xC2 && c <= 0xDF) {
+            k = 1, cp = c & 0x1F, min = 0x80;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            k = 2, cp = c & 0x0F, min = 0x800;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            k = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return i;
+        }
+        if (n - i <= k) return i;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80) return i;
+            cp = cp << 6 | (s[i + j] & 0x3Fu);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+        i += k + 1;
+    }
+    return n;
+}
+
+/* Length of the (valid) UTF-8 sequence starting with lead byte c. */
+static size_t utf8_seq_len(unsigned char c)
+{
+    return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+}
+
+static uint32_t utf8_decode(const unsigned char *s, size_t k)
+{
+    if (k == 1) return s[0];
+    uint32_t cp = s[0] & (k == 2 ? 0x1Fu : k == 3 ? 0x0Fu : 0x07u);
+    for (size_t j = 1; j < k; j++)
+        cp = cp << 6 | (s[j] & 0x3Fu);
+    return cp;
+}
+
+static size_t utf8_encode(uint32_t cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | cp >> 6);
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | cp >> 12);
+        out[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | cp >> 18);
+    out[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+    out[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* White space as JavaScript's String.prototype.trim sees it. */
+static int js_space(uint32_t cp)
+{
+    return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0xA0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
+           cp == 0x205F || cp == 0x3000 || cp == 0xFEFF;
+}
+
+static int ascii_lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+static int bytes_eq(const char *a, size_t an, const char *b, size_t bn)
+{
+    return an == bn && (an == 0 || memcmp(a, b, an) == 0);
+}
+
+static int bytes_cmp(const char *a, size_t an, const char *b, size_t bn)
+{
+    size_t m = an < bn ? an : bn;
+    int c = m ? memcmp(a, b, m) : 0;
+    if (c) return c < 0 ? -1 : 1;
+    return (an > bn) - (an < bn);
+}
+
+/* Parses a decimal number: [+-] digits [. digits] [e [+-] digits], with at
+ * least one mantissa digit ("3." and ".3" count, as in Java and JavaScript).
+ * Returns 1 and fills out, or 0. Assumes the C locale for strtod. */
+static int kql_number_parse(const char *s, size_t len, kql_num *out)
+{
+    char buf[72];
+    size_t i = 0, int_digits = 0, frac_digits = 0;
+    int neg = 0, is_int = 1;
+    if (len == 0 || len > 64) return 0;
+    if (s[0] == '+' || s[0] == '-') neg = s[i++] == '-';
+    size_t first_digit = i;
+    while (i < len && s[i] >= '0' && s[i] <= '9')
+        i++, int_digits++;
+    if (i < len && s[i] == '.') {
+        is_int = 0;
+        i++;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+            i++, frac_digits++;
+    }
+    if (int_digits + frac_digits == 0) return 0;
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        size_t exp_digits = 0;
+        is_int = 0;
+        i++;
+        if (i < len && (s[i] == '+' || s[i] == '-')) i++;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+            i++, exp_digits++;
+        if (exp_digits == 0) return 0;
+    }
+    if (i != len) return 0;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    out->d = strtod(buf, NULL);
+    out->is_int = 0;
+    out->i = 0;
+    if (is_int && int_digits <= 18) {
+        int64_t v = 0;
+        for (size_t j = first_digit; j < len; j++)
+            v = v * 10 + (s[j] - '0');
+        out->i = neg ? -v : v;
+        out->is_int = 1;
+    }
+    return 1;
+}
+
+static int num_cmp(const kql_num *a, const kql_num *b)
+{
+    if (a->is_int && b->is_int) return (a->i > b->i) - (a->i < b->i);
+    return (a->d > b->d) - (a->d < b->d);
+}
+
+/* --------------------------------------------------------------- parser */
+
+/* What the grammar expected at the failure position, in peggy's sort order. */
+enum {
+    EX_LPAREN,
+    EX_RPAREN,
+    EX_COLON,
+    EX_LT,
+    EX_LTE,
+    EX_GT,
+    EX_GTE,
+    EX_LBRACE,
+    EX_RBRACE,
+    EX_AND,
+    EX_NOT,
+    EX_OR,
+    EX_END,
+    EX_FIELD,
+    EX_LITERAL,
+    EX_VALUE,
+    EX_WS,
+    EX_COUNT
+};
+
+static const char *const kql_expect_names[EX_COUNT] = {
+    "\"(\"",        "\")\"",      "\":\"",   "\"<\"", "\"<=\"",     "\">\"",
+    "\">=\"",       "\"{\"",      "\"}\"",   "AND",   "NOT",        "OR",
+    "end of input", "field name", "literal", "value", "whitespace",
+};
+
+typedef struct kql_parser {
+    const char *s;
+    size_t n, pos;
+    kql_arena *arena;
+    size_t fail_pos;
+    unsigned expected; /* bit set of EX_* recorded at fail_pos */
+    int depth;
+    nt_status fatal; /* a non-syntax error (limit, memory, bad escape) stops everything */
+    nt_err *err;
+    char *buf;           /* scratch: one decoded literal (at most n bytes) */
+    unsigned char *star; /* scratch: 1 where buf holds a wildcard star */
+} kql_parser;
+
+static void *parser_fatal(kql_parser *p, nt_status st, size_t pos, const char *what)
+{
+    if (p->fatal == NT_OK) {
+        int line, col;
+        kql_linecol(p->s, pos, &line, &col);
+        p->fatal = nt_fail(p->err, st, "line %d, column %d: %s", line, col, what);
+    }
+    return NULL;
+}
+
+static void *parser_oom(kql_parser *p)
+{
+    if (p->fatal == NT_OK) p->fatal = nt_fail(p->err, NT_ERR_NOMEM, "out of memory parsing KQL");
+    return NULL;
+}
+
+static void expect(kql_parser *p, size_t pos, unsigned ex)
+{
+    if (pos > p->fail_pos) {
+        p->fail_pos = pos;
+        p->expected = 1u << ex;
+    } else if (pos == p->fail_pos) {
+        p->expected |= 1u << ex;
+    }
+}
+
+static int take_char(kql_parser *p, char c, unsigned ex)
+{
+    if (p->pos < p->n && p->s[p->pos] == c) {
+        p->pos++;
+        return 1;
+    }
+    expect(p, p->pos, ex);
+    return 0;
+}
+
+/* Length of the grammar's whitespace character at i (space, TAB, CR, LF, NBSP), or 0. */
+static size_t ws_len(const kql_parser *p, size_t i)
+{
+    if (i >= p->n) return 0;
+    unsigned char c = (unsigned char)p->s[i];
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n') return 1;
+    if (c == 0xC2 && i + 1 < p->n && (unsigned char)p->s[i + 1] == 0xA0) return 2;
+    return 0;
+}
+
+static size_t ws_end(const kql_parser *p, size_t i)
+{
+    size_t w;
+    while ((w = ws_len(p, i)) > 0)
+        i += w;
+    return i;
+}
+
+/* Space* — records "whitespace" where the run stops, as peggy does. */
+static void space_star(kql_parser *p)
+{
+    p->pos = ws_end(p, p->pos);
+    expect(p, p->pos, EX_WS);
+}
+
+static int word_at(const kql_parser *p, size_t i, const char *w, size_t wl)
+{
+    if (i > p->n || p->n - i < wl) return 0;
+    for (size_t j = 0; j < wl; j++)
+        if (ascii_lower((unsigned char)p->s[i + j]) != w[j]) return 0;
+    return 1;
+}
+
+/* OR / AND: Space+ word Space+ starting at i; returns the end, or 0. */
+static size_t binop_end(const kql_parser *p, size_t i, const char *w, size_t wl)
+{
+    size_t j = ws_end(p, i);
+    if (j == i || !word_at(p, j, w, wl)) return 0;
+    size_t e = ws_end(p, j + wl);
+    return e == j + wl ? 0 : e;
+}
+
+/* NOT: 'not'i Space+ starting at i; returns the end, or 0. */
+static size_t not_end(const kql_parser *p, size_t i)
+{
+    if (!word_at(p, i, "not", 3)) return 0;
+    size_t e = ws_end(p, i + 3);
+    return e == i + 3 ? 0 : e;
+}
+
+static int keyword(kql_parser *p, unsigned which)
+{
+    size_t e = which == EX_NOT  ? not_end(p, p->pos)
+               : which == EX_OR ? binop_end(p, p->pos, "or", 2)
+                                : binop_end(p, p->pos, "and", 3);
+    if (!e) {
+        expect(p, p->pos, which);
+        return 0;
+    }
+    p->pos = e;
+    return 1;
+}
+
+static int is_special(unsigned char c)
+{
+    return c == '\\' || c == '(' || c == ')' || c == ':' || c == '<' || c == '>' || c == '"' ||
+           c == '*' || c == '{' || c == '}';
+}
+
+static int hex_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    c = (unsigned char)ascii_lower(c);
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* "\uXXXX" at i (lowercase u, four hex digits of either case). */
+static int hex_escape(const kql_parser *p, size_t i, uint32_t *v)
+{
+    if (i > p->n || p->n - i < 6 || p->s[i] != '\\' || p->s[i + 1] != 'u') return 0;
+    uint32_t x = 0;
+    for (size_t j = 2; j < 6; j++) {
+        int d = hex_digit((unsigned char)p->s[i + j]);
+        if (d < 0) return 0;
+        x = x << 4 | (uint32_t)d;
+    }
+    *v = x;
+    return 1;
+}
+
+/* A \u escape at i, decoded to UTF-8 at buf[*o]. A UTF-16 surrogate pair
+ * written as two escapes becomes one character; a lone surrogate cannot be
+ * written in UTF-8 and is a fatal error. Returns source bytes used, 0 if none. */
+static size_t unicode_escape(kql_parser *p, size_t i, size_t *o)
+{
+    uint32_t cp, lo;
+    size_t used = 6;
+    if (!hex_escape(p, i, &cp)) return 0;
+    if (cp >= 0xD800 && cp <= 0xDBFF && hex_escape(p, i + 6, &lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        used = 12;
+    } else if (cp >= 0xD800 && cp <= 0xDFFF) {
+        char what[96];
+        snprintf(what, sizeof what,
+                 "\\u%.4s is half of a UTF-16 surrogate pair without its other half", p->s + i + 2);
+        parser_fatal(p, NT_ERR_PARSE, i, what);
+        return 0;
+    }
+    size_t k = utf8_encode(cp, p->buf + *o);
+    memset(p->star + *o, 0, k);
+    *o += k;
+    return used;
+}
+
+static void emit(kql_parser *p, size_t *o, const char *src, size_t n)
+{
+    memcpy(p->buf + *o, src, n);
+    memset(p->star + *o, 0, n);
+    *o += n;
+}
+
+/* One escape in unquoted text at i: \t \r \n, \<special>, \uXXXX, \or \and
+ * \not (any case). The grammar tries them in this order, which is why `\not`
+ * reads as LF + "ot". Returns source bytes used, 0 when not an escape. */
+static size_t unquoted_escape(kql_parser *p, size_t i, size_t *o)
+{
+    static const char *const words[] = {"or", "and", "not"};
+    if (i + 1 >= p->n) return 0;
+    char d = p->s[i + 1];
+    if (d == 't' || d == 'r' || d == 'n') {
+        char c = d == 't' ? '\t' : d == 'r' ? '\r' : '\n';
+        emit(p, o, &c, 1);
+        return 2;
+    }
+    if (is_special((unsigned char)d)) {
+        emit(p, o, &d, 1);
+        return 2;
+    }
+    size_t u = unicode_escape(p, i, o);
+    if (u || p->fatal) return u;
+    for (size_t w = 0; w < 3; w++) {
+        size_t wl = strlen(words[w]);
+        if (word_at(p, i + 1, words[w], wl)) {
+            emit(p, o, p->s + i + 1, wl);
+            return 1 + wl;
+        }
+    }
+    return 0;
+}
+
+/* Builds the literal for decoded text buf[0..o): trims it like JavaScript,
+ * then classifies it as null, boolean, wildcard or string. */
+static kql_lit *make_unquoted(kql_parser *p, size_t start, size_t o)
+{
+    const unsigned char *b = (const unsigned char *)p->buf;
+    size_t lo = 0, hi = o;
+    while (lo < hi) {
+        size_t k = utf8_seq_len(b[lo]);
+        if (k > hi - lo || p->star[lo] || !js_space(utf8_decode(b + lo, k))) break;
+        lo += k;
+    }
+    while (hi > lo) {
+        size_t s = hi - 1;
+        while (s > lo && (b[s] & 0xC0) == 0x80)
+            s--;
+        if (p->star[s] || !js_space(utf8_decode(b + s, hi - s))) break;
+        hi = s;
+    }
+    kql_lit *l = arena_alloc(p->arena, sizeof *l);
+    if (!l) return parser_oom(p);
+    l->pos = start;
+    l->len = hi - lo;
+    l->text = arena_strndup(p->arena, p->buf + lo, l->len);
+    if (!l->text) return parser_oom(p);
+    int wild = memchr(p->star + lo, 1, l->len) != NULL;
+    if (wild) {
+        l->kind = KL_WILDCARD;
+        l->star = arena_alloc(p->arena, l->len);
+        if (!l->star) return parser_oom(p);
+        memcpy(l->star, p->star + lo, l->len);
+    } else if (bytes_eq(l->text, l->len, "null", 4)) {
+        l->kind = KL_NULL;
+    } else if (bytes_eq(l->text, l->len, "true", 4) || bytes_eq(l->text, l->len, "false", 5)) {
+        l->kind = KL_BOOL;
+    } else {
+        l->kind = KL_STRING;
+    }
+    return l;
+}
+
+/* UnquotedLiteral: a run of ordinary characters, escapes, stars and inner
+ * whitespace, ending at a special character or a keyword. */
+static kql_lit *parse_unquoted(kql_parser *p)
+{
+    size_t i = p->pos, o = 0;
+    while (i < p->n) {
+        unsigned char c = (unsigned char)p->s[i];
+        if (c == '\\') {
+            size_t used = unquoted_escape(p, i, &o);
+            if (!used) break;
+            i += used;
+            continue;
+        }
+        if (c == '*') {
+            p->buf[o] = '*';
+            p->star[o++] = 1;
+            i++;
+            continue;
+        }
+        if (is_special(c)) break;
+        if (ws_len(p, i)) {
+            /* Every position of a whitespace run sees the same text after the
+             * run, so the whole run either starts `or`/`and` or is kept. */
+            size_t j = ws_end(p, i);
+            if ((word_at(p, j, "or", 2) && ws_len(p, j + 2)) ||
+                (word_at(p, j, "and", 3) && ws_len(p, j + 3)))
+                break;
+            emit(p, &o, p->s + i, j - i);
+            i = j;
+            continue;
+        }
+        if (not_end(p, i)) break;
+        size_t k = utf8_seq_len(c);
+        emit(p, &o, p->s + i, k);
+        i += k;
+    }
+    if (p->fatal || i == p->pos) return NULL;
+    kql_lit *l = make_unquoted(p, p->pos, o);
+    if (l) p->pos = i;
+    return l;
+}
+
+/* QuotedString: "…" with \\ \" \t \r \n \uXXXX; any other backslash is literal. */
+static kql_lit *parse_quoted(kql_parser *p)
+{
+    size_t i = p->pos, o = 0;
+    if (i >= p->n || p->s[i] != '"') return NULL;
+    i++;
+    for (;;) {
+        if (i >= p->n) return NULL; /* unterminated */
+        char c = p->s[i];
+        if (c == '"') break;
+        if (c == '\\' && i + 1 < p->n) {
+            char d = p->s[i + 1];
+            if (d == 't' || d == 'r' || d == 'n') {
+                char w = d == 't' ? '\t' : d == 'r' ? '\r' : '\n';
+                emit(p, &o, &w, 1);
+                i += 2;
+                continue;
+            }
+            size_t u = unicode_escape(p, i, &o);
+            if (p->fatal) return NULL;
+            if (u) {
+                i += u;
+                continue;
+            }
+            if (d == '\\' || d == '"') {
+                emit(p, &o, &d, 1);
+                i += 2;
+                continue;
+            }
+        }
+        emit(p, &o, &c, 1);
+        i++;
+    }
+    kql_lit *l = arena_alloc(p->arena, sizeof *l);
+    if (!l) return parser_oom(p);
+    l->kind = KL_STRING;
+    l->quoted = 1;
+    l->pos = p->pos;
+    l->len = o;
+    l->text = arena_strndup(p->arena, p->buf, o);
+    if (!l->text) return parser_oom(p);
+    p->pos = i + 1;
+    return l;
+}
+
+/* Literal (also Field and Value): QuotedString / UnquotedLiteral. Records
+ * nothing; the callers record the rule name they stand for. */
+static kql_lit *parse_literal(kql_parser *p)
+{
+    kql_lit *l = parse_quoted(p);
+    if (l || p->fatal) return l;
+    return parse_unquoted(p);
+}
+
+static kql_node *new_node(kql_parser *p, kql_node_type t)
+{
+    kql_node *n = arena_alloc(p->arena, sizeof *n);
+    if (!n) return parser_oom(p);
+    n->type = t;
+    return n;
+}
+
+static int enter(kql_parser *p, size_t pos)
+{
+    if (++p->depth > KQL_MAX_DEPTH) {
+        char what[64];
+        snprintf(what, sizeof what, "the query nests deeper than %d levels", KQL_MAX_DEPTH);
+        parser_fatal(p, NT_ERR_LIMIT, pos, what);
+        return 0;
+    }
+    return 1;
+}
+
+typedef kql_node *(*kql_rule)(kql_parser *p);
+
+/* head ( <keyword> item )* — a flat n-ary node when there is more than one item. */
+static kql_node *parse_chain(kql_parser *p, kql_rule item, unsigned kw, kql_node_type type)
+{
+    kql_node *head = item(p);
+    if (!head) return NULL;
+    kql_node *tail = head;
+    size_t count = 1;
+    for (;;) {
+        size_t save = p->pos;
+        if (!keyword(p, kw)) break;
+        kql_node *n = item(p);
+        if (p->fatal) return NULL;
+        if (!n) {
+            p->pos = save;
+            break;
+        }
+        tail->next = n;
+        tail = n;
+        count++;
+    }
+    if (count == 1) return head;
+    kql_node *list = new_node(p, type);
+    if (list) list->kids = head;
+    return list;
+}
+
+static kql_node *or_values(kql_parser *p);
+
+/* The value tree of a value list: IS leaves whose field is set afterwards. */
+static kql_node *value_leaf(kql_parser *p)
+{
+    size_t start = p->pos;
+    kql_lit *l = parse_literal(p);
+    if (!l) {
+        if (!p->fatal) expect(p, start, EX_VALUE);
+        return NULL;
+    }
+    kql_node *n = new_node(p, KN_IS);
+    if (n) n->value = l;
+    return n;
+}
+
+/* ListOfValues: '(' OrListOfValues ')' / Value */
+static kql_node *list_of_values(kql_parser *p)
+{
+    size_t save = p->pos;
+    if (take_char(p, '(', EX_LPAREN)) {
+        if (!enter(p, save)) return NULL;
+        space_star(p);
+        kql_node *v = or_values(p);
+        if (v) {
+            space_star(p);
+            if (take_char(p, ')', EX_RPAREN)) {
+                p->depth--;
+                return v;
+            }
+        }
+        p->depth--;
+        if (p->fatal) return NULL;
+        p->pos = save;
+    }
+    return value_leaf(p);
+}
+
+/* NotListOfValues: NOT ListOfValues / ListOfValues */
+static kql_node *not_values(kql_parser *p)
+{
+    size_t save = p->pos;
+    if (keyword(p, EX_NOT)) {
+        kql_node *v = list_of_values(p);
+        if (v) {
+            kql_node *n = new_node(p, KN_NOT);
+            if (n) n->kids = v;
+            return n;
+        }
+        if (p->fatal) return NULL;
+        p->pos = save;
+    }
+    return list_of_values(p);
+}
+
+static kql_node *and_values(kql_parser *p)
+{
+    return parse_chain(p, not_values, EX_AND, KN_AND);
+}
+
+static kql_node *or_values(kql_parser *p)
+{
+    return parse_chain(p, and_values, EX_OR, KN_OR);
+}
+
+static void apply_field(kql_node *n, kql_lit *field)
+{
+    if (n->type == KN_IS) {
+        n->field = field;
+        return;
+    }
+    for (kql_node *k = n->kids; k; k = k->next)
+        apply_field(k, field);
+}
+
+static kql_node *or_query(kql_parser *p);
+
+static int range_op(kql_parser *p, kql_range_op *op)
+{
+    static const struct {
+        const char *text;
+        unsigned ex;
+        kql_range_op op;
+    } ops[] = {
+        {"<=", EX_LTE, KR_LTE}, {">=", EX_GTE, KR_GTE}, {"<", EX_LT, KR_LT}, {">", EX_GT, KR_GT}};
+    for (size_t i = 0; i < 4; i++) {
+        size_t l = strlen(ops[i].text);
+        if (p->n - p->pos >= l && memcmp(p->s + p->pos, ops[i].text, l) == 0) {
+            p->pos += l;
+            *op = ops[i].op;
+            return 1;
+        }
+        expect(p, p->pos, ops[i].ex);
+    }
+    return 0;
+}
+
+/* NestedQuery / FieldRangeExpression / FieldValueExpression / ValueExpression,
+ * all starting with the same literal, which is parsed once. */
+static kql_node *field_expression(kql_parser *p)
+{
+    size_t start = p->pos;
+    kql_lit *field = parse_literal(p);
+    if (!field) {
+        if (p->fatal) return NULL;
+        expect(p, start, EX_FIELD);
+        expect(p, start, EX_VALUE);
+        return NULL;
+    }
+    size_t end = p->pos;
+
+    space_star(p); /* field:{ query } */
+    if (take_char(p, ':', EX_COLON)) {
+        space_star(p);
+        size_t brace = p->pos;
+        if (take_char(p, '{', EX_LBRACE)) {
+            if (!enter(p, brace)) return NULL;
+            space_star(p);
+            kql_node *q = or_query(p);
+            if (q) {
+                space_star(p);
+                if (take_char(p, '}', EX_RBRACE)) {
+                    p->depth--;
+                    kql_node *n = new_node(p, KN_NESTED);
+                    if (n) n->field = field, n->kids = q;
+                    return n;
+                }
+            }
+            p->depth--;
+            if (p->fatal) return NULL;
+        }
+    }
+
+    p->pos = end; /* field <op> literal */
+    space_star(p);
+    kql_range_op op;
+    if (range_op(p, &op)) {
+        space_star(p);
+        size_t vstart = p->pos;
+        kql_lit *v = parse_literal(p);
+        if (v) {
+            kql_node *n = new_node(p, KN_RANGE);
+            if (n) n->field = field, n->op = op, n->value = v;
+            return n;
+        }
+        if (p->fatal) return NULL;
+        expect(p, vstart, EX_LITERAL);
+    }
+
+    p->pos = end; /* field: value-list */
+    space_star(p);
+    if (take_char(p, ':', EX_COLON)) {
+        space_star(p);
+        kql_node *v = list_of_values(p);
+        if (v) {
+            apply_field(v, field);
+            return v;
+        }
+        if (p->fatal) return NULL;
+    }
+
+    p->pos = end; /* free text */
+    kql_node *n = new_node(p, KN_IS);
+    if (n) n->value = field;
+    return n;
+}
+
+/* SubQuery: '(' OrQuery ')' / NestedQuery */
+static kql_node *sub_query(kql_parser *p)
+{
+    size_t save = p->pos;
+    if (take_char(p, '(', EX_LPAREN)) {
+        if (!enter(p, save)) return NULL;
+        space_star(p);
+        kql_node *q = or_query(p);
+        if (q) {
+            space_star(p);
+            if (take_char(p, ')', EX_RPAREN)) {
+                p->depth--;
+                return q;
+            }
+        }
+        p->depth--;
+        if (p->fatal) return NULL;
+        p->pos = save;
+    }
+    return field_expression(p);
+}
+
+/* NotQuery: NOT SubQuery / SubQuery */
+static kql_node *not_query(kql_parser *p)
+{
+    size_t save = p->pos;
+    if (keyword(p, EX_NOT)) {
+        kql_node *q = sub_query(p);
+        if (q) {
+            kql_node *n = new_node(p, KN_NOT);
+            if (n) n->kids = q;
+            return n;
+        }
+        if (p->fatal) return NULL;
+        p->pos = save;
+    }
+    return sub_query(p);
+}
+
+static kql_node *and_query(kql_parser *p)
+{
+    return parse_chain(p, not_query, EX_AND, KN_AND);
+}
+
+static kql_node *or_query(kql_parser *p)
+{
+    return parse_chain(p, and_query, EX_OR, KN_OR);
+}
+
+/* Appends peggy's escaped form of the character at pos to out. */
+static size_t describe_found(const kql_parser *p, char *out, size_t cap)
+{
+    if (p->fail_pos >= p->n) return (size_t)snprintf(out, cap, "end of input");
+    unsigned char c = (unsigned char)p->s[p->fail_pos];
+    size_t k = utf8_seq_len(c);
+    if (k > p->n - p->fail_pos) k = 1;
+    char esc[16];
+    if (c == '\\' || c == '"') {
+        snprintf(esc, sizeof esc, "\\%c", c);
+    } else if (c == 0) {
+        snprintf(esc, sizeof esc, "\\0");
+    } else if (c == '\t' || c == '\n' || c == '\r') {
+        snprintf(esc, sizeof esc, "\\%c", c == '\t' ? 't' : c == '\n' ? 'n' : 'r');
+    } else if (c < 0x20 || c == 0x7F) {
+        snprintf(esc, sizeof esc, "\\x%02X", c);
+    } else {
+        uint32_t cp = utf8_decode((const unsigned char *)p->s + p->fail_pos, k);
+        if (cp >= 0x80 && cp <= 0x9F)
+            snprintf(esc, sizeof esc, "\\x%02X", (unsigned)cp);
+        else
+            snprintf(esc, sizeof esc, "%.*s", (int)k, p->s + p->fail_pos);
+    }
+    return (size_t)snprintf(out, cap, "\"%s\"", esc);
+}
+
+static nt_status syntax_error(kql_parser *p)
+{
+    char list[256], found[32];
+    size_t o = 0, m = 0, j = 0;
+    for (unsigned e = 0; e < EX_COUNT; e++)
+        m += (p->expected >> e) & 1u;
+    list[0] = 0;
+    for (unsigned e = 0; e < EX_COUNT; e++) {
+        if (!((p->expected >> e) & 1u)) continue;
+        const char *sep = j == 0 ? "" : m == 2 ? " or " : j == m - 1 ? ", or " : ", ";
+        int w = snprintf(list + o, sizeof list - o, "%s%s", sep, kql_expect_names[e]);
+        if (w > 0 && (size_t)w < sizeof list - o) o += (size_t)w;
+        j++;
+    }
+    describe_found(p, found, sizeof found);
+    int line, col;
+    kql_linecol(p->s, p->fail_pos, &line, &col);
+    return nt_fail(p->err, NT_ERR_PARSE, "line %d, column %d: expected %s but %s found", line, col,
+                   list, found);
+}
+
+static kql_lit *match_all_lit(kql_arena *a)
+{
+    kql_lit *l = arena_alloc(a, sizeof *l);
+    if (!l) return NULL;
+    l->kind = KL_WILDCARD;
+    l->len = 1;
+    l->text = arena_strndup(a, "*", 1);
+    l->star = arena_alloc(a, 1);
+    if (!l->text || !l->star) return NULL;
+    l->star[0] = 1;
+    return l;
+}
+
+/* Parses text into a tree allocated in arena. */
+static nt_status kql_parse_text(kql_arena *arena, const char *text, size_t len, kql_node **root,
+                                nt_err *err)
+{
+    kql_parser p = {0};
+    nt_status st = NT_OK;
+    *root = NULL;
+    if (!text && len) return nt_fail(err, NT_ERR_INVALID, "query text is NULL");
+    if (len > KQL_MAX_QUERY_BYTES)
+        return nt_fail(err, NT_ERR_LIMIT, "the query is %zu bytes; the limit is %d", len,
+                       KQL_MAX_QUERY_BYTES);
+    size_t bad = utf8_invalid_at((const unsigned char *)text, len);
+    if (bad < len) {
+        int line, col;
+        kql_linecol(text, bad, &line, &col);
+        return nt_fail(err, NT_ERR_PARSE, "line %d, column %d: the query is not valid UTF-8", line,
+                       col);
+    }
+    p.s = text ? text : "";
+    p.n = len;
+    p.arena = arena;
+    p.err = err;
+    p.buf = malloc(len + 1);
+    p.star = malloc(len + 1);
+    if (!p.buf || !p.star) {
+        st = nt_fail(err, NT_ERR_NOMEM, "out of memory parsing KQL");
+        goto done;
+    }
+
+    space_star(&p);
+    size_t save = p.pos;
+    kql_node *q = or_query(&p);
+    if (p.fatal) {
+        st = p.fatal;
+        goto done;
+    }
+    if (!q) p.pos = save;
+    space_star(&p);
+    if (p.pos < p.n) {
+        expect(&p, p.pos, EX_END);
+        st = syntax_error(&p);
+        goto done;
+    }
+    if (!q) {
+        q = new_node(&p, KN_IS);
+        kql_lit *all = match_all_lit(arena);
+        if (!q || !all) {
+            st = nt_fail(err, NT_ERR_NOMEM, "out of memory parsing KQL");
+            goto done;
+        }
+        q->field = all;
+        q->value = all;
+    }
+    *root = q;
+done:
+    free(p.buf);
+    free(p.star);
+    return st;
+}
+
+/* ------------------------------------------------------------ JSON dump */
+
+typedef struct kql_sbuf {
+    char *p;
+    size_t n, cap;
+    int oom;
+} kql_sbuf;
+
+static void sb_put(kql_sbuf *b, const char *s, size_t n)
+{
+    if (b->oom) return;
+    if (b->cap - b->n <= n) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap - b->n <= n)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+
+static void sb_str(kql_sbuf *b, const char *s)
+{
+    sb_put(b, s, strlen(s));
+}
+
+/* A JSON string; bytes flagged in star become Kibana's wildcard marker. */
+static void sb_json_string(kql_sbuf *b, const char *s, size_t n, const unsigned char *star)
+{
+    sb_put(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[8];
+        if (star && star[i]) {
+            sb_str(b, "@kuery-wildcard@");
+        } else if (c == '"' || c == '\\') {
+            esc[0] = '\\', esc[1] = (char)c;
+            sb_put(b, esc, 2);
+        } else if (c == '\n') {
+            sb_str(b, "\\n");
+        } else if (c == '\r') {
+            sb_str(b, "\\r");
+        } else if (c == '\t') {
+            sb_str(b, "\\t");
+        } else if (c < 0x20) {
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            sb_str(b, esc);
+        } else {
+            sb_put(b, s + i, 1);
+        }
+    }
+    sb_put(b, "\"", 1);
+}
+
+static void sb_lit(kql_sbuf *b, const kql_lit *l)
+{
+    if (!l) {
+        sb_str(b, "{\"type\":\"literal\",\"value\":null,\"isQuoted\":false}");
+        return;
+    }
+    if (l->kind == KL_WILDCARD) {
+        sb_str(b, "{\"type\":\"wildcard\",\"value\":");
+        sb_json_string(b, l->text, l->len, l->star);
+        sb_str(b, "}");
+        return;
+    }
+    sb_str(b, "{\"type\":\"literal\",\"value\":");
+    if (l->kind == KL_STRING)
+        sb_json_string(b, l->text, l->len, NULL);
+    else
+        sb_str(b, l->text); /* true, false, null */
+    sb_str(b, l->quoted ? ",\"isQuoted\":true}" : ",\"isQuoted\":false}");
+}
+
+static void sb_node(kql_sbuf *b, const kql_node *n)
+{
+    static const char *const names[] = {"is", "range", "nested", "and", "or", "not"};
+    static const char *const ops[] = {"gt", "gte", "lt", "lte"};
+    sb_str(b, "{\"type\":\"function\",\"function\":\"");
+    sb_str(b, names[n->type]);
+    sb_str(b, "\",\"arguments\":[");
+    switch (n->type) {
+    case KN_IS:
+        sb_lit(b, n->field);
+        sb_str(b, ",");
+        sb_lit(b, n->value);
+        break;
+    case KN_RANGE:
+        sb_lit(b, n->field);
+        sb_str(b, ",\"");
+        sb_str(b, ops[n->op]);
+        sb_str(b, "\",");
+        sb_lit(b, n->value);
+        break;
+    case KN_NESTED:
+        sb_lit(b, n->field);
+        sb_str(b, ",");
+        sb_node(b, n->kids);
+        break;
+    case KN_AND:
+    case KN_OR:
+    case KN_NOT:
+        for (const kql_node *k = n->kids; k; k = k->next) {
+            if (k != n->kids) sb_str(b, ",");
+            sb_node(b, k);
+        }
+        break;
+    }
+    sb_str(b, "]}");
+}
+
+static char *tree_json(const kql_node *root)
+{
+    kql_sbuf b = {0};
+    sb_node(&b, root);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+char *kql_ast_json(const kql_query *q)
+{
+    return q ? tree_json(q->ast) : NULL;
+}
+
+nt_status kql_parse_json(const char *text, size_t len, char **json, nt_err *err)
+{
+    kql_arena arena = {0};
+    kql_node *root;
+    *json = NULL;
+    nt_status st = kql_parse_text(&arena, text, len, &root, err);
+    if (st == NT_OK && root) {
+        *json = tree_json(root);
+        if (!*json) st = nt_fail(err, NT_ERR_NOMEM, "out of memory writing the KQL tree");
+    }
+    arena_free(&arena);
+    return st;
+}
+
+/* ------------------------------------------------------------- compiler */
+
+typedef struct kql_compiler {
+    kql_query *q;
+    nt_err *err;
+    nt_status st;
+} kql_compiler;
+
+__attribute__((format(printf, 4, 5))) static int compile_fail(kql_compiler *c, nt_status st,
+                                                              size_t pos, const char *fmt, ...)
+{
+    if (c->st == NT_OK) {
+        int line, col;
+        char what[200];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof what, fmt, ap);
+        va_end(ap);
+        kql_linecol(c->q->text, pos, &line, &col);
+        c->st = nt_fail(c->err, st, "line %d, column %d: %s", line, col, what);
+    }
+    return -1;
+}
+
+static int compile_oom(kql_compiler *c)
+{
+    if (c->st == NT_OK) c->st = nt_fail(c->err, NT_ERR_NOMEM, "out of memory compiling KQL");
+    return -1;
+}
+
+static int grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap) return 1;
+    size_t nc = *cap ? *cap * 2 : 16;
+    void *p = realloc(*arr, nc * elem);
+    if (!p) return 0;
+    *arr = p;
+    *cap = nc;
+    return 1;
+}
+
+static int push_node(kql_compiler *c, kql_eop op, int field)
+{
+    kql_query *q = c->q;
+    if (!grow((void **)&q->nodes, &q->nodes_cap, q->nnodes, sizeof *q->nodes))
+        return compile_oom(c);
+    kql_enode *e = &q->nodes[q->nnodes];
+    e->op = op;
+    e->field = field;
+    e->kid = e->next = e->arg = -1;
+    return (int)q->nnodes++;
+}
+
+static int push_term(kql_compiler *c)
+{
+    kql_query *q = c->q;
+    if (!grow((void **)&q->terms, &q->terms_cap, q->nterms, sizeof *q->terms))
+        return compile_oom(c);
+    memset(&q->terms[q->nterms], 0, sizeof *q->terms);
+    q->terms[q->nterms].next = -1;
+    return (int)q->nterms++;
+}
+
+/* field id for a full name, remembering names the source cannot produce. */
+static int resolve_field(kql_compiler *c, const char *name, size_t len)
+{
+    kql_query *q = c->q;
+    int id = q->src.resolve(q->src.ctx, name, len);
+    if (id >= 0) return id;
+    for (size_t i = 0; i < q->nunknown; i++)
+        if (strcmp(q->unknown[i], name) == 0) return -1;
+    if (!grow((void **)&q->unknown, &q->unknown_cap, q->nunknown, sizeof *q->unknown)) {
+        compile_oom(c);
+        return -1;
+    }
+    q->unknown[q->nunknown++] = name;
+    return -1;
+}
+
+static int all_stars(const kql_lit *l)
+{
+    if (!l || l->kind != KL_WILDCARD) return 0;
+    for (size_t i = 0; i < l->len; i++)
+        if (!l->star[i]) return 0;
+    return 1;
+}
+
+/* The dotted name of a field literal under the nested path prefix. */
+static const char *full_name(kql_compiler *c, const char *prefix, const kql_lit *f, size_t *len)
+{
+    size_t pl = prefix ? strlen(prefix) : 0;
+    size_t n = pl + (pl ? 1 : 0) + f->len;
+    char *s = arena_alloc(&c->q->arena, n + 1);
+    if (!s) {
+        compile_oom(c);
+        return NULL;
+    }
+    if (pl) memcpy(s, prefix, pl), s[pl] = '.';
+    if (f->len) memcpy(s + n - f->len, f->text, f->len);
+    s[n] = 0;
+    *len = n;
+    return s;
+}
+
+/* Checks a field literal of an is/range clause and returns its full name. */
+static const char *field_of(kql_compiler *c, const kql_node *n, const char *prefix, size_t *len)
+{
+    const kql_lit *f = n->field;
+    if (!f || (n->type == KN_IS && f->kind == KL_NULL)) {
+        compile_fail(c, NT_ERR_UNSUPPORTED, n->value->pos,
+                     "free-text search without a field is not supported; name the field, as in "
+                     "field: value");
+        return NULL;
+    }
+    if (f->kind == KL_WILDCARD) {
+        compile_fail(c, NT_ERR_UNSUPPORTED, f->pos,
+                     "field-name wildcards such as '%s' are not supported; name each field",
+                     f->text);
+        return NULL;
+    }
+    return full_name(c, prefix, f, len);
+}
+
+/* Glob pattern (ES wildcard syntax) for a KQL wildcard literal. */
+static const char *glob_pattern(kql_compiler *c, const kql_lit *l, size_t *len)
+{
+    char *g = arena_alloc(&c->q->arena, 2 * l->len + 1);
+    size_t o = 0;
+    if (!g) {
+        compile_oom(c);
+        return NULL;
+    }
+    for (size_t i = 0; i < l->len; i++) {
+        char ch = l->text[i];
+        if (!l->star[i] && (ch == '*' || ch == '?' || ch == '\\')) g[o++] = '\\';
+        g[o++] = ch;
+    }
+    g[o] = 0;
+    *len = o;
+    return g;
+}
+
+static int compile_is(kql_compiler *c, kql_node *n, const char *prefix)
+{
+    kql_query *q = c->q;
+    const kql_lit *v = n->value;
+    if (n->field && n->field->kind == KL_WILDCARD && all_stars(n->field) && all_stars(v) && !prefix)
+        return push_node(c, E_TRUE, -1); /* *:* */
+    size_t flen;
+    const char *full = field_of(c, n, prefix, &flen);
+    if (!full) return -1;
+    n->full = full;
+    if (v->kind == KL_NULL)
+        return compile_fail(c, NT_ERR_UNSUPPORTED, v->pos,
+                            "%s: null as a value is not supported (Elasticsearch rejects it)",
+                            full);
+    int field = resolve_field(c, full, flen);
+    if (c->st) return -1;
+    if (v->kind == KL_WILDCARD) {
+        size_t plen;
+        const char *pat = glob_pattern(c, v, &plen);
+        if (!pat) return -1;
+        int t = push_term(c);
+        if (t < 0) return -1;
+        nt_err gerr;
+        if (nt_glob_compile(&q->terms[t].glob, pat, plen, &gerr) != NT_OK)
+            return compile_fail(c, NT_ERR_INVALID, v->pos, "%s", gerr.msg);
+        q->terms[t].wild = 1;
+        if (q->terms[t].glob.kind == NT_GLOB_ANY) {
+            nt_glob_free(&q->terms[t].glob);
+            q->nterms--;
+            return push_node(c, E_EXISTS, field);
+        }
+        n->visit = KV_WILD;
+        n->pattern = pat;
+        n->pattern_len = plen;
+        int e = push_node(c, E_TERMS, field);
+        if (e >= 0) q->nodes[e].arg = t;
+        return e;
+    }
+    int t = push_term(c);
+    if (t < 0) return -1;
+    q->terms[t].text = v->text;
+    q->terms[t].len = v->len;
+    q->terms[t].num_ok = kql_number_parse(v->text, v->len, &q->terms[t].num);
+    n->visit = KV_EXACT;
+    int e = push_node(c, E_TERMS, field);
+    if (e >= 0) q->nodes[e].arg = t;
+    return e;
+}
+
+static int is_date_math(const kql_lit *v)
+{
+    if (v->len >= 3 && memcmp(v->text, "now", 3) == 0 &&
+        (v->len == 3 || strchr("+-/|", v->text[3]) != NULL))
+        return 1;
+    for (size_t i = 0; i + 1 < v->len; i++)
+        if (v->text[i] == '|' && v->text[i + 1] == '|') return 1;
+    return 0;
+}
+
+static int compile_range(kql_compiler *c, kql_node *n, const char *prefix)
+{
+    kql_query *q = c->q;
+    const kql_lit *v = n->value;
+    size_t flen;
+    const char *full = field_of(c, n, prefix, &flen);
+    if (!full) return -1;
+    n->full = full;
+    if (v->kind == KL_WILDCARD)
+        return compile_fail(c, NT_ERR_UNSUPPORTED, v->pos,
+                            "a range bound cannot be a wildcard ('%s'); escape a literal * as \\*",
+                            v->text);
+    if (v->kind == KL_NULL)
+        return compile_fail(c, NT_ERR_UNSUPPORTED, v->pos, "%s: a range bound cannot be null",
+                            full);
+    if (is_date_math(v))
+        return compile_fail(c, NT_ERR_UNSUPPORTED, v->pos,
+                            "date math ('%s') in a range is not supported; use an RFC 3339 date",
+                            v->text);
+    int field = resolve_field(c, full, flen);
+    if (c->st) return -1;
+    if (!grow((void **)&q->ranges, &q->ranges_cap, q->nranges, sizeof *q->ranges))
+        return compile_oom(c);
+    kql_range *r = &q->ranges[q->nranges];
+    memset(r, 0, sizeof *r);
+    r->op = n->op;
+    r->text = v->text;
+    r->len = v->len;
+    r->num_ok = kql_number_parse(v->text, v->len, &r->num);
+    r->time_ok = nt_time_parse(v->text, v->len, &r->time, NULL) == NT_OK;
+    int e = push_node(c, E_RANGE, field);
+    if (e >= 0) q->nodes[e].arg = (int)q->nranges++;
+    return e;
+}
+
+/* Folds OR children that test the same field into the first such child, so
+ * the field is fetched once for the whole value list. */
+static void merge_or_terms(kql_query *q, int or_node)
+{
+    for (int a = q->nodes[or_node].kid; a >= 0; a = q->nodes[a].next) {
+        if (q->nodes[a].op != E_TERMS) continue;
+        int tail = q->nodes[a].arg;
+        while (q->terms[tail].next >= 0)
+            tail = q->terms[tail].next;
+        int prev = a;
+        for (int b = q->nodes[a].next; b >= 0; b = q->nodes[prev].next) {
+            if (q->nodes[b].op == E_TERMS && q->nodes[b].field == q->nodes[a].field) {
+                q->terms[tail].next = q->nodes[b].arg;
+                while (q->terms[tail].next >= 0)
+                    tail = q->terms[tail].next;
+                q->nodes[prev].next = q->nodes[b].next;
+            } else {
+                prev = b;
+            }
+        }
+    }
+}
+
+static int compile_node(kql_compiler *c, kql_node *n, const char *prefix)
+{
+    kql_query *q = c->q;
+    switch (n->type) {
+    case KN_IS:
+        return compile_is(c, n, prefix);
+    case KN_RANGE:
+        return compile_range(c, n, prefix);
+    case KN_NESTED: {
+        const kql_lit *path = n->field;
+        if (path->kind == KL_WILDCARD || path->kind == KL_NULL)
+            return compile_fail(c, NT_ERR_UNSUPPORTED, path->pos,
+                                "a nested path must be a field name, not '%s'", path->text);
+        size_t len;
+        const char *full = full_name(c, prefix, path, &len);
+        if (!full) return -1;
+        return compile_node(c, n->kids, full);
+    }
+    case KN_AND:
+    case KN_OR:
+    case KN_NOT: {
+        int e = push_node(c, n->type == KN_AND ? E_AND : n->type == KN_OR ? E_OR : E_NOT, -1);
+        if (e < 0) return -1;
+        int last = -1;
+        for (kql_node *k = n->kids; k; k = k->next) {
+            int ke = compile_node(c, k, prefix);
+            if (ke < 0) return -1;
+            if (last < 0)
+                q->nodes[e].kid = ke;
+            else
+                q->nodes[last].next = ke;
+            last = ke;
+        }
+        if (n->type == KN_OR) merge_or_terms(q, e);
+        return e;
+    }
+    }
+    return compile_fail(c, NT_ERR_INVALID, 0, "%s", "unknown KQL node");
+}
+
+/* ------------------------------------------------------------- matching */
+
+static size_t field_values(const kql_query *q, int field, void *ev, nt_value *v, size_t max)
+{
+    if (field < 0) return 0;
+    size_t n = q->src.get(q->src.ctx, ev, field, v, max);
+    if (n > max) n = max;
+    for (size_t i = 0; i < n; i++)
+        if (!v[i].ptr) v[i].ptr = "", v[i].len = 0;
+    return n;
+}
+
+/* Leaves keep their value buffers out of the recursive frames. */
+__attribute__((noinline)) static int eval_terms(const kql_query *q, const kql_enode *e, void *ev)
+{
+    nt_value v[NT_FIELD_MAX_VALUES];
+    size_t nv = field_values(q, e->field, ev, v, NT_FIELD_MAX_VALUES);
+    for (size_t i = 0; i < nv; i++) {
+        int vnum = 0; /* 0 = not parsed yet, 1 = number, -1 = not a number */
+        kql_num vn;
+        for (int t = e->arg; t >= 0; t = q->terms[t].next) {
+            const kql_term *tm = &q->terms[t];
+            if (tm->wild) {
+                if (nt_glob_match(&tm->glob, v[i].ptr, v[i].len)) return 1;
+                continue;
+            }
+            if (bytes_eq(v[i].ptr, v[i].len, tm->text, tm->len)) return 1;
+            if (v[i].type == NT_VAL_NUMBER && tm->num_ok) {
+                if (vnum == 0) vnum = kql_number_parse(v[i].ptr, v[i].len, &vn) ? 1 : -1;
+                if (vnum == 1 && num_cmp(&vn, &tm->num) == 0) return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+__attribute__((noinline)) static int eval_range(const kql_query *q, const kql_enode *e, void *ev)
+{
+    nt_value v[NT_FIELD_MAX_VALUES];
+    const kql_range *r = &q->ranges[e->arg];
+    size_t nv = field_values(q, e->field, ev, v, NT_FIELD_MAX_VALUES);
+    for (size_t i = 0; i < nv; i++) {
+        kql_num vn;
+        nt_time_ms t;
+        int c;
+        if (r->num_ok && kql_number_parse(v[i].ptr, v[i].len, &vn))
+            c = num_cmp(&vn, &r->num);
+        else if (r->time_ok && nt_time_parse(v[i].ptr, v[i].len, &t, NULL) == NT_OK)
+            c = (t > r->time) - (t < r->time);
+        else
+            c = bytes_cmp(v[i].ptr, v[i].len, r->text, r->len);
+        if ((r->op == KR_GT && c > 0) || (r->op == KR_GTE && c >= 0) || (r->op == KR_LT && c < 0) ||
+            (r->op == KR_LTE && c <= 0))
+            return 1;
+    }
+    return 0;
+}
+
+static int eval(const kql_query *q, int idx, void *ev)
+{
+    const kql_enode *e = &q->nodes[idx];
+    switch (e->op) {
+    case E_TRUE:
+        return 1;
+    case E_AND:
+        for (int k = e->kid; k >= 0; k = q->nodes[k].next)
+            if (!eval(q, k, ev)) return 0;
+        return 1;
+    case E_OR:
+        for (int k = e->kid; k >= 0; k = q->nodes[k].next)
+            if (eval(q, k, ev)) return 1;
+        return 0;
+    case E_NOT:
+        return !eval(q, e->kid, ev);
+    case E_EXISTS: {
+        nt_value one;
+        return field_values(q, e->field, ev, &one, 1) > 0;
+    }
+    case E_TERMS:
+        return eval_terms(q, e, ev);
+    case E_RANGE:
+        return eval_range(q, e, ev);
+    }
+    return 0;
+}
+
+int kql_match(const kql_query *q, void *event)
+{
+    if (!q || q->root < 0) return 0;
+    return eval(q, q->root, event);
+}
+
+/* ------------------------------------------------------------ prefilter */
+
+typedef struct pf_set {
+    kql_clause *c;
+    size_t n;
+} pf_set;
+
+/* 1 when s[0..n) appears byte-for-byte in any JSON encoding of it. */
+static int pf_usable(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\' || ch == '/' || ch < 0x20 || ch >= 0x7F) return 0;
+    }
+    return 1;
+}
+
+static int pf_literal(kql_arena *ta, const kql_term *t, kql_pflit *out)
+{
+    const char *s = t->text;
+    size_t n = t->len;
+    int lead = 1, trail = 1;
+    if (t->wild) {
+        nt_glob_longest_literal(&t->glob, &s, &n);
+        if (!s || n == 0) return 0;
+        lead = t->glob.kind == NT_GLOB_EXACT || t->glob.kind == NT_GLOB_PREFIX;
+        trail = t->glob.kind == NT_GLOB_EXACT || t->glob.kind == NT_GLOB_SUFFIX;
+    }
+    if (!pf_usable(s, n)) return 0;
+    char *d = arena_alloc(ta, n + 2);
+    if (!d) return -1;
+    size_t o = 0;
+    if (lead) d[o++] = '"';
+    if (n) memcpy(d + o, s, n);
+    o += n;
+    if (trail) d[o++] = '"';
+    out->s = d;
+    out->n = o;
+    return 1;
+}
+
+static nt_status pf_derive(const kql_query *q, kql_arena *ta, int idx, pf_set *out)
+{
+    const kql_enode *e = &q->nodes[idx];
+    out->c = NULL;
+    out->n = 0;
+    if (e->op == E_TERMS) {
+        if (e->field < 0 || !q->src.verbatim || q->src.verbatim(q->src.ctx, e->field) != 1)
+            return NT_OK;
+        size_t k = 0;
+        for (int t = e->arg; t >= 0; t = q->terms[t].next)
+            k++;
+        kql_clause *c = arena_alloc(ta, sizeof *c);
+        kql_pflit *lits = arena_alloc(ta, k * sizeof *lits);
+        if (!c || !lits) return NT_ERR_NOMEM;
+        size_t i = 0;
+        for (int t = e->arg; t >= 0; t = q->terms[t].next) {
+            int r = pf_literal(ta, &q->terms[t], &lits[i++]);
+            if (r < 0) return NT_ERR_NOMEM;
+            if (r == 0) return NT_OK;
+        }
+        c->lits = lits;
+        c->n = k;
+        out->c = c;
+        out->n = 1;
+        return NT_OK;
+    }
+    if (e->op == E_AND) {
+        for (int k = e->kid; k >= 0; k = q->nodes[k].next) {
+            pf_set kid;
+            if (pf_derive(q, ta, k, &kid) != NT_OK) return NT_ERR_NOMEM;
+            if (kid.n == 0) continue;
+            kql_clause *all = arena_alloc(ta, (out->n + kid.n) * sizeof *all);
+            if (!all) return NT_ERR_NOMEM;
+            if (out->n) memcpy(all, out->c, out->n * sizeof *all);
+            memcpy(all + out->n, kid.c, kid.n * sizeof *all);
+            out->c = all;
+            out->n += kid.n;
+        }
+        return NT_OK;
+    }
+    if (e->op == E_OR) {
+        /* One clause: from each child its most selective clause, merged. */
+        kql_pflit *lits = NULL;
+        size_t nl = 0;
+        for (int k = e->kid; k >= 0; k = q->nodes[k].next) {
+            pf_set kid;
+            if (pf_derive(q, ta, k, &kid) != NT_OK) return NT_ERR_NOMEM;
+            if (kid.n == 0) return NT_OK;
+            const kql_clause *best = NULL;
+            size_t best_min = 0;
+            for (size_t i = 0; i < kid.n; i++) {
+                size_t mn = SIZE_MAX;
+                for (size_t j = 0; j < kid.c[i].n; j++)
+                    if (kid.c[i].lits[j].n < mn) mn = kid.c[i].lits[j].n;
+                if (!best || kid.c[i].n < best->n || (kid.c[i].n == best->n && mn > best_min))
+                    best = &kid.c[i], best_min = mn;
+            }
+            if (!best) return NT_OK;
+            kql_pflit *all = arena_alloc(ta, (nl + best->n) * sizeof *all);
+            if (!all) return NT_ERR_NOMEM;
+            if (nl) memcpy(all, lits, nl * sizeof *all);
+            memcpy(all + nl, best->lits, best->n * sizeof *all);
+            lits = all;
+            nl += best->n;
+        }
+        kql_clause *c = arena_alloc(ta, sizeof *c);
+        if (!c) return NT_ERR_NOMEM;
+        c->lits = lits;
+        c->n = nl;
+        out->c = c;
+        out->n = nl ? 1 : 0;
+        return NT_OK;
+    }
+    return NT_OK; /* NOT, EXISTS, RANGE, TRUE constrain no bytes */
+}
+
+static int pflit_eq(const kql_pflit *a, const kql_pflit *b)
+{
+    return bytes_eq(a->s, a->n, b->s, b->n);
+}
+
+static int clause_has(const kql_clause *c, const kql_pflit *l)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (pflit_eq(&c->lits[i], l)) return 1;
+    return 0;
+}
+
+/* 1 when every literal of a is in b (then b is implied by a). */
+static int clause_subset(const kql_clause *a, const kql_clause *b)
+{
+    for (size_t i = 0; i < a->n; i++)
+        if (!clause_has(b, &a->lits[i])) return 0;
+    return 1;
+}
+
+/* Dedupes literals, drops implied clauses, orders by selectivity and copies
+ * the result into the query's arena. */
+static nt_status pf_finish(kql_query *q, pf_set *set)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        kql_clause *c = &set->c[i];
+        size_t k = 0;
+        c->minlen = SIZE_MAX;
+        for (size_t j = 0; j < c->n; j++) {
+            kql_clause seen = {c->lits, k, 0};
+            if (clause_has(&seen, &c->lits[j])) continue;
+            c->lits[k++] = c->lits[j];
+            if (c->lits[j].n < c->minlen) c->minlen = c->lits[j].n;
+        }
+        c->n = k;
+    }
+    size_t keep = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        int implied = 0;
+        for (size_t j = 0; j < set->n && !implied && set->n <= 1024; j++) {
+            if (i == j || !clause_subset(&set->c[j], &set->c[i])) continue;
+            /* j ⊆ i: i is implied, unless they are equal and i comes first */
+            implied = !(i < j && clause_subset(&set->c[i], &set->c[j]));
+        }
+        if (!implied) set->c[keep++] = set->c[i];
+    }
+    set->n = keep;
+    for (size_t i = 1; i < set->n; i++) { /* insertion sort, longest shortest literal first */
+        kql_clause c = set->c[i];
+        size_t j = i;
+        while (j > 0 && set->c[j - 1].minlen < c.minlen) {
+            set->c[j] = set->c[j - 1];
+            j--;
+        }
+        set->c[j] = c;
+    }
+    if (set->n == 0) return NT_OK;
+    q->clauses = arena_alloc(&q->arena, set->n * sizeof *q->clauses);
+    if (!q->clauses) return NT_ERR_NOMEM;
+    for (size_t i = 0; i < set->n; i++) {
+        kql_clause *d = &q->clauses[i];
+        *d = set->c[i];
+        d->lits = arena_alloc(&q->arena, d->n * sizeof *d->lits);
+        if (!d->lits) return NT_ERR_NOMEM;
+        for (size_t j = 0; j < d->n; j++) {
+            d->lits[j].n = set->c[i].lits[j].n;
+            d->lits[j].s = arena_strndup(&q->arena, set->c[i].lits[j].s, d->lits[j].n);
+            if (!d->lits[j].s) return NT_ERR_NOMEM;
+        }
+    }
+    q->nclauses = set->n;
+    return NT_OK;
+}
+
+int kql_prefilter(const kql_query *q, const char *raw, size_t len)
+{
+    if (!q || q->nclauses == 0) return 1;
+    if (!raw || len == 0) return 0;
+    if (memmem(raw, len, "\\u", 2)) return 1;
+    for (size_t i = 0; i < q->nclauses; i++) {
+        const kql_clause *c = &q->clauses[i];
+        size_t j = 0;
+        while (j < c->n && !memmem(raw, len, c->lits[j].s, c->lits[j].n))
+            j++;
+        if (j == c->n) return 0;
+    }
+    return 1;
+}
+
+static void put_bounded(char *buf, size_t cap, size_t *o, const char *s, size_t n)
+{
+    if (*o < cap) {
+        size_t room = cap - 1 - *o;
+        memcpy(buf + *o, s, n < room ? n : room);
+    }
+    *o += n;
+}
+
+size_t kql_prefilter_describe(const kql_query *q, char *buf, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; q && i < q->nclauses; i++) {
+        const kql_clause *c = &q->clauses[i];
+        if (i) put_bounded(buf, cap, &o, " AND ", 5);
+        if (c->n > 1) put_bounded(buf, cap, &o, "(", 1);
+        for (size_t j = 0; j < c->n; j++) {
+            if (j) put_bounded(buf, cap, &o, " OR ", 4);
+            put_bounded(buf, cap, &o, c->lits[j].s, c->lits[j].n);
+        }
+        if (c->n > 1) put_bounded(buf, cap, &o, ")", 1);
+    }
+    if (cap) buf[o < cap ? o : cap - 1] = 0;
+    return o;
+}
+
+size_t kql_prefilter_clauses(const kql_query *q)
+{
+    return q ? q->nclauses : 0;
+}
+
+/* ------------------------------------------------- lifecycle and visits */
+
+nt_status kql_compile(const char *text, size_t len, const nt_field_source *src, kql_query **out,
+                      nt_err *err)
+{
+    kql_arena ta = {0};
+    nt_status st;
+    if (!out) return nt_fail(err, NT_ERR_INVALID, "kql_compile needs somewhere to put the query");
+    *out = NULL;
+    if (!src || !src->resolve || !src->get)
+        return nt_fail(err, NT_ERR_INVALID,
+                       "kql_compile needs a field source with resolve and get");
+    kql_query *q = calloc(1, sizeof *q);
+    if (!q) return nt_fail(err, NT_ERR_NOMEM, "out of memory compiling KQL");
+    q->src = *src;
+    q->root = -1;
+    st = kql_parse_text(&q->arena, text, len, &q->ast, err);
+    if (st != NT_OK || !q->ast) {
+        if (st == NT_OK) st = nt_fail(err, NT_ERR_INVALID, "the query parsed to nothing");
+        goto fail;
+    }
+    q->text = arena_strndup(&q->arena, text ? text : "", len);
+    if (!q->text) goto oom;
+    q->text_len = len;
+
+    kql_compiler c = {q, err, NT_OK};
+    q->root = compile_node(&c, q->ast, NULL);
+    if (c.st != NT_OK || q->root < 0) {
+        st = c.st != NT_OK ? c.st : NT_ERR_INVALID;
+        goto fail;
+    }
+    pf_set set;
+    if (pf_derive(q, &ta, q->root, &set) != NT_OK || pf_finish(q, &set) != NT_OK) goto oom;
+    arena_free(&ta);
+    *out = q;
+    return NT_OK;
+oom:
+    st = nt_fail(err, NT_ERR_NOMEM, "out of memory compiling KQL");
+fail:
+    arena_free(&ta);
+    kql_free(q);
+    return st;
+}
+
+void kql_free(kql_query *q)
+{
+    if (!q) return;
+    for (size_t i = 0; i < q->nterms; i++)
+        if (q->terms[i].wild) nt_glob_free(&q->terms[i].glob);
+    free(q->terms);
+    free(q->nodes);
+    free(q->ranges);
+    free(q->unknown);
+    arena_free(&q->arena);
+    free(q);
+}
+
+size_t kql_unknown_fields(const kql_query *q, const char *const **names)
+{
+    if (names) *names = q ? (const char *const *)q->unknown : NULL;
+    return q ? q->nunknown : 0;
+}
+
+typedef struct kql_cursor {
+    const char *s;
+    size_t pos;
+    int line, col;
+} kql_cursor;
+
+/* Moves the cursor to byte offset to, counting lines and characters; visits
+ * go forward through the text, so the whole walk is linear. */
+static void cursor_seek(kql_cursor *c, size_t to)
+{
+    if (to < c->pos) c->pos = 0, c->line = 1, c->col = 1;
+    for (; c->pos < to; c->pos++) {
+        unsigned char ch = (unsigned char)c->s[c->pos];
+        if (ch == '\n')
+            c->line++, c->col = 1;
+        else if ((ch & 0xC0) != 0x80)
+            c->col++;
+    }
+}
+
+static void visit_node(const kql_node *n, kql_cursor *cur, kql_term_fn fn, void *ud)
+{
+    if (n->type == KN_IS) {
+        if (n->visit == KV_NONE) return;
+        cursor_seek(cur, n->value->pos);
+        if (n->visit == KV_EXACT)
+            fn(ud, n->full, n->value->text, n->value->len, 0, cur->line, cur->col);
+        else
+            fn(ud, n->full, n->pattern, n->pattern_len, 1, cur->line, cur->col);
+        return;
+    }
+    if (n->type == KN_RANGE) return;
+    for (const kql_node *k = n->kids; k; k = k->next)
+        visit_node(k, cur, fn, ud);
+}
+
+void kql_visit_terms(const kql_query *q, kql_term_fn fn, void *ud)
+{
+    if (!q || !fn) return;
+    kql_cursor cur = {q->text, 0, 1, 1};
+    visit_node(q->ast, &cur, fn, ud);
+}
