@@ -207,7 +207,7 @@ json_t *engine_alert(const nt_candidate *c, ct_event *ev, nt_time_ms now)
                  r->term_fields[i], (int)(c->terms[i].len > 120 ? 120 : c->terms[i].len),
                  c->terms[i].ptr);
     }
-    char reason[1024];
+    char reason[2048];
     snprintf(reason, sizeof reason,
              "%s called %s %s in account %s from %s; the combination %s was not seen in the "
              "previous %s, so rule \"%s\" raised a %s alert.",

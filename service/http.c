@@ -209,7 +209,7 @@ static auth_result authenticate(server *s, request *rq, struct MHD_Connection *c
 
 /* ---- metrics helpers ----------------------------------------------------- */
 
-static void count_pipe(const char *route, const pipe *p)
+static void count_pipe(const char *route, const pipe_run *p)
 {
     char labels[160];
     for (int sh = 0; sh <= DEC_SHAPE_COUNT; sh++) {
@@ -257,7 +257,7 @@ static nt_status store_history_observe(void *ctx, store_obs *obs, size_t n, nt_e
 }
 
 /* Write observations and rejects; NT_ERR_STORE means nothing may be acknowledged. */
-static nt_status commit_delivery(server *s, pipe *p, const char *route, const char *delivery_id,
+static nt_status commit_delivery(server *s, pipe_run *p, const char *route, const char *delivery_id,
                                  nt_err *err)
 {
     if (p->fatal) return nt_fail(err, p->fatal, "out of memory while decoding the delivery");
@@ -294,15 +294,15 @@ static nt_status commit_delivery(server *s, pipe *p, const char *route, const ch
     return rc;
 }
 
-static void prepare_pipe(server *s, pipe *p, nt_time_ms now, store_obs_mode *modes)
+static void prepare_pipe(server *s, pipe_run *p, nt_time_ms now, store_obs_mode *modes)
 {
     for (size_t i = 0; i < s->rules->n; i++) modes[i] = server_rule_mode(s, i, now);
     p->modes = modes;
     p->max_record = s->cfg->max_record;
-    p->max_inflate = s->cfg->max_inflate;
+    /* A record's gzip cap stays DEC_MAX_INFLATE: --max-inflate bounds whole bodies. */
 }
 
-static void log_delivery(const char *route, const char *id, const pipe *p, unsigned status)
+static void log_delivery(const char *route, const char *id, const pipe_run *p, unsigned status)
 {
     log_json(LOG_INFO, "delivery", "delivery processed",
              json_pack("{s:s,s:s,s:i,s:I,s:I,s:I,s:I}", "route", route, "delivery_id",
@@ -314,7 +314,7 @@ static void log_delivery(const char *route, const char *id, const pipe *p, unsig
 /* ---- ingestion handlers --------------------------------------------------- */
 
 typedef struct fh_walk {
-    pipe *p;
+    pipe_run *p;
 } fh_walk;
 
 static nt_status on_fh_record(void *ud, size_t index, const char *data, size_t len,
@@ -346,7 +346,7 @@ static void handle_firehose(server *s, struct MHD_Connection *conn, const char *
     nt_time_ms now = nt_now_ms();
     store_obs_mode modes[s->rules->n ? s->rules->n : 1];
     exc_set *exc = server_exceptions(s);
-    pipe p;
+    pipe_run p;
     pipe_init(&p, s->rules, exc, now);
     prepare_pipe(s, &p, now, modes);
     fh_walk w = {.p = &p};
@@ -374,7 +374,7 @@ static void handle_events(server *s, route_id route, const char *body, size_t le
     nt_time_ms now = nt_now_ms();
     store_obs_mode modes[s->rules->n ? s->rules->n : 1];
     exc_set *exc = server_exceptions(s);
-    pipe p;
+    pipe_run p;
     pipe_init(&p, s->rules, exc, now);
     prepare_pipe(s, &p, now, modes);
     nt_err err;

@@ -238,7 +238,7 @@ static int cmd_check_rules(config *c)
 
 /* ---- replay and backfill -------------------------------------------------- */
 
-static void print_summary(const char *what, const pipe *p, size_t files, size_t alerts)
+static void print_summary(const char *what, const pipe_run *p, size_t files, size_t alerts)
 {
     fprintf(stderr,
             "%s: %zu files, %zu records accepted, %zu rejected, %llu rule matches, %llu "
@@ -264,7 +264,7 @@ static int cmd_replay(config *c)
             rc = 1;
         }
     memhist *mh = memhist_new();
-    pipe p;
+    pipe_run p;
     pipe_init(&p, rs, NULL, nt_now_ms());
     p.event_clock = 1;
     p.keep_alerts = 1;
@@ -357,7 +357,7 @@ static int cmd_backfill(config *c)
             rc = 1;
             break;
         }
-        pipe p;
+        pipe_run p;
         pipe_init(&p, rs, NULL, nt_now_ms());
         p.backfill = 1;
         p.prefilter = 1;

@@ -21,7 +21,7 @@ const char *pipe_outcome_name(pipe_outcome o)
     return o < PIPE_OUTCOME_COUNT ? names[o] : "unknown";
 }
 
-void pipe_init(pipe *p, const nt_ruleset *rs, const exc_set *exc, nt_time_ms now)
+void pipe_init(pipe_run *p, const nt_ruleset *rs, const exc_set *exc, nt_time_ms now)
 {
     memset(p, 0, sizeof *p);
     p->rs = rs;
@@ -33,7 +33,7 @@ void pipe_init(pipe *p, const nt_ruleset *rs, const exc_set *exc, nt_time_ms now
     dec_buf_init(&p->scratch);
 }
 
-void pipe_free(pipe *p)
+void pipe_free(pipe_run *p)
 {
     if (!p) return;
     for (size_t i = 0; i < p->n_obs; i++) {
@@ -49,7 +49,7 @@ void pipe_free(pipe *p)
     memset(p, 0, sizeof *p);
 }
 
-void pipe_reject_add(pipe *p, const char *reason, const char *message, size_t index,
+void pipe_reject_add(pipe_run *p, const char *reason, const char *message, size_t index,
                      size_t sub_index, const unsigned char *bytes, size_t len)
 {
     p->rejected++;
@@ -87,7 +87,7 @@ static const char *reason_for(nt_status st)
 /* ---- candidates ------------------------------------------------------- */
 
 typedef struct cand_ctx {
-    pipe *p;
+    pipe_run *p;
     nt_time_ms clock;
     nt_time_ms event_time;
 } cand_ctx;
@@ -110,7 +110,7 @@ static size_t rule_index(const nt_ruleset *rs, const nt_rule *r)
 static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
 {
     cand_ctx *cc = ud;
-    pipe *p = cc->p;
+    pipe_run *p = cc->p;
     if (p->fatal) return;
     if (p->n_obs == p->cap_obs) {
         size_t cap = p->cap_obs ? p->cap_obs * 2 : 16;
@@ -166,7 +166,7 @@ static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
     p->n_obs++;
 }
 
-void pipe_record(pipe *p, json_t *record, dec_shape shape, size_t index)
+void pipe_record(pipe_run *p, json_t *record, dec_shape shape, size_t index)
 {
     const char *why = NULL;
     if (!ct_record_valid(record, &why)) {
@@ -194,7 +194,7 @@ void pipe_record(pipe *p, json_t *record, dec_shape shape, size_t index)
 /* ---- units ------------------------------------------------------------ */
 
 typedef struct split_ctx {
-    pipe *p;
+    pipe_run *p;
     size_t index;
     size_t sub_base;
 } split_ctx;
@@ -218,14 +218,14 @@ static void on_split_bad(void *ud, size_t sub_index, nt_status status, const cha
     sc->p->counts[PIPE_SHAPE_RAW][PIPE_REJECTED]++;
 }
 
-static int any_rule_may_match(const pipe *p, const char *text, size_t len)
+static int any_rule_may_match(const pipe_run *p, const char *text, size_t len)
 {
     for (size_t i = 0; i < p->rs->n; i++)
         if (kql_prefilter(p->rs->rules[i]->query, text, len)) return 1;
     return 0;
 }
 
-void pipe_unit(pipe *p, size_t index, size_t sub_index, const char *text, size_t len)
+void pipe_unit(pipe_run *p, size_t index, size_t sub_index, const char *text, size_t len)
 {
     if (p->prefilter && !any_rule_may_match(p, text, len)) {
         /* Cheap sanity check so plain garbage is still rejected unparsed. */
@@ -238,9 +238,14 @@ void pipe_unit(pipe *p, size_t index, size_t sub_index, const char *text, size_t
             p->counts[PIPE_SHAPE_RAW][PIPE_REJECTED]++;
             return;
         }
-        p->accepted++;
-        p->counts[PIPE_SHAPE_RAW][PIPE_PREFILTERED]++;
-        return;
+        /* Every shape we accept carries CloudTrail records, and every record
+         * has an "eventVersion" key: a unit without one is parsed below so it
+         * is rejected with a precise reason instead of silently accepted. */
+        if (i == len || memmem(text, len, "\"eventVersion\"", 14) != NULL) {
+            p->accepted++;
+            p->counts[PIPE_SHAPE_RAW][PIPE_PREFILTERED]++;
+            return;
+        }
     }
     split_ctx sc = {.p = p, .index = index, .sub_base = sub_index};
     nt_err err;
@@ -248,19 +253,19 @@ void pipe_unit(pipe *p, size_t index, size_t sub_index, const char *text, size_t
 }
 
 typedef struct fh_ctx {
-    pipe *p;
+    pipe_run *p;
 } fh_ctx;
 
 static nt_status on_unit(void *ud, const char *text, size_t len, const dec_origin *origin,
                          nt_err *err)
 {
     (void)err;
-    pipe *p = ud;
+    pipe_run *p = ud;
     pipe_unit(p, origin->record_index, origin->sub_index, text, len);
     return NT_OK;
 }
 
-void pipe_firehose_record(pipe *p, size_t index, const char *b64, size_t len, unsigned flags)
+void pipe_firehose_record(pipe_run *p, size_t index, const char *b64, size_t len, unsigned flags)
 {
     char *unescaped = NULL;
     if (flags & FH_REC_ESCAPED) {
@@ -300,7 +305,7 @@ void pipe_firehose_record(pipe *p, size_t index, const char *b64, size_t len, un
 /* ---- bodies ----------------------------------------------------------- */
 
 typedef struct body_ctx {
-    pipe *p;
+    pipe_run *p;
     size_t good;
 } body_ctx;
 
@@ -323,11 +328,13 @@ static void on_body_bad(void *ud, size_t sub_index, nt_status status, const char
     bc->p->counts[PIPE_SHAPE_RAW][PIPE_REJECTED]++;
 }
 
-nt_status pipe_body(pipe *p, const char *text, size_t len, nt_err *err)
+nt_status pipe_body(pipe_run *p, const char *text, size_t len, nt_err *err)
 {
     body_ctx bc = {.p = p};
     size_t rejects_before = p->n_rejects, rejected_before = p->rejected;
     nt_status st = dec_split(text, len, on_body_record, on_body_bad, &bc, err);
+    if (st == NT_OK && bc.good == 0)
+        st = nt_fail(err, NT_ERR_INVALID, "the body holds no CloudTrail record");
     if (st == NT_OK) return NT_OK;
     if (bc.good == 0) {
         /* Nothing usable: the body is not a delivery at all. Undo the rejects
@@ -348,7 +355,7 @@ static int cmp_items(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-nt_status pipe_commit(pipe *p, nt_history *h, nt_err *err)
+nt_status pipe_commit(pipe_run *p, nt_history *h, nt_err *err)
 {
     if (p->fatal) return nt_fail(err, p->fatal, "out of memory while decoding the delivery");
     if (p->n_obs == 0) return NT_OK;

@@ -59,7 +59,7 @@ typedef struct pipe_item {
     size_t seq;
 } pipe_item;
 
-typedef struct pipe {
+typedef struct pipe_run {
     /* inputs */
     const nt_ruleset *rs;
     const exc_set *exc;
@@ -86,34 +86,34 @@ typedef struct pipe {
     dec_buf scratch;
     size_t cur_index;
     nt_status fatal;             /* NT_ERR_NOMEM seen: the delivery must fail */
-} pipe;
+} pipe_run;
 
 #define PIPE_MAX_REJECTS 1000
 
-void pipe_init(pipe *p, const nt_ruleset *rs, const exc_set *exc, nt_time_ms now);
-void pipe_free(pipe *p);
+void pipe_init(pipe_run *p, const nt_ruleset *rs, const exc_set *exc, nt_time_ms now);
+void pipe_free(pipe_run *p);
 
 /* One Firehose record (its base64 slice, as fh_scan found it). */
-void pipe_firehose_record(pipe *p, size_t index, const char *b64, size_t len, unsigned flags);
+void pipe_firehose_record(pipe_run *p, size_t index, const char *b64, size_t len, unsigned flags);
 
 /* A unit of text: prefilter, then split into records. */
-void pipe_unit(pipe *p, size_t index, size_t sub_index, const char *text, size_t len);
+void pipe_unit(pipe_run *p, size_t index, size_t sub_index, const char *text, size_t len);
 
 /* A whole /v1/events or /v1/eventbridge body. NT_ERR_PARSE / NT_ERR_INVALID /
  * NT_ERR_LIMIT when nothing in it was a CloudTrail record (the caller answers
  * 400/413); otherwise NT_OK, with bad pieces among the rejects. */
-nt_status pipe_body(pipe *p, const char *text, size_t len, nt_err *err);
+nt_status pipe_body(pipe_run *p, const char *text, size_t len, nt_err *err);
 
 /* One parsed CloudTrail record (borrowed). */
-void pipe_record(pipe *p, json_t *record, dec_shape shape, size_t index);
+void pipe_record(pipe_run *p, json_t *record, dec_shape shape, size_t index);
 
 /* Record a rejected piece. */
-void pipe_reject_add(pipe *p, const char *reason, const char *message, size_t index,
+void pipe_reject_add(pipe_run *p, const char *reason, const char *message, size_t index,
                      size_t sub_index, const unsigned char *bytes, size_t len);
 
 /* Hand every observation to the history in event-time order (earliest first,
  * so the earliest event carrying a new term becomes its alert, as in Elastic)
  * and count the new alerts. */
-nt_status pipe_commit(pipe *p, nt_history *h, nt_err *err);
+nt_status pipe_commit(pipe_run *p, nt_history *h, nt_err *err);
 
 #endif

@@ -172,7 +172,7 @@ class BadDeliveries(ServiceTest):
 
     def test_malformed_envelopes_get_400_with_a_precise_message(self):
         cases = [
-            (b"not json at all", "not JSON"),
+            (b"not json at all", "JSON"),
             (b'{"timestamp": 1, "records": []}', "requestId"),
             (b'{"requestId": "x", "records": {}}', "records"),
             (b'{"requestId": "x", "records": [1]}', "records[0]"),
@@ -197,10 +197,26 @@ class BadDeliveries(ServiceTest):
             self.assert_firehose_error(status, body, 401)
         self.assertEqual(self.svc.alerts(), [])
 
-    def test_oversized_body_is_413(self):
-        big = firehose_payload([b64("x" * 700000), b64("y" * 700000)])
-        status, body = self.svc.firehose(big)
-        self.assert_firehose_error(status, body, 413)
+    def test_oversized_body_is_413_before_it_is_read(self):
+        import socket
+        with socket.create_connection(("127.0.0.1", self.svc.port), timeout=10) as s:
+            s.sendall(b"POST /v1/firehose HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n"
+                      b"X-Amz-Firehose-Access-Key: " + FIREHOSE_KEY.encode() + b"\r\n\r\n")
+            reply = s.recv(65536).decode()
+        self.assertTrue(reply.startswith("HTTP/1.1 413"), reply)
+        self.assertIn("errorMessage", reply)
+
+    def test_oversized_chunked_body_is_413(self):
+        big = json.dumps(firehose_payload([b64("x" * 700000), b64("y" * 700000)])).encode()
+        chunks = (big[i:i + 65536] for i in range(0, len(big), 65536))
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.svc.port, timeout=30)
+        conn.request("POST", "/v1/firehose", body=chunks, encode_chunked=True,
+                     headers={"X-Amz-Firehose-Access-Key": FIREHOSE_KEY, "Transfer-Encoding": "chunked"})
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+        conn.close()
+        self.assert_firehose_error(resp.status, body, 413)
 
     def test_gzip_bomb_body_is_413(self):
         comp = zlib.compressobj(9, zlib.DEFLATED, 31)
