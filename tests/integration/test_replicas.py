@@ -50,15 +50,19 @@ class TwoReplicas(unittest.TestCase):
                "entries": [{"field": "user.name", "operator": "included", "type": "match", "value": "Quiet"}]}
         t0 = time.time()
         self.assertEqual(self.a.api("POST", "/exceptions", exc)[0], 201)
-
-        def excepted_on_b():
-            before = self.b.metric("newtermsd_exception_hits_total")
-            self.b.firehose(firehose_payload([b64(discovery_record(user="Quiet"))]))
-            return self.b.metric("newtermsd_exception_hits_total") > before
-
-        wait_for(excepted_on_b, timeout=1.0, what="exception applied on replica b")
+        wait_for(lambda: self.b.metric("newtermsd_exceptions_loaded") == 1, timeout=1.0,
+                 what="exception loaded on replica b")
         self.assertLess(time.time() - t0, 1.0)
+        before = self.b.metric("newtermsd_exception_hits_total")
+        self.assertEqual(self.b.firehose(firehose_payload([b64(discovery_record(user="Quiet"))]))[0], 200)
+        self.assertEqual(self.b.metric("newtermsd_exception_hits_total"), before + 1)
         self.assertEqual(self.a.alerts(), [])
+        # and deleting it on b lifts it on a
+        self.assertEqual(self.b.api("DELETE", "/exceptions/everywhere")[0], 204)
+        wait_for(lambda: self.a.metric("newtermsd_exceptions_loaded") == 0, timeout=1.0,
+                 what="exception removed on replica a")
+        self.a.firehose(firehose_payload([b64(discovery_record(user="Quiet"))]))
+        self.assertEqual(len(self.b.alerts()), 1)
 
     def test_alerts_and_triage_are_shared(self):
         self.a.firehose(firehose_payload([b64(discovery_record(user="shared"))]))
