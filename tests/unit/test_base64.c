@@ -111,7 +111,7 @@ START_TEST(a_too_small_output_buffer_is_a_limit_error)
     ck_assert_ptr_nonnull(strstr(err.msg, "6 bytes"));
     ck_assert_int_eq(b64_decode("Zm9vYg==", 8, out, 4, &n, &err), NT_OK);
     ck_assert_uint_eq(n, 4);
-    char enc[8];
+    char enc[9];
     ck_assert_int_eq(b64_encode((const unsigned char *)"foobar", 6, enc, 8, &n, &err),
                      NT_ERR_LIMIT);
     ck_assert_int_eq(b64_encode((const unsigned char *)"foobar", 6, enc, 9, &n, &err), NT_OK);
