@@ -42,7 +42,8 @@ static const char b64_alphabet[] =
 static nt_status b64_bad_char(const char *in, size_t from, size_t len, nt_err *err)
 {
     size_t i = from;
-    while (i < len && b64_table[(unsigned char)in[i]] != B64_BAD) i++;
+    while (i < len && b64_table[(unsigned char)in[i]] != B64_BAD)
+        i++;
     if (i == len) i = from; /* cannot happen; keep the message sane */
     unsigned char c = (unsigned char)in[i];
     if (c == '=')

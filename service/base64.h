@@ -24,7 +24,10 @@
 
 /* Bytes needed to hold the decoding of `len` base64 characters (an upper bound
  * that does not look at the padding). */
-static inline size_t b64_decoded_max(size_t len) { return (len / 4 + (len % 4 != 0)) * 3; }
+static inline size_t b64_decoded_max(size_t len)
+{
+    return (len / 4 + (len % 4 != 0)) * 3;
+}
 
 /* Exact decoded size of a well-padded input (looks at the last two characters);
  * meaningful only when len % 4 == 0. */
@@ -36,7 +39,10 @@ static inline size_t b64_decoded_len(const char *in, size_t len)
 }
 
 /* Characters needed to encode `len` bytes, without the terminating NUL. */
-static inline size_t b64_encoded_len(size_t len) { return (len + 2) / 3 * 4; }
+static inline size_t b64_encoded_len(size_t len)
+{
+    return (len + 2) / 3 * 4;
+}
 
 /* Decode in[0..len) into out[0..cap). On success *outlen is the decoded size.
  * NT_ERR_PARSE: bad length, invalid character (with its offset), misplaced '=',

@@ -130,36 +130,53 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t n)
     return n;
 }
 
-nt_status fh_unescape(const char *s, size_t len, char *out, size_t cap, size_t *outlen,
-                      nt_err *err)
+nt_status fh_unescape(const char *s, size_t len, char *out, size_t cap, size_t *outlen, nt_err *err)
 {
     const char *p = s, *end = s + len;
     size_t o = 0;
     while (p < end) {
         if (*p != '\\') {
-            if (o >= cap) return nt_fail(err, NT_ERR_LIMIT, "unescaped string exceeds %zu bytes", cap);
+            if (o >= cap)
+                return nt_fail(err, NT_ERR_LIMIT, "unescaped string exceeds %zu bytes", cap);
             out[o++] = *p++;
             continue;
         }
         int n = esc_len(p, end);
         if (n <= 0)
-            return nt_fail(err, NT_ERR_PARSE, "invalid JSON escape at offset %zu",
-                           (size_t)(p - s));
+            return nt_fail(err, NT_ERR_PARSE, "invalid JSON escape at offset %zu", (size_t)(p - s));
         unsigned long cp;
         char simple = 0;
         switch (p[1]) {
-        case '"': simple = '"'; break;
-        case '\\': simple = '\\'; break;
-        case '/': simple = '/'; break;
-        case 'b': simple = '\b'; break;
-        case 'f': simple = '\f'; break;
-        case 'n': simple = '\n'; break;
-        case 'r': simple = '\r'; break;
-        case 't': simple = '\t'; break;
-        default: break;
+        case '"':
+            simple = '"';
+            break;
+        case '\\':
+            simple = '\\';
+            break;
+        case '/':
+            simple = '/';
+            break;
+        case 'b':
+            simple = '\b';
+            break;
+        case 'f':
+            simple = '\f';
+            break;
+        case 'n':
+            simple = '\n';
+            break;
+        case 'r':
+            simple = '\r';
+            break;
+        case 't':
+            simple = '\t';
+            break;
+        default:
+            break;
         }
         if (n == 2) {
-            if (o >= cap) return nt_fail(err, NT_ERR_LIMIT, "unescaped string exceeds %zu bytes", cap);
+            if (o >= cap)
+                return nt_fail(err, NT_ERR_LIMIT, "unescaped string exceeds %zu bytes", cap);
             out[o++] = simple;
             p += 2;
             continue;
@@ -187,7 +204,8 @@ nt_status fh_unescape(const char *s, size_t len, char *out, size_t cap, size_t *
             u[3] = (unsigned char)(0x80 | (cp & 0x3F));
             un = 4;
         }
-        if (cap - o < un) return nt_fail(err, NT_ERR_LIMIT, "unescaped string exceeds %zu bytes", cap);
+        if (cap - o < un)
+            return nt_fail(err, NT_ERR_LIMIT, "unescaped string exceeds %zu bytes", cap);
         memcpy(out + o, u, un);
         o += un;
         p += n;
@@ -218,12 +236,20 @@ typedef struct fh_scanner {
 static const char *sc_where(const fh_scanner *sc, char *buf, size_t cap)
 {
     switch (sc->ctx) {
-    case CTX_ENVELOPE: return "the envelope";
-    case CTX_REQUEST_ID: return "requestId";
-    case CTX_TIMESTAMP: return "timestamp";
-    case CTX_RECORDS: return "records";
-    case CTX_RECORD: snprintf(buf, cap, "records[%zu]", sc->record); return buf;
-    case CTX_DATA: snprintf(buf, cap, "records[%zu].data", sc->record); return buf;
+    case CTX_ENVELOPE:
+        return "the envelope";
+    case CTX_REQUEST_ID:
+        return "requestId";
+    case CTX_TIMESTAMP:
+        return "timestamp";
+    case CTX_RECORDS:
+        return "records";
+    case CTX_RECORD:
+        snprintf(buf, cap, "records[%zu]", sc->record);
+        return buf;
+    case CTX_DATA:
+        snprintf(buf, cap, "records[%zu].data", sc->record);
+        return buf;
     }
     return "the envelope";
 }
@@ -266,7 +292,8 @@ static nt_status sc_syntax_at(const fh_scanner *sc, const char *at, const char *
 static inline void sc_ws(fh_scanner *sc)
 {
     const char *p = sc->p, *end = sc->end;
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
     sc->p = p;
 }
 
@@ -282,13 +309,19 @@ static inline nt_status sc_more(fh_scanner *sc, nt_err *err)
 static const char *sc_type_name(char c)
 {
     switch (c) {
-    case '{': return "an object";
-    case '[': return "an array";
-    case '"': return "a string";
+    case '{':
+        return "an object";
+    case '[':
+        return "an array";
+    case '"':
+        return "a string";
     case 't':
-    case 'f': return "a boolean";
-    case 'n': return "null";
-    default: return (c == '-' || (c >= '0' && c <= '9')) ? "a number" : NULL;
+    case 'f':
+        return "a boolean";
+    case 'n':
+        return "null";
+    default:
+        return (c == '-' || (c >= '0' && c <= '9')) ? "a number" : NULL;
     }
 }
 
@@ -318,7 +351,8 @@ static nt_status sc_string(fh_scanner *sc, const char **s, size_t *n, int *escap
         /* Slow path: walk escapes to find the real closing quote. */
         const char *p = bs;
         for (;;) {
-            while (p < end && *p != '"' && *p != '\\') p++;
+            while (p < end && *p != '"' && *p != '\\')
+                p++;
             if (p >= end) {
                 sc->p = end;
                 return sc_truncated(sc, err);
@@ -388,7 +422,8 @@ static nt_status sc_number(fh_scanner *sc, int64_t *ival, int *is_int, nt_err *e
             sc->p = p;
             return sc_syntax(sc, "a digit after '.'", err);
         }
-        while (p < end && *p >= '0' && *p <= '9') p++;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         integer = 0;
@@ -399,7 +434,8 @@ static nt_status sc_number(fh_scanner *sc, int64_t *ival, int *is_int, nt_err *e
             sc->p = p;
             return sc_syntax(sc, "a digit in the exponent", err);
         }
-        while (p < end && *p >= '0' && *p <= '9') p++;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
     }
     sc->p = p;
     if (ival) {
@@ -470,10 +506,9 @@ static nt_status sc_skip_value(fh_scanner *sc, int depth, nt_err *err)
         if (c == '{' || c == '[') {
             if (depth + sp + 1 > FH_MAX_DEPTH) {
                 char where[48];
-                return nt_fail(err, NT_ERR_LIMIT,
-                               "JSON nested deeper than %d levels at offset %zu in %s",
-                               FH_MAX_DEPTH, (size_t)(sc->p - sc->base),
-                               sc_where(sc, where, sizeof where));
+                return nt_fail(
+                    err, NT_ERR_LIMIT, "JSON nested deeper than %d levels at offset %zu in %s",
+                    FH_MAX_DEPTH, (size_t)(sc->p - sc->base), sc_where(sc, where, sizeof where));
             }
             stack[sp++] = c == '{' ? '}' : ']';
             sc->p++;
@@ -604,7 +639,10 @@ static nt_status sc_records(fh_scanner *sc, fh_envelope *env, nt_err *err)
     }
 }
 
-void fh_envelope_init(fh_envelope *env) { memset(env, 0, sizeof *env); }
+void fh_envelope_init(fh_envelope *env)
+{
+    memset(env, 0, sizeof *env);
+}
 
 void fh_envelope_free(fh_envelope *env)
 {
@@ -657,8 +695,7 @@ static nt_status fh_scan_body(fh_scanner *sc, fh_envelope *env, nt_err *err)
                 const char *at = sc->p;
                 TRY(sc_number(sc, &env->timestamp, &is_int, err));
                 if (is_int == 0)
-                    return nt_fail(err, NT_ERR_INVALID,
-                                   "timestamp is not an integer (offset %zu)",
+                    return nt_fail(err, NT_ERR_INVALID, "timestamp is not an integer (offset %zu)",
                                    (size_t)(at - sc->base));
                 if (is_int == 2)
                     return nt_fail(err, NT_ERR_INVALID, "timestamp is out of range (offset %zu)",
@@ -684,7 +721,8 @@ static nt_status fh_scan_body(fh_scanner *sc, fh_envelope *env, nt_err *err)
     sc->p++; /* '}' */
     sc_ws(sc);
     if (sc->p < sc->end)
-        return nt_fail(err, NT_ERR_PARSE, "not JSON: trailing data after the envelope at offset %zu",
+        return nt_fail(err, NT_ERR_PARSE,
+                       "not JSON: trailing data after the envelope at offset %zu",
                        (size_t)(sc->p - sc->base));
     if (!have_id) return nt_fail(err, NT_ERR_INVALID, "missing requestId");
     if (!have_records) return nt_fail(err, NT_ERR_INVALID, "missing records");
@@ -731,7 +769,8 @@ static int dec_depth_ok(const char *s, size_t n, int max, size_t *at)
                 const char *q = memchr(s + from, '"', n - from);
                 if (!q) return 1; /* unterminated: the parser will say so */
                 size_t qi = (size_t)(q - s), b = qi;
-                while (b > i + 1 && s[b - 1] == '\\') b--;
+                while (b > i + 1 && s[b - 1] == '\\')
+                    b--;
                 from = qi + 1;
                 if ((qi - b) % 2 == 0) break;
             }
@@ -898,9 +937,12 @@ nt_status dec_record(const char *b64, size_t len, size_t record_index, dec_buf *
 /* c) Units → CloudTrail records                                             */
 
 static const char *const dec_shape_names[DEC_SHAPE_COUNT] = {
-    [DEC_SHAPE_EVENTBRIDGE] = "eventbridge", [DEC_SHAPE_BARE] = "bare",
-    [DEC_SHAPE_S3_LOG] = "s3_log",           [DEC_SHAPE_NDJSON] = "ndjson",
-    [DEC_SHAPE_ARRAY] = "array",             [DEC_SHAPE_CWL] = "cwl",
+    [DEC_SHAPE_EVENTBRIDGE] = "eventbridge",
+    [DEC_SHAPE_BARE] = "bare",
+    [DEC_SHAPE_S3_LOG] = "s3_log",
+    [DEC_SHAPE_NDJSON] = "ndjson",
+    [DEC_SHAPE_ARRAY] = "array",
+    [DEC_SHAPE_CWL] = "cwl",
 };
 
 const char *dec_shape_name(dec_shape shape)
@@ -920,9 +962,9 @@ typedef struct split_ctx {
     dec_bad_fn bad;
     void *ud;
     nt_err *err;
-    size_t sub;         /* next sub_index */
-    nt_status first;    /* status of the first bad piece */
-    const char *vtext;  /* the JSON value being classified */
+    size_t sub;        /* next sub_index */
+    nt_status first;   /* status of the first bad piece */
+    const char *vtext; /* the JSON value being classified */
     size_t vlen;
 } split_ctx;
 
@@ -970,13 +1012,23 @@ static void split_describe(const json_t *v, char *buf, size_t cap)
         if (k == 0 && off < cap) snprintf(buf + off, cap - off, " without keys");
         return;
     }
-    case JSON_ARRAY: snprintf(buf, cap, "an array"); return;
-    case JSON_STRING: snprintf(buf, cap, "a JSON string"); return;
+    case JSON_ARRAY:
+        snprintf(buf, cap, "an array");
+        return;
+    case JSON_STRING:
+        snprintf(buf, cap, "a JSON string");
+        return;
     case JSON_INTEGER:
-    case JSON_REAL: snprintf(buf, cap, "a JSON number"); return;
+    case JSON_REAL:
+        snprintf(buf, cap, "a JSON number");
+        return;
     case JSON_TRUE:
-    case JSON_FALSE: snprintf(buf, cap, "a JSON boolean"); return;
-    case JSON_NULL: snprintf(buf, cap, "JSON null"); return;
+    case JSON_FALSE:
+        snprintf(buf, cap, "a JSON boolean");
+        return;
+    case JSON_NULL:
+        snprintf(buf, cap, "JSON null");
+        return;
     }
     snprintf(buf, cap, "an unknown value");
 }
@@ -1038,8 +1090,8 @@ static nt_status split_cwl(split_ctx *c, json_t *v)
         size_t n = json_string_length(m), at;
         if (!dec_depth_ok(s, n, DEC_MAX_DEPTH, &at)) {
             split_bad(c, NT_ERR_LIMIT,
-                      "logEvents[%zu].message: JSON nested deeper than %d levels at offset %zu",
-                      i, DEC_MAX_DEPTH, at);
+                      "logEvents[%zu].message: JSON nested deeper than %d levels at offset %zu", i,
+                      DEC_MAX_DEPTH, at);
             continue;
         }
         json_error_t je;
@@ -1097,7 +1149,10 @@ static nt_status split_value(split_ctx *c, json_t *v, int several)
     return NT_OK;
 }
 
-static int split_is_space(char ch) { return ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t'; }
+static int split_is_space(char ch)
+{
+    return ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t';
+}
 
 /* Line/column bookkeeping for messages. Offsets asked for only grow, so the
  * newlines are counted once in total (no quadratic cost on a unit made of many
@@ -1141,7 +1196,8 @@ nt_status dec_split(const char *text, size_t len, dec_record_fn fn, dec_bad_fn b
     size_t pos = 0;
     int values = 0;
     for (;;) {
-        while (pos < len && split_is_space(text[pos])) pos++;
+        while (pos < len && split_is_space(text[pos]))
+            pos++;
         if (pos >= len) break;
         json_error_t je;
         json_t *v = json_loadb(text + pos, len - pos,
@@ -1168,7 +1224,8 @@ nt_status dec_split(const char *text, size_t len, dec_record_fn fn, dec_bad_fn b
              * so "2 123456789 eni-0b27…" (a VPC flow log line) is one bad
              * piece, and only a line that is exactly one scalar is called JSON. */
             size_t eol = split_next_line(text, len, next), rest = next;
-            while (rest < eol && split_is_space(text[rest])) rest++;
+            while (rest < eol && split_is_space(text[rest]))
+                rest++;
             c.vtext = text + pos;
             c.vlen = eol - pos;
             if (rest < eol) {
@@ -1187,7 +1244,8 @@ nt_status dec_split(const char *text, size_t len, dec_record_fn fn, dec_bad_fn b
             continue;
         }
         size_t after = next;
-        while (after < len && split_is_space(text[after])) after++;
+        while (after < len && split_is_space(text[after]))
+            after++;
         c.vtext = text + pos;
         c.vlen = next - pos;
         nt_status st = split_value(&c, v, values > 0 || after < len);
@@ -1202,8 +1260,8 @@ nt_status dec_split(const char *text, size_t len, dec_record_fn fn, dec_bad_fn b
 /* ========================================================================= */
 /* d) Request bodies                                                         */
 
-nt_status dec_body_inflate(const unsigned char *in, size_t len, size_t max_out,
-                           unsigned char **out, size_t *outlen, nt_err *err)
+nt_status dec_body_inflate(const unsigned char *in, size_t len, size_t max_out, unsigned char **out,
+                           size_t *outlen, nt_err *err)
 {
     nt_err e;
     nt_status st = gz_inflate(in, len, max_out, out, outlen, &e);

@@ -26,13 +26,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FH_MAX_DEPTH 64         /* JSON nesting of the whole envelope */
-#define FH_MAX_RECORDS 100000   /* Firehose sends at most 10,000 */
-#define FH_REQUEST_ID_MAX 256   /* bytes of the unescaped requestId */
-#define DEC_MAX_DEPTH 64        /* JSON nesting inside a record */
-#define DEC_MAX_RECORD_BYTES 1024000u /* Firehose's limit on one record, decoded */
-#define DEC_MAX_INFLATE (16u << 20)   /* default cap on a gunzipped record */
-#define DEC_PREFIX_BYTES 128          /* input bytes shown in a dead-letter prefix */
+#define FH_MAX_DEPTH 64                           /* JSON nesting of the whole envelope */
+#define FH_MAX_RECORDS 100000                     /* Firehose sends at most 10,000 */
+#define FH_REQUEST_ID_MAX 256                     /* bytes of the unescaped requestId */
+#define DEC_MAX_DEPTH 64                          /* JSON nesting inside a record */
+#define DEC_MAX_RECORD_BYTES 1024000u             /* Firehose's limit on one record, decoded */
+#define DEC_MAX_INFLATE (16u << 20)               /* default cap on a gunzipped record */
+#define DEC_PREFIX_BYTES 128                      /* input bytes shown in a dead-letter prefix */
 #define DEC_PREFIX_BUF (DEC_PREFIX_BYTES * 4 + 1) /* room for all of them escaped */
 
 /* ------------------------------------------------------------------------- */
@@ -47,19 +47,19 @@
 typedef struct fh_record {
     const char *data; /* into the body, between the quotes; not NUL-terminated */
     size_t len;
-    unsigned flags;   /* FH_REC_* */
+    unsigned flags; /* FH_REC_* */
 } fh_record;
 
 typedef struct fh_envelope {
-    const char *request_id_raw;   /* into the body, as written (may hold escapes) */
+    const char *request_id_raw; /* into the body, as written (may hold escapes) */
     size_t request_id_raw_len;
     char request_id[FH_REQUEST_ID_MAX + 1]; /* unescaped, NUL-terminated, valid UTF-8 */
-    size_t request_id_len;        /* may be less than strlen() only if it holds \u0000 */
-    int64_t timestamp;            /* ms as sent; 0 when absent */
+    size_t request_id_len;                  /* strlen() is shorter only if it holds \u0000 */
+    int64_t timestamp;                      /* ms as sent; 0 when absent */
     int has_timestamp;
     size_t record_count;
-    fh_record *records;           /* records[0..record_count): owned by the envelope,
-                                     reused by the next fh_scan */
+    fh_record *records; /* records[0..record_count): owned by the envelope,
+                           reused by the next fh_scan */
     size_t records_cap;
 } fh_envelope;
 
@@ -100,12 +100,12 @@ nt_status fh_unescape(const char *s, size_t len, char *out, size_t cap, size_t *
  * buffers have grown to the largest record seen (CWL envelopes are parsed with
  * jansson, which allocates). The limits may be changed after dec_buf_init. */
 typedef struct dec_buf {
-    unsigned char *raw;      /* base64-decoded bytes */
+    unsigned char *raw; /* base64-decoded bytes */
     size_t raw_cap;
     unsigned char *inflated; /* gunzipped bytes */
     size_t inflated_cap;
-    size_t max_record;       /* decoded-size cap, default DEC_MAX_RECORD_BYTES */
-    size_t max_inflate;      /* gunzipped-size cap, default DEC_MAX_INFLATE */
+    size_t max_record;  /* decoded-size cap, default DEC_MAX_RECORD_BYTES */
+    size_t max_inflate; /* gunzipped-size cap, default DEC_MAX_INFLATE */
 } dec_buf;
 
 void dec_buf_init(dec_buf *b);
@@ -120,12 +120,12 @@ typedef struct dec_origin {
     size_t record_index; /* as passed to dec_record */
     size_t sub_index;    /* DEC_CWL: index in logEvents; DEC_PLAIN: 0 */
     dec_kind kind;
-    int gzipped;         /* the record was gzip-compressed */
+    int gzipped; /* the record was gzip-compressed */
     /* DEC_CWL only (else NULL / 0); borrowed, valid during the callback: */
-    const char *owner;      /* account id */
+    const char *owner; /* account id */
     const char *log_group;
     const char *log_stream;
-    const char *event_id;   /* logEvents[].id */
+    const char *event_id;    /* logEvents[].id */
     int64_t event_timestamp; /* logEvents[].timestamp, ms */
 } dec_origin;
 
@@ -137,8 +137,8 @@ typedef struct dec_info {
     size_t decoded_bytes;  /* after base64 */
     size_t inflated_bytes; /* after gunzip, 0 if not gzipped */
     int gzipped;
-    int control;           /* a CWL CONTROL_MESSAGE: skipped, nothing handed on */
-    size_t units;          /* calls made to fn */
+    int control;  /* a CWL CONTROL_MESSAGE: skipped, nothing handed on */
+    size_t units; /* calls made to fn */
 } dec_info;
 
 /* Decode one record's base64 b64[0..len) into scratch and hand its units to fn:
@@ -211,8 +211,8 @@ int dec_is_cloudtrail(const json_t *v);
 /* gz_inflate with the body's wording: NT_ERR_LIMIT "request body expands beyond N
  * bytes", NT_ERR_PARSE "request body: truncated gzip stream" / "… corrupt …".
  * *out is malloc'd (NUL-terminated), the caller frees it; NULL on failure. */
-nt_status dec_body_inflate(const unsigned char *in, size_t len, size_t max_out,
-                           unsigned char **out, size_t *outlen, nt_err *err);
+nt_status dec_body_inflate(const unsigned char *in, size_t len, size_t max_out, unsigned char **out,
+                           size_t *outlen, nt_err *err);
 
 /* ------------------------------------------------------------------------- */
 /* e) Dead-letter prefix: the first min(len, DEC_PREFIX_BYTES) bytes, printable

@@ -23,7 +23,10 @@
 
 #define GZ_MIN_BUF 16384
 
-static uInt gz_clamp(size_t n) { return n > UINT_MAX ? UINT_MAX : (uInt)n; }
+static uInt gz_clamp(size_t n)
+{
+    return n > UINT_MAX ? UINT_MAX : (uInt)n;
+}
 
 /* Make room for at least `want` bytes (including the spare NUL) in *buf. */
 static nt_status gz_reserve(unsigned char **buf, size_t *cap, size_t want, nt_err *err)
@@ -113,8 +116,8 @@ nt_status gz_inflate_into(const unsigned char *in, size_t len, size_t max_out, u
             st = nt_fail(err, NT_ERR_PARSE, "corrupt gzip stream: needs a preset dictionary");
             break;
         }
-        st = nt_fail(err, NT_ERR_PARSE, "corrupt gzip stream: %s",
-                     zs.msg ? zs.msg : "invalid data");
+        st =
+            nt_fail(err, NT_ERR_PARSE, "corrupt gzip stream: %s", zs.msg ? zs.msg : "invalid data");
         break;
     }
     inflateEnd(&zs);

@@ -9,8 +9,13 @@
 static const struct {
     const char *plain, *encoded;
 } rfc_vectors[] = {
-    {"", ""},         {"f", "Zg=="},        {"fo", "Zm8="},         {"foo", "Zm9v"},
-    {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+    {"", ""},
+    {"f", "Zg=="},
+    {"fo", "Zm8="},
+    {"foo", "Zm9v"},
+    {"foob", "Zm9vYg=="},
+    {"fooba", "Zm9vYmE="},
+    {"foobar", "Zm9vYmFy"},
     /* longer than one unrolled step, every padding case */
     {"foobarfoobarfo", "Zm9vYmFyZm9vYmFyZm8="},
     {"foobarfoobarf", "Zm9vYmFyZm9vYmFyZg=="},

@@ -78,7 +78,8 @@ static void tsv_load(tsv *t, const char *rel)
             *tab = '\0';
             p = tab + 1;
         }
-        while (col < TSV_MAX_COLS) row[col++] = "";
+        while (col < TSV_MAX_COLS)
+            row[col++] = "";
     }
 }
 
@@ -134,7 +135,8 @@ static unsigned char *gzip_bomb(size_t mib, size_t *outlen)
     deflateEnd(&zs);
 
     uLong crc1 = crc32(0L, zero, sizeof zero), crc = crc32(0L, Z_NULL, 0);
-    for (size_t i = 0; i < mib; i++) crc = crc32_combine(crc, crc1, (z_off_t)sizeof zero);
+    for (size_t i = 0; i < mib; i++)
+        crc = crc32_combine(crc, crc1, (z_off_t)sizeof zero);
     uint32_t isize = (uint32_t)((uint64_t)mib << 20);
 
     static const unsigned char header[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
@@ -142,11 +144,14 @@ static unsigned char *gzip_bomb(size_t mib, size_t *outlen)
     unsigned char *out = malloc(n), *p = out;
     memcpy(p, header, sizeof header);
     p += sizeof header;
-    for (size_t i = 0; i < mib; i++, p += blen) memcpy(p, block, blen);
+    for (size_t i = 0; i < mib; i++, p += blen)
+        memcpy(p, block, blen);
     memcpy(p, fin, flen);
     p += flen;
-    for (int k = 0; k < 4; k++) *p++ = (unsigned char)(crc >> (8 * k));
-    for (int k = 0; k < 4; k++) *p++ = (unsigned char)(isize >> (8 * k));
+    for (int k = 0; k < 4; k++)
+        *p++ = (unsigned char)(crc >> (8 * k));
+    for (int k = 0; k < 4; k++)
+        *p++ = (unsigned char)(isize >> (8 * k));
     *outlen = n;
     return out;
 }
@@ -221,7 +226,8 @@ START_TEST(valid_envelopes_are_accepted_with_their_records)
         int want_esc = strcmp(row[4], idx) == 0;
         ck_assert_int_eq((env.records[i].flags & FH_REC_ESCAPED) != 0, want_esc);
         /* every slice lies inside the body, between quotes */
-        ck_assert(env.records[i].data > body && env.records[i].data + env.records[i].len < body + len);
+        ck_assert(env.records[i].data > body &&
+                  env.records[i].data + env.records[i].len < body + len);
         ck_assert_int_eq(env.records[i].data[-1], '"');
         ck_assert_int_eq(env.records[i].data[env.records[i].len], '"');
     }
@@ -360,7 +366,8 @@ START_TEST(deep_nesting_in_an_envelope_is_refused_without_recursion)
     fh_envelope_init(&env);
     char *b = nested_envelope(100000, &len);
     ck_assert_int_eq(fh_scan(b, len, &env, NULL, NULL, &err), NT_ERR_LIMIT);
-    ck_assert_ptr_nonnull(strstr(err.msg, "JSON nested deeper than 64 levels at offset 84 in the envelope"));
+    ck_assert_ptr_nonnull(
+        strstr(err.msg, "JSON nested deeper than 64 levels at offset 84 in the envelope"));
     free(b);
     b = nested_envelope(63, &len); /* the envelope itself is level 1 */
     ck_assert_int_eq(fh_scan(b, len, &env, NULL, NULL, &err), NT_OK);
@@ -376,7 +383,8 @@ static char *many_records(size_t n, size_t *len)
 {
     char *b = malloc(n * 16 + 64), *p = b;
     p += sprintf(p, "{\"requestId\":\"r\",\"records\":[");
-    for (size_t i = 0; i < n; i++) p += sprintf(p, "%s{\"data\":\"Zm9v\"}", i ? "," : "");
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, "%s{\"data\":\"Zm9v\"}", i ? "," : "");
     p += sprintf(p, "]}");
     *len = (size_t)(p - b);
     return b;
@@ -441,7 +449,8 @@ START_TEST(json_string_escapes_unescape_to_utf8)
                                unescape_cases[_i].cap, &n, &err);
     ck_assert_msg(st == unescape_cases[_i].st, "%s: %s", unescape_cases[_i].in, err.msg);
     if (unescape_cases[_i].out) {
-        size_t want = strlen(unescape_cases[_i].out) + (strstr(unescape_cases[_i].in, "0000") != NULL);
+        size_t want =
+            strlen(unescape_cases[_i].out) + (strstr(unescape_cases[_i].in, "0000") != NULL);
         ck_assert_uint_eq(n, want);
         ck_assert(memcmp(out, unescape_cases[_i].out, n) == 0);
     }
@@ -508,8 +517,8 @@ static nt_status split_collect(void *ud, json_t *rec, dec_shape shape, size_t su
     return NT_OK;
 }
 
-static void split_bad_collect(void *ud, size_t sub, nt_status st, const char *msg,
-                              const char *text, size_t len)
+static void split_bad_collect(void *ud, size_t sub, nt_status st, const char *msg, const char *text,
+                              size_t len)
 {
     split_seen *s = ud;
     ck_assert_uint_eq(sub, s->next_sub);
@@ -611,7 +620,8 @@ static char *cwl_record_b64(const char *rel, int members, size_t *b64len)
     char *json = read_file(rel, &len);
     unsigned char *gz = gzip_buf(json, len, &glen);
     unsigned char *all = malloc(glen * (size_t)members);
-    for (int i = 0; i < members; i++) memcpy(all + glen * (size_t)i, gz, glen);
+    for (int i = 0; i < members; i++)
+        memcpy(all + glen * (size_t)i, gz, glen);
     char *b64 = b64_of(all, glen * (size_t)members, b64len);
     free(all);
     free(gz);
@@ -841,7 +851,8 @@ START_TEST(the_bomb_construction_is_a_valid_gzip_stream)
     unsigned char *bomb = gzip_bomb(3, &glen), *out;
     ck_assert_int_eq(gz_inflate(bomb, glen, 3u << 20, &out, &n, NULL), NT_OK);
     ck_assert_uint_eq(n, 3u << 20);
-    for (size_t i = 0; i < n; i += 4093) ck_assert_int_eq(out[i], 0);
+    for (size_t i = 0; i < n; i += 4093)
+        ck_assert_int_eq(out[i], 0);
     free(out);
     ck_assert_int_eq(gz_inflate(bomb, glen, (3u << 20) - 1, &out, &n, NULL), NT_ERR_LIMIT);
     ck_assert_ptr_null(out);
@@ -893,7 +904,8 @@ START_TEST(gzip_framing_members_zlib_and_corruption_are_handled)
     memcpy(two + glen, "junk", 4);
     ck_assert_int_eq(gz_inflate(two, glen + 4, 1000, &out, &n, &err), NT_ERR_PARSE);
     char want[96];
-    snprintf(want, sizeof want, "corrupt gzip stream: 4 bytes of trailing data at offset %zu", glen);
+    snprintf(want, sizeof want, "corrupt gzip stream: 4 bytes of trailing data at offset %zu",
+             glen);
     ck_assert_str_eq(err.msg, want);
 
     /* a flipped bit in the data is caught (by the data or the CRC) */
@@ -990,8 +1002,10 @@ START_TEST(deep_nesting_in_a_unit_is_refused_without_stack_overflow)
     for (int depth = 63; depth <= 64; depth++) {
         int k = sprintf(rec, "{\"eventVersion\":\"1.08\",\"eventSource\":\"[[[[{{\\\"\","
                              "\"eventName\":\"ListAccounts\",\"x\":");
-        for (int i = 0; i < depth; i++) rec[k++] = '[';
-        for (int i = 0; i < depth; i++) rec[k++] = ']';
+        for (int i = 0; i < depth; i++)
+            rec[k++] = '[';
+        for (int i = 0; i < depth; i++)
+            rec[k++] = ']';
         rec[k++] = '}';
         ck_assert_int_eq(split_text(rec, (size_t)k, &s, &err), depth == 63 ? NT_OK : NT_ERR_LIMIT);
     }
@@ -1039,7 +1053,7 @@ static const struct {
     {"line\nnext\x7f", 10, DEC_PREFIX_BUF, "line\\x0anext\\x7f"},
     {"", 0, DEC_PREFIX_BUF, ""},
     {"abcdef", 6, 4, "abc"},
-    {"ab\xff", 3, 6, "ab"},  /* an escape never gets cut in half */
+    {"ab\xff", 3, 6, "ab"}, /* an escape never gets cut in half */
     {"ab\xff", 3, 7, "ab\\xff"},
     {"abc", 3, 1, ""},
 };
