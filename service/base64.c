@@ -1,0 +1,144 @@
+/*
+ * base64.c — strict, table-driven base64 decoding and encoding (see base64.h for
+ * the accepted syntax).
+ *
+ * Decoding: one 256-entry table maps a character to its 6-bit value, or to 0x80
+ * for anything outside the alphabet ('=' included). The inner loop takes two
+ * quads (8 characters → 6 bytes) per step, ORs the eight table values together
+ * and branches once on bit 7: no per-character branch. Only when that test fails
+ * do we walk the quad again to find the first bad offset for the message. The
+ * last quad, the only place where '=' may appear, is handled separately.
+ */
+#include "base64.h"
+
+#include <stdint.h>
+
+#define B64_BAD 0x80
+
+static const uint8_t b64_table[256] = {
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x3e, 0x80, 0x80, 0x80, 0x3f,
+    0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e,
+    0x0f, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28,
+    0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x2f, 0x30, 0x31, 0x32, 0x33, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+};
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* The error for the first character of in[from..len) that is not in the
+ * alphabet. The caller knows there is one. */
+static nt_status b64_bad_char(const char *in, size_t from, size_t len, nt_err *err)
+{
+    size_t i = from;
+    while (i < len && b64_table[(unsigned char)in[i]] != B64_BAD)
+        i++;
+    if (i == len) i = from; /* cannot happen; keep the message sane */
+    unsigned char c = (unsigned char)in[i];
+    if (c == '=')
+        return nt_fail(err, NT_ERR_PARSE, "misplaced base64 padding '=' at offset %zu", i);
+    if (c >= 0x20 && c < 0x7f)
+        return nt_fail(err, NT_ERR_PARSE, "invalid base64 character 0x%02x ('%c') at offset %zu", c,
+                       c, i);
+    return nt_fail(err, NT_ERR_PARSE, "invalid base64 character 0x%02x at offset %zu", c, i);
+}
+
+nt_status b64_decode(const char *in, size_t len, unsigned char *out, size_t cap, size_t *outlen,
+                     nt_err *err)
+{
+    const unsigned char *s = (const unsigned char *)in;
+    if (len == 0) {
+        *outlen = 0;
+        return NT_OK;
+    }
+    if (len % 4 != 0)
+        return nt_fail(err, NT_ERR_PARSE,
+                       "base64 length %zu is not a multiple of 4 (truncated or unpadded)", len);
+    size_t need = b64_decoded_len(in, len);
+    if (need > cap)
+        return nt_fail(err, NT_ERR_LIMIT, "base64 decodes to %zu bytes, buffer holds %zu", need,
+                       cap);
+
+    size_t body = len - 4; /* every quad but the last has no padding */
+    size_t i = 0;
+    unsigned char *o = out;
+    for (; i + 8 <= body; i += 8, o += 6) {
+        uint32_t a = b64_table[s[i]], b = b64_table[s[i + 1]], c = b64_table[s[i + 2]],
+                 d = b64_table[s[i + 3]], e = b64_table[s[i + 4]], f = b64_table[s[i + 5]],
+                 g = b64_table[s[i + 6]], h = b64_table[s[i + 7]];
+        if ((a | b | c | d | e | f | g | h) & B64_BAD) return b64_bad_char(in, i, len, err);
+        uint32_t x = a << 18 | b << 12 | c << 6 | d;
+        uint32_t y = e << 18 | f << 12 | g << 6 | h;
+        o[0] = (unsigned char)(x >> 16);
+        o[1] = (unsigned char)(x >> 8);
+        o[2] = (unsigned char)x;
+        o[3] = (unsigned char)(y >> 16);
+        o[4] = (unsigned char)(y >> 8);
+        o[5] = (unsigned char)y;
+    }
+    for (; i < body; i += 4, o += 3) {
+        uint32_t a = b64_table[s[i]], b = b64_table[s[i + 1]], c = b64_table[s[i + 2]],
+                 d = b64_table[s[i + 3]];
+        if ((a | b | c | d) & B64_BAD) return b64_bad_char(in, i, len, err);
+        uint32_t x = a << 18 | b << 12 | c << 6 | d;
+        o[0] = (unsigned char)(x >> 16);
+        o[1] = (unsigned char)(x >> 8);
+        o[2] = (unsigned char)x;
+    }
+
+    /* The last quad: "xxxx", "xxx=" or "xx==". */
+    int pad = (s[i + 3] == '=') + (s[i + 3] == '=' && s[i + 2] == '=');
+    uint32_t a = b64_table[s[i]], b = b64_table[s[i + 1]];
+    uint32_t c = pad >= 2 ? 0 : b64_table[s[i + 2]];
+    uint32_t d = pad >= 1 ? 0 : b64_table[s[i + 3]];
+    if ((a | b | c | d) & B64_BAD) return b64_bad_char(in, i, len - (size_t)pad, err);
+    if ((pad == 1 && (c & 0x03)) || (pad == 2 && (b & 0x0f)))
+        return nt_fail(err, NT_ERR_PARSE, "non-zero padding bits in base64 at offset %zu",
+                       i + 3 - (size_t)pad);
+    uint32_t x = a << 18 | b << 12 | c << 6 | d;
+    o[0] = (unsigned char)(x >> 16);
+    if (pad < 2) o[1] = (unsigned char)(x >> 8);
+    if (pad < 1) o[2] = (unsigned char)x;
+    *outlen = need;
+    return NT_OK;
+}
+
+nt_status b64_encode(const unsigned char *in, size_t len, char *out, size_t cap, size_t *outlen,
+                     nt_err *err)
+{
+    size_t need = b64_encoded_len(len);
+    if (cap < need + 1)
+        return nt_fail(err, NT_ERR_LIMIT, "base64 of %zu bytes needs %zu bytes, buffer holds %zu",
+                       len, need + 1, cap);
+    size_t i = 0;
+    char *o = out;
+    for (; i + 3 <= len; i += 3, o += 4) {
+        uint32_t x = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        o[0] = b64_alphabet[x >> 18];
+        o[1] = b64_alphabet[(x >> 12) & 63];
+        o[2] = b64_alphabet[(x >> 6) & 63];
+        o[3] = b64_alphabet[x & 63];
+    }
+    if (i < len) {
+        uint32_t x = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
+        o[0] = b64_alphabet[x >> 18];
+        o[1] = b64_alphabet[(x >> 12) & 63];
+        o[2] = i + 1 < len ? b64_alphabet[(x >> 6) & 63] : '=';
+        o[3] = '=';
+        o += 4;
+    }
+    *o = '\0';
+    if (outlen) *outlen = need;
+    return NT_OK;
+}
