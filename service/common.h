@@ -60,7 +60,7 @@ typedef struct nt_value {
 
 /* The most values any one field of one event may yield to a reader; extra
  * values are ignored (counted by the producer where it matters). */
-#define NT_FIELD_MAX_VALUES 64
+#define NT_FIELD_MAX_VALUES 256
 
 typedef struct nt_field_source {
     void *ctx;

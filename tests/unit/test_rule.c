@@ -1,0 +1,184 @@
+/*
+ * Rule loading and lint (SPEC §5): Elastic's published rules load or are
+ * refused with a precise message; lint warnings name the problem.
+ */
+#include "rule.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = calloc(1, 1 << 20);
+    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+START_TEST(every_elastic_aws_new_terms_rule_loads)
+{
+    nt_ruleset *rs = NULL;
+    nt_err err;
+    ck_assert_int_eq(ruleset_load_dir(NT_TEST_DATA "/toml/rules/aws-new-terms", 1, &rs, &err), NT_OK);
+    ck_assert_int_eq(rs->n, 49);
+    ck_assert_int_eq(json_array_size(rs->errors), 0);
+    /* Rules on enrichment fields load, with a warning that names the field. */
+    const nt_rule *asn = ruleset_find(rs, "c8cc8192-f4f5-4ed3-8368-544ca738d506");
+    ck_assert_ptr_nonnull(asn);
+    char *w = json_dumps(asn->warnings, 0);
+    ck_assert_ptr_nonnull(strstr(w, "source.as.organization.name"));
+    free(w);
+    ruleset_free(rs);
+}
+END_TEST
+
+START_TEST(query_rules_are_refused_with_the_reason)
+{
+    nt_ruleset *rs = NULL;
+    nt_err err;
+    ck_assert_int_eq(ruleset_load_dir(NT_TEST_DATA "/toml/rules/aws-query", 0, &rs, &err), NT_OK);
+    ck_assert_int_eq(rs->n, 0);
+    ck_assert_int_eq(json_array_size(rs->errors), 85);
+    json_t *e0 = json_array_get(rs->errors, 0);
+    ck_assert_str_eq(json_string_value(json_object_get(e0, "message")),
+                     "rule type 'query' is not supported: newtermsd runs new_terms rules only");
+    ruleset_free(rs);
+    ck_assert_int_eq(ruleset_load_dir(NT_TEST_DATA "/toml/rules/aws-query", 1, &rs, &err),
+                     NT_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err.msg, "not supported"));
+}
+END_TEST
+
+START_TEST(the_upstream_typo_is_a_warning_with_a_suggestion)
+{
+    char *text = read_text(NT_TEST_DATA "/rules/seed_upstream.toml");
+    ck_assert_ptr_nonnull(text);
+    ct_schema *schema = ct_schema_new();
+    nt_rule *r = NULL;
+    nt_err err;
+    ck_assert_int_eq(rule_load("seed.toml", text, strlen(text), schema, &r, &err), NT_OK);
+    ck_assert_int_eq(json_array_size(r->warnings), 1);
+    json_t *w = json_array_get(r->warnings, 0);
+    ck_assert_str_eq(json_string_value(json_object_get(w, "code")), "unknown_action");
+    const char *msg = json_string_value(json_object_get(w, "message"));
+    ck_assert_ptr_nonnull(strstr(msg, "\"DescribeOrgnanizationalUnit\""));
+    ck_assert_ptr_nonnull(strstr(msg, "did you mean DescribeOrganizationalUnit?"));
+    ck_assert_int_eq(r->window_ms, 10LL * 86400 * 1000);
+    ck_assert_int_eq(r->lookback_ms, 6 * 60 * 1000);
+    ck_assert_str_eq(r->window_text, "10d");
+    ck_assert_int_eq(r->n_terms, 2);
+    ck_assert_int_eq(r->n_inv, 12);
+    rule_free(r);
+    ct_schema_free(schema);
+    free(text);
+}
+END_TEST
+
+/* Each row: a replacement applied to the shipped rule, and the error expected. */
+static const struct {
+    const char *find, *replace, *want;
+} broken[] = {
+    {"type = \"new_terms\"", "type = \"query\"", "rule type 'query' is not supported"},
+    {"language = \"kuery\"", "language = \"lucene\"", "query language 'lucene' is not supported"},
+    {"value = \"now-10d\"", "value = \"now-5m\"", "is not longer than the rule's lookback"},
+    {"value = \"now-10d\"", "value = \"yesterday\"", "not of the form now-<duration>"},
+    {"value = [\"cloud.account.id\", \"user.name\"]", "value = []", "1 to 3 new_terms fields"},
+    {"value = [\"cloud.account.id\", \"user.name\"]",
+     "value = [\"a.b\", \"c.d\", \"e.f\", \"g.h\"]", "1 to 3 new_terms fields, not 4"},
+    {"value = [\"cloud.account.id\", \"user.name\"]", "value = [\"user.name\", \"user.name\"]",
+     "listed twice"},
+    {"rule_id = \"444c8fad-874f-4f59-b0ea-cf26cea478bd\"", "", "rule.rule_id is missing"},
+    {"risk_score = 21", "risk_score = 210", "outside 0..100"},
+    {"risk_score = 21", "risk_score = \"21\"", "risk_score"},
+    {"    and event.outcome: \"success\"", "    and event.outcome: (\"success\"", "rule.query: line"},
+    {"name = \"AWS Account Discovery By Rare User\"", "name = \"AWS Account", "line"},
+    {"[rule.new_terms]", "[newtermsd]\nlearning_period = \"soon\"\n[rule.new_terms]",
+     "learning_period"},
+};
+
+START_TEST(broken_rules_are_refused_with_a_precise_message)
+{
+    char *text = read_text(NT_TEST_DATA "/../../rules/aws_account_discovery_by_rare_user.toml");
+    ck_assert_ptr_nonnull(text);
+    char *at = strstr(text, broken[_i].find);
+    ck_assert_msg(at != NULL, "row %d: '%s' not in the rule", _i, broken[_i].find);
+    size_t flen = strlen(broken[_i].find), rlen = strlen(broken[_i].replace);
+    char *edited = malloc(strlen(text) + rlen + 1);
+    memcpy(edited, text, (size_t)(at - text));
+    memcpy(edited + (at - text), broken[_i].replace, rlen);
+    strcpy(edited + (at - text) + rlen, at + flen);
+    ct_schema *schema = ct_schema_new();
+    nt_rule *r = NULL;
+    nt_err err = {{0}};
+    ck_assert_int_ne(rule_load("x.toml", edited, strlen(edited), schema, &r, &err), NT_OK);
+    ck_assert_ptr_null(r);
+    ck_assert_msg(strstr(err.msg, broken[_i].want) != NULL, "row %d: got '%s'", _i, err.msg);
+    ct_schema_free(schema);
+    free(edited);
+    free(text);
+}
+END_TEST
+
+START_TEST(a_learning_period_can_be_set_per_rule)
+{
+    char *text = read_text(NT_TEST_DATA "/../../rules/aws_account_discovery_by_rare_user.toml");
+    char *edited = malloc(strlen(text) + 64);
+    sprintf(edited, "%s\n[newtermsd]\nlearning_period = \"3d\"\n", text);
+    ct_schema *schema = ct_schema_new();
+    nt_rule *r = NULL;
+    nt_err err;
+    ck_assert_int_eq(rule_load("x.toml", edited, strlen(edited), schema, &r, &err), NT_OK);
+    ck_assert_int_eq(r->learning_ms, 3LL * 86400 * 1000);
+    json_t *j = rule_to_json(r);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "history_window")), "10d");
+    json_decref(j);
+    rule_free(r);
+    ct_schema_free(schema);
+    free(edited);
+    free(text);
+}
+END_TEST
+
+START_TEST(duplicate_rule_ids_are_refused)
+{
+    nt_ruleset *rs = NULL;
+    nt_err err;
+    /* tests/data/rules holds the upstream seed; the shipped rule has the same id. */
+    char dir[] = "/tmp/nt-rules-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp %s/rules/seed_upstream.toml %s/a.toml && cp %s/rules/seed_upstream.toml %s/b.toml",
+             NT_TEST_DATA, dir, NT_TEST_DATA, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(ruleset_load_dir(dir, 0, &rs, &err), NT_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err.msg, "already used"));
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(ruleset_load_dir("/nonexistent/rules", 0, &rs, &err), NT_ERR_IO);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("rule");
+    TCase *tc = tcase_create("load");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, every_elastic_aws_new_terms_rule_loads);
+    tcase_add_test(tc, query_rules_are_refused_with_the_reason);
+    tcase_add_test(tc, the_upstream_typo_is_a_warning_with_a_suggestion);
+    tcase_add_loop_test(tc, broken_rules_are_refused_with_a_precise_message, 0,
+                        sizeof broken / sizeof broken[0]);
+    tcase_add_test(tc, a_learning_period_can_be_set_per_rule);
+    tcase_add_test(tc, duplicate_rule_ids_are_refused);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
