@@ -99,9 +99,10 @@ START_TEST(scenario)
     ck_assert_ptr_nonnull(base);
 
     nt_field_source src = ct_schema_source(rs->schema);
-    exc_set *exc = exc_set_from_json(json_object_get(sc, "exceptions") ? json_object_get(sc, "exceptions")
-                                                                       : json_array(),
-                                     &src, NULL, NULL);
+    json_t *items = json_object_get(sc, "exceptions");
+    json_t *none = json_array();
+    exc_set *exc = exc_set_from_json(items ? items : none, &src, NULL, NULL);
+    json_decref(none);
     ck_assert_ptr_nonnull(exc);
 
     json_t *records = json_array();
