@@ -51,11 +51,18 @@ curl -s -X POST "http://127.0.0.1:$http_port/v1/firehose" \
   -d "{\"requestId\":\"demo-1\",\"timestamp\":$(date +%s000),\"records\":[{\"data\":\"$data\"}]}"
 echo
 echo "GET /api/v1/alerts"
+alerts=$(curl -s -H "Authorization: Bearer $NEWTERMSD_API_READ_TOKEN" "http://127.0.0.1:$http_port/api/v1/alerts")
 if command -v python3 >/dev/null; then
-  curl -s -H "Authorization: Bearer $NEWTERMSD_API_READ_TOKEN" \
-    "http://127.0.0.1:$http_port/api/v1/alerts" | python3 -m json.tool | head -60
+  # The whole alert, with the original CloudTrail record folded to keep the screen readable.
+  printf '%s' "$alerts" | python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+for a in doc["alerts"]:
+    a["event"] = "{ the original CloudTrail record, %d keys }" % len(a["event"])
+    a["rule"]["threat"] = "[ %d MITRE ATT&CK entries ]" % len(a["rule"]["threat"])
+print(json.dumps(doc, indent=2))'
 else
-  curl -s -H "Authorization: Bearer $NEWTERMSD_API_READ_TOKEN" "http://127.0.0.1:$http_port/api/v1/alerts"
+  printf '%s\n' "$alerts"
 fi
 if [ "${DEMO_KEEP_RUNNING:-0}" = 1 ]; then
   echo "newtermsd is running on :$http_port (Ctrl-C to stop)"
