@@ -281,7 +281,7 @@ typedef struct catalog_provider {
 
 #define CATALOG_ENTRY(name, table)                                                                 \
     {                                                                                              \
-        name, table, sizeof table / sizeof table[0]                                                \
+        (name), (table), sizeof(table) / sizeof((table)[0])                                        \
     }
 
 static const catalog_provider catalog_providers[] = {

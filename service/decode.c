@@ -994,6 +994,10 @@ static nt_status split_emit(split_ctx *c, json_t *rec, dec_shape shape)
  * its first keys ("an object with keys \"CHANGE\", \"PRICE\", …"). */
 static void split_describe(const json_t *v, char *buf, size_t cap)
 {
+    if (!v) {
+        snprintf(buf, cap, "nothing");
+        return;
+    }
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
         size_t off = (size_t)snprintf(buf, cap, "an object");

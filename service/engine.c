@@ -109,6 +109,8 @@ static void evaluate_rule(const nt_rule *r, const nt_field_source *src, const ex
             break;
         }
         nt_candidate c = {.rule = r, .n_terms = r->n_terms};
+        /* tv[0..n_terms) were all filled by collect() above. */
+        // cppcheck-suppress uninitvar
         for (size_t i = 0; i < r->n_terms; i++) c.terms[i] = tv[i].v[idx[i]];
         candidate_ids(&c, event_id);
         st->candidates++;

@@ -55,7 +55,7 @@ nt_status nt_glob_compile(nt_glob *g, const char *pattern, size_t len, nt_err *e
     if (lead) lo++;
     int trail = hi > lo && g->ops[hi - 1] == NT_GLOB_OP_STAR;
     if (trail) hi--;
-    if (ones > 0 || stars != (size_t)(lead + trail)) {
+    if (ones > 0 || stars != (size_t)lead + (size_t)trail) {
         g->kind = NT_GLOB_GENERAL;
         return NT_OK;
     }

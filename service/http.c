@@ -392,7 +392,7 @@ static void handle_events(server *s, route_id route, const char *body, size_t le
         metrics_counter_add("newtermsd_bad_deliveries_total",
                             route == R_EVENTBRIDGE ? "route=\"eventbridge\"" : "route=\"events\"",
                             1);
-    } else if ((st = commit_delivery(s, &p, name, delivery_id, &err)) != NT_OK) {
+    } else if (commit_delivery(s, &p, name, delivery_id, &err) != NT_OK) {
         log_msg(LOG_ERROR, "delivery_failed", "%s delivery not acknowledged: %s", name, err.msg);
         http_error(r, 503, "store_unavailable", "%s", err.msg);
     } else if (route == R_EVENTBRIDGE) {

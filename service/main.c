@@ -151,11 +151,12 @@ static nt_status collect_files(const char *path, file_list *fl, int depth, nt_er
         free(sub.paths);
         return st;
     }
-    if (fl->n == fl->cap) {
-        fl->cap = fl->cap ? fl->cap * 2 : 16;
-        char **np = realloc(fl->paths, fl->cap * sizeof *np);
+    if (fl->n == fl->cap || !fl->paths) {
+        size_t cap = fl->cap ? fl->cap * 2 : 16;
+        char **np = realloc(fl->paths, cap * sizeof *np);
         if (!np) return nt_fail(err, NT_ERR_NOMEM, "out of memory");
         fl->paths = np;
+        fl->cap = cap;
     }
     if (!(fl->paths[fl->n] = strdup(path))) return nt_fail(err, NT_ERR_NOMEM, "out of memory");
     fl->n++;

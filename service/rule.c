@@ -386,7 +386,7 @@ nt_status ruleset_load_dir(const char *dir, int require_all, nt_ruleset **out, n
     closedir(d);
     nt_ruleset *rs = NULL;
     if (st != NT_OK) goto done;
-    qsort(names, n_names, sizeof *names, cmp_names);
+    if (n_names) qsort(names, n_names, sizeof *names, cmp_names);
     rs = calloc(1, sizeof *rs);
     if (!rs || !(rs->schema = ct_schema_new()) || !(rs->errors = json_array()) ||
         (n_names && !(rs->rules = calloc(n_names, sizeof *rs->rules)))) {

@@ -66,11 +66,11 @@ void sha256_update(sha256_ctx *c, const void *data, size_t len)
 
 void sha256_final(sha256_ctx *c, unsigned char out[32])
 {
+    static const unsigned char padding[64] = {0x80};
     uint64_t bits = c->bytes * 8;
-    unsigned char pad = 0x80;
-    sha256_update(c, &pad, 1);
-    unsigned char zero = 0;
-    while (c->buflen != 56) sha256_update(c, &zero, 1);
+    /* 0x80, then zeros up to 56 bytes mod 64, then the 64-bit length. */
+    size_t padlen = c->buflen < 56 ? 56 - c->buflen : 120 - c->buflen;
+    sha256_update(c, padding, padlen);
     unsigned char len[8];
     for (int i = 0; i < 8; i++) len[i] = (unsigned char)(bits >> (56 - 8 * i));
     sha256_update(c, len, 8);
