@@ -173,10 +173,14 @@ static int credential_from_authorization(struct MHD_Connection *conn, char *out,
 
 typedef enum auth_result { AUTH_OK, AUTH_MISSING, AUTH_WRONG, AUTH_READ_ONLY } auth_result;
 
+/* Room for the longest token the configuration accepts (CONFIG_SECRET_ITEM_MAX
+ * in config.c): a shorter buffer would make longer tokens unusable. */
+#define HTTP_CREDENTIAL_MAX 4096
+
 static auth_result authenticate(server *s, request *rq, struct MHD_Connection *conn,
                                 const char *method)
 {
-    char cred[1024];
+    char cred[HTTP_CREDENTIAL_MAX + 1];
     size_t len = 0;
     const config *c = s->cfg;
     switch (rq->route) {
