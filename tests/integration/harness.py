@@ -148,7 +148,11 @@ class Service:
         for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
             if k in os.environ:
                 env[k] = os.environ[k]
-        env.update(extra_env or {})
+        for k, v in (extra_env or {}).items():  # None removes a variable
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
         self.env = env
         self.args = args or []
         self.wrapper = list(wrapper or [])

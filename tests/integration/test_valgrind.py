@@ -20,7 +20,7 @@ import threading
 import time
 import unittest
 
-from harness import (BIN, READ_TOKEN, WRITE_TOKEN, Redis, Service, b64, cwl_record,
+from harness import (BIN, FIREHOSE_KEY, READ_TOKEN, WRITE_TOKEN, Redis, Service, b64, cwl_record,
                      discovery_record, eventbridge, firehose_payload, noise_record)
 
 RULE_ID = "444c8fad-874f-4f59-b0ea-cf26cea478bd"
@@ -100,7 +100,6 @@ class ValgrindClean(unittest.TestCase):
         """POST `size` bytes to path and return the status. With a Content-Length over the limit
         the service answers before reading the body, so none is sent; chunked, the whole body is
         sent and discarded past the limit."""
-        from harness import FIREHOSE_KEY
         with socket.create_connection(("127.0.0.1", self.svc.port), timeout=120) as s:
             head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                     f"X-Amz-Firehose-Access-Key: {FIREHOSE_KEY}\r\n")
