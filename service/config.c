@@ -604,6 +604,25 @@ static nt_status unknown_flag(const char *name, size_t len, nt_err *err)
     return nt_fail(err, NT_ERR_INVALID, "unknown flag --%s", given);
 }
 
+/* NT_ERR_INVALID naming the variable when name[0..nlen) (without the leading
+ * dashes) is one of the secret flags people might try, or its -file form. */
+static nt_status refuse_secret_flag(const char *name, size_t nlen, nt_err *err)
+{
+    for (size_t s = 0; s < N_SECRETS; s++) {
+        const char *f = secret_table[s].flag;
+        size_t fl = strlen(f);
+        int plain = nlen == fl && strncmp(name, f, fl) == 0;
+        int file =
+            nlen == fl + 5 && strncmp(name, f, fl) == 0 && strncmp(name + fl, "-file", 5) == 0;
+        if (plain || file)
+            return nt_fail(err, NT_ERR_INVALID,
+                           "--%.*s is refused: secrets are read from %s or %s_FILE, never from "
+                           "flags",
+                           (int)nlen, name, secret_table[s].env, secret_table[s].env);
+    }
+    return NT_OK;
+}
+
 static int is_help(const char *a)
 {
     return strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
@@ -635,11 +654,17 @@ nt_status config_parse(config *c, int argc, char **argv, const char *(*getenv_fn
             return NT_OK;
         }
     }
-    if (argv[1][0] == '-')
+    if (argv[1][0] == '-') {
+        /* Quote the flag's name only: its value may be a secret. */
+        const char *name = argv[1] + strspn(argv[1], "-");
+        size_t nlen = strcspn(name, "=");
+        if ((st = refuse_secret_flag(name, nlen, err)) != NT_OK) return st;
+        size_t shown = strcspn(argv[1], "=");
         return nt_fail(err, NT_ERR_INVALID,
                        "the command comes first: newtermsd serve|replay|backfill|check-rules "
                        "[options] (got '%.*s')",
-                       SHOW, argv[1]);
+                       (int)(shown < SHOW ? shown : SHOW), argv[1]);
+    }
     const char *cmd = NULL;
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i]) == 0) cmd = commands[i];
@@ -674,20 +699,7 @@ nt_status config_parse(config *c, int argc, char **argv, const char *(*getenv_fn
         const char *name = a + 2;
         const char *eq = strchr(name, '=');
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        for (size_t s = 0; s < N_SECRETS; s++) {
-            const char *f = secret_table[s].flag;
-            size_t fl = strlen(f);
-            int plain = nlen == fl && strncmp(name, f, fl) == 0;
-            int file =
-                nlen == fl + 5 && strncmp(name, f, fl) == 0 && strncmp(name + fl, "-file", 5) == 0;
-            if (plain || file) {
-                st = nt_fail(err, NT_ERR_INVALID,
-                             "--%.*s is refused: secrets are read from %s or %s_FILE, never from "
-                             "flags",
-                             (int)nlen, name, secret_table[s].env, secret_table[s].env);
-                goto fail;
-            }
-        }
+        if ((st = refuse_secret_flag(name, nlen, err)) != NT_OK) goto fail;
         const opt_def *o = NULL;
         size_t oi = 0;
         for (size_t k = 0; k < N_OPTS; k++) {

@@ -173,10 +173,14 @@ static int credential_from_authorization(struct MHD_Connection *conn, char *out,
 
 typedef enum auth_result { AUTH_OK, AUTH_MISSING, AUTH_WRONG, AUTH_READ_ONLY } auth_result;
 
+/* Room for the longest token the configuration accepts (CONFIG_SECRET_ITEM_MAX
+ * in config.c): a shorter buffer would make longer tokens unusable. */
+#define HTTP_CREDENTIAL_MAX 4096
+
 static auth_result authenticate(server *s, request *rq, struct MHD_Connection *conn,
                                 const char *method)
 {
-    char cred[1024];
+    char cred[HTTP_CREDENTIAL_MAX + 1];
     size_t len = 0;
     const config *c = s->cfg;
     switch (rq->route) {
@@ -856,13 +860,14 @@ nt_status http_server_start(server **out, config *cfg, nt_ruleset *rules, nt_err
             goto fail;
         }
     }
+    /* The logger comes first: MHD reports problems with the options that
+     * follow through it, and otherwise warns on stderr (not as JSON). */
     s->mhd = MHD_start_daemon(
-        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->workers,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->request_timeout_s,
+        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)cfg->workers, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->request_timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_END);
+        on_completed, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_END);
     if (!s->mhd) {
         st = nt_fail(err, NT_ERR_IO, "cannot listen on %s:%d (address in use or not permitted)",
                      cfg->listen_host, cfg->listen_port);

@@ -128,7 +128,9 @@ def _read_reply(f):
 class Service:
     """A newtermsd serve child process."""
 
-    def __init__(self, redis_url, extra_env=None, args=None, rules=RULES):
+    def __init__(self, redis_url, extra_env=None, args=None, rules=RULES, wrapper=None,
+                 start_timeout=20):
+        """wrapper: a command prepended to [BIN, "serve"] (e.g. valgrind or setpriv)."""
         self.port = free_port()
         self.log_path = tempfile.mktemp(prefix="nt-log-", suffix=".jsonl")
         env = {
@@ -146,19 +148,27 @@ class Service:
         for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
             if k in os.environ:
                 env[k] = os.environ[k]
-        env.update(extra_env or {})
+        for k, v in (extra_env or {}).items():  # None removes a variable
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
         self.env = env
         self.args = args or []
+        self.wrapper = list(wrapper or [])
+        self.start_timeout = start_timeout
         self.proc = None
         self.start()
 
     def start(self, wait_ready=True):
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([BIN, "serve"] + self.args, env=self.env,
+        self.proc = subprocess.Popen(self.wrapper + [BIN, "serve"] + self.args, env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=self.log)
-        wait_for(lambda: self.get("/healthz")[0] == 200, timeout=20, what="newtermsd /healthz")
+        wait_for(lambda: self.get("/healthz")[0] == 200, timeout=self.start_timeout,
+                 what="newtermsd /healthz")
         if wait_ready:
-            wait_for(lambda: self.get("/readyz")[0] == 200, timeout=20, what="newtermsd /readyz")
+            wait_for(lambda: self.get("/readyz")[0] == 200, timeout=self.start_timeout,
+                     what="newtermsd /readyz")
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         rc = None
