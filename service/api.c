@@ -22,26 +22,38 @@
 static unsigned status_for(nt_status st)
 {
     switch (st) {
-    case NT_ERR_NOTFOUND: return 404;
-    case NT_ERR_CONFLICT: return 409;
+    case NT_ERR_NOTFOUND:
+        return 404;
+    case NT_ERR_CONFLICT:
+        return 409;
     case NT_ERR_INVALID:
     case NT_ERR_PARSE:
-    case NT_ERR_UNSUPPORTED: return 400;
-    case NT_ERR_LIMIT: return 413;
-    case NT_ERR_STORE: return 503;
-    default: return 500;
+    case NT_ERR_UNSUPPORTED:
+        return 400;
+    case NT_ERR_LIMIT:
+        return 413;
+    case NT_ERR_STORE:
+        return 503;
+    default:
+        return 500;
     }
 }
 
 static const char *code_for(unsigned status)
 {
     switch (status) {
-    case 400: return "bad_request";
-    case 404: return "not_found";
-    case 409: return "conflict";
-    case 413: return "payload_too_large";
-    case 503: return "store_unavailable";
-    default: return "internal";
+    case 400:
+        return "bad_request";
+    case 404:
+        return "not_found";
+    case 409:
+        return "conflict";
+    case 413:
+        return "payload_too_large";
+    case 503:
+        return "store_unavailable";
+    default:
+        return "internal";
     }
 }
 
@@ -111,8 +123,7 @@ static int only_args(const api_request *req, const char *const *allowed, http_re
     return 1;
 }
 
-static int parse_limit(const api_request *req, size_t dflt, size_t max, size_t *out,
-                       http_reply *r)
+static int parse_limit(const api_request *req, size_t dflt, size_t max, size_t *out, http_reply *r)
 {
     const char *v = query_arg(req, "limit");
     *out = dflt;
@@ -127,8 +138,7 @@ static int parse_limit(const api_request *req, size_t dflt, size_t max, size_t *
     return 1;
 }
 
-static int parse_time_arg(const api_request *req, const char *name, nt_time_ms *out,
-                          http_reply *r)
+static int parse_time_arg(const api_request *req, const char *name, nt_time_ms *out, http_reply *r)
 {
     const char *v = query_arg(req, name);
     *out = -1;
@@ -142,8 +152,9 @@ static int parse_time_arg(const api_request *req, const char *name, nt_time_ms *
 }
 
 static const char *const STATUSES[] = {"open", "acknowledged", "closed", NULL};
-static const char *const REASONS[] = {"false_positive",    "duplicate", "true_positive",
-                                      "benign_positive",   "automated_closure", "other", NULL};
+static const char *const REASONS[] = {
+    "false_positive", "duplicate", "true_positive", "benign_positive", "automated_closure",
+    "other",          NULL};
 
 static int one_of(const char *v, const char *const *set)
 {
@@ -214,7 +225,8 @@ static int triage_fields(json_t *body, const char **status, const char **reason,
         http_error(r, 400, "bad_request", "status must be open, acknowledged or closed");
         return 0;
     }
-    if (rv && !json_is_null(rv) && (!json_is_string(rv) || !one_of(json_string_value(rv), REASONS))) {
+    if (rv && !json_is_null(rv) &&
+        (!json_is_string(rv) || !one_of(json_string_value(rv), REASONS))) {
         http_error(r, 400, "bad_request",
                    "reason must be one of false_positive, duplicate, true_positive, "
                    "benign_positive, automated_closure, other");
@@ -291,8 +303,8 @@ static void alerts_bulk(server *s, const api_request *req, http_reply *r)
     {
         json_t *doc = NULL;
         nt_err err;
-        nt_status rc = store_alert_set_status(st, json_string_value(v), status, reason, now, &doc,
-                                              &err);
+        nt_status rc =
+            store_alert_set_status(st, json_string_value(v), status, reason, now, &doc, &err);
         json_decref(doc);
         if (rc == NT_OK) {
             updated++;
@@ -332,7 +344,8 @@ static void random_id(char out[33])
     if (f) fclose(f);
     if (got != sizeof b) {
         nt_time_ms t = nt_now_ms();
-        for (size_t i = 0; i < sizeof b; i++) b[i] = (unsigned char)(t >> (i % 8 * 8)) ^ (unsigned char)i;
+        for (size_t i = 0; i < sizeof b; i++)
+            b[i] = (unsigned char)(t >> (i % 8 * 8)) ^ (unsigned char)i;
     }
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < 16; i++) {
@@ -363,8 +376,10 @@ static json_t *exception_prepare(server *s, json_t *body, const char *id, json_t
     json_object_set_new(doc, "id", json_string(id));
     if (!json_object_get(doc, "type")) json_object_set_new(doc, "type", json_string("simple"));
     json_t *created = previous ? json_object_get(previous, "created_at") : NULL;
-    if (json_is_string(created)) json_object_set(doc, "created_at", created);
-    else json_object_set_new(doc, "created_at", json_string(now_text));
+    if (json_is_string(created))
+        json_object_set(doc, "created_at", created);
+    else
+        json_object_set_new(doc, "created_at", json_string(now_text));
     json_object_set_new(doc, "updated_at", json_string(now_text));
     json_t *comments = json_object_get(doc, "comments");
     if (json_is_array(comments)) {
@@ -393,8 +408,7 @@ static json_t *exception_prepare(server *s, json_t *body, const char *id, json_t
     return doc;
 }
 
-static void exception_write(server *s, const api_request *req, const char *path_id,
-                            http_reply *r)
+static void exception_write(server *s, const api_request *req, const char *path_id, http_reply *r)
 {
     json_t *body = parse_body(req, r);
     if (!body) return;
@@ -593,12 +607,16 @@ void api_handle(server *s, const api_request *req, http_reply *r)
     const char *m = req->method;
     int get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
     if (strcmp(req->path, "/alerts/status") == 0) {
-        if (strcmp(m, "POST") == 0) alerts_bulk(s, req, r);
-        else method_not_allowed(r, "POST");
+        if (strcmp(m, "POST") == 0)
+            alerts_bulk(s, req, r);
+        else
+            method_not_allowed(r, "POST");
     } else if (route_match(req->path, "alerts", id, sizeof id, &has_id)) {
         if (!has_id) {
-            if (get) alerts_list(s, req, r);
-            else method_not_allowed(r, "GET");
+            if (get)
+                alerts_list(s, req, r);
+            else
+                method_not_allowed(r, "GET");
         } else if (get) {
             alert_get(s, id, r);
         } else if (strcmp(m, "PATCH") == 0) {
@@ -608,9 +626,12 @@ void api_handle(server *s, const api_request *req, http_reply *r)
         }
     } else if (route_match(req->path, "exceptions", id, sizeof id, &has_id)) {
         if (!has_id) {
-            if (get) exceptions_list(s, r);
-            else if (strcmp(m, "POST") == 0) exception_write(s, req, NULL, r);
-            else method_not_allowed(r, "GET, POST");
+            if (get)
+                exceptions_list(s, r);
+            else if (strcmp(m, "POST") == 0)
+                exception_write(s, req, NULL, r);
+            else
+                method_not_allowed(r, "GET, POST");
         } else if (!valid_id(id)) {
             http_error(r, 404, "not_found", "no exception with that id");
         } else if (get) {
@@ -623,11 +644,15 @@ void api_handle(server *s, const api_request *req, http_reply *r)
             method_not_allowed(r, "GET, PUT, DELETE");
         }
     } else if (route_match(req->path, "rules", id, sizeof id, &has_id)) {
-        if (get) rules_get(s, has_id ? id : NULL, r);
-        else method_not_allowed(r, "GET");
+        if (get)
+            rules_get(s, has_id ? id : NULL, r);
+        else
+            method_not_allowed(r, "GET");
     } else if (strcmp(req->path, "/rejects") == 0) {
-        if (get) rejects_list(s, req, r);
-        else method_not_allowed(r, "GET");
+        if (get)
+            rejects_list(s, req, r);
+        else
+            method_not_allowed(r, "GET");
     } else {
         http_error(r, 404, "not_found", "no such API route");
     }

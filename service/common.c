@@ -23,16 +23,26 @@ nt_status nt_fail(nt_err *err, nt_status status, const char *fmt, ...)
 const char *nt_status_name(nt_status status)
 {
     switch (status) {
-    case NT_OK: return "ok";
-    case NT_ERR_NOMEM: return "nomem";
-    case NT_ERR_PARSE: return "parse";
-    case NT_ERR_INVALID: return "invalid";
-    case NT_ERR_UNSUPPORTED: return "unsupported";
-    case NT_ERR_LIMIT: return "limit";
-    case NT_ERR_NOTFOUND: return "not_found";
-    case NT_ERR_IO: return "io";
-    case NT_ERR_STORE: return "store";
-    case NT_ERR_CONFLICT: return "conflict";
+    case NT_OK:
+        return "ok";
+    case NT_ERR_NOMEM:
+        return "nomem";
+    case NT_ERR_PARSE:
+        return "parse";
+    case NT_ERR_INVALID:
+        return "invalid";
+    case NT_ERR_UNSUPPORTED:
+        return "unsupported";
+    case NT_ERR_LIMIT:
+        return "limit";
+    case NT_ERR_NOTFOUND:
+        return "not_found";
+    case NT_ERR_IO:
+        return "io";
+    case NT_ERR_STORE:
+        return "store";
+    case NT_ERR_CONFLICT:
+        return "conflict";
     }
     return "unknown";
 }
@@ -111,7 +121,8 @@ nt_status nt_time_parse(const char *s, size_t len, nt_time_ms *out, nt_err *err)
                 p++;
             }
             if (digits == 0) goto bad;
-            for (int i = digits; i < 3; i++) ms *= 10;
+            for (int i = digits; i < 3; i++)
+                ms *= 10;
         }
         int offset_min = 0;
         if (p < len && (s[p] == 'Z' || s[p] == 'z')) {
@@ -167,12 +178,23 @@ nt_status nt_duration_parse(const char *s, size_t len, nt_time_ms *out, nt_err *
     if (p == 0 || p + 1 != len) goto bad;
     int64_t unit;
     switch (s[p]) {
-    case 's': unit = 1000; break;
-    case 'm': unit = 60 * 1000; break;
-    case 'h': unit = 3600 * 1000; break;
-    case 'd': unit = 86400 * 1000; break;
-    case 'w': unit = 7 * 86400 * 1000; break;
-    default: goto bad;
+    case 's':
+        unit = 1000;
+        break;
+    case 'm':
+        unit = 60 * 1000;
+        break;
+    case 'h':
+        unit = 3600 * 1000;
+        break;
+    case 'd':
+        unit = 86400 * 1000;
+        break;
+    case 'w':
+        unit = 7 * 86400 * 1000;
+        break;
+    default:
+        goto bad;
     }
     *out = n * unit;
     return NT_OK;

@@ -28,8 +28,8 @@ typedef enum nt_status {
     NT_ERR_UNSUPPORTED, /* a feature we knowingly do not implement */
     NT_ERR_LIMIT,       /* a size, depth or count limit was exceeded */
     NT_ERR_NOTFOUND,
-    NT_ERR_IO,          /* file or socket error */
-    NT_ERR_STORE,       /* Redis unreachable or a command failed */
+    NT_ERR_IO,    /* file or socket error */
+    NT_ERR_STORE, /* Redis unreachable or a command failed */
     NT_ERR_CONFLICT,
 } nt_status;
 

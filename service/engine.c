@@ -55,11 +55,13 @@ static void hash_value(sha256_ctx *c, const char *field, const nt_value *v)
 {
     unsigned char hdr[9];
     size_t flen = strlen(field);
-    for (int i = 0; i < 8; i++) hdr[i] = (unsigned char)((uint64_t)flen >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        hdr[i] = (unsigned char)((uint64_t)flen >> (56 - 8 * i));
     sha256_update(c, hdr, 8);
     sha256_update(c, field, flen);
     hdr[0] = (unsigned char)v->type;
-    for (int i = 0; i < 8; i++) hdr[1 + i] = (unsigned char)((uint64_t)v->len >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        hdr[1 + i] = (unsigned char)((uint64_t)v->len >> (56 - 8 * i));
     sha256_update(c, hdr, 9);
     sha256_update(c, v->ptr, v->len);
 }
@@ -69,7 +71,8 @@ static void candidate_ids(nt_candidate *c, const char *event_id)
     sha256_ctx h;
     unsigned char d[32];
     sha256_init(&h);
-    for (size_t i = 0; i < c->n_terms; i++) hash_value(&h, c->rule->term_fields[i], &c->terms[i]);
+    for (size_t i = 0; i < c->n_terms; i++)
+        hash_value(&h, c->rule->term_fields[i], &c->terms[i]);
     sha256_final(&h, d);
     sha256_hex(d, 32, c->term_hash);
     sha256_init(&h);
@@ -111,7 +114,8 @@ static void evaluate_rule(const nt_rule *r, const nt_field_source *src, const ex
         nt_candidate c = {.rule = r, .n_terms = r->n_terms};
         /* tv[0..n_terms) were all filled by collect() above. */
         // cppcheck-suppress uninitvar
-        for (size_t i = 0; i < r->n_terms; i++) c.terms[i] = tv[i].v[idx[i]];
+        for (size_t i = 0; i < r->n_terms; i++)
+            c.terms[i] = tv[i].v[idx[i]];
         candidate_ids(&c, event_id);
         st->candidates++;
         emitted++;
@@ -132,7 +136,8 @@ void engine_evaluate(const nt_ruleset *rs, const exc_set *exc, ct_event *ev, nt_
 {
     nt_field_source src = ct_schema_source(rs->schema);
     st->events++;
-    for (size_t i = 0; i < rs->n; i++) evaluate_rule(rs->rules[i], &src, exc, ev, now, fn, ud, st);
+    for (size_t i = 0; i < rs->n; i++)
+        evaluate_rule(rs->rules[i], &src, exc, ev, now, fn, ud, st);
 }
 
 void engine_stats_add(engine_stats *a, const engine_stats *b)
@@ -178,15 +183,18 @@ json_t *engine_alert(const nt_candidate *c, ct_event *ev, nt_time_ms now)
     }
     /* fields: the rule's investigation fields, its new-terms fields and a few
      * that every analyst wants, in that order, each once. */
-    static const char *const always[] = {"@timestamp", "event.action", "event.provider",
-                                         "event.outcome", "cloud.account.id", "user.name",
-                                         "source.ip", "user_agent.original",
-                                         "aws.cloudtrail.user_identity.arn"};
+    static const char *const always[] = {
+        "@timestamp",    "event.action",        "event.provider",
+        "event.outcome", "cloud.account.id",    "user.name",
+        "source.ip",     "user_agent.original", "aws.cloudtrail.user_identity.arn"};
     const char *names[64];
     size_t n = 0;
-    for (size_t i = 0; i < r->n_inv && n < 64; i++) names[n++] = r->inv_fields[i];
-    for (size_t i = 0; i < r->n_terms && n < 64; i++) names[n++] = r->term_fields[i];
-    for (size_t i = 0; i < sizeof always / sizeof always[0] && n < 64; i++) names[n++] = always[i];
+    for (size_t i = 0; i < r->n_inv && n < 64; i++)
+        names[n++] = r->inv_fields[i];
+    for (size_t i = 0; i < r->n_terms && n < 64; i++)
+        names[n++] = r->term_fields[i];
+    for (size_t i = 0; i < sizeof always / sizeof always[0] && n < 64; i++)
+        names[n++] = always[i];
     size_t uniq = 0;
     for (size_t i = 0; i < n; i++) {
         size_t j;
@@ -221,9 +229,10 @@ json_t *engine_alert(const nt_candidate *c, ct_event *ev, nt_time_ms now)
     const char *eid = ct_event_id(ev);
     json_t *doc = json_pack("{s:s,s:s,s:o,s:o,s:o,s:s,s:s,s:o,s:o,s:O?}", "id", c->alert_id,
                             "created_at", created, "rule", rule, "new_terms_fields", fields_arr,
-                            "new_terms", terms, "history_window", r->window_text, "reason",
-                            reason, "event_id", eid ? json_string(eid) : json_null(), "fields",
+                            "new_terms", terms, "history_window", r->window_text, "reason", reason,
+                            "event_id", eid ? json_string(eid) : json_null(), "fields",
                             fields ? fields : json_object(), "event", ev->record);
-    if (doc && et >= 0) json_object_set_new(doc, "original_time", json_string(nt_time_format(et, original)));
+    if (doc && et >= 0)
+        json_object_set_new(doc, "original_time", json_string(nt_time_format(et, original)));
     return doc;
 }

@@ -62,11 +62,14 @@ nt_status nt_glob_compile(nt_glob *g, const char *pattern, size_t len, nt_err *e
     g->lit_len = hi - lo;
     g->lit = malloc(g->lit_len + 1);
     if (!g->lit) return glob_oom(g, err);
-    for (size_t i = 0; i < g->lit_len; i++) g->lit[i] = (char)g->ops[lo + i];
+    for (size_t i = 0; i < g->lit_len; i++)
+        g->lit[i] = (char)g->ops[lo + i];
     g->lit[g->lit_len] = 0;
     if (lead || trail) {
-        if (g->lit_len == 0) g->kind = NT_GLOB_ANY;
-        else g->kind = lead && trail ? NT_GLOB_CONTAINS : lead ? NT_GLOB_SUFFIX : NT_GLOB_PREFIX;
+        if (g->lit_len == 0)
+            g->kind = NT_GLOB_ANY;
+        else
+            g->kind = lead && trail ? NT_GLOB_CONTAINS : lead ? NT_GLOB_SUFFIX : NT_GLOB_PREFIX;
     } else {
         g->kind = NT_GLOB_EXACT;
     }
@@ -104,20 +107,26 @@ static int match_general(const uint16_t *ops, size_t nops, const unsigned char *
             return 0;
         }
     }
-    while (p < nops && ops[p] == NT_GLOB_OP_STAR) p++;
+    while (p < nops && ops[p] == NT_GLOB_OP_STAR)
+        p++;
     return p == nops;
 }
 
 int nt_glob_match(const nt_glob *g, const char *text, size_t len)
 {
     switch (g->kind) {
-    case NT_GLOB_ANY: return 1;
-    case NT_GLOB_EXACT: return len == g->lit_len && memcmp(text, g->lit, len) == 0;
-    case NT_GLOB_PREFIX: return len >= g->lit_len && memcmp(text, g->lit, g->lit_len) == 0;
+    case NT_GLOB_ANY:
+        return 1;
+    case NT_GLOB_EXACT:
+        return len == g->lit_len && memcmp(text, g->lit, len) == 0;
+    case NT_GLOB_PREFIX:
+        return len >= g->lit_len && memcmp(text, g->lit, g->lit_len) == 0;
     case NT_GLOB_SUFFIX:
         return len >= g->lit_len && memcmp(text + len - g->lit_len, g->lit, g->lit_len) == 0;
-    case NT_GLOB_CONTAINS: return memmem(text, len, g->lit, g->lit_len) != NULL;
-    case NT_GLOB_GENERAL: break;
+    case NT_GLOB_CONTAINS:
+        return memmem(text, len, g->lit, g->lit_len) != NULL;
+    case NT_GLOB_GENERAL:
+        break;
     }
     return match_general(g->ops, g->ops_len, (const unsigned char *)text, len);
 }

@@ -27,9 +27,10 @@ typedef enum nt_glob_kind {
 
 typedef struct nt_glob {
     nt_glob_kind kind;
-    char *lit;      /* for the fast paths: the literal, unescaped (owned) */
+    char *lit; /* for the fast paths: the literal, unescaped (owned) */
     size_t lit_len;
-    uint16_t *ops; /* GENERAL: one op per element: 0..255 a literal byte, NT_GLOB_OP_STAR, NT_GLOB_OP_ONE (owned) */
+    uint16_t *ops; /* GENERAL: one op per element: 0..255 a literal byte, NT_GLOB_OP_STAR,
+                      NT_GLOB_OP_ONE (owned) */
     size_t ops_len;
 } nt_glob;
 

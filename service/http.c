@@ -101,9 +101,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, request *rq, http
     }
     json_decref(r->json);
     r->json = NULL;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, buf ? buf : (char *)"", buf ? MHD_RESPMEM_MUST_FREE
-                                                                         : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, buf ? buf : (char *)"", buf ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!resp) {
         free(buf);
         return MHD_NO;
@@ -122,8 +121,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, request *rq, http
 }
 
 /* Firehose wants its own error shape: requestId, timestamp, errorMessage. */
-static void firehose_reply(http_reply *r, unsigned status, const char *request_id,
-                           const char *code, const char *msg)
+static void firehose_reply(http_reply *r, unsigned status, const char *request_id, const char *code,
+                           const char *msg)
 {
     r->status = status;
     json_decref(r->json);
@@ -146,7 +145,8 @@ static int credential_from_authorization(struct MHD_Connection *conn, char *out,
     if (!auth) return 0;
     if (strncasecmp(auth, "Bearer ", 7) == 0) {
         const char *t = auth + 7;
-        while (*t == ' ') t++;
+        while (*t == ' ')
+            t++;
         *len = strlen(t);
         if (*len >= cap) return 0;
         memcpy(out, t, *len + 1);
@@ -203,11 +203,11 @@ static auth_result authenticate(server *s, request *rq, struct MHD_Connection *c
         memset(cred, 0, sizeof cred);
         if (!w && !r) return AUTH_WRONG;
         rq->can_write = w;
-        if (!w && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-            return AUTH_READ_ONLY;
+        if (!w && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) return AUTH_READ_ONLY;
         return AUTH_OK;
     }
-    default: return AUTH_OK;
+    default:
+        return AUTH_OK;
     }
 }
 
@@ -300,7 +300,8 @@ static nt_status commit_delivery(server *s, pipe_run *p, const char *route, cons
 
 static void prepare_pipe(server *s, pipe_run *p, nt_time_ms now, store_obs_mode *modes)
 {
-    for (size_t i = 0; i < s->rules->n; i++) modes[i] = server_rule_mode(s, i, now);
+    for (size_t i = 0; i < s->rules->n; i++)
+        modes[i] = server_rule_mode(s, i, now);
     p->modes = modes;
     p->max_record = s->cfg->max_record;
     /* A record's gzip cap stays DEC_MAX_INFLATE: --max-inflate bounds whole bodies. */
@@ -309,10 +310,10 @@ static void prepare_pipe(server *s, pipe_run *p, nt_time_ms now, store_obs_mode 
 static void log_delivery(const char *route, const char *id, const pipe_run *p, unsigned status)
 {
     log_json(LOG_INFO, "delivery", "delivery processed",
-             json_pack("{s:s,s:s,s:i,s:I,s:I,s:I,s:I}", "route", route, "delivery_id",
-                       id ? id : "", "status", (int)status, "accepted", (json_int_t)p->accepted,
-                       "rejected", (json_int_t)p->rejected, "candidates",
-                       (json_int_t)p->n_obs, "alerts", (json_int_t)p->alerts));
+             json_pack("{s:s,s:s,s:i,s:I,s:I,s:I,s:I}", "route", route, "delivery_id", id ? id : "",
+                       "status", (int)status, "accepted", (json_int_t)p->accepted, "rejected",
+                       (json_int_t)p->rejected, "candidates", (json_int_t)p->n_obs, "alerts",
+                       (json_int_t)p->alerts));
 }
 
 /* ---- ingestion handlers --------------------------------------------------- */
@@ -321,8 +322,8 @@ typedef struct fh_walk {
     pipe_run *p;
 } fh_walk;
 
-static nt_status on_fh_record(void *ud, size_t index, const char *data, size_t len,
-                              unsigned flags, nt_err *err)
+static nt_status on_fh_record(void *ud, size_t index, const char *data, size_t len, unsigned flags,
+                              nt_err *err)
 {
     (void)err;
     fh_walk *w = ud;
@@ -330,8 +331,8 @@ static nt_status on_fh_record(void *ud, size_t index, const char *data, size_t l
     return NT_OK;
 }
 
-static void handle_firehose(server *s, struct MHD_Connection *conn, const char *body,
-                            size_t len, http_reply *r)
+static void handle_firehose(server *s, struct MHD_Connection *conn, const char *body, size_t len,
+                            http_reply *r)
 {
     const char *hdr_id =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Amz-Firehose-Request-Id");
@@ -371,8 +372,7 @@ static void handle_firehose(server *s, struct MHD_Connection *conn, const char *
     fh_envelope_free(&env);
 }
 
-static void handle_events(server *s, route_id route, const char *body, size_t len,
-                          http_reply *r)
+static void handle_events(server *s, route_id route, const char *body, size_t len, http_reply *r)
 {
     const char *name = route_name(route);
     nt_time_ms now = nt_now_ms();
@@ -464,7 +464,10 @@ static enum MHD_Result refuse(struct MHD_Connection *conn, request *rq, unsigned
     } else {
         http_error(&r, status, code, "%s", msg);
     }
-    if (status == 405) r.allow = rq->route == R_API ? "GET, POST, PUT, PATCH, DELETE" : is_post_route(rq->route) ? "POST" : "GET";
+    if (status == 405)
+        r.allow = rq->route == R_API         ? "GET, POST, PUT, PATCH, DELETE"
+                  : is_post_route(rq->route) ? "POST"
+                                             : "GET";
     return send_reply(conn, rq, &r);
 }
 
@@ -485,9 +488,8 @@ static void api_label(request *rq, const char *url, const char *method)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     server *s = cls;
@@ -500,8 +502,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&s->inflight, 1);
         rq->route = route_of(url);
         if (rq->route == R_API) api_label(rq, url, method);
-        if (rq->route == R_NONE)
-            return refuse(conn, rq, 404, "not_found", "no such route");
+        if (rq->route == R_NONE) return refuse(conn, rq, 404, "not_found", "no such route");
         int post = is_post_route(rq->route);
         if (post && strcmp(method, "POST") != 0)
             return refuse(conn, rq, 405, "method_not_allowed", "use POST");
@@ -509,7 +510,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
             return refuse(conn, rq, 405, "method_not_allowed", "use GET");
         switch (authenticate(s, rq, conn, method)) {
-        case AUTH_OK: break;
+        case AUTH_OK:
+            break;
         case AUTH_MISSING:
             metrics_counter_add("newtermsd_auth_failures_total", "reason=\"missing\"", 1);
             return refuse(conn, rq, 401, "unauthorized", "credentials are missing");
@@ -551,7 +553,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         if (rq->len + n + 1 > rq->cap) {
             size_t cap = rq->cap ? rq->cap : 64 * 1024;
-            while (cap < rq->len + n + 1) cap *= 2;
+            while (cap < rq->len + n + 1)
+                cap *= 2;
             if (cap > s->cfg->max_body + 1) cap = s->cfg->max_body + 1;
             char *b = realloc(rq->body, cap);
             if (!b) {
@@ -567,7 +570,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (rq->answered) return MHD_YES;
     if (rq->too_large)
-        return refuse(conn, rq, 413, "payload_too_large", "the request body is larger than the limit");
+        return refuse(conn, rq, 413, "payload_too_large",
+                      "the request body is larger than the limit");
 
     http_reply r = {0};
     const char *body = rq->body ? rq->body : "";
@@ -588,22 +592,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         len = ilen;
     }
     switch (rq->route) {
-    case R_FIREHOSE: handle_firehose(s, conn, body, len, &r); break;
+    case R_FIREHOSE:
+        handle_firehose(s, conn, body, len, &r);
+        break;
     case R_EVENTBRIDGE:
-    case R_EVENTS: handle_events(s, rq->route, body, len, &r); break;
+    case R_EVENTS:
+        handle_events(s, rq->route, body, len, &r);
+        break;
     case R_HEALTHZ:
         r.status = 200;
         r.json = json_pack("{s:s}", "status", "ok");
         break;
-    case R_READYZ: handle_readyz(s, &r); break;
-    case R_METRICS: handle_metrics(&r); break;
+    case R_READYZ:
+        handle_readyz(s, &r);
+        break;
+    case R_METRICS:
+        handle_metrics(&r);
+        break;
     case R_API: {
-        api_request ar = {.method = method, .path = url + 7, .body = body, .body_len = len,
-                          .can_write = rq->can_write, .conn = conn};
+        api_request ar = {.method = method,
+                          .path = url + 7,
+                          .body = body,
+                          .body_len = len,
+                          .can_write = rq->can_write,
+                          .conn = conn};
         api_handle(s, &ar, &r);
         break;
     }
-    case R_NONE: break;
+    case R_NONE:
+        break;
     }
     free(inflated);
     if (!r.json && !r.text) http_error(&r, 500, "internal", "no reply was produced");
@@ -619,8 +636,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!rq) return;
     struct timespec end;
     clock_gettime(CLOCK_MONOTONIC, &end);
-    double secs = (double)(end.tv_sec - rq->start.tv_sec) +
-                  (double)(end.tv_nsec - rq->start.tv_nsec) / 1e9;
+    double secs =
+        (double)(end.tv_sec - rq->start.tv_sec) + (double)(end.tv_nsec - rq->start.tv_nsec) / 1e9;
     char labels[128];
     const char *route = rq->route == R_API ? rq->api_label : route_name(rq->route);
     if (rq->answered) {
@@ -640,23 +657,35 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static void describe_metrics(void)
 {
-    metrics_describe("newtermsd_http_requests_total", "counter", "HTTP requests by route and status code.");
-    metrics_describe("newtermsd_http_request_duration_seconds", "histogram", "HTTP request latency by route.");
-    metrics_describe("newtermsd_records_total", "counter", "Ingested records by route, shape and outcome.");
-    metrics_describe("newtermsd_rejected_records_total", "counter", "Records dead-lettered, by route and reason.");
-    metrics_describe("newtermsd_bad_deliveries_total", "counter", "Request bodies refused with 4xx, by route.");
-    metrics_describe("newtermsd_auth_failures_total", "counter", "Requests refused for credentials.");
+    metrics_describe("newtermsd_http_requests_total", "counter",
+                     "HTTP requests by route and status code.");
+    metrics_describe("newtermsd_http_request_duration_seconds", "histogram",
+                     "HTTP request latency by route.");
+    metrics_describe("newtermsd_records_total", "counter",
+                     "Ingested records by route, shape and outcome.");
+    metrics_describe("newtermsd_rejected_records_total", "counter",
+                     "Records dead-lettered, by route and reason.");
+    metrics_describe("newtermsd_bad_deliveries_total", "counter",
+                     "Request bodies refused with 4xx, by route.");
+    metrics_describe("newtermsd_auth_failures_total", "counter",
+                     "Requests refused for credentials.");
     metrics_describe("newtermsd_rule_matches_total", "counter", "Events that passed a rule query.");
-    metrics_describe("newtermsd_exception_hits_total", "counter", "Rule matches dropped by an exception.");
-    metrics_describe("newtermsd_candidates_total", "counter", "New-terms candidates sent to the history.");
-    metrics_describe("newtermsd_combinations_capped_total", "counter", "Events whose term combinations hit the cap of 100.");
+    metrics_describe("newtermsd_exception_hits_total", "counter",
+                     "Rule matches dropped by an exception.");
+    metrics_describe("newtermsd_candidates_total", "counter",
+                     "New-terms candidates sent to the history.");
+    metrics_describe("newtermsd_combinations_capped_total", "counter",
+                     "Events whose term combinations hit the cap of 100.");
     metrics_describe("newtermsd_alerts_total", "counter", "Alerts raised.");
-    metrics_describe("newtermsd_redis_round_trips_total", "counter", "Pipelined Redis round trips.");
+    metrics_describe("newtermsd_redis_round_trips_total", "counter",
+                     "Pipelined Redis round trips.");
     metrics_describe("newtermsd_redis_errors_total", "counter", "Redis errors.");
     metrics_describe("newtermsd_redis_reconnects_total", "counter", "Redis reconnections.");
-    metrics_describe("newtermsd_redis_script_reloads_total", "counter", "Lua script reloads after NOSCRIPT.");
+    metrics_describe("newtermsd_redis_script_reloads_total", "counter",
+                     "Lua script reloads after NOSCRIPT.");
     metrics_describe("newtermsd_redis_latency_seconds", "histogram", "Redis round-trip latency.");
-    metrics_describe("newtermsd_exceptions_loaded", "gauge", "Exception items in the current snapshot.");
+    metrics_describe("newtermsd_exceptions_loaded", "gauge",
+                     "Exception items in the current snapshot.");
 }
 
 /* ---- server lifecycle ----------------------------------------------------- */
@@ -664,7 +693,8 @@ static void describe_metrics(void)
 store *server_store_acquire(server *s)
 {
     pthread_mutex_lock(&s->pool_lock);
-    while (s->pool_n == 0) pthread_cond_wait(&s->pool_cond, &s->pool_lock);
+    while (s->pool_n == 0)
+        pthread_cond_wait(&s->pool_cond, &s->pool_lock);
     store *st = s->pool[--s->pool_n];
     pthread_mutex_unlock(&s->pool_lock);
     return st;
@@ -732,11 +762,13 @@ static void *poller_main(void *arg)
     server *s = arg;
     store *st = NULL;
     nt_err err;
-    store_config sc = {.url = s->cfg->redis_url, .password = s->cfg->redis_password,
+    store_config sc = {.url = s->cfg->redis_url,
+                       .password = s->cfg->redis_password,
                        .connect_timeout_ms = s->cfg->redis_timeout_ms,
                        .command_timeout_ms = s->cfg->redis_timeout_ms,
                        .alert_retention_ms = s->cfg->alert_retention_ms,
-                       .alert_cap = s->cfg->alert_cap, .reject_cap = s->cfg->reject_cap};
+                       .alert_cap = s->cfg->alert_cap,
+                       .reject_cap = s->cfg->reject_cap};
     if (store_open(&st, &sc, &err) != NT_OK) {
         log_msg(LOG_ERROR, "poller", "cannot create the poller's Redis connection: %s", err.msg);
         return NULL;
@@ -774,7 +806,8 @@ static void server_free(server *s)
         atomic_store(&s->stopping, 1);
         pthread_join(s->poller, NULL);
     }
-    for (size_t i = 0; i < s->pool_n; i++) store_free(s->pool[i]);
+    for (size_t i = 0; i < s->pool_n; i++)
+        store_free(s->pool[i]);
     free(s->pool);
     exc_set_unref(s->exc);
     free(s->learning_since);
@@ -791,7 +824,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = 0;
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = 0;
     log_msg(LOG_WARN, "mhd", "%s", msg);
 }
 
@@ -818,12 +852,15 @@ nt_status http_server_start(server **out, config *cfg, nt_ruleset *rules, nt_err
         st = nt_fail(err, NT_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    for (size_t i = 0; i < rules->n; i++) s->learning_since[i] = -1;
-    store_config sc = {.url = cfg->redis_url, .password = cfg->redis_password,
+    for (size_t i = 0; i < rules->n; i++)
+        s->learning_since[i] = -1;
+    store_config sc = {.url = cfg->redis_url,
+                       .password = cfg->redis_password,
                        .connect_timeout_ms = cfg->redis_timeout_ms,
                        .command_timeout_ms = cfg->redis_timeout_ms,
                        .alert_retention_ms = cfg->alert_retention_ms,
-                       .alert_cap = cfg->alert_cap, .reject_cap = cfg->reject_cap};
+                       .alert_cap = cfg->alert_cap,
+                       .reject_cap = cfg->reject_cap};
     for (size_t i = 0; i < conns; i++) {
         if ((st = store_open(&s->pool[i], &sc, err)) != NT_OK) goto fail;
         s->pool_n++;
@@ -838,7 +875,8 @@ nt_status http_server_start(server **out, config *cfg, nt_ruleset *rules, nt_err
 
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (strchr(cfg->listen_host, ':')) {
         struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&addr;
         a6->sin6_family = AF_INET6;
@@ -853,7 +891,8 @@ nt_status http_server_start(server **out, config *cfg, nt_ruleset *rules, nt_err
         struct sockaddr_in *a4 = (struct sockaddr_in *)&addr;
         a4->sin_family = AF_INET;
         a4->sin_port = htons((uint16_t)cfg->listen_port);
-        const char *host = strcmp(cfg->listen_host, "localhost") == 0 ? "127.0.0.1" : cfg->listen_host;
+        const char *host =
+            strcmp(cfg->listen_host, "localhost") == 0 ? "127.0.0.1" : cfg->listen_host;
         if (inet_pton(AF_INET, host, &a4->sin_addr) != 1) {
             st = nt_fail(err, NT_ERR_INVALID, "listen address %s is not an IPv4 address",
                          cfg->listen_host);

@@ -31,9 +31,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define FILE_MAX ((size_t)1 << 30)      /* 1 GiB per input file */
-#define INFLATE_MAX ((size_t)4 << 30)   /* 4 GiB after gunzip */
-
+#define FILE_MAX ((size_t)1 << 30)    /* 1 GiB per input file */
+#define INFLATE_MAX ((size_t)4 << 30) /* 4 GiB after gunzip */
 
 static const char *getenv_wrapper(const char *name)
 {
@@ -103,7 +102,8 @@ static int cmp_str(const void *a, const void *b)
 static nt_status collect_files(const char *path, file_list *fl, int depth, nt_err *err)
 {
     struct stat stt;
-    if (stat(path, &stt) != 0) return nt_fail(err, NT_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+    if (stat(path, &stt) != 0)
+        return nt_fail(err, NT_ERR_IO, "cannot read %s: %s", path, strerror(errno));
     if (S_ISDIR(stt.st_mode)) {
         if (depth > 16) return nt_fail(err, NT_ERR_LIMIT, "%s: folders nested too deep", path);
         DIR *d = opendir(path);
@@ -165,7 +165,8 @@ static nt_status collect_files(const char *path, file_list *fl, int depth, nt_er
 
 static void file_list_free(file_list *fl)
 {
-    for (size_t i = 0; i < fl->n; i++) free(fl->paths[i]);
+    for (size_t i = 0; i < fl->n; i++)
+        free(fl->paths[i]);
     free(fl->paths);
 }
 
@@ -191,8 +192,8 @@ static nt_ruleset *load_rules(const config *c, int quiet)
         {
             if (!quiet)
                 log_json(LOG_WARN, "rule_warning", json_string_value(json_object_get(e, "message")),
-                         json_pack("{s:s,s:s,s:O}", "rule_id", r->rule_id, "file", r->path,
-                                   "code", json_object_get(e, "code")));
+                         json_pack("{s:s,s:s,s:O}", "rule_id", r->rule_id, "file", r->path, "code",
+                                   json_object_get(e, "code")));
         }
     }
     if (rs->n == 0) {
@@ -334,11 +335,13 @@ static int cmd_backfill(config *c)
     nt_err err;
     int rc = 0;
     store *st = NULL;
-    store_config sc = {.url = c->redis_url, .password = c->redis_password,
+    store_config sc = {.url = c->redis_url,
+                       .password = c->redis_password,
                        .connect_timeout_ms = c->redis_timeout_ms,
                        .command_timeout_ms = c->redis_timeout_ms * 5,
                        .alert_retention_ms = c->alert_retention_ms,
-                       .alert_cap = c->alert_cap, .reject_cap = c->reject_cap};
+                       .alert_cap = c->alert_cap,
+                       .reject_cap = c->reject_cap};
     for (size_t i = 0; i < c->n_args && rc == 0; i++)
         if (collect_files(c->args[i], &fl, 0, &err) != NT_OK) {
             fprintf(stderr, "error: %s\n", err.msg);
@@ -371,8 +374,10 @@ static int cmd_backfill(config *c)
         }
         records += p.accepted;
         rejected += p.rejected;
-        for (size_t k = 0; k < p.n_obs; k++) written += p.obs[k].ttl_ms > 0;
-        fprintf(stderr, "\rbackfill: %zu/%zu files, %zu records, %zu history sightings, %zu rejected",
+        for (size_t k = 0; k < p.n_obs; k++)
+            written += p.obs[k].ttl_ms > 0;
+        fprintf(stderr,
+                "\rbackfill: %zu/%zu files, %zu records, %zu history sightings, %zu rejected",
                 i + 1, fl.n, records, written, rejected);
         pipe_free(&p);
     }
@@ -437,10 +442,14 @@ int main(int argc, char **argv)
     log_set_level(c.log_level);
     config_register_secrets(&c);
     int rc;
-    if (strcmp(c.command, "serve") == 0) rc = cmd_serve(&c);
-    else if (strcmp(c.command, "replay") == 0) rc = cmd_replay(&c);
-    else if (strcmp(c.command, "backfill") == 0) rc = cmd_backfill(&c);
-    else rc = cmd_check_rules(&c);
+    if (strcmp(c.command, "serve") == 0)
+        rc = cmd_serve(&c);
+    else if (strcmp(c.command, "replay") == 0)
+        rc = cmd_replay(&c);
+    else if (strcmp(c.command, "backfill") == 0)
+        rc = cmd_backfill(&c);
+    else
+        rc = cmd_check_rules(&c);
     config_free(&c);
     return rc;
 }

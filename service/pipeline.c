@@ -78,9 +78,12 @@ void pipe_reject_add(pipe_run *p, const char *reason, const char *message, size_
 static const char *reason_for(nt_status st)
 {
     switch (st) {
-    case NT_ERR_PARSE: return "not_json";
-    case NT_ERR_LIMIT: return "too_large";
-    default: return "not_cloudtrail";
+    case NT_ERR_PARSE:
+        return "not_json";
+    case NT_ERR_LIMIT:
+        return "too_large";
+    default:
+        return "not_cloudtrail";
     }
 }
 
@@ -160,8 +163,10 @@ static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
             p->fatal = NT_ERR_NOMEM;
             return;
         }
-        if (p->keep_alerts) it->alert = alert;
-        else json_decref(alert);
+        if (p->keep_alerts)
+            it->alert = alert;
+        else
+            json_decref(alert);
     }
     p->n_obs++;
 }
@@ -291,9 +296,10 @@ void pipe_firehose_record(pipe_run *p, size_t index, const char *b64, size_t len
     if (st == NT_ERR_NOMEM) {
         p->fatal = NT_ERR_NOMEM;
     } else if (st != NT_OK) {
-        const char *reason = st == NT_ERR_LIMIT ? "too_large"
+        const char *reason = st == NT_ERR_LIMIT                         ? "too_large"
                              : info.decoded_bytes == 0 && !info.gzipped ? "bad_base64"
-                             : info.gzipped ? "bad_gzip" : "bad_envelope";
+                             : info.gzipped                             ? "bad_gzip"
+                                                                        : "bad_envelope";
         pipe_reject_add(p, reason, err.msg, index, 0, (const unsigned char *)b64, len);
         p->counts[info.gzipped ? DEC_SHAPE_CWL : PIPE_SHAPE_RAW][PIPE_REJECTED]++;
     } else if (info.control) {
@@ -369,7 +375,8 @@ nt_status pipe_commit(pipe_run *p, nt_history *h, nt_err *err)
         free(items);
         return nt_fail(err, NT_ERR_NOMEM, "out of memory committing the delivery");
     }
-    for (size_t i = 0; i < p->n_obs; i++) order[i] = &p->items[i];
+    for (size_t i = 0; i < p->n_obs; i++)
+        order[i] = &p->items[i];
     qsort(order, p->n_obs, sizeof *order, cmp_items);
     for (size_t i = 0; i < p->n_obs; i++) {
         sorted[i] = p->obs[order[i]->seq];

@@ -42,7 +42,7 @@ const char *pipe_outcome_name(pipe_outcome o);
 #define PIPE_SHAPE_RAW DEC_SHAPE_COUNT /* units counted before their shape is known */
 
 typedef struct pipe_reject {
-    char reason[32];   /* bad_base64, not_json, not_cloudtrail, too_large, bad_gzip, bad_envelope */
+    char reason[32]; /* bad_base64, not_json, not_cloudtrail, too_large, bad_gzip, bad_envelope */
     char message[160];
     size_t record_index;
     size_t sub_index;
@@ -52,8 +52,8 @@ typedef struct pipe_reject {
 typedef struct pipe_item {
     char term_hash[65];
     char alert_id[33];
-    char *alert_text;  /* owned; NULL unless LIVE */
-    json_t *alert;     /* owned; only with keep_alerts */
+    char *alert_text; /* owned; NULL unless LIVE */
+    json_t *alert;    /* owned; only with keep_alerts */
     char *account, *user;
     nt_time_ms event_time;
     size_t seq;
@@ -77,15 +77,15 @@ typedef struct pipe_run {
     size_t n_obs, cap_obs;
     pipe_reject *rejects;
     size_t n_rejects, cap_rejects;
-    size_t rejects_dropped;      /* beyond PIPE_MAX_REJECTS per delivery */
+    size_t rejects_dropped; /* beyond PIPE_MAX_REJECTS per delivery */
     unsigned long long counts[DEC_SHAPE_COUNT + 1][PIPE_OUTCOME_COUNT];
-    size_t accepted, rejected;   /* records (or prefiltered units) */
-    size_t alerts;               /* new alerts after pipe_commit */
+    size_t accepted, rejected; /* records (or prefiltered units) */
+    size_t alerts;             /* new alerts after pipe_commit */
     engine_stats st;
     /* internal */
     dec_buf scratch;
     size_t cur_index;
-    nt_status fatal;             /* NT_ERR_NOMEM seen: the delivery must fail */
+    nt_status fatal; /* NT_ERR_NOMEM seen: the delivery must fail */
 } pipe_run;
 
 #define PIPE_MAX_REJECTS 1000

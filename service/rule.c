@@ -66,8 +66,10 @@ void rule_free(nt_rule *r)
     free(r->severity);
     free(r->query_text);
     kql_free(r->query);
-    for (size_t i = 0; i < r->n_terms; i++) free(r->term_fields[i]);
-    for (size_t i = 0; i < r->n_inv; i++) free(r->inv_fields[i]);
+    for (size_t i = 0; i < r->n_terms; i++)
+        free(r->term_fields[i]);
+    for (size_t i = 0; i < r->n_inv; i++)
+        free(r->inv_fields[i]);
     free(r->inv_fields);
     json_decref(r->threat);
     json_decref(r->warnings);
@@ -134,15 +136,16 @@ static nt_status load_terms(nt_rule *r, json_t *doc, ct_schema *schema, nt_err *
     json_t *nt = path_get(doc, "rule.new_terms");
     json_t *fields = path_get(nt, "value");
     if (!json_is_object(nt) || !json_is_array(fields))
-        return nt_fail(err, NT_ERR_INVALID, "rule.new_terms.value (the new_terms fields) is missing");
+        return nt_fail(err, NT_ERR_INVALID,
+                       "rule.new_terms.value (the new_terms fields) is missing");
     json_t *field_name = path_get(nt, "field");
     if (field_name && (!json_is_string(field_name) ||
                        strcmp(json_string_value(field_name), "new_terms_fields") != 0))
         return nt_fail(err, NT_ERR_INVALID, "rule.new_terms.field must be \"new_terms_fields\"");
     size_t n = json_array_size(fields);
     if (n < 1 || n > RULE_MAX_TERMS)
-        return nt_fail(err, NT_ERR_INVALID, "a new_terms rule needs 1 to 3 new_terms fields, not %zu",
-                       n);
+        return nt_fail(err, NT_ERR_INVALID,
+                       "a new_terms rule needs 1 to 3 new_terms fields, not %zu", n);
     for (size_t i = 0; i < n; i++) {
         json_t *f = json_array_get(fields, i);
         if (!json_is_string(f) || json_string_length(f) == 0)
@@ -214,8 +217,11 @@ nt_status rule_load(const char *path, const char *text, size_t len, ct_schema *s
     json_t *risk = path_get(doc, "rule.risk_score");
     if (!r->rule_id || !r->name || !r->severity || !r->query_text || !json_is_integer(risk)) {
         st = nt_fail(err, NT_ERR_INVALID, "rule.%s is missing or not a %s",
-                     !r->rule_id ? "rule_id" : !r->name ? "name" : !r->severity ? "severity"
-                     : !r->query_text ? "query" : "risk_score",
+                     !r->rule_id      ? "rule_id"
+                     : !r->name       ? "name"
+                     : !r->severity   ? "severity"
+                     : !r->query_text ? "query"
+                                      : "risk_score",
                      json_is_integer(risk) || !r->query_text ? "string" : "integer");
         goto fail;
     }
@@ -242,8 +248,8 @@ nt_status rule_load(const char *path, const char *text, size_t len, ct_schema *s
     if (learn) {
         nt_err derr;
         if (!json_is_string(learn) ||
-            nt_duration_parse(json_string_value(learn), json_string_length(learn),
-                              &r->learning_ms, &derr) != NT_OK) {
+            nt_duration_parse(json_string_value(learn), json_string_length(learn), &r->learning_ms,
+                              &derr) != NT_OK) {
             st = nt_fail(err, NT_ERR_INVALID,
                          "newtermsd.learning_period must be a duration such as \"10d\"");
             goto fail;
@@ -308,7 +314,8 @@ json_t *rule_to_json(const nt_rule *r)
 void ruleset_free(nt_ruleset *rs)
 {
     if (!rs) return;
-    for (size_t i = 0; i < rs->n; i++) rule_free(rs->rules[i]);
+    for (size_t i = 0; i < rs->n; i++)
+        rule_free(rs->rules[i]);
     free(rs->rules);
     json_decref(rs->errors);
     ct_schema_free(rs->schema);
@@ -422,7 +429,8 @@ nt_status ruleset_load_dir(const char *dir, int require_all, nt_ruleset **out, n
                      json_string_value(json_object_get(e0, "message")));
     }
 done:
-    for (size_t i = 0; i < n_names; i++) free(names[i]);
+    for (size_t i = 0; i < n_names; i++)
+        free(names[i]);
     free(names);
     if (st != NT_OK) {
         ruleset_free(rs);

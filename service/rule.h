@@ -31,7 +31,7 @@
 #define RULE_MAX_TERMS 3
 
 typedef struct nt_rule {
-    char *path;       /* file it came from */
+    char *path; /* file it came from */
     char *rule_id;
     char *name;
     char *severity;
@@ -63,7 +63,7 @@ typedef struct nt_ruleset {
     ct_schema *schema; /* owned */
     nt_rule **rules;   /* owned */
     size_t n;
-    json_t *errors;    /* array of {"file","message"} for files that failed to load, owned */
+    json_t *errors; /* array of {"file","message"} for files that failed to load, owned */
 } nt_ruleset;
 
 /* Load every *.toml in dir (not recursive, sorted by name). A file that

@@ -22,17 +22,17 @@
 #include <stdatomic.h>
 
 typedef struct server {
-    config *cfg;        /* borrowed from main */
-    nt_ruleset *rules;  /* owned */
+    config *cfg;       /* borrowed from main */
+    nt_ruleset *rules; /* owned */
 
     pthread_mutex_t pool_lock;
     pthread_cond_t pool_cond;
-    store **pool;       /* idle connections */
+    store **pool; /* idle connections */
     size_t pool_n, pool_cap;
 
     pthread_mutex_t exc_lock;
-    exc_set *exc;             /* current snapshot, never NULL once started */
-    long long exc_version;    /* version the snapshot came from, -1 before the first load */
+    exc_set *exc;          /* current snapshot, never NULL once started */
+    long long exc_version; /* version the snapshot came from, -1 before the first load */
 
     nt_time_ms *learning_since; /* per rule index; -1 = unknown (Redis not reached yet) */
     atomic_int redis_ok;
@@ -58,9 +58,9 @@ store_obs_mode server_rule_mode(server *s, size_t rule_index, nt_time_ms now);
 typedef struct http_reply {
     unsigned status;
     json_t *json;
-    char *text;             /* malloc'd; used when json is NULL */
+    char *text; /* malloc'd; used when json is NULL */
     const char *content_type;
-    const char *allow;      /* Allow header for 405 */
+    const char *allow; /* Allow header for 405 */
 } http_reply;
 
 /* Fill `r` with the standard error body {"error": code, "message": msg}. */
@@ -70,10 +70,10 @@ void http_error(http_reply *r, unsigned status, const char *code, const char *fm
 /* What api.c needs to know about a request. */
 typedef struct api_request {
     const char *method;
-    const char *path;     /* after /api/v1 */
+    const char *path; /* after /api/v1 */
     const char *body;
     size_t body_len;
-    int can_write;        /* the token was a write token */
+    int can_write;               /* the token was a write token */
     struct MHD_Connection *conn; /* for query arguments */
 } api_request;
 

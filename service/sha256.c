@@ -31,7 +31,8 @@ static void sha256_block(uint32_t s[8], const unsigned char *p)
     }
     uint32_t a = s[0], b = s[1], c = s[2], d = s[3], e = s[4], f = s[5], g = s[6], h = s[7];
     for (int i = 0; i < 64; i++) {
-        uint32_t t1 = h + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
+        uint32_t t1 =
+            h + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
         uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
         h = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
     }
@@ -59,7 +60,8 @@ void sha256_update(sha256_ctx *c, const void *data, size_t len)
         sha256_block(c->state, c->buf);
         c->buflen = 0;
     }
-    for (; len >= 64; p += 64, len -= 64) sha256_block(c->state, p);
+    for (; len >= 64; p += 64, len -= 64)
+        sha256_block(c->state, p);
     memcpy(c->buf, p, len);
     c->buflen = len;
 }
@@ -72,7 +74,8 @@ void sha256_final(sha256_ctx *c, unsigned char out[32])
     size_t padlen = c->buflen < 56 ? 56 - c->buflen : 120 - c->buflen;
     sha256_update(c, padding, padlen);
     unsigned char len[8];
-    for (int i = 0; i < 8; i++) len[i] = (unsigned char)(bits >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        len[i] = (unsigned char)(bits >> (56 - 8 * i));
     sha256_update(c, len, 8);
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (unsigned char)(c->state[i] >> 24);

@@ -28,9 +28,9 @@ START_TEST(rfc3339_dates_parse_to_epoch_milliseconds)
 }
 END_TEST
 
-static const char *bad_times[] = {"",  "2026-13-01T00:00:00Z", "2026-11-28T05:29:12",
-                                  "2026-11-28T25:00:00Z", "yesterday", "2026-11-28T05:29:12.Z",
-                                  "2026-11-28T05:29:12Zjunk"};
+static const char *bad_times[] = {
+    "",          "2026-13-01T00:00:00Z",  "2026-11-28T05:29:12",     "2026-11-28T25:00:00Z",
+    "yesterday", "2026-11-28T05:29:12.Z", "2026-11-28T05:29:12Zjunk"};
 
 START_TEST(malformed_dates_are_refused_with_a_message)
 {
@@ -79,13 +79,28 @@ static const struct {
     const char *pattern, *text;
     int want;
 } glob_cases[] = {
-    {"abc", "abc", 1},           {"abc", "abcd", 0},          {"ab*", "abcd", 1},
-    {"ab*", "xabcd", 0},         {"*cd", "abcd", 1},          {"*Terraform*", "x Terraform y", 1},
-    {"*Terraform*", "terraform", 0}, {"*", "", 1},            {"*", "anything", 1},
+    {"abc", "abc", 1},
+    {"abc", "abcd", 0},
+    {"ab*", "abcd", 1},
+    {"ab*", "xabcd", 0},
+    {"*cd", "abcd", 1},
+    {"*Terraform*", "x Terraform y", 1},
+    {"*Terraform*", "terraform", 0},
+    {"*", "", 1},
+    {"*", "anything", 1},
     {"*role/AgentCore-*", "arn:aws:iam::1:role/AgentCore-x", 1},
-    {"a*b*c", "aXXbYYc", 1},     {"a*b*c", "aXXbYY", 0},      {"a?c", "abc", 1},
-    {"a?c", "ac", 0},            {"a?c", "a\xc3\xa9" "c", 1}, {"a\\*c", "a*c", 1},
-    {"a\\*c", "abc", 0},         {"a\\?c", "abc", 0},         {"**x**", "yxy", 1},
+    {"a*b*c", "aXXbYYc", 1},
+    {"a*b*c", "aXXbYY", 0},
+    {"a?c", "abc", 1},
+    {"a?c", "ac", 0},
+    {"a?c",
+     "a\xc3\xa9"
+     "c",
+     1},
+    {"a\\*c", "a*c", 1},
+    {"a\\*c", "abc", 0},
+    {"a\\?c", "abc", 0},
+    {"**x**", "yxy", 1},
     {"*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac", 0},
 };
 

@@ -40,8 +40,10 @@ static void set_path(json_t *obj, const char *path, json_t *value)
         obj = next;
         key = dot + 1;
     }
-    if (value) json_object_set_new(obj, key, value);
-    else json_object_del(obj, key);
+    if (value)
+        json_object_set_new(obj, key, value);
+    else
+        json_object_del(obj, key);
 }
 
 /* Build a CloudTrail record from a scenario event description. */
@@ -80,7 +82,10 @@ static json_t *make_record(json_t *base, json_t *spec, int seq)
     }
     const char *k;
     json_t *v;
-    json_object_foreach(json_object_get(spec, "set"), k, v) { set_path(r, k, json_incref(v)); }
+    json_object_foreach(json_object_get(spec, "set"), k, v)
+    {
+        set_path(r, k, json_incref(v));
+    }
     size_t i;
     json_array_foreach(json_object_get(spec, "delete"), i, v)
     {
@@ -169,8 +174,9 @@ START_TEST(scenario)
                                   : strcmp(key, "exception_hits") == 0 ? p.st.exception_hits
                                   : strcmp(key, "combos_capped") == 0  ? p.st.combos_capped
                                                                        : ~0ULL;
-        ck_assert_msg(have == (unsigned long long)json_integer_value(val), "%s: %s is %llu, want %lld",
-                      name, key, have, (long long)json_integer_value(val));
+        ck_assert_msg(have == (unsigned long long)json_integer_value(val),
+                      "%s: %s is %llu, want %lld", name, key, have,
+                      (long long)json_integer_value(val));
     }
     json_decref(got);
     pipe_free(&p);

@@ -24,7 +24,8 @@ START_TEST(every_elastic_aws_new_terms_rule_loads)
 {
     nt_ruleset *rs = NULL;
     nt_err err;
-    ck_assert_int_eq(ruleset_load_dir(NT_TEST_DATA "/toml/rules/aws-new-terms", 1, &rs, &err), NT_OK);
+    ck_assert_int_eq(ruleset_load_dir(NT_TEST_DATA "/toml/rules/aws-new-terms", 1, &rs, &err),
+                     NT_OK);
     ck_assert_int_eq(rs->n, 49);
     ck_assert_int_eq(json_array_size(rs->errors), 0);
     /* Rules on enrichment fields load, with a warning that names the field. */
@@ -95,7 +96,8 @@ static const struct {
     {"rule_id = \"444c8fad-874f-4f59-b0ea-cf26cea478bd\"", "", "rule.rule_id is missing"},
     {"risk_score = 21", "risk_score = 210", "outside 0..100"},
     {"risk_score = 21", "risk_score = \"21\"", "risk_score"},
-    {"    and event.outcome: \"success\"", "    and event.outcome: (\"success\"", "rule.query: line"},
+    {"    and event.outcome: \"success\"", "    and event.outcome: (\"success\"",
+     "rule.query: line"},
     {"name = \"AWS Account Discovery By Rare User\"", "name = \"AWS Account", "line"},
     {"[rule.new_terms]", "[newtermsd]\nlearning_period = \"soon\"\n[rule.new_terms]",
      "learning_period"},
@@ -152,7 +154,8 @@ START_TEST(duplicate_rule_ids_are_refused)
     char dir[] = "/tmp/nt-rules-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "cp %s/rules/seed_upstream.toml %s/a.toml && cp %s/rules/seed_upstream.toml %s/b.toml",
+    snprintf(cmd, sizeof cmd,
+             "cp %s/rules/seed_upstream.toml %s/a.toml && cp %s/rules/seed_upstream.toml %s/b.toml",
              NT_TEST_DATA, dir, NT_TEST_DATA, dir);
     ck_assert_int_eq(system(cmd), 0);
     ck_assert_int_eq(ruleset_load_dir(dir, 0, &rs, &err), NT_ERR_INVALID);

@@ -21,7 +21,8 @@ START_TEST(digests_match_the_nist_vectors)
     sha256_ctx c;
     sha256_init(&c);
     /* feed byte by byte to exercise the buffering path */
-    for (const char *p = vectors[_i].msg; *p; p++) sha256_update(&c, p, 1);
+    for (const char *p = vectors[_i].msg; *p; p++)
+        sha256_update(&c, p, 1);
     sha256_final(&c, d);
     sha256_hex(d, 32, hex);
     ck_assert_str_eq(hex, vectors[_i].hex);
@@ -34,7 +35,8 @@ START_TEST(a_million_a_matches)
     memset(block, 'a', sizeof block);
     sha256_ctx c;
     sha256_init(&c);
-    for (int i = 0; i < 1000; i++) sha256_update(&c, block, sizeof block);
+    for (int i = 0; i < 1000; i++)
+        sha256_update(&c, block, sizeof block);
     unsigned char d[32];
     char hex[65];
     sha256_final(&c, d);
