@@ -104,6 +104,10 @@ typedef struct dec_buf {
     size_t raw_cap;
     unsigned char *inflated; /* gunzipped bytes */
     size_t inflated_cap;
+    struct cwl_slice *cwl; /* CloudWatch Logs message slices (decode.c) */
+    size_t cwl_cap;
+    char *unescaped; /* one unescaped CloudWatch Logs message */
+    size_t unescaped_cap;
     size_t max_record;  /* decoded-size cap, default DEC_MAX_RECORD_BYTES */
     size_t max_inflate; /* gunzipped-size cap, default DEC_MAX_INFLATE */
 } dec_buf;

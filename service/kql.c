@@ -38,6 +38,8 @@
  */
 #include "kql.h"
 
+#include "search.h"
+
 #include "glob.h"
 
 #include <stdalign.h>
@@ -1849,13 +1851,14 @@ int kql_prefilter(const kql_query *q, const char *raw, size_t len)
 {
     if (!q || q->nclauses == 0) return 1;
     if (!raw || len == 0) return 0;
-    if (memmem(raw, len, "\\u", 2)) return 1;
     for (size_t i = 0; i < q->nclauses; i++) {
         const kql_clause *c = &q->clauses[i];
         size_t j = 0;
-        while (j < c->n && !memmem(raw, len, c->lits[j].s, c->lits[j].n))
+        while (j < c->n && !nt_search(raw, len, c->lits[j].s, c->lits[j].n))
             j++;
-        if (j == c->n) return 0;
+        /* A clause failed: the record cannot match, unless a JSON \u escape
+         * could be hiding one of its literals. */
+        if (j == c->n) return nt_has_unicode_escape(raw, len);
     }
     return 1;
 }
