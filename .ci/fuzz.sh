@@ -91,7 +91,7 @@ for row in "${targets[@]}"; do
     done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$logs/$t.log" | tail -1 || true)
     cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")
     ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$done_line")
-    eps=$(sed -n 's/^stat::average_exec_per_sec:[[:space:]]*//p' "$logs/$t.log")
+    eps=$(sed -n 's/^stat::average_exec_per_sec:[[:space:]]*//p' "$logs/$t.log" | tail -1)
     result=ok
     [ "$rc" = 0 ] || { result="FAILED (exit $rc)"; failed=1; }
     printf '%-10s %8s %8s %10s %s\n' "$t" "${cov:--}" "${ft:--}" "${eps:--}" "$result"
@@ -100,8 +100,10 @@ for row in "${targets[@]}"; do
     t=${row%% *}
     [ "$(cat "$logs/$t.rc" 2>/dev/null || echo 99)" = 0 ] && continue
     echo
-    echo "=== fuzz_$t failed; the end of its log ($logs/$t.log):"
-    grep -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse|RELOAD)' "$logs/$t.log" | tail -60
+    echo "=== fuzz_$t failed; its report (all of it in $logs/$t.log):"
+    # from the first line that says what went wrong, without the progress lines
+    grep -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse|RELOAD)' "$logs/$t.log" |
+        awk '/invariant broken|runtime error|ERROR: |SUMMARY: |WARNING: / { on = 1 } on' | head -80
     for f in "$build/fuzz-artifacts/$t"/*; do
         [ -f "$f" ] || continue
         echo

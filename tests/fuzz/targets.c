@@ -24,7 +24,7 @@
  *     document validates again.
  * A broken contract prints a line to stderr and aborts.
  *
- * The fixed inputs (two rules, four CloudTrail records) are compiled in, so
+ * The fixed inputs (three rules, four CloudTrail records) are compiled in, so
  * the fuzzers need no files and every run is deterministic; time is a
  * constant (FUZZ_NOW).
  */
@@ -132,6 +132,26 @@ static const char fuzz_rule_wide[] =
     "field = \"history_window_start\"\n"
     "value = \"now-7d\"\n";
 
+/* Only verbatim fields, with prefixes, suffixes and infixes: the rule whose
+ * prefilter clauses the record target's with/without comparison tests hardest. */
+static const char fuzz_rule_prefilter[] =
+    "[rule]\n"
+    "rule_id = \"f0220000-0000-4000-8000-000000000002\"\n"
+    "name = \"Fuzz: prefilter clauses\"\n"
+    "severity = \"high\"\nrisk_score = 73\ntype = \"new_terms\"\nlanguage = \"kuery\"\n"
+    "from = \"now-5m\"\n"
+    "query = '''\n"
+    "user.name: (*admin* or \"OrgAdmin\" or app-*) and event.action: (*Policy or List* or "
+    "GetObject)\n"
+    "  and not aws.cloudtrail.error_code: AccessDenied and cloud.account.id: *3333\n"
+    "'''\n"
+    "[rule.new_terms]\n"
+    "field = \"new_terms_fields\"\n"
+    "value = [\"user.name\"]\n"
+    "[[rule.new_terms.history_window_start]]\n"
+    "field = \"history_window_start\"\n"
+    "value = \"now-2d\"\n";
+
 /* Four records that together reach most of the view: an IAM user listing
  * accounts (the shipped rule's match), an assumed role with payloads and
  * resources, an AWS service actor with an error, and a record full of JSON
@@ -206,7 +226,7 @@ static const char *const fuzz_flat_paths[] = {
 #define FUZZ_N_FLAT (sizeof fuzz_flat_paths / sizeof fuzz_flat_paths[0])
 
 struct fuzz_env {
-    nt_ruleset *rs;    /* the two rules above, for the pipeline */
+    nt_ruleset *rs;    /* the three rules above, for the pipeline */
     ct_schema *schema; /* static fields + fuzz_flat_paths (ctview) */
     int flat_ids[FUZZ_N_FLAT];
     json_t *events[FUZZ_N_EVENTS]; /* fuzz_events parsed */
@@ -243,9 +263,10 @@ fuzz_env *fuzz_env_new(void)
     if (!env) return NULL;
     env->rs = calloc(1, sizeof *env->rs);
     if (!env->rs || !(env->rs->schema = ct_schema_new()) || !(env->rs->errors = json_array()) ||
-        !(env->rs->rules = calloc(2, sizeof *env->rs->rules)))
+        !(env->rs->rules = calloc(3, sizeof *env->rs->rules)))
         goto fail;
-    if (env_add_rule(env, fuzz_rule_shipped) != 0 || env_add_rule(env, fuzz_rule_wide) != 0)
+    if (env_add_rule(env, fuzz_rule_shipped) != 0 || env_add_rule(env, fuzz_rule_wide) != 0 ||
+        env_add_rule(env, fuzz_rule_prefilter) != 0)
         goto fail;
     if (!(env->schema = ct_schema_new())) goto fail;
     for (size_t i = 0; i < FUZZ_N_FLAT; i++) {
