@@ -818,6 +818,10 @@ static void server_free(server *s)
     free(s);
 }
 
+/* The attribute tells the compiler fmt is a printf format taken from libmicrohttpd
+ * (clang's -Wformat-nonliteral refuses vsnprintf with an unannotated format). */
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;

@@ -196,6 +196,9 @@ static nt_status buf_reserve(toml_parser *P, toml_buf *b, size_t more)
 
 static nt_status buf_put(toml_parser *P, toml_buf *b, const char *s, size_t n)
 {
+    /* An empty run (e.g. the body of """\n""") may come before the first byte:
+     * b->data is still NULL then, and NULL + 0 / memcpy(NULL, …, 0) are UB. */
+    if (n == 0) return NT_OK;
     if (buf_reserve(P, b, n) != NT_OK) return P->status;
     memcpy(b->data + b->len, s, n);
     b->len += n;
