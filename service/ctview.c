@@ -38,6 +38,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #define CT_MAX_DEPTH 32
@@ -165,9 +167,14 @@ typedef struct ct_dynamic {
     size_t path_off; /* path = name + path_off, up to len */
 } ct_dynamic;
 
+/* Flattened paths may be registered while events are being read (an exception
+ * created through the API names a new path), so the array never moves: it is
+ * allocated whole, appends happen under `lock`, and n_dyn is published with
+ * release/acquire so a reader sees only complete entries. */
 struct ct_schema {
-    ct_dynamic *dyn;
-    size_t n_dyn, cap_dyn;
+    ct_dynamic *dyn; /* CT_SCHEMA_MAX_DYNAMIC entries, never reallocated */
+    atomic_size_t n_dyn;
+    pthread_mutex_t lock;
 };
 
 /* A resolved field: a static one, or a flattened payload path. */
@@ -180,15 +187,26 @@ typedef struct ct_spec {
 
 ct_schema *ct_schema_new(void)
 {
-    return calloc(1, sizeof(ct_schema));
+    ct_schema *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->dyn = calloc(CT_SCHEMA_MAX_DYNAMIC, sizeof *s->dyn);
+    if (!s->dyn) {
+        free(s);
+        return NULL;
+    }
+    atomic_init(&s->n_dyn, 0);
+    pthread_mutex_init(&s->lock, NULL);
+    return s;
 }
 
 void ct_schema_free(ct_schema *s)
 {
     if (!s) return;
-    for (size_t i = 0; i < s->n_dyn; i++)
+    size_t n = atomic_load(&s->n_dyn);
+    for (size_t i = 0; i < n; i++)
         free(s->dyn[i].name);
     free(s->dyn);
+    pthread_mutex_destroy(&s->lock);
     free(s);
 }
 
@@ -253,7 +271,7 @@ static int spec_by_id(const ct_schema *s, int id, ct_spec *spec)
         return 0;
     }
     size_t d = (size_t)id - F_STATIC_COUNT;
-    if (!s || d >= s->n_dyn) return -1;
+    if (!s || d >= atomic_load_explicit(&s->n_dyn, memory_order_acquire)) return -1;
     spec->field = -1;
     spec->payload = s->dyn[d].payload;
     spec->path = s->dyn[d].name + s->dyn[d].path_off;
@@ -269,23 +287,24 @@ int ct_schema_resolve(ct_schema *s, const char *name, size_t len)
     size_t off;
     int p = flat_parse(name, len, &off);
     if (p < 0 || len > CT_FIELD_NAME_MAX) return -1;
-    for (size_t i = 0; i < s->n_dyn; i++)
+    pthread_mutex_lock(&s->lock);
+    size_t n = atomic_load_explicit(&s->n_dyn, memory_order_relaxed);
+    int id = -1;
+    for (size_t i = 0; i < n && id < 0; i++)
         if (s->dyn[i].len == len && memcmp(s->dyn[i].name, name, len) == 0)
-            return F_STATIC_COUNT + (int)i;
-    if (s->n_dyn >= CT_SCHEMA_MAX_DYNAMIC) return -1;
-    if (s->n_dyn == s->cap_dyn) {
-        size_t cap = s->cap_dyn ? s->cap_dyn * 2 : 16;
-        ct_dynamic *d = realloc(s->dyn, cap * sizeof *d);
-        if (!d) return -1;
-        s->dyn = d;
-        s->cap_dyn = cap;
+            id = F_STATIC_COUNT + (int)i;
+    if (id < 0 && n < CT_SCHEMA_MAX_DYNAMIC) {
+        char *copy = malloc(len + 1);
+        if (copy) {
+            memcpy(copy, name, len);
+            copy[len] = '\0';
+            s->dyn[n] = (ct_dynamic){copy, len, p, off};
+            atomic_store_explicit(&s->n_dyn, n + 1, memory_order_release);
+            id = F_STATIC_COUNT + (int)n;
+        }
     }
-    char *copy = malloc(len + 1);
-    if (!copy) return -1;
-    memcpy(copy, name, len);
-    copy[len] = '\0';
-    s->dyn[s->n_dyn] = (ct_dynamic){copy, len, p, off};
-    return F_STATIC_COUNT + (int)s->n_dyn++;
+    pthread_mutex_unlock(&s->lock);
+    return id;
 }
 
 const char *ct_schema_field_name(const ct_schema *s, int field)
@@ -293,12 +312,12 @@ const char *ct_schema_field_name(const ct_schema *s, int field)
     if (!s || field < 0) return NULL;
     if (field < F_STATIC_COUNT) return static_fields[field].name;
     size_t d = (size_t)field - F_STATIC_COUNT;
-    return d < s->n_dyn ? s->dyn[d].name : NULL;
+    return d < atomic_load_explicit(&s->n_dyn, memory_order_acquire) ? s->dyn[d].name : NULL;
 }
 
 size_t ct_schema_field_count(const ct_schema *s)
 {
-    return s ? F_STATIC_COUNT + s->n_dyn : 0;
+    return s ? F_STATIC_COUNT + atomic_load_explicit(&s->n_dyn, memory_order_acquire) : 0;
 }
 
 int ct_schema_verbatim(const ct_schema *s, int field)

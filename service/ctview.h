@@ -9,8 +9,9 @@
  *   produce has a fixed id; flattened payload paths
  *   (aws.cloudtrail.flattened.{request_parameters,response_elements,
  *   additional_eventdata,service_event_details}.<path>) are registered on
- *   first resolve. Resolving mutates the schema, so resolve everything at rule
- *   load time; afterwards the schema is read-only and may be shared by threads.
+ *   first resolve (at most CT_SCHEMA_MAX_DYNAMIC). Registration is
+ *   thread-safe and never moves existing entries, so an exception created at
+ *   run time may name a new path while other threads read events.
  * - ct_event: one record seen through the schema. It borrows the record,
  *   caches what it derives (identity, Java-map renderings, formatted dates)
  *   and keeps derived strings in a scratch arena inside the struct (or in a
