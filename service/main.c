@@ -249,6 +249,25 @@ static void print_summary(const char *what, const pipe_run *p, size_t files, siz
             p->st.candidates, alerts);
 }
 
+/* A file is a saved Firehose delivery (its records are decoded as the
+ * service would), or CloudTrail in any shape /v1/events accepts. */
+static nt_status replay_buffer(pipe_run *p, const char *buf, size_t len, nt_err *err)
+{
+    fh_envelope env;
+    fh_envelope_init(&env);
+    nt_status st;
+    if (fh_scan(buf, len, &env, NULL, NULL, NULL) == NT_OK) {
+        for (size_t i = 0; i < env.record_count; i++)
+            pipe_firehose_record(p, i, env.records[i].data, env.records[i].len,
+                                 env.records[i].flags);
+        st = NT_OK;
+    } else {
+        st = pipe_body(p, buf, len, err);
+    }
+    fh_envelope_free(&env);
+    return st;
+}
+
 static int cmd_replay(config *c)
 {
     if (c->n_args == 0) {
@@ -280,7 +299,7 @@ static int cmd_replay(config *c)
             break;
         }
         size_t before = p.n_rejects;
-        if (pipe_body(&p, (const char *)buf, len, &err) != NT_OK)
+        if (replay_buffer(&p, (const char *)buf, len, &err) != NT_OK)
             fprintf(stderr, "warning: %s: %s\n", fl.paths[i], err.msg);
         for (size_t k = before; k < p.n_rejects; k++)
             fprintf(stderr, "rejected: %s record %zu: %s: %s\n", fl.paths[i],

@@ -96,6 +96,13 @@ class Replay(unittest.TestCase):
         for a in alerts:
             self.assertEqual(a["status"], "open")
 
+    def test_saved_firehose_deliveries_replay_like_the_service(self):
+        from harness import cwl_record, eventbridge
+        payload = firehose_payload([b64(eventbridge(discovery_record(user="fh-eb"))),
+                                    cwl_record([discovery_record(user="fh-cwl")])])
+        alerts, _ = self.replay(self.write("delivery.json", payload))
+        self.assertEqual(sorted(a["new_terms"][1] for a in alerts), ["fh-cwl", "fh-eb"])
+
     def test_replay_matches_the_service_alert_for_alert(self):
         recs = [discovery_record(user=u, event_time="2026-11-20T10:00:00Z") for u in ("m1", "m2", "m1")]
         alerts, _ = self.replay(self.write("x.json", {"Records": recs}))
