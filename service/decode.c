@@ -914,9 +914,9 @@ static int dec_cwl_fast(const char *text, size_t tlen, size_t record_index, dec_
 {
     fh_scanner sc = {.base = text, .p = text, .end = text + tlen, .ctx = CTX_ENVELOPE};
     nt_err e;
-    const char *k;
-    size_t kn, count = 0;
-    int kesc, control = -1;
+    const char *k = NULL;
+    size_t kn = 0, count = 0;
+    int kesc = 0, control = -1;
     char owner[64], group[512], stream[512];
     dec_origin o = {.record_index = record_index, .kind = DEC_CWL, .gzipped = info->gzipped};
     cwl_slice *msgs = scratch->cwl;
