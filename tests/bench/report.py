@@ -93,9 +93,18 @@ def proc(pid):
                 k, _, v = line.partition(":")
                 if k in ("VmHWM", "VmRSS"):
                     st[k] = int(v.split()[0])
-        return {"cpu_s": ticks / TICK, "hwm_kib": st.get("VmHWM", 0), "rss_kib": st.get("VmRSS", 0)}
+        # time its threads sat runnable on a run queue while another task had the CPU (schedstat field 2)
+        wait_ns = 0
+        for tid in os.listdir("/proc/%s/task" % pid):
+            try:
+                with open("/proc/%s/task/%s/schedstat" % (pid, tid)) as f:
+                    wait_ns += int(f.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+        return {"cpu_s": ticks / TICK, "wait_s": wait_ns / 1e9, "hwm_kib": st.get("VmHWM", 0),
+                "rss_kib": st.get("VmRSS", 0)}
     except OSError:
-        return {"cpu_s": 0.0, "hwm_kib": 0, "rss_kib": 0}
+        return {"cpu_s": 0.0, "wait_s": 0.0, "hwm_kib": 0, "rss_kib": 0}
 
 
 def cmd_snap(url, *pids):
@@ -128,6 +137,7 @@ def cmd_step(results, name, wrk_out, before, after, target, kind, rpr, note=""):
     delta["by_outcome"] = {k: v - cb.get("by_outcome", {}).get(k, 0) for k, v in ca.get("by_outcome", {}).items()}
     wall = a["t"] - b["t"]
     cpu = sum(a["procs"][p]["cpu_s"] - b["procs"].get(p, {}).get("cpu_s", 0) for p in a["procs"])
+    waited = sum(a["procs"][p].get("wait_s", 0) - b["procs"].get(p, {}).get("wait_s", 0) for p in a["procs"])
     first = next(iter(a["procs"]), None)
     row = {"name": name, "target": target, "kind": kind, "note": note, "records_per_request": rpr,
            "requests": w["requests"], "duration_s": round(dur, 3), "req_s": round(req_s, 1),
@@ -135,6 +145,8 @@ def cmd_step(results, name, wrk_out, before, after, target, kind, rpr, note=""):
            "p50_ms": w["lat_us"]["p50"] / 1000, "p90_ms": w["lat_us"]["p90"] / 1000,
            "p99_ms": w["lat_us"]["p99"] / 1000, "max_ms": w["lat_us"]["max"] / 1000,
            "errors": w["errors"], "cpu_pct": round(100 * cpu / wall, 1) if wall > 0 else 0,
+           # share of the step the server side was ready to run but another task held its core
+           "cpu_wait_pct": round(100 * waited / wall, 1) if wall > 0 else 0,
            # records the server side handled per CPU-second it got (service + redis): the figure that does
            # not depend on how much of core 0 other work on a shared machine took away
            "records_per_cpu_s": round(delta["records"] / cpu) if cpu > 0 and kind == "firehose" else None,
@@ -143,9 +155,10 @@ def cmd_step(results, name, wrk_out, before, after, target, kind, rpr, note=""):
     with open(results, "a") as f:
         f.write(json.dumps(row) + "\n")
     errs = sum(w["errors"].values())
-    print("%-20s %8.1f req/s %9d rec/s %7.1f MB/s  p50 %7.2f ms  p99 %7.2f ms  cpu %5.1f%%  errors %d  "
+    print("%-20s %8.1f req/s %9d rec/s %7.1f MB/s  p50 %7.2f ms  p99 %7.2f ms  cpu %5.1f%% (waited %4.1f%%)  errors %d  "
           "server: records +%d matches +%d alerts +%d" % (
-              name, req_s, row["records_s"], row["mb_s"], row["p50_ms"], row["p99_ms"], row["cpu_pct"], errs,
+              name, req_s, row["records_s"], row["mb_s"], row["p50_ms"], row["p99_ms"], row["cpu_pct"],
+              row["cpu_wait_pct"], errs,
               delta["records"], delta["rule_matches"], delta["alerts"]))
 
 
@@ -155,15 +168,17 @@ def cmd_table(results, manifest_path):
     rows = [json.loads(line) for line in open(results) if line.strip()]
     by = {r["name"]: r for r in rows}
     print()
-    print("| step | target | req/s | records/s | MB/s | p50 ms | p99 ms | server CPU % | records/CPU-s | peak RSS MiB | errors |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| step | target | req/s | records/s | MB/s | p50 ms | p99 ms | server CPU % | waited for CPU % "
+          "| records/CPU-s | peak RSS MiB | errors |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         if r["name"].startswith("warmup"):
             continue
         rpc = r.get("records_per_cpu_s")
-        print("| %s | %s | %.1f | %d | %.1f | %.2f | %.2f | %.0f | %s | %.1f | %d |" % (
+        print("| %s | %s | %.1f | %d | %.1f | %.2f | %.2f | %.0f | %.0f | %s | %.1f | %d |" % (
             r["name"], r["target"], r["req_s"], r["records_s"], r["mb_s"], r["p50_ms"], r["p99_ms"],
-            r["cpu_pct"], "%d" % rpc if rpc else "-", r["hwm_mib"], sum(r["errors"].values())))
+            r["cpu_pct"], r.get("cpu_wait_pct", 0), "%d" % rpc if rpc else "-", r["hwm_mib"],
+            sum(r["errors"].values())))
     print()
     verdicts, failures = [], []
 

@@ -18,7 +18,8 @@
 #   ref_eb_1core         DUR  reference_handler.py pinned to core 0, same bodies, same wrk  (ratio target ≥4×)
 #   ref_cwl_1core        SHORT reference, CloudWatch Logs mix
 #   ref_prefilter_eb     SHORT reference with a raw-bytes prefilter (informational)
-#   perf                 with PERF=1: perf record -g on the service for SHORT s under the eb load
+#   perf                 with PERF=1: perf record (DWARF call graphs) of the service for SHORT s under the eb
+#                        and the cwl load; top functions by self and inclusive time go to perf-top.txt
 # Then the service's /metrics are checked against what wrk delivered, and the table is printed (also written
 # to tests/bench/out/results.md). Peak RSS is the service's VmHWM (reset per phase via /proc/PID/clear_refs).
 set -euo pipefail
@@ -155,14 +156,26 @@ step bare_1core newtermsd firehose firehose.lua "$BARE" "$KEY" 0 1 "$CONNS" "$SH
 step cwl_1core newtermsd firehose firehose.lua "$CWL" "$KEY" 0 1 "$CONNS" "$DUR" 1 500 "$SVC_PID" "$REDIS_PID"
 step eventbridge_1core newtermsd eventbridge eventbridge.lua "$SINGLE" "$TOKEN" 0 1 "$CONNS" "$SHORT" 1 1 "$SVC_PID" "$REDIS_PID"
 curl -fsS -H "Authorization: Bearer bench-read-$$" "$URL/api/v1/alerts?limit=1000" >"$RUN/alerts.json" || true
-if [ "$PERF" = 1 ]; then
+profile() { # name bodies: perf record (DWARF call graphs) of the service for SHORT s under full load
     ( timeout $(( SHORT + 15 )) taskset -c 1 wrk -t1 -c"$CONNS" -d"$((SHORT + 2))s" -s "$HERE/firehose.lua" "$URL" \
-        -- "$EB" "$KEY" 0 1 perf >/dev/null 2>&1 & )
+        -- "$2" "$KEY" 0 1 "perf-$1" >/dev/null 2>&1 & )
     sleep 1
-    perf record -g -o "$RUN/perf.data" -p "$SVC_PID" -- sleep "$SHORT" >/dev/null 2>&1 || true
-    perf report -i "$RUN/perf.data" --no-children --percent-limit 0.7 --stdio 2>/dev/null \
-        | grep -E '^ +[0-9]' | head -40 >"$RUN/perf-top.txt" || true
+    perf record -F 999 --call-graph dwarf,16384 -o "$RUN/perf-$1.data" -p "$SVC_PID" -- sleep "$SHORT" \
+        >/dev/null 2>&1 || true
+    {
+        echo "== $1: self time (top functions)"
+        perf report -i "$RUN/perf-$1.data" --no-children --percent-limit 0.7 --stdio -g none 2>/dev/null \
+            | grep -E '^ +[0-9]' | head -25
+        echo "== $1: inclusive time (newtermsd call tree, ≥2%)"
+        perf report -i "$RUN/perf-$1.data" --children --percent-limit 2 --stdio -g none 2>/dev/null \
+            | grep -E '^ +[0-9]' | grep -v -E 'clone3|start_thread|kallsyms|\] 0x0000' | head -40
+    } >"$RUN/perf-top-$1.txt"
     sleep 3
+}
+if [ "$PERF" = 1 ]; then
+    profile eb "$EB"
+    profile cwl "$CWL"
+    cat "$RUN"/perf-top-*.txt >"$RUN/perf-top.txt"
 fi
 cp "$RUN/newtermsd-1core.log" "$RUN/newtermsd-1core.stderr" 2>/dev/null || true
 curl -fsS "$URL/metrics" >"$RUN/metrics-1core.txt" || true
