@@ -5,6 +5,7 @@
 #   NEWTERMSD_BIN=/path/newtermsd tests/bench/run.sh       use a binary built elsewhere
 #   SRC=/tree BUILD=/dir tests/bench/run.sh  build another checkout
 #   DUR=20 SHORT=10 CONNS=8 PERF=1 ...       step lengths (s, capped at 20), wrk connections, perf profile
+#   QUIET_WAIT=600 QUIET_PSI=20              first wait up to 600 s for /proc/pressure/cpu "some avg10" < 20
 #
 # Layout (needs ≥2 cores): newtermsd and its redis-server pinned to core 0 (taskset -c 0), wrk pinned to
 # core 1, keep-alive, loopback only. Steps, each time-limited:
@@ -134,6 +135,17 @@ req_s_of() { "$PY" -c 'import json,sys
 for l in open(sys.argv[1]):
     r=json.loads(l)
     if r["name"]==sys.argv[2]: print(r["req_s"])' "$RESULTS" "$1"; }
+
+# On a shared machine, optionally wait (bounded) until other work leaves the cores mostly idle.
+if [ "${QUIET_WAIT:-0}" -gt 0 ] && [ -r /proc/pressure/cpu ]; then
+    waited=0
+    while [ "$waited" -lt "$QUIET_WAIT" ]; do
+        psi=$(awk '/^some/ {split($2, a, "="); print int(a[2])}' /proc/pressure/cpu)
+        [ "$psi" -lt "${QUIET_PSI:-20}" ] && break
+        sleep 10; waited=$(( waited + 10 ))
+    done
+    echo "cpu pressure (some avg10) before start: $(awk '/^some/ {print $2}' /proc/pressure/cpu) after waiting ${waited}s"
+fi
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
 echo "binary:  $NEWTERMSD_BIN ($(cd "$SRC" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
