@@ -70,6 +70,7 @@ if [ ! -s "$OUT/manifest.json" ] || [ "${REGEN:-0}" = 1 ]; then
     echo "generating deliveries into $OUT"
     "$PY" "$HERE/gen_deliveries.py" --out "$OUT"
 fi
+rm -f "$OUT"/run-*/perf-*.data  # tens of MB each; only the newest run keeps its profiles
 mkdir -p "$RUN"
 MANIFEST=$OUT/manifest.json
 
