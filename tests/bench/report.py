@@ -186,16 +186,33 @@ def cmd_table(results, manifest_path):
         verdicts.append("%-4s %s: %s" % ("MET" if ok else "MISS", label, detail))
 
     eb, ref, half = by.get("eb_1core"), by.get("ref_eb_1core"), by.get("eb_1core_half")
+    pairs = [(eb, ref)] if eb and ref else []
+    i = 1
+    while by.get("eb_round%d" % i) and by.get("ref_eb_round%d" % i):
+        pairs.append((by["eb_round%d" % i], by["ref_eb_round%d" % i]))
+        i += 1
+
+    def median(xs):
+        xs = sorted(xs)
+        n = len(xs)
+        return (xs[n // 2] + xs[(n - 1) // 2]) / 2 if n else 0
+
     if eb:
+        runs = [p[0]["records_s"] for p in pairs]
         target("≥150k records/s on one core (EventBridge-wrapped mix)", eb["records_s"] >= 150000,
-               "%d records/s (%.0f%% of target)" % (eb["records_s"], 100 * eb["records_s"] / 150000))
-    if eb and ref:
-        ratio = eb["records_s"] / max(ref["records_s"], 1)
-        target("≥4× the Python reference, same run", ratio >= 4,
-               "%.2f× (%d vs %d records/s)" % (ratio, eb["records_s"], ref["records_s"]))
+               "eb_1core %d records/s (%.0f%% of target); all eb runs min/median/max %d/%d/%d; "
+               "records per CPU-second %d" % (eb["records_s"], 100 * eb["records_s"] / 150000, min(runs),
+                                              median(runs), max(runs), eb["records_per_cpu_s"] or 0))
+    if pairs:
+        ratios = [a["records_s"] / max(b["records_s"], 1) for a, b in pairs]
+        cpu_ratios = [(a["records_per_cpu_s"] or 0) / max(b["records_per_cpu_s"] or 1, 1) for a, b in pairs]
+        target("≥4× the Python reference, same run", median(ratios) >= 4,
+               "median of %d back-to-back pairs %.2f× (pairs: %s); per CPU-second %.2f×" % (
+                   len(pairs), median(ratios), ", ".join("%.2f" % x for x in ratios), median(cpu_ratios)))
     if half:
         target("p99 ≤10 ms per 500-record delivery at half load", half["p99_ms"] <= 10,
-               "p99 %.2f ms at %.1f req/s (paced)" % (half["p99_ms"], half["req_s"]))
+               "p99 %.2f ms, p50 %.2f ms at %.1f req/s (paced); the server waited for its core %.0f%% of "
+               "the step" % (half["p99_ms"], half["p50_ms"], half["req_s"], half.get("cpu_wait_pct", 0)))
     peak = max([r["hwm_mib"] for r in rows if r["target"] == "newtermsd"] or [0])
     target("peak RSS ≤64 MiB", 0 < peak <= 64, "%.1f MiB (VmHWM)" % peak)
     for v in verdicts:

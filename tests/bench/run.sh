@@ -4,23 +4,26 @@
 #   tests/bench/run.sh                      build this tree (RelWithDebInfo) and run every step
 #   NEWTERMSD_BIN=/path/newtermsd tests/bench/run.sh       use a binary built elsewhere
 #   SRC=/tree BUILD=/dir tests/bench/run.sh  build another checkout
-#   DUR=20 SHORT=10 CONNS=8 PERF=1 ...       step lengths (s, capped at 20), wrk connections, perf profile
+#   DUR=20 SHORT=10 CONNS=8 ROUNDS=3 PERF=1  step lengths (s, capped at 20), wrk connections, paired rounds,
+#                                            perf profile
 #   QUIET_WAIT=600 QUIET_PSI=20              first wait up to 600 s for /proc/pressure/cpu "some avg10" < 20
 #
 # Layout (needs ≥2 cores): newtermsd and its redis-server pinned to core 0 (taskset -c 0), wrk pinned to
-# core 1, keep-alive, loopback only. Steps, each time-limited:
-#   warmup_eb            3 s EventBridge-wrapped mix, not reported
-#   eb_1core             DUR  500-record Firehose deliveries, each record an EventBridge event   (target ≥150k rec/s)
-#   eb_1core_half        DUR  same, paced at half of eb_1core's req/s by firehose.lua's delay()  (target p99 ≤10 ms)
+# core 1, keep-alive, loopback only. The Python reference runs on core 0 as well, idle while the service is
+# measured. Steps, each time-limited (warmups are not reported):
+#   eb_1core             DUR   500-record Firehose deliveries, each record an EventBridge event  (target ≥150k rec/s)
+#   ref_eb_1core         DUR   reference_handler.py, same bodies, same wrk, right after            (ratio target ≥4×)
+#   eb_1core_half        DUR   eb paced at half of eb_1core's req/s by firehose.lua's delay()      (target p99 ≤10 ms)
 #   bare_1core           SHORT bare CloudTrail records
-#   cwl_1core            DUR  CloudWatch Logs subscription records (gzip, 10 x 50 logEvents = 500 records)
+#   cwl_1core            DUR   CloudWatch Logs subscription records (gzip, 10 x 50 logEvents = 500 records)
+#   ref_cwl_1core        SHORT the reference on the same CloudWatch Logs bodies
 #   eventbridge_1core    SHORT single events on POST /v1/eventbridge (requests/s)
-#   eb_2workers          SHORT NEWTERMSD_WORKERS=2, service unpinned on both cores, wrk -t2 on both too (shared!)
-#   ref_eb_1core         DUR  reference_handler.py pinned to core 0, same bodies, same wrk  (ratio target ≥4×)
-#   ref_cwl_1core        SHORT reference, CloudWatch Logs mix
-#   ref_prefilter_eb     SHORT reference with a raw-bytes prefilter (informational)
+#   ref_prefilter_eb     SHORT the reference with a raw-bytes prefilter (informational)
+#   eb_roundN/ref_eb_roundN  ROUNDS (3) pairs of SHORT runs back to back, for a ratio that both sides of a
+#                        shared machine's noise see alike
 #   perf                 with PERF=1: perf record (DWARF call graphs) of the service for SHORT s under the eb
 #                        and the cwl load; top functions by self and inclusive time go to perf-top.txt
+#   eb_2workers          SHORT NEWTERMSD_WORKERS=2, service unpinned on both cores, wrk -t2 on both too (shared!)
 # Then the service's /metrics are checked against what wrk delivered, and the table is printed (also written
 # to tests/bench/out/results.md). Peak RSS is the service's VmHWM (reset per phase via /proc/PID/clear_refs).
 set -euo pipefail
@@ -157,17 +160,51 @@ echo
 
 EB=$OUT/firehose_eb.ndjson BARE=$OUT/firehose_bare.ndjson CWL=$OUT/firehose_cwl.ndjson SINGLE=$OUT/eventbridge.ndjson
 
-# ---- one core: newtermsd + redis on core 0, wrk on core 1 -----------------------------------------------
+# ---- one core: newtermsd + redis on core 0, the Python reference on core 0 too (idle unless measured), wrk on core 1
 start_redis
 start_service 1 0 newtermsd-1core
+SVC_URL=$URL
+start_reference() { # logname extra-flag -> REF_PID, REF_URL
+    local port
+    port=$(free_port)
+    REF_URL=http://127.0.0.1:$port
+    NEWTERMSD_FIREHOSE_ACCESS_KEY=$KEY NEWTERMSD_INGEST_TOKEN=$TOKEN \
+        taskset -c 0 "$PY" "$HERE/reference_handler.py" --listen "127.0.0.1:$port" $2 >"$RUN/$1.log" 2>&1 &
+    REF_PID=$!
+    PIDS+=("$REF_PID")
+    wait_http "$REF_URL/readyz" 10 || die "reference handler did not start"
+}
+start_reference reference ""
+REFP_PID=$REF_PID REFP_URL=$REF_URL
+start_reference reference-prefilter --prefilter
+REFF_PID=$REF_PID REFF_URL=$REF_URL
+REF_PID=$REFP_PID REF_URL=$REFP_URL
 reset_hwm "$SVC_PID"
-step warmup_eb newtermsd firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" 3 1 500 "$SVC_PID" "$REDIS_PID"
-step eb_1core newtermsd firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" "$DUR" 1 500 "$SVC_PID" "$REDIS_PID"
+# sstep/rstep NAME KIND SCRIPT FILE SECRET RATE THREADS CONNS DURATION WRK_CPUS RECORDS_PER_REQUEST
+sstep() { URL=$SVC_URL step "$1" newtermsd "${@:2}" "$SVC_PID" "$REDIS_PID"; }
+rstep() { URL=$REF_URL step "$1" reference "${@:2}" "$REF_PID"; }
+fstep() { URL=$REFF_URL step "$1" reference "${@:2}" "$REFF_PID"; }
+
+sstep warmup_eb firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" 3 1 500
+rstep warmup_ref firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" 3 1 500
+sstep eb_1core firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" "$DUR" 1 500
+rstep ref_eb_1core firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" "$DUR" 1 500
 HALF=$("$PY" -c 'import sys; print(round(float(sys.argv[1]) / 2, 1))' "$(req_s_of eb_1core)")
-step eb_1core_half newtermsd firehose firehose.lua "$EB" "$KEY" "$HALF" 1 "$CONNS" "$DUR" 1 500 "$SVC_PID" "$REDIS_PID"
-step bare_1core newtermsd firehose firehose.lua "$BARE" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500 "$SVC_PID" "$REDIS_PID"
-step cwl_1core newtermsd firehose firehose.lua "$CWL" "$KEY" 0 1 "$CONNS" "$DUR" 1 500 "$SVC_PID" "$REDIS_PID"
-step eventbridge_1core newtermsd eventbridge eventbridge.lua "$SINGLE" "$TOKEN" 0 1 "$CONNS" "$SHORT" 1 1 "$SVC_PID" "$REDIS_PID"
+sstep eb_1core_half firehose firehose.lua "$EB" "$KEY" "$HALF" 1 "$CONNS" "$DUR" 1 500
+sstep bare_1core firehose firehose.lua "$BARE" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
+sstep cwl_1core firehose firehose.lua "$CWL" "$KEY" 0 1 "$CONNS" "$DUR" 1 500
+rstep ref_cwl_1core firehose firehose.lua "$CWL" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
+sstep eventbridge_1core eventbridge eventbridge.lua "$SINGLE" "$TOKEN" 0 1 "$CONNS" "$SHORT" 1 1
+fstep ref_prefilter_eb firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
+# Paired rounds: the service and the reference back to back, so both meet the same neighbours on a shared
+# machine; the table reports the median of the per-pair ratios.
+for i in $(seq 1 "${ROUNDS:-3}"); do
+    sstep "eb_round$i" firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
+    rstep "ref_eb_round$i" firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
+done
+stop_pid "$REF_PID"
+stop_pid "$REFF_PID"
+URL=$SVC_URL
 curl -fsS -H "Authorization: Bearer bench-read-$$" "$URL/api/v1/alerts?limit=1000" >"$RUN/alerts.json" || true
 profile() { # name bodies: perf record (DWARF call graphs) of the service for SHORT s under full load
     ( timeout $(( SHORT + 15 )) taskset -c 1 wrk -t1 -c"$CONNS" -d"$((SHORT + 2))s" -s "$HERE/firehose.lua" "$URL" \
@@ -190,7 +227,6 @@ if [ "$PERF" = 1 ]; then
     profile cwl "$CWL"
     cat "$RUN"/perf-top-*.txt >"$RUN/perf-top.txt"
 fi
-cp "$RUN/newtermsd-1core.log" "$RUN/newtermsd-1core.stderr" 2>/dev/null || true
 curl -fsS "$URL/metrics" >"$RUN/metrics-1core.txt" || true
 stop_pid "$SVC_PID"
 
@@ -201,22 +237,6 @@ step eb_2workers newtermsd firehose firehose.lua "$EB" "$KEY" 0 2 $(( CONNS * 2 
 curl -fsS "$URL/metrics" >"$RUN/metrics-2workers.txt" || true
 stop_pid "$SVC_PID"
 stop_pid "$REDIS_PID"
-
-# ---- the Python reference on core 0 ------------------------------------------------------------------
-ref() { # name file prefilter-flag duration
-    PORT=$(free_port)
-    URL=http://127.0.0.1:$PORT
-    NEWTERMSD_FIREHOSE_ACCESS_KEY=$KEY NEWTERMSD_INGEST_TOKEN=$TOKEN \
-        taskset -c 0 "$PY" "$HERE/reference_handler.py" --listen "127.0.0.1:$PORT" $3 >"$RUN/$1.log" 2>&1 &
-    local pid=$!
-    PIDS+=("$pid")
-    wait_http "$URL/readyz" 10 || die "reference handler did not start"
-    step "$1" reference firehose firehose.lua "$2" "$KEY" 0 1 "$CONNS" "$4" 1 500 "$pid"
-    stop_pid "$pid"
-}
-ref ref_eb_1core "$EB" "" "$DUR"
-ref ref_cwl_1core "$CWL" "" "$SHORT"
-ref ref_prefilter_eb "$EB" --prefilter "$SHORT"
 
 # ---- table ----------------------------------------------------------------------------------------------
 set +e
