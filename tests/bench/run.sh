@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# Benchmark newtermsd Firehose/EventBridge ingest on this machine and compare it with a plain Python handler.
+#
+#   tests/bench/run.sh                      build this tree (RelWithDebInfo) and run every step
+#   NEWTERMSD_BIN=/path/newtermsd tests/bench/run.sh       use a binary built elsewhere
+#   SRC=/tree BUILD=/dir tests/bench/run.sh  build another checkout
+#   DUR=20 SHORT=10 CONNS=8 ROUNDS=3 PERF=1  step lengths (s, capped at 20), wrk connections, paired rounds,
+#                                            perf profile
+#   QUIET_WAIT=600 QUIET_PSI=20              first wait up to 600 s for /proc/pressure/cpu "some avg10" < 20
+#
+# Layout (needs ≥2 cores): newtermsd and its redis-server pinned to core 0 (taskset -c 0), wrk pinned to
+# core 1, keep-alive, loopback only. The Python reference runs on core 0 as well, idle while the service is
+# measured. Steps, each time-limited (warmups are not reported):
+#   eb_1core             DUR   500-record Firehose deliveries, each record an EventBridge event  (target ≥150k rec/s)
+#   ref_eb_1core         DUR   reference_handler.py, same bodies, same wrk, right after            (ratio target ≥4×)
+#   eb_1core_half        DUR   eb paced at half of eb_1core's req/s by firehose.lua's delay()      (target p99 ≤10 ms)
+#   bare_1core           SHORT bare CloudTrail records
+#   cwl_1core            DUR   CloudWatch Logs subscription records (gzip, 10 x 50 logEvents = 500 records)
+#   ref_cwl_1core        SHORT the reference on the same CloudWatch Logs bodies
+#   eventbridge_1core    SHORT single events on POST /v1/eventbridge (requests/s)
+#   ref_prefilter_eb     SHORT the reference with a raw-bytes prefilter (informational)
+#   eb_roundN/ref_eb_roundN  ROUNDS (3) pairs of SHORT runs back to back, for a ratio that both sides of a
+#                        shared machine's noise see alike
+#   perf                 with PERF=1: perf record (DWARF call graphs) of the service for SHORT s under the eb
+#                        and the cwl load; top functions by self and inclusive time go to perf-top.txt
+#   eb_2workers          SHORT NEWTERMSD_WORKERS=2, service unpinned on both cores, wrk -t2 on both too (shared!)
+# Then the service's /metrics are checked against what wrk delivered, and the table is printed (also written
+# to tests/bench/out/results.md). Peak RSS is the service's VmHWM (reset per phase via /proc/PID/clear_refs).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=${SRC:-$(cd "$HERE/../.." && pwd)}
+BUILD=${BUILD:-$SRC/build-bench}
+OUT=${OUT:-$HERE/out}
+DUR=${DUR:-20}
+SHORT=${SHORT:-10}
+CONNS=${CONNS:-8}
+PERF=${PERF:-0}
+[ "$DUR" -le 20 ] || DUR=20
+[ "$SHORT" -le 20 ] || SHORT=20
+KEY=bench-firehose-key-$$
+TOKEN=bench-ingest-token-$$
+PY=${PYTHON:-python3}
+RUN=$OUT/run-$(date +%Y%m%d-%H%M%S)
+RESULTS=$RUN/results.jsonl
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+[ "$(nproc)" -ge 2 ] || die "needs at least 2 cores (service on core 0, load generator on core 1)"
+
+# ---- tools -----------------------------------------------------------------------------------------
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v curl >/dev/null || missing+=(curl)
+command -v taskset >/dev/null || missing+=(util-linux)
+if [ "${PERF}" = 1 ] && ! command -v perf >/dev/null; then missing+=(linux-perf); fi
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# ---- build -------------------------------------------------------------------------------------------
+if [ -z "${NEWTERMSD_BIN:-}" ]; then
+    cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build "$BUILD" -j2 --target newtermsd >/dev/null
+    NEWTERMSD_BIN=$BUILD/newtermsd
+fi
+[ -x "$NEWTERMSD_BIN" ] || die "no newtermsd binary at $NEWTERMSD_BIN"
+RULES=${RULES:-$SRC/rules}
+
+# ---- corpus ------------------------------------------------------------------------------------------
+if [ ! -s "$OUT/manifest.json" ] || [ "${REGEN:-0}" = 1 ]; then
+    echo "generating deliveries into $OUT"
+    "$PY" "$HERE/gen_deliveries.py" --out "$OUT"
+fi
+rm -f "$OUT"/run-*/perf-*.data  # tens of MB each; only the newest run keeps its profiles
+mkdir -p "$RUN"
+MANIFEST=$OUT/manifest.json
+
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT INT TERM
+
+wait_http() { # url seconds
+    for _ in $(seq 1 $(( $2 * 10 ))); do
+        curl -fsS -m 1 -o /dev/null "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+start_redis() {
+    RPORT=$(free_port)
+    taskset -c 0 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --daemonize no --loglevel warning >"$RUN/redis.log" 2>&1 &
+    REDIS_PID=$!
+    PIDS+=("$REDIS_PID")
+    for _ in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+    die "redis-server did not start (see $RUN/redis.log)"
+}
+
+start_service() { # workers cpus logname
+    PORT=$(free_port)
+    URL=http://127.0.0.1:$PORT
+    env NEWTERMSD_LISTEN=127.0.0.1:$PORT NEWTERMSD_REDIS=redis://127.0.0.1:$RPORT/0 NEWTERMSD_RULES="$RULES" \
+        NEWTERMSD_FIREHOSE_ACCESS_KEY=$KEY NEWTERMSD_INGEST_TOKEN=$TOKEN NEWTERMSD_WORKERS="$1" \
+        NEWTERMSD_API_READ_TOKEN=bench-read-$$ NEWTERMSD_API_WRITE_TOKEN=bench-write-$$ \
+        taskset -c "$2" "$NEWTERMSD_BIN" serve >"$RUN/$3.log" 2>&1 &
+    SVC_PID=$!
+    PIDS+=("$SVC_PID")
+    wait_http "$URL/readyz" 30 || { tail -20 "$RUN/$3.log" >&2; die "newtermsd did not become ready"; }
+}
+
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+reset_hwm() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || true; }
+
+# step NAME TARGET KIND SCRIPT FILE SECRET RATE THREADS CONNS DURATION WRK_CPUS RECORDS_PER_REQUEST PIDS...
+step() {
+    local name=$1 target=$2 kind=$3 script=$4 file=$5 secret=$6 rate=$7 threads=$8 conns=$9 dur=${10}
+    local cpus=${11} rpr=${12}
+    shift 12
+    "$PY" "$HERE/report.py" snap "$URL" "$@" >"$RUN/$name.before.json"
+    timeout $(( dur + 15 )) taskset -c "$cpus" wrk -t"$threads" -c"$conns" -d"${dur}s" --timeout 10s --latency \
+        -s "$HERE/$script" "$URL" -- "$file" "$secret" "$rate" "$threads" "$name" >"$RUN/$name.wrk.txt" 2>&1 \
+        || { cat "$RUN/$name.wrk.txt" >&2; die "wrk failed in step $name"; }
+    sleep 1  # let in-flight deliveries finish before reading the counters
+    "$PY" "$HERE/report.py" snap "$URL" "$@" >"$RUN/$name.after.json"
+    "$PY" "$HERE/report.py" step "$RESULTS" "$name" "$RUN/$name.wrk.txt" "$RUN/$name.before.json" \
+        "$RUN/$name.after.json" --target "$target" --kind "$kind" --records-per-request "$rpr"
+}
+
+req_s_of() { "$PY" -c 'import json,sys
+for l in open(sys.argv[1]):
+    r=json.loads(l)
+    if r["name"]==sys.argv[2]: print(r["req_s"])' "$RESULTS" "$1"; }
+
+# On a shared machine, optionally wait (bounded) until other work leaves the cores mostly idle.
+if [ "${QUIET_WAIT:-0}" -gt 0 ] && [ -r /proc/pressure/cpu ]; then
+    waited=0
+    while [ "$waited" -lt "$QUIET_WAIT" ]; do
+        psi=$(awk '/^some/ {split($2, a, "="); print int(a[2])}' /proc/pressure/cpu)
+        [ "$psi" -lt "${QUIET_PSI:-20}" ] && break
+        sleep 10; waited=$(( waited + 10 ))
+    done
+    echo "cpu pressure (some avg10) before start: $(awk '/^some/ {print $2}' /proc/pressure/cpu) after waiting ${waited}s"
+fi
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
+echo "binary:  $NEWTERMSD_BIN ($(cd "$SRC" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+echo "corpus:  $("$PY" -c 'import json,sys; m=json.load(open(sys.argv[1])); print("%d bodies/variant x %d records, mean record %s B (EventBridge-wrapped %s B), %d candidates/body, %d candidate pairs" % (m["bodies_per_variant"], m["records_per_body"], m["mean_record_bytes"], m["mean_eventbridge_bytes"], m["candidates_per_body"], m["expected_alerts_fresh_redis"]))' "$MANIFEST")"
+echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine disturbs the figures)"
+echo "results: $RUN"
+echo
+
+EB=$OUT/firehose_eb.ndjson BARE=$OUT/firehose_bare.ndjson CWL=$OUT/firehose_cwl.ndjson SINGLE=$OUT/eventbridge.ndjson
+
+# ---- one core: newtermsd + redis on core 0, the Python reference on core 0 too (idle unless measured), wrk on core 1
+start_redis
+start_service 1 0 newtermsd-1core
+SVC_URL=$URL
+start_reference() { # logname extra-flag -> REF_PID, REF_URL
+    local port
+    port=$(free_port)
+    REF_URL=http://127.0.0.1:$port
+    NEWTERMSD_FIREHOSE_ACCESS_KEY=$KEY NEWTERMSD_INGEST_TOKEN=$TOKEN \
+        taskset -c 0 "$PY" "$HERE/reference_handler.py" --listen "127.0.0.1:$port" $2 >"$RUN/$1.log" 2>&1 &
+    REF_PID=$!
+    PIDS+=("$REF_PID")
+    wait_http "$REF_URL/readyz" 10 || die "reference handler did not start"
+}
+start_reference reference ""
+REFP_PID=$REF_PID REFP_URL=$REF_URL
+start_reference reference-prefilter --prefilter
+REFF_PID=$REF_PID REFF_URL=$REF_URL
+REF_PID=$REFP_PID REF_URL=$REFP_URL
+reset_hwm "$SVC_PID"
+# sstep/rstep NAME KIND SCRIPT FILE SECRET RATE THREADS CONNS DURATION WRK_CPUS RECORDS_PER_REQUEST
+sstep() { URL=$SVC_URL step "$1" newtermsd "${@:2}" "$SVC_PID" "$REDIS_PID"; }
+rstep() { URL=$REF_URL step "$1" reference "${@:2}" "$REF_PID"; }
+fstep() { URL=$REFF_URL step "$1" reference "${@:2}" "$REFF_PID"; }
+
+sstep warmup_eb firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" 3 1 500
+rstep warmup_ref firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" 3 1 500
+sstep eb_1core firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" "$DUR" 1 500
+rstep ref_eb_1core firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" "$DUR" 1 500
+HALF=$("$PY" -c 'import sys; print(round(float(sys.argv[1]) / 2, 1))' "$(req_s_of eb_1core)")
+sstep eb_1core_half firehose firehose.lua "$EB" "$KEY" "$HALF" 1 "$CONNS" "$DUR" 1 500
+sstep bare_1core firehose firehose.lua "$BARE" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
+sstep cwl_1core firehose firehose.lua "$CWL" "$KEY" 0 1 "$CONNS" "$DUR" 1 500
+rstep ref_cwl_1core firehose firehose.lua "$CWL" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
+sstep eventbridge_1core eventbridge eventbridge.lua "$SINGLE" "$TOKEN" 0 1 "$CONNS" "$SHORT" 1 1
+fstep ref_prefilter_eb firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
+# Paired rounds: the service and the reference back to back, so both meet the same neighbours on a shared
+# machine; the table reports the median of the per-pair ratios.
+for i in $(seq 1 "${ROUNDS:-3}"); do
+    sstep "eb_round$i" firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
+    rstep "ref_eb_round$i" firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
+done
+stop_pid "$REF_PID"
+stop_pid "$REFF_PID"
+URL=$SVC_URL
+curl -fsS -H "Authorization: Bearer bench-read-$$" "$URL/api/v1/alerts?limit=1000" >"$RUN/alerts.json" || true
+profile() { # name bodies: perf record (DWARF call graphs) of the service for SHORT s under full load
+    ( timeout $(( SHORT + 15 )) taskset -c 1 wrk -t1 -c"$CONNS" -d"$((SHORT + 2))s" -s "$HERE/firehose.lua" "$URL" \
+        -- "$2" "$KEY" 0 1 "perf-$1" >/dev/null 2>&1 & )
+    sleep 1
+    perf record -F 999 --call-graph dwarf,16384 -o "$RUN/perf-$1.data" -p "$SVC_PID" -- sleep "$SHORT" \
+        >/dev/null 2>&1 || true
+    {
+        echo "== $1: self time (top functions)"
+        perf report -i "$RUN/perf-$1.data" --no-children --percent-limit 0.7 --stdio -g none 2>/dev/null \
+            | grep -E '^ +[0-9]' | head -25
+        echo "== $1: inclusive time (newtermsd call tree, ≥2%)"
+        perf report -i "$RUN/perf-$1.data" --children --percent-limit 2 --stdio -g none 2>/dev/null \
+            | grep -E '^ +[0-9]' | grep -v -E 'clone3|start_thread|kallsyms|\] 0x0000' | head -40
+    } >"$RUN/perf-top-$1.txt"
+    sleep 3
+}
+if [ "$PERF" = 1 ]; then
+    profile eb "$EB"
+    profile cwl "$CWL"
+    cat "$RUN"/perf-top-*.txt >"$RUN/perf-top.txt"
+fi
+curl -fsS "$URL/metrics" >"$RUN/metrics-1core.txt" || true
+stop_pid "$SVC_PID"
+
+# ---- two workers on both cores (client shares them) ----------------------------------------------------
+start_service 2 0,1 newtermsd-2workers
+reset_hwm "$SVC_PID"
+step eb_2workers newtermsd firehose firehose.lua "$EB" "$KEY" 0 2 $(( CONNS * 2 )) "$SHORT" 0,1 500 "$SVC_PID" "$REDIS_PID"
+curl -fsS "$URL/metrics" >"$RUN/metrics-2workers.txt" || true
+stop_pid "$SVC_PID"
+stop_pid "$REDIS_PID"
+
+# ---- table ----------------------------------------------------------------------------------------------
+set +e
+"$PY" "$HERE/report.py" table "$RESULTS" "$MANIFEST" | tee "$RUN/results.md"
+rc=${PIPESTATUS[0]}
+[ -s "$RUN/perf-top.txt" ] && { echo; echo "perf, top functions of newtermsd under the eb load:"; cat "$RUN/perf-top.txt"; }
+cp "$RUN/results.md" "$OUT/results.md"
+exit "$rc"
