@@ -384,7 +384,10 @@ static void handle_events(server *s, route_id route, const char *body, size_t le
     nt_err err;
     char delivery_id[40];
     snprintf(delivery_id, sizeof delivery_id, "%s-%lld", name, (long long)now);
-    nt_status st = pipe_body(&p, body, len, &err);
+    /* A single EventBridge event that no rule can match is not parsed. */
+    nt_status st = route == R_EVENTBRIDGE && pipe_skip_unparsed(&p, body, len)
+                       ? NT_OK
+                       : pipe_body(&p, body, len, &err);
     if (st == NT_OK && route == R_EVENTBRIDGE && p.accepted != 1) {
         st = NT_ERR_INVALID;
         nt_fail(&err, st, "an EventBridge API destination call carries exactly one event, not %zu",
@@ -908,9 +911,10 @@ nt_status http_server_start(server **out, config *cfg, nt_ruleset *rules, nt_err
     s->mhd = MHD_start_daemon(
         flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
         mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)cfg->workers, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->request_timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_END);
+        (unsigned)(cfg->workers > 1 ? cfg->workers : 0), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->request_timeout_s, MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(64 * 1024), MHD_OPTION_END);
     if (!s->mhd) {
         st = nt_fail(err, NT_ERR_IO, "cannot listen on %s:%d (address in use or not permitted)",
                      cfg->listen_host, cfg->listen_port);

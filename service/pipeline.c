@@ -9,6 +9,7 @@
 #include "pipeline.h"
 
 #include "kql.h"
+#include "search.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,28 +231,26 @@ static int any_rule_may_match(const pipe_run *p, const char *text, size_t len)
     return 0;
 }
 
+int pipe_skip_unparsed(pipe_run *p, const char *text, size_t len)
+{
+    if (!p->prefilter || any_rule_may_match(p, text, len)) return 0;
+    size_t i = 0;
+    while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t'))
+        i++;
+    if (i == len) return 0;
+    /* Every shape we accept is JSON carrying CloudTrail records, and every
+     * record has an "eventVersion" key: anything else is parsed, so it is
+     * rejected with a precise reason instead of silently accepted. */
+    if ((text[i] != '{' && text[i] != '[') || !nt_search(text, len, "\"eventVersion\"", 14))
+        return 0;
+    p->accepted++;
+    p->counts[PIPE_SHAPE_RAW][PIPE_PREFILTERED]++;
+    return 1;
+}
+
 void pipe_unit(pipe_run *p, size_t index, size_t sub_index, const char *text, size_t len)
 {
-    if (p->prefilter && !any_rule_may_match(p, text, len)) {
-        /* Cheap sanity check so plain garbage is still rejected unparsed. */
-        size_t i = 0;
-        while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t'))
-            i++;
-        if (i < len && text[i] != '{' && text[i] != '[') {
-            pipe_reject_add(p, "not_json", "not JSON: does not start with '{' or '['", index,
-                            sub_index, (const unsigned char *)text, len);
-            p->counts[PIPE_SHAPE_RAW][PIPE_REJECTED]++;
-            return;
-        }
-        /* Every shape we accept carries CloudTrail records, and every record
-         * has an "eventVersion" key: a unit without one is parsed below so it
-         * is rejected with a precise reason instead of silently accepted. */
-        if (i == len || memmem(text, len, "\"eventVersion\"", 14) != NULL) {
-            p->accepted++;
-            p->counts[PIPE_SHAPE_RAW][PIPE_PREFILTERED]++;
-            return;
-        }
-    }
+    if (pipe_skip_unparsed(p, text, len)) return;
     split_ctx sc = {.p = p, .index = index, .sub_base = sub_index};
     nt_err err;
     dec_split(text, len, on_split_record, on_split_bad, &sc, &err);
