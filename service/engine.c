@@ -96,6 +96,8 @@ static void evaluate_rule(const nt_rule *r, const nt_field_source *src, const ex
     char arena[ARENA_BYTES];
     size_t used = 0;
     term_values tv[RULE_MAX_TERMS];
+    for (size_t i = 0; i < RULE_MAX_TERMS; i++)
+        tv[i].n = 0;
     for (size_t i = 0; i < r->n_terms; i++) {
         if (collect(src, ev, r->term_ids[i], &tv[i], arena, &used) == 0) {
             st->missing_terms++;
@@ -112,8 +114,6 @@ static void evaluate_rule(const nt_rule *r, const nt_field_source *src, const ex
             break;
         }
         nt_candidate c = {.rule = r, .n_terms = r->n_terms};
-        /* tv[0..n_terms) were all filled by collect() above. */
-        // cppcheck-suppress uninitvar
         for (size_t i = 0; i < r->n_terms; i++)
             c.terms[i] = tv[i].v[idx[i]];
         candidate_ids(&c, event_id);
