@@ -95,7 +95,8 @@ typedef struct action_lint {
     const char *providers[16];
     size_t n_providers;
     nt_rule *rule;
-    int pass; /* 0: collect providers, 1: check actions */
+    int uncatalogued; /* the query names a provider the catalogue does not know */
+    int pass;         /* 0: collect providers, 1: check actions */
 } action_lint;
 
 static void lint_term(void *ud, const char *field, const char *value, size_t len, int is_wildcard,
@@ -104,12 +105,13 @@ static void lint_term(void *ud, const char *field, const char *value, size_t len
     action_lint *al = ud;
     if (is_wildcard) return;
     if (al->pass == 0) {
-        if (strcmp(field, "event.provider") == 0 && al->n_providers < 16 &&
-            catalog_has_provider(value))
-            al->providers[al->n_providers++] = value;
+        if (strcmp(field, "event.provider") != 0) return;
+        if (!catalog_has_provider(value)) al->uncatalogued = 1;
+        else if (al->n_providers < 16) al->providers[al->n_providers++] = value;
         return;
     }
-    if (strcmp(field, "event.action") != 0 || al->n_providers == 0) return;
+    /* An action may belong to a provider we have no catalogue for: say nothing. */
+    if (strcmp(field, "event.action") != 0 || al->n_providers == 0 || al->uncatalogued) return;
     const char *best = NULL;
     for (size_t i = 0; i < al->n_providers; i++) {
         if (catalog_has_action(al->providers[i], value, len)) return;
