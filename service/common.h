@@ -98,4 +98,8 @@ nt_status nt_duration_parse(const char *s, size_t len, nt_time_ms *out, nt_err *
 /* Compare two byte strings in time that depends only on the lengths (for secrets). */
 int nt_secret_equal(const char *a, size_t alen, const char *b, size_t blen);
 
+/* Length of the valid UTF-8 sequence at s[0..n) (1..4), or 0 when s does not
+ * start one (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF). */
+size_t nt_utf8_seq_len(const unsigned char *s, size_t n);
+
 #endif

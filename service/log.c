@@ -91,30 +91,6 @@ static void buf_char(log_buf *b, char c)
 
 /* ---- escaping -------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence starting at s (1..4), or 0 when the byte
- * at s does not start one (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    if (c < 0xC2) return 0;
-    if (c < 0xE0) return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c < 0xF0) {
-        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
-        if (c == 0xE0 && s[1] < 0xA0) return 0;  /* overlong */
-        if (c == 0xED && s[1] >= 0xA0) return 0; /* surrogate */
-        return 3;
-    }
-    if (c < 0xF5) {
-        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
-            return 0;
-        if (c == 0xF0 && s[1] < 0x90) return 0;  /* overlong */
-        if (c == 0xF4 && s[1] >= 0x90) return 0; /* > U+10FFFF */
-        return 4;
-    }
-    return 0;
-}
-
 static void escape_bytes(log_buf *b, const unsigned char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -152,7 +128,7 @@ static void escape_bytes(log_buf *b, const unsigned char *s, size_t n)
             i++;
             continue;
         }
-        size_t k = c < 0x20 || c == 0x7f ? 0 : utf8_seq_len(s + i, n - i);
+        size_t k = c < 0x20 || c == 0x7f ? 0 : nt_utf8_seq_len(s + i, n - i);
         if (k == 0) {
             char u[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
             buf_add(b, u, 6);

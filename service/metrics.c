@@ -24,6 +24,8 @@
  */
 #include "metrics.h"
 
+#include "common.h"
+
 #include <dirent.h>
 #include <math.h>
 #include <pthread.h>
@@ -545,28 +547,6 @@ void metrics_reset(void)
     pthread_mutex_unlock(&metrics_lock);
 }
 
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    if (c < 0xC2) return 0;
-    if (c < 0xE0) return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c < 0xF0) {
-        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
-        if (c == 0xE0 && s[1] < 0xA0) return 0;
-        if (c == 0xED && s[1] >= 0xA0) return 0;
-        return 3;
-    }
-    if (c < 0xF5) {
-        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
-            return 0;
-        if (c == 0xF0 && s[1] < 0x90) return 0;
-        if (c == 0xF4 && s[1] >= 0x90) return 0;
-        return 4;
-    }
-    return 0;
-}
-
 size_t metrics_label_escape(const char *in, size_t len, char *out, size_t cap)
 {
     if (cap == 0) return 0;
@@ -584,7 +564,7 @@ size_t metrics_label_escape(const char *in, size_t len, char *out, size_t cap)
         else if ((c < 0x20 && c != '\t') || c == 0x7f)
             rep = "?", rlen = 1;
         else {
-            size_t k = utf8_seq_len((const unsigned char *)in + i, len - i);
+            size_t k = nt_utf8_seq_len((const unsigned char *)in + i, len - i);
             if (k == 0) {
                 rep = "?";
                 rlen = 1;

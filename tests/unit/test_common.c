@@ -135,6 +135,29 @@ START_TEST(wildcard_literal_for_prefilter)
 }
 END_TEST
 
+static const struct {
+    const char *bytes;
+    size_t n, want;
+} utf8_cases[] = {
+    {"a", 1, 1},
+    {"\xc3\xa9", 2, 2},
+    {"\xe2\x82\xac", 3, 3},
+    {"\xf0\x9f\x98\x80", 4, 4},
+    {"\xc0\xaf", 2, 0},
+    {"\xed\xa0\x80", 3, 0},
+    {"\xf4\x90\x80\x80", 4, 0},
+    {"\xe2\x82", 2, 0},
+    {"\x80", 1, 0},
+};
+
+START_TEST(utf8_sequences_are_validated_strictly)
+{
+    ck_assert_uint_eq(
+        nt_utf8_seq_len((const unsigned char *)utf8_cases[_i].bytes, utf8_cases[_i].n),
+        utf8_cases[_i].want);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("common");
@@ -149,6 +172,8 @@ int main(void)
     tcase_add_loop_test(tc, wildcards_match_case_sensitively, 0,
                         sizeof glob_cases / sizeof glob_cases[0]);
     tcase_add_test(tc, wildcard_literal_for_prefilter);
+    tcase_add_loop_test(tc, utf8_sequences_are_validated_strictly, 0,
+                        sizeof utf8_cases / sizeof utf8_cases[0]);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
