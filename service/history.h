@@ -22,6 +22,9 @@ typedef struct nt_history {
     nt_status (*observe)(void *ctx, store_obs *obs, size_t n, nt_err *err);
 } nt_history;
 
+/* The nt_history view of a Redis connection (st must outlive it). */
+nt_history store_history(store *st);
+
 typedef struct memhist memhist;
 
 memhist *memhist_new(void);

@@ -255,11 +255,6 @@ static void count_store(store *st, const store_counters *before)
 
 /* ---- committing a delivery ----------------------------------------------- */
 
-static nt_status store_history_observe(void *ctx, store_obs *obs, size_t n, nt_err *err)
-{
-    return store_observe(ctx, obs, n, err);
-}
-
 /* Write observations and rejects; NT_ERR_STORE means nothing may be acknowledged. */
 static nt_status commit_delivery(server *s, pipe_run *p, const char *route, const char *delivery_id,
                                  nt_err *err)
@@ -271,7 +266,7 @@ static nt_status commit_delivery(server *s, pipe_run *p, const char *route, cons
     store_get_counters(st, &before);
     nt_status rc = NT_OK;
     if (p->n_obs) {
-        nt_history h = {.ctx = st, .observe = store_history_observe};
+        nt_history h = store_history(st);
         rc = pipe_commit(p, &h, err);
     }
     if (rc == NT_OK && p->n_rejects) {

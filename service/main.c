@@ -337,11 +337,6 @@ static int cmd_replay(config *c)
     return rc;
 }
 
-static nt_status store_history_observe(void *ctx, store_obs *obs, size_t n, nt_err *err)
-{
-    return store_observe(ctx, obs, n, err);
-}
-
 static int cmd_backfill(config *c)
 {
     if (c->n_args == 0) {
@@ -371,7 +366,7 @@ static int cmd_backfill(config *c)
         rc = 1;
     }
     size_t records = 0, rejected = 0, written = 0;
-    nt_history h = {.ctx = st, .observe = store_history_observe};
+    nt_history h = store_history(st);
     for (size_t i = 0; i < fl.n && rc == 0; i++) {
         unsigned char *buf = NULL;
         size_t len = 0;
