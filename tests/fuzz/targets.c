@@ -1,9 +1,12 @@
 /*
  * targets.c — what each fuzz target does with its bytes (see targets.h).
  *
- * Every target is a plain function over (env, bytes): the libFuzzer entry
- * points in fuzz_*.c are one line each, and the regression test replays the
- * committed crash inputs through the same functions under gcc and ASan.
+ * Every target is a plain function over (env, bytes). This file is the
+ * library ntfuzz, built in every configuration (gcc included) with no
+ * libFuzzer in it: the one libFuzzer entry point is fuzz_main.c, built once
+ * per target with clang (-DNT_FUZZ=ON), and tests/unit/test_fuzz_regressions.c
+ * links ntfuzz to replay the committed crash inputs through the same
+ * functions in the normal and the ASan build.
  *
  * Besides "does not crash, does not leak, no undefined behaviour" (which the
  * sanitizers judge), the targets check the contracts the service relies on
@@ -296,6 +299,11 @@ fuzz_env *fuzz_env_new(void)
 fail:
     fuzz_env_free(env);
     return NULL;
+}
+
+size_t fuzz_env_rule_count(const fuzz_env *env)
+{
+    return env->rs->n;
 }
 
 /* ---- helpers ------------------------------------------------------------ */

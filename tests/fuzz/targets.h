@@ -1,9 +1,10 @@
 /*
- * targets.h — the bodies of the libFuzzer targets, shared by the fuzzers
- * (tests/fuzz/fuzz_*.c, built with clang -fsanitize=fuzzer) and by the
- * regression test (tests/unit/test_fuzz_regressions.c, built by the normal
- * gcc build), so that every input a fuzzer ever crashed on is replayed through
- * exactly the same code on every test run.
+ * targets.h — the bodies of the libFuzzer targets (the library ntfuzz), shared
+ * by the fuzzers (tests/fuzz/fuzz_main.c, built once per target with clang
+ * -fsanitize=fuzzer) and by the regression test
+ * (tests/unit/test_fuzz_regressions.c, built by the normal gcc build), so
+ * that every input a fuzzer ever crashed on is replayed through exactly the
+ * same code on every test run.
  *
  * Each target takes arbitrary bytes, drives one parser or view of the service
  * with them and checks invariants that must hold for any input (slices stay
@@ -28,6 +29,10 @@ typedef struct fuzz_env fuzz_env;
  * fuzz_env_free (NULL is a no-op). The env is not modified by the targets. */
 fuzz_env *fuzz_env_new(void);
 void fuzz_env_free(fuzz_env *env);
+
+/* How many rules the env's built-in rule set holds (3), so a test can see
+ * that the setup really loaded them. */
+size_t fuzz_env_rule_count(const fuzz_env *env);
 
 /* One target: a name (also the folder under tests/data/fuzz-regressions/
  * and the suffix of the fuzz_<name> executable) and its body. */

@@ -1,5 +1,6 @@
 /* Unit tests for base64.c: RFC 4648 §10 vectors, strictness, error offsets, round trips. */
 #include "base64.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -152,7 +153,7 @@ START_TEST(every_length_and_byte_value_round_trips)
 }
 END_TEST
 
-int main(void)
+static Suite *base64_suite(void)
 {
     Suite *s = suite_create("base64");
     TCase *tc = tcase_create("core");
@@ -165,9 +166,7 @@ int main(void)
     tcase_add_test(tc, an_empty_input_decodes_to_nothing);
     tcase_add_test(tc, every_length_and_byte_value_round_trips);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+NT_TEST_MAIN(base64_suite)

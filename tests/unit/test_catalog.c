@@ -7,13 +7,12 @@
  */
 #include "catalog.h"
 #include "toml.h"
+#include "testutil.h"
 
 #include <check.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define RULES_DIR NT_TEST_DATA "/toml/rules"
 #define ORG "organizations.amazonaws.com"
@@ -26,26 +25,11 @@ static const char *const providers[] = {ORG, IAM, STS, SIGNIN};
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    struct stat sb;
-    ck_assert_int_eq(fstat(fileno(f), &sb), 0);
-    size_t size = (size_t)sb.st_size;
-    char *data = malloc(size ? size : 1);
-    ck_assert_ptr_nonnull(data);
-    ck_assert_uint_eq(fread(data, 1, size, f), size);
-    fclose(f);
-    *len = size;
-    return data;
-}
-
 /* The rule.query of a rule file, as a new string. */
 static char *rule_query(const char *path)
 {
     size_t len;
-    char *text = read_file(path, &len);
+    char *text = tu_read_file(path, &len);
     json_t *doc = NULL;
     nt_err err = {{0}};
     ck_assert_msg(toml_parse(text, len, &doc, &err) == NT_OK, "%s: %s", path, err.msg);
@@ -363,8 +347,9 @@ typedef struct scan_totals {
     size_t rules, pairs;
 } scan_totals;
 
-static void scan_rule(const char *path, scan_totals *totals)
+static void scan_rule(const char *path, void *ctx)
 {
+    scan_totals *totals = ctx;
     char *query = rule_query(path);
     const char *provider = NULL;
     static scan_values values;
@@ -393,31 +378,10 @@ static void scan_rule(const char *path, scan_totals *totals)
     free(query);
 }
 
-static void scan_dir(const char *dir, scan_totals *totals, int depth)
-{
-    ck_assert_int_lt(depth, 4);
-    DIR *d = opendir(dir);
-    ck_assert_msg(d != NULL, "cannot open %s", dir);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        ck_assert_int_eq(stat(path, &sb), 0);
-        size_t n = strlen(e->d_name);
-        if (S_ISDIR(sb.st_mode))
-            scan_dir(path, totals, depth + 1);
-        else if (n > 5 && strcmp(e->d_name + n - 5, ".toml") == 0)
-            scan_rule(path, totals);
-    }
-    closedir(d);
-}
-
 START_TEST(a_scan_of_single_provider_rules_finds_only_known_actions)
 {
     scan_totals totals = {0};
-    scan_dir(RULES_DIR, &totals, 0);
+    tu_walk(RULES_DIR, ".toml", 3, scan_rule, &totals);
     /* the scan really looked: 35 copied rules name exactly one of the four
      * providers, and 33 of them list 58 literal event.action values */
     ck_assert_uint_eq(totals.rules, 35);
@@ -425,7 +389,7 @@ START_TEST(a_scan_of_single_provider_rules_finds_only_known_actions)
 }
 END_TEST
 
-int main(void)
+static Suite *catalog_suite(void)
 {
     Suite *s = suite_create("catalog");
     TCase *tc = tcase_create("catalog");
@@ -443,9 +407,7 @@ int main(void)
     tcase_add_test(tc, the_seed_rule_typo_is_unknown_and_gets_the_real_name_suggested);
     tcase_add_test(tc, a_scan_of_single_provider_rules_finds_only_known_actions);
     suite_add_tcase(s, tc);
-    SRunner *runner = srunner_create(s);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
 }
+
+NT_TEST_MAIN(catalog_suite)

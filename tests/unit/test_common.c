@@ -1,6 +1,7 @@
 /* Unit tests for common.c (time, durations, constant-time compare) and glob.c. */
 #include "common.h"
 #include "glob.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <string.h>
@@ -158,7 +159,7 @@ START_TEST(utf8_sequences_are_validated_strictly)
 }
 END_TEST
 
-int main(void)
+static Suite *common_suite(void)
 {
     Suite *s = suite_create("common");
     TCase *tc = tcase_create("core");
@@ -175,9 +176,7 @@ int main(void)
     tcase_add_loop_test(tc, utf8_sequences_are_validated_strictly, 0,
                         sizeof utf8_cases / sizeof utf8_cases[0]);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+NT_TEST_MAIN(common_suite)

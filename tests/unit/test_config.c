@@ -1,5 +1,6 @@
 /* Unit tests for config.c: defaults, flag/env precedence, secrets, every error. */
 #include "config.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -497,7 +498,7 @@ START_TEST(the_real_environment_is_used_without_a_getenv_function)
 }
 END_TEST
 
-int main(void)
+static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("core");
@@ -513,9 +514,7 @@ int main(void)
     tcase_add_test(tc, the_usage_text_names_every_flag_and_variable);
     tcase_add_test(tc, the_real_environment_is_used_without_a_getenv_function);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+NT_TEST_MAIN(config_suite)

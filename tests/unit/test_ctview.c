@@ -11,6 +11,7 @@
  * - java_render.json: payloads and the Map.toString() text a JVM prints.
  */
 #include "ctview.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -21,14 +22,6 @@
 #define MAXV NT_FIELD_MAX_VALUES
 
 /* ---- helpers --------------------------------------------------------------------------------- */
-
-static json_t *load_json(const char *path)
-{
-    json_error_t e;
-    json_t *j = json_load_file(path, 0, &e);
-    if (!j) ck_abort_msg("%s:%d: %s", path, e.line, e.text);
-    return j;
-}
 
 /* The records in a sample file: {"Records": [...]}, an array, or one record. */
 static json_t *records_of(json_t *doc)
@@ -269,7 +262,7 @@ static int fixture_record(const char *file, size_t index, json_t **record, json_
     fclose(f);
     if (!*record) return 0;
     snprintf(path, sizeof path, DATA "elastic/%s-expected.json", file);
-    json_t *exp = load_json(path);
+    json_t *exp = tu_load_json(path, 0);
     *expected = json_incref(json_array_get(json_object_get(exp, "expected"), index));
     json_decref(exp);
     ck_assert_ptr_nonnull(*expected);
@@ -642,7 +635,7 @@ static json_t *sample_record(const char *file, size_t index)
 {
     char path[512];
     snprintf(path, sizeof path, DATA "samples/%s", file);
-    json_t *doc = load_json(path);
+    json_t *doc = tu_load_json(path, 0);
     json_t *recs = records_of(doc);
     json_t *r = json_incref(json_array_get(recs, index));
     json_decref(recs);
@@ -687,7 +680,7 @@ END_TEST
 
 static json_t *identity_cases(void)
 {
-    json_t *doc = load_json(DATA "identity_cases.json");
+    json_t *doc = tu_load_json(DATA "identity_cases.json", 0);
     json_t *cases = json_incref(json_object_get(doc, "cases"));
     json_decref(doc);
     return cases;
@@ -1154,7 +1147,7 @@ END_TEST
 
 START_TEST(payload_strings_match_what_the_jvm_prints)
 {
-    json_t *doc = load_json(DATA "java_render.json");
+    json_t *doc = tu_load_json(DATA "java_render.json", 0);
     json_t *c = json_array_get(json_object_get(doc, "cases"), (size_t)_i);
     ck_assert_ptr_nonnull(c);
     {
@@ -1557,11 +1550,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+NT_TEST_MAIN(suite)

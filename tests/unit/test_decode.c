@@ -4,6 +4,7 @@
 #include "base64.h"
 #include "decode.h"
 #include "gz.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -26,25 +27,8 @@
 static char *read_file(const char *rel, size_t *len)
 {
     char path[512];
-    snprintf(path, sizeof path, DATA "%s", rel);
-    /* also used from main(), outside any test: no ck_assert here */
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "cannot open %s\n", path);
-        exit(2);
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        fprintf(stderr, "cannot read %s\n", path);
-        exit(2);
-    }
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
+    tu_path(path, sizeof path, DATA "%s", rel);
+    return tu_read_file(path, len);
 }
 
 /* A tab-separated table: rows of up to 8 fields; '#' lines are comments. */
@@ -1081,7 +1065,15 @@ START_TEST(a_dead_letter_prefix_shows_at_most_128_bytes)
 }
 END_TEST
 
-int main(void)
+static void decode_teardown(void)
+{
+    free(t_valid.text);
+    free(t_invalid.text);
+    free(t_units.text);
+    free(t_requests.text);
+}
+
+static Suite *decode_suite(void)
 {
     tsv_load(&t_valid, "envelopes/valid.tsv");
     tsv_load(&t_invalid, "envelopes/invalid.tsv");
@@ -1134,14 +1126,7 @@ int main(void)
                         sizeof prefix_cases / sizeof prefix_cases[0]);
     tcase_add_test(unit, a_dead_letter_prefix_shows_at_most_128_bytes);
     suite_add_tcase(s, unit);
-
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    free(t_valid.text);
-    free(t_invalid.text);
-    free(t_units.text);
-    free(t_requests.text);
-    return failed ? 1 : 0;
+    return s;
 }
+
+NT_TEST_MAIN_TEARDOWN(decode_suite, decode_teardown)

@@ -7,6 +7,7 @@
 #include "history.h"
 #include "pipeline.h"
 #include "rule.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -15,14 +16,6 @@
 
 static json_t *scenarios;
 static nt_ruleset *shipped, *multi;
-
-static json_t *load_json(const char *path)
-{
-    json_error_t e;
-    json_t *j = json_load_file(path, 0, &e);
-    if (!j) fprintf(stderr, "%s: %s line %d\n", path, e.text, e.line);
-    return j;
-}
 
 /* Set or delete a dotted path in an object. */
 static void set_path(json_t *obj, const char *path, json_t *value)
@@ -100,7 +93,8 @@ START_TEST(scenario)
     const char *name = json_string_value(json_object_get(sc, "name"));
     const char *rules = json_string_value(json_object_get(sc, "rules"));
     nt_ruleset *rs = rules && strcmp(rules, "multi") == 0 ? multi : shipped;
-    json_t *base = load_json(NT_TEST_DATA "/cloudtrail/organizations_ListAccounts_IAMUser.json");
+    json_t *base =
+        tu_load_json(NT_TEST_DATA "/cloudtrail/organizations_ListAccounts_IAMUser.json", 0);
     ck_assert_ptr_nonnull(base);
 
     nt_field_source src = ct_schema_source(rs->schema);
@@ -190,7 +184,8 @@ END_TEST
 
 START_TEST(alert_ids_are_deterministic_and_differ_per_event)
 {
-    json_t *base = load_json(NT_TEST_DATA "/cloudtrail/organizations_ListAccounts_IAMUser.json");
+    json_t *base =
+        tu_load_json(NT_TEST_DATA "/cloudtrail/organizations_ListAccounts_IAMUser.json", 0);
     char *text = json_dumps(base, JSON_COMPACT);
     char ids[2][33];
     for (int round = 0; round < 2; round++) {
@@ -225,8 +220,9 @@ END_TEST
 START_TEST(the_prefilter_never_changes_the_outcome)
 {
     /* Every scenario record, with and without the prefilter, as Firehose units. */
-    json_t *base = load_json(NT_TEST_DATA "/cloudtrail/organizations_ListAccounts_IAMUser.json");
-    json_t *noise = load_json(NT_TEST_DATA "/cloudtrail/s3_GetObject_AssumedRole.json");
+    json_t *base =
+        tu_load_json(NT_TEST_DATA "/cloudtrail/organizations_ListAccounts_IAMUser.json", 0);
+    json_t *noise = tu_load_json(NT_TEST_DATA "/cloudtrail/s3_GetObject_AssumedRole.json", 0);
     size_t i;
     json_t *sc;
     json_array_foreach(scenarios, i, sc)
@@ -264,14 +260,21 @@ START_TEST(the_prefilter_never_changes_the_outcome)
 }
 END_TEST
 
-int main(void)
+static void engine_teardown(void)
+{
+    ruleset_free(shipped);
+    ruleset_free(multi);
+    json_decref(scenarios);
+}
+
+static Suite *engine_suite(void)
 {
     nt_err err;
-    scenarios = load_json(NT_TEST_DATA "/engine/scenarios.json");
+    scenarios = tu_load_json(NT_TEST_DATA "/engine/scenarios.json", 0);
     if (!scenarios || ruleset_load_dir(NT_TEST_DATA "/../../rules", 1, &shipped, &err) != NT_OK ||
         ruleset_load_dir(NT_TEST_DATA "/engine/rules_multi", 1, &multi, &err) != NT_OK) {
         fprintf(stderr, "setup: %s\n", err.msg);
-        return 1;
+        return NULL;
     }
     Suite *s = suite_create("engine");
     TCase *tc = tcase_create("scenarios");
@@ -279,12 +282,7 @@ int main(void)
     tcase_add_test(tc, alert_ids_are_deterministic_and_differ_per_event);
     tcase_add_test(tc, the_prefilter_never_changes_the_outcome);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    ruleset_free(shipped);
-    ruleset_free(multi);
-    json_decref(scenarios);
-    return failed ? 1 : 0;
+    return s;
 }
+
+NT_TEST_MAIN_TEARDOWN(engine_suite, engine_teardown)

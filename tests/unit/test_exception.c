@@ -9,6 +9,7 @@
  * objects yield none, and names starting with "unknown." cannot be resolved.
  */
 #include "exception.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <pthread.h>
@@ -114,14 +115,8 @@ static json_t *invalid_file; /* [{"why","item","status","message"}] */
 static json_t *load(const char *name)
 {
     char path[512];
-    json_error_t jerr;
-    snprintf(path, sizeof path, "%s/exception/%s", NT_TEST_DATA, name);
-    json_t *j = json_load_file(path, 0, &jerr);
-    if (!j) {
-        fprintf(stderr, "%s:%d: %s\n", path, jerr.line, jerr.text);
-        exit(2);
-    }
-    return j;
+    tu_path(path, sizeof path, "%s/exception/%s", NT_TEST_DATA, name);
+    return tu_load_json(path, 0);
 }
 
 static nt_time_ms row_time(json_t *row)
@@ -790,7 +785,13 @@ START_TEST(a_stored_item_reloads_to_the_same_item)
 }
 END_TEST
 
-int main(void)
+static void exception_teardown(void)
+{
+    json_decref(cases_file);
+    json_decref(invalid_file);
+}
+
+static Suite *exception_suite(void)
 {
     cases_file = load("cases.json");
     invalid_file = load("invalid.json");
@@ -818,11 +819,7 @@ int main(void)
     tcase_add_test(tc, loading_something_other_than_an_array_yields_an_empty_set_and_a_report);
     tcase_add_test(tc, a_stored_item_reloads_to_the_same_item);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    json_decref(cases_file);
-    json_decref(invalid_file);
-    return failed ? 1 : 0;
+    return s;
 }
+
+NT_TEST_MAIN_TEARDOWN(exception_suite, exception_teardown)

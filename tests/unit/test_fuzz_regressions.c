@@ -1,87 +1,26 @@
 /* Replays every input under tests/data/fuzz-regressions/<target>/ through the
- * fuzz target of that name (tests/fuzz/targets.c, compiled in here so the
- * normal gcc build needs neither clang nor libFuzzer). Each file is an input
- * that once crashed a fuzzer or broke one of its invariants; the ASan+UBSan
- * build of this test catches the memory errors, and the targets' own checks
- * abort on a broken contract, which fails the test. tests/fuzz/README.md says
- * how a new crash becomes a file here. */
-#include "../fuzz/targets.c"
+ * fuzz target of that name (tests/fuzz/targets.c, the library ntfuzz, which
+ * the normal gcc build makes too: no clang or libFuzzer needed). Each file is
+ * an input that once crashed a fuzzer or broke one of its invariants; the
+ * ASan+UBSan build of this test catches the memory errors, and the targets'
+ * own checks abort on a broken contract, which fails the test.
+ * tests/fuzz/README.md says how a new crash becomes a file here. */
+#include "targets.h"
+#include "testutil.h"
 
 #include <check.h>
-#include <dirent.h>
-#include <errno.h>
-#include <sys/stat.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #define REGRESSIONS NT_TEST_DATA "/fuzz-regressions"
-
-static unsigned char *read_input(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    unsigned char *buf = malloc(cap);
-    ck_assert_ptr_nonnull(buf);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            cap *= 2;
-            unsigned char *grown = realloc(buf, cap);
-            ck_assert_ptr_nonnull(grown);
-            buf = grown;
-        }
-    }
-    ck_assert_msg(!ferror(f), "cannot read %s", path);
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
-static int is_dir(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The regular files of dir, sorted (so a failure always names the same file
- * first); the caller frees each name and the array. */
-static char **list_files(const char *dir, size_t *n)
-{
-    DIR *d = opendir(dir);
-    ck_assert_msg(d != NULL, "cannot open %s: %s", dir, strerror(errno));
-    char **names = NULL;
-    size_t cap = 0;
-    *n = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        if (is_dir(path)) continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **grown = realloc(names, cap * sizeof *names);
-            ck_assert_ptr_nonnull(grown);
-            names = grown;
-        }
-        names[(*n)++] = strdup(de->d_name);
-    }
-    closedir(d);
-    if (*n) qsort(names, *n, sizeof *names, cmp_names);
-    return names;
-}
 
 START_TEST(the_fuzz_setup_builds_from_its_built_in_rules_and_events)
 {
     fuzz_env *env = fuzz_env_new();
     ck_assert_msg(env != NULL, "fuzz_env_new failed (see stderr): a built-in rule or event "
                                "in tests/fuzz/targets.c no longer loads");
-    ck_assert_uint_eq(env->rs->n, 3);
+    ck_assert_uint_eq(fuzz_env_rule_count(env), 3);
     fuzz_env_free(env);
 }
 END_TEST
@@ -90,45 +29,37 @@ START_TEST(every_regression_input_replays_without_a_crash_or_broken_invariant)
 {
     const fuzz_target *t = &fuzz_targets[_i];
     char dir[512];
-    snprintf(dir, sizeof dir, REGRESSIONS "/%s", t->name);
+    tu_path(dir, sizeof dir, REGRESSIONS "/%s", t->name);
     size_t n = 0;
-    char **names = list_files(dir, &n);
+    char **names = tu_list(dir, 0, &n);
     ck_assert_msg(n > 0, "%s holds no regression input", dir);
     fuzz_env *env = fuzz_env_new();
     ck_assert_ptr_nonnull(env);
     for (size_t i = 0; i < n; i++) {
         char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        tu_path(path, sizeof path, "%s/%s", dir, names[i]);
         size_t len = 0;
-        unsigned char *data = read_input(path, &len);
+        char *data = tu_read_file(path, &len);
         /* names the input in the log before a crash can cut the test short */
         fprintf(stderr, "replaying %s/%s (%zu bytes)\n", t->name, names[i], len);
-        t->run(env, data, len);
+        t->run(env, (const uint8_t *)data, len);
         free(data);
-        free(names[i]);
     }
-    free(names);
+    tu_names_free(names, n);
     fuzz_env_free(env);
 }
 END_TEST
 
 START_TEST(every_regression_folder_names_a_fuzz_target)
 {
-    DIR *d = opendir(REGRESSIONS);
-    ck_assert_msg(d != NULL, "cannot open %s: %s", REGRESSIONS, strerror(errno));
-    struct dirent *de;
-    size_t folders = 0;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", REGRESSIONS, de->d_name);
-        if (!is_dir(path)) continue;
-        folders++;
-        ck_assert_msg(fuzz_target_find(de->d_name) != NULL,
-                      "%s is not the name of a fuzz target, so its inputs would never run", path);
-    }
-    closedir(d);
-    ck_assert_uint_gt(folders, 0);
+    size_t n = 0;
+    char **folders = tu_list(REGRESSIONS, 1, &n);
+    ck_assert_uint_gt(n, 0);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(fuzz_target_find(folders[i]) != NULL,
+                      "%s/%s is not the name of a fuzz target, so its inputs would never run",
+                      REGRESSIONS, folders[i]);
+    tu_names_free(folders, n);
 }
 END_TEST
 
@@ -165,11 +96,4 @@ static Suite *fuzz_regressions_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(fuzz_regressions_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+NT_TEST_MAIN(fuzz_regressions_suite)

@@ -15,6 +15,7 @@
  * Plus unknown fields, term visits, limits and "kql_match allocates nothing".
  */
 #include "kql.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <jansson.h>
@@ -128,26 +129,6 @@ static void src_done(doc_src *s)
     for (size_t i = 0; i < s->n; i++)
         free(s->names[i]);
     s->n = 0;
-}
-
-static json_t *load_json(const char *path)
-{
-    json_error_t jerr;
-    json_t *j = json_load_file(path, JSON_ALLOW_NUL, &jerr);
-    ck_assert_msg(j != NULL, "%s: %s", path, jerr.text);
-    return j;
-}
-
-static char *read_text(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    char *buf = malloc(1 << 16);
-    ck_assert_ptr_nonnull(buf);
-    *len = fread(buf, 1, (1 << 16) - 1, f);
-    buf[*len] = 0;
-    fclose(f);
-    return buf;
 }
 
 /* ------------------------------------------------ (a) Kibana conformance */
@@ -372,7 +353,7 @@ done:
 
 START_TEST(every_kibana_case_parses_like_kibana)
 {
-    json_t *cases = load_json(DATA "kibana_kql_cases.json");
+    json_t *cases = tu_load_json(DATA "kibana_kql_cases.json", JSON_ALLOW_NUL);
     char why[1024] = "";
     const json_t *c = json_array_get(cases, (size_t)_i);
     int ok = kibana_case_passes(c, why, sizeof why);
@@ -383,7 +364,7 @@ END_TEST
 
 START_TEST(every_aws_rule_query_compiles)
 {
-    json_t *rules = load_json(DATA "aws_rule_queries.json");
+    json_t *rules = tu_load_json(DATA "aws_rule_queries.json", JSON_ALLOW_NUL);
     const json_t *r = json_array_get(rules, (size_t)_i);
     const json_t *qt = json_object_get(r, "query");
     doc_src s = {0};
@@ -415,7 +396,7 @@ typedef struct eval_row {
 
 static void eval_row_load(int i, eval_row *r)
 {
-    r->table = load_json(DATA "eval_cases.json");
+    r->table = tu_load_json(DATA "eval_cases.json", JSON_ALLOW_NUL);
     r->row = json_array_get(json_object_get(r->table, "cases"), (size_t)i);
     ck_assert_ptr_nonnull(r->row);
     r->name = json_string_value(json_object_get(r->row, "name"));
@@ -423,7 +404,7 @@ static void eval_row_load(int i, eval_row *r)
     if (file) {
         char path[512];
         snprintf(path, sizeof path, DATA "%s", json_string_value(file));
-        r->query = read_text(path, &r->qlen);
+        r->query = tu_read_file(path, &r->qlen);
     } else {
         const json_t *qt = json_object_get(r->row, "query");
         r->qlen = json_string_length(qt);
@@ -521,10 +502,10 @@ END_TEST
 
 static kql_query *compile_seed(doc_src *s, json_t **table)
 {
-    *table = load_json(DATA "eval_cases.json");
+    *table = tu_load_json(DATA "eval_cases.json", JSON_ALLOW_NUL);
     s->typed = json_object_get(*table, "typed_fields");
     size_t len;
-    char *text = read_text(DATA "seed_query.kql", &len);
+    char *text = tu_read_file(DATA "seed_query.kql", &len);
     nt_field_source src = source_of(s);
     kql_query *q = NULL;
     nt_err err = {{0}};
@@ -806,7 +787,7 @@ END_TEST
 START_TEST(every_truncation_of_the_seed_query_is_handled)
 {
     size_t len;
-    char *text = read_text(DATA "seed_query.kql", &len);
+    char *text = tu_read_file(DATA "seed_query.kql", &len);
     doc_src s = {0};
     nt_field_source src = source_of(&s);
     json_t *doc = json_pack("{s:{s:s}}", "event", "outcome", "success");
@@ -840,7 +821,7 @@ START_TEST(single_byte_mutations_of_the_seed_query_never_crash)
 {
     static const char subst[] = "()\":\\*{}<> \n\x01\x80";
     size_t len;
-    char *text = read_text(DATA "seed_query.kql", &len);
+    char *text = tu_read_file(DATA "seed_query.kql", &len);
     doc_src s = {0};
     nt_field_source src = source_of(&s);
     json_t *doc = json_pack("{s:{s:s}}", "event", "outcome", "success");
@@ -1156,12 +1137,10 @@ static Suite *kql_suite(void)
     return s;
 }
 
-int main(void)
+static Suite *kql_setup(void)
 {
     print_conformance_summary();
-    SRunner *sr = srunner_create(kql_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return kql_suite();
 }
+
+NT_TEST_MAIN(kql_setup)

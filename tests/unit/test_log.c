@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include "common.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <jansson.h>
@@ -365,7 +366,7 @@ START_TEST(lines_from_many_threads_never_interleave)
 }
 END_TEST
 
-int main(void)
+static Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
     TCase *tc = tcase_create("core");
@@ -391,9 +392,7 @@ int main(void)
     tcase_add_test(tc, a_secret_in_a_long_value_is_redacted_too);
     tcase_add_test(tc, lines_from_many_threads_never_interleave);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+NT_TEST_MAIN(log_suite)

@@ -1,5 +1,6 @@
 /* Unit tests for metrics.c: exposition format, ordering, escaping, limits, threads. */
 #include "metrics.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <math.h>
@@ -398,7 +399,7 @@ START_TEST(threads_racing_to_create_the_same_series_share_one)
 }
 END_TEST
 
-int main(void)
+static Suite *metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
     TCase *tc = tcase_create("core");
@@ -426,9 +427,7 @@ int main(void)
     tcase_add_test(tc, a_million_increments_from_two_threads_are_exact_and_fast);
     tcase_add_test(tc, threads_racing_to_create_the_same_series_share_one);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+NT_TEST_MAIN(metrics_suite)

@@ -9,13 +9,12 @@
  */
 #include "pipeline.h"
 #include "rule.h"
+#include "testutil.h"
 
 #include <check.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static nt_ruleset *rules;
 
@@ -24,41 +23,23 @@ typedef struct corpus {
     size_t n, cap;
 } corpus;
 
-static void corpus_add_file(corpus *c, const char *path)
+/* A tu_walk callback: keeps the text of every .json and .log file. */
+static void corpus_add_file(const char *path, void *ctx)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return;
-    char *buf = malloc(1 << 20);
-    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
-    fclose(f);
-    if (!buf) return;
-    buf[n] = 0;
+    corpus *c = ctx;
+    if (!tu_has_suffix(path, ".json") && !tu_has_suffix(path, ".log")) return;
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 64;
-        c->texts = realloc(c->texts, c->cap * sizeof *c->texts);
+        char **grown = realloc(c->texts, c->cap * sizeof *c->texts);
+        ck_assert_ptr_nonnull(grown);
+        c->texts = grown;
     }
-    c->texts[c->n++] = buf;
+    c->texts[c->n++] = tu_read_file(path, NULL);
 }
 
 static void corpus_walk(corpus *c, const char *dir)
 {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (stat(path, &st) != 0) continue;
-        size_t l = strlen(de->d_name);
-        if (S_ISDIR(st.st_mode))
-            corpus_walk(c, path);
-        else if ((l > 5 && strcmp(de->d_name + l - 5, ".json") == 0) ||
-                 (l > 4 && strcmp(de->d_name + l - 4, ".log") == 0))
-            corpus_add_file(c, path);
-    }
-    closedir(d);
+    tu_walk(dir, NULL, 8, corpus_add_file, c);
 }
 
 /* Candidates of one unit, as "rule_id term_hash alert_id" lines. */
@@ -141,22 +122,24 @@ START_TEST(the_prefilter_never_changes_a_candidate)
 }
 END_TEST
 
-int main(void)
+static void prefilter_parity_teardown(void)
+{
+    ruleset_free(rules);
+}
+
+static Suite *prefilter_parity_suite(void)
 {
     nt_err err;
     if (ruleset_load_dir(NT_TEST_DATA "/toml/rules/aws-new-terms", 1, &rules, &err) != NT_OK) {
         fprintf(stderr, "setup: %s\n", err.msg);
-        return 1;
+        return NULL;
     }
     Suite *s = suite_create("prefilter_parity");
     TCase *tc = tcase_create("corpus");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, the_prefilter_never_changes_a_candidate);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    ruleset_free(rules);
-    return failed ? 1 : 0;
+    return s;
 }
+
+NT_TEST_MAIN_TEARDOWN(prefilter_parity_suite, prefilter_parity_teardown)

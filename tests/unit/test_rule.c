@@ -3,6 +3,7 @@
  * refused with a precise message; lint warnings name the problem.
  */
 #include "rule.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -179,7 +180,7 @@ START_TEST(duplicate_rule_ids_are_refused)
 }
 END_TEST
 
-int main(void)
+static Suite *rule_suite(void)
 {
     Suite *s = suite_create("rule");
     TCase *tc = tcase_create("load");
@@ -192,9 +193,7 @@ int main(void)
     tcase_add_test(tc, a_learning_period_can_be_set_per_rule);
     tcase_add_test(tc, duplicate_rule_ids_are_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+NT_TEST_MAIN(rule_suite)

@@ -1,5 +1,6 @@
 /* nt_search must agree with memmem everywhere; nt_has_unicode_escape with a plain scan. */
 #include "search.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -52,7 +53,7 @@ START_TEST(unicode_escapes_are_found)
 }
 END_TEST
 
-int main(void)
+static Suite *search_suite(void)
 {
     Suite *s = suite_create("search");
     TCase *tc = tcase_create("core");
@@ -60,9 +61,7 @@ int main(void)
     tcase_add_test(tc, edge_lengths);
     tcase_add_test(tc, unicode_escapes_are_found);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+NT_TEST_MAIN(search_suite)

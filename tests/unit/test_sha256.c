@@ -1,5 +1,6 @@
 /* SHA-256 against the FIPS 180-4 / NIST example vectors. */
 #include "sha256.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <string.h>
@@ -45,16 +46,14 @@ START_TEST(a_million_a_matches)
 }
 END_TEST
 
-int main(void)
+static Suite *sha256_suite(void)
 {
     Suite *s = suite_create("sha256");
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, digests_match_the_nist_vectors, 0, sizeof vectors / sizeof vectors[0]);
     tcase_add_test(tc, a_million_a_matches);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+NT_TEST_MAIN(sha256_suite)

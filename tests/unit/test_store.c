@@ -8,6 +8,7 @@
 #include "store.h"
 
 #include "redis_harness.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <pthread.h>
@@ -1310,16 +1311,18 @@ static Suite *store_suite(void)
     return s;
 }
 
-int main(void)
+static void store_teardown(void)
+{
+    redis_harness_cleanup(&shared);
+}
+
+static Suite *store_setup(void)
 {
     if (redis_harness_start(&shared, NULL) != 0) {
         fprintf(stderr, "test_store: cannot start redis-server\n");
-        return 1;
+        return NULL;
     }
-    SRunner *sr = srunner_create(store_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    redis_harness_cleanup(&shared);
-    return failed ? 1 : 0;
+    return store_suite();
 }
+
+NT_TEST_MAIN_TEARDOWN(store_setup, store_teardown)

@@ -7,13 +7,12 @@
  * must either parse or fail with a positioned message.
  */
 #include "toml.h"
+#include "testutil.h"
 
 #include <check.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define RULES_DIR NT_TEST_DATA "/toml/rules"
 #define SEED_RULE RULES_DIR "/aws_account_discovery_by_rare_user.toml"
@@ -21,21 +20,6 @@
 #define RULE_FILE_COUNT 135
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    struct stat sb;
-    ck_assert_int_eq(fstat(fileno(f), &sb), 0);
-    size_t size = (size_t)sb.st_size;
-    char *data = malloc(size ? size : 1);
-    ck_assert_ptr_nonnull(data);
-    ck_assert_uint_eq(fread(data, 1, size, f), size);
-    fclose(f);
-    *len = size;
-    return data;
-}
 
 static json_t *parse_ok(const char *text, size_t len, const char *what)
 {
@@ -457,14 +441,11 @@ END_TEST
 
 /* ---- real rule files ---------------------------------------------------- */
 
-typedef struct rule_walk {
-    size_t files;
-} rule_walk;
-
-static void check_rule_file(const char *path)
+static void check_rule_file(const char *path, void *ctx)
 {
+    (void)ctx;
     size_t len;
-    char *text = read_file(path, &len);
+    char *text = tu_read_file(path, &len);
     json_t *doc = parse_ok(text, len, path);
     ck_assert_msg(strlen(string_at(doc, "rule.rule_id")) == 36, "%s: rule_id is not a UUID", path);
     ck_assert_msg(strlen(string_at(doc, "rule.query")) > 0, "%s: empty query", path);
@@ -475,41 +456,16 @@ static void check_rule_file(const char *path)
     free(text);
 }
 
-static void walk_rules(const char *dir, rule_walk *w, int depth)
-{
-    ck_assert_int_lt(depth, 4);
-    DIR *d = opendir(dir);
-    ck_assert_msg(d != NULL, "cannot open %s", dir);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        ck_assert_int_eq(stat(path, &sb), 0);
-        size_t n = strlen(e->d_name);
-        if (S_ISDIR(sb.st_mode)) {
-            walk_rules(path, w, depth + 1);
-        } else if (n > 5 && strcmp(e->d_name + n - 5, ".toml") == 0) {
-            check_rule_file(path);
-            w->files++;
-        }
-    }
-    closedir(d);
-}
-
 START_TEST(every_copied_rule_file_yields_rule_id_query_and_type)
 {
-    rule_walk w = {0};
-    walk_rules(RULES_DIR, &w, 0);
-    ck_assert_uint_eq(w.files, RULE_FILE_COUNT);
+    ck_assert_uint_eq(tu_walk(RULES_DIR, ".toml", 3, check_rule_file, NULL), RULE_FILE_COUNT);
 }
 END_TEST
 
 START_TEST(the_seed_rule_yields_its_known_values)
 {
     size_t len;
-    char *text = read_file(SEED_RULE, &len);
+    char *text = tu_read_file(SEED_RULE, &len);
     json_t *doc = parse_ok(text, len, SEED_RULE);
 
     ck_assert_str_eq(string_at(doc, "rule.rule_id"), "444c8fad-874f-4f59-b0ea-cf26cea478bd");
@@ -579,7 +535,7 @@ static int expect_clean_outcome(const char *text, size_t len, const char *what, 
 START_TEST(every_prefix_of_a_rule_parses_or_fails_cleanly)
 {
     size_t len;
-    char *text = read_file(SEED_RULE, &len);
+    char *text = tu_read_file(SEED_RULE, &len);
     size_t parsed = 0;
     for (size_t cut = 0; cut <= len; cut++) {
         /* a copy of exactly cut bytes, so ASan catches a read past the end */
@@ -603,7 +559,7 @@ START_TEST(corrupting_any_single_byte_of_a_rule_parses_or_fails_cleanly)
     static const char hostile[] = {'\0', '"',  '\'', '[',    ']',    '{', '=',
                                    '\\', '\n', '#',  '\xFF', '\xC3', '.'};
     size_t len;
-    char *text = read_file(SEED_RULE, &len);
+    char *text = tu_read_file(SEED_RULE, &len);
     char *copy = malloc(len);
     ck_assert_ptr_nonnull(copy);
     size_t parsed = 0;
@@ -642,11 +598,4 @@ static Suite *toml_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *runner = srunner_create(toml_suite());
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+NT_TEST_MAIN(toml_suite)
