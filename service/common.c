@@ -20,6 +20,23 @@ nt_status nt_fail(nt_err *err, nt_status status, const char *fmt, ...)
     return status;
 }
 
+nt_status nt_err_prefix(nt_err *err, nt_status status, const char *fmt, ...)
+{
+    if (!err) return status;
+    char old[NT_ERR_MSG_MAX];
+    memcpy(old, err->msg, sizeof old);
+    old[sizeof old - 1] = '\0';
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    size_t used = (size_t)n < sizeof err->msg ? (size_t)n : sizeof err->msg - 1;
+    if (old[0] && used < sizeof err->msg - 1)
+        snprintf(err->msg + used, sizeof err->msg - used, ": %s", old);
+    return status;
+}
+
 const char *nt_status_name(nt_status status)
 {
     switch (status) {

@@ -43,6 +43,14 @@ typedef struct nt_err {
 nt_status nt_fail(nt_err *err, nt_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Puts context in front of the message already in err: err->msg becomes
+ * "<fmt…>: <old message>" (cut to NT_ERR_MSG_MAX - 1 bytes, the context
+ * first). Safe where nt_fail(err, st, "%s: %s", path, err->msg) is not (the
+ * old message is copied out before err->msg is written). Returns status, so
+ * `return nt_err_prefix(err, st, "%s", path);`. err may be NULL. */
+nt_status nt_err_prefix(nt_err *err, nt_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* A short stable name for a status ("parse", "limit", …), for metrics labels. */
 const char *nt_status_name(nt_status status);
 

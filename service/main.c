@@ -16,6 +16,7 @@
 #include "common.h"
 #include "config.h"
 #include "decode.h"
+#include "gz.h"
 #include "history.h"
 #include "http.h"
 #include "log.h"
@@ -74,12 +75,12 @@ static nt_status read_whole(const char *path, unsigned char **out, size_t *len, 
         free(buf);
         return nt_fail(err, NT_ERR_IO, "cannot read %s", path);
     }
-    if (n >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) {
+    if (gz_is_gzip(buf, n)) {
         unsigned char *plain = NULL;
         size_t plen = 0;
         nt_status st = dec_body_inflate(buf, n, INFLATE_MAX, &plain, &plen, err);
         free(buf);
-        if (st != NT_OK) return nt_fail(err, st, "%s: %s", path, err->msg);
+        if (st != NT_OK) return nt_err_prefix(err, st, "%s", path);
         *out = plain;
         *len = plen;
         return NT_OK;

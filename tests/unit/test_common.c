@@ -159,6 +159,42 @@ START_TEST(utf8_sequences_are_validated_strictly)
 }
 END_TEST
 
+START_TEST(a_prefix_goes_in_front_of_the_message_already_there)
+{
+    nt_err err;
+    nt_fail(&err, NT_ERR_PARSE, "truncated gzip stream");
+    ck_assert_int_eq(nt_err_prefix(&err, NT_ERR_PARSE, "%s", "/var/log/ct.json.gz"), NT_ERR_PARSE);
+    ck_assert_str_eq(err.msg, "/var/log/ct.json.gz: truncated gzip stream");
+    /* twice: each layer adds its own context, nothing is repeated */
+    nt_err_prefix(&err, NT_ERR_PARSE, "file %d", 3);
+    ck_assert_str_eq(err.msg, "file 3: /var/log/ct.json.gz: truncated gzip stream");
+    /* an empty message gets the context alone, with no dangling ": " */
+    err.msg[0] = '\0';
+    nt_err_prefix(&err, NT_ERR_IO, "%s", "x");
+    ck_assert_str_eq(err.msg, "x");
+    ck_assert_int_eq(nt_err_prefix(NULL, NT_ERR_IO, "%s", "x"), NT_ERR_IO);
+}
+END_TEST
+
+START_TEST(a_long_prefix_is_cut_and_stays_terminated)
+{
+    nt_err err;
+    char longpath[600];
+    memset(longpath, 'p', sizeof longpath - 1);
+    longpath[sizeof longpath - 1] = '\0';
+    nt_fail(&err, NT_ERR_IO, "cannot read");
+    nt_err_prefix(&err, NT_ERR_IO, "%s", longpath);
+    ck_assert_uint_eq(strlen(err.msg), NT_ERR_MSG_MAX - 1);
+    ck_assert_int_eq(err.msg[0], 'p');
+    /* a long message after a short prefix keeps the prefix and the start */
+    memset(err.msg, 'm', sizeof err.msg - 1);
+    err.msg[sizeof err.msg - 1] = '\0';
+    nt_err_prefix(&err, NT_ERR_IO, "%s", "ctx");
+    ck_assert_uint_eq(strlen(err.msg), NT_ERR_MSG_MAX - 1);
+    ck_assert(strncmp(err.msg, "ctx: mmm", 8) == 0);
+}
+END_TEST
+
 static Suite *common_suite(void)
 {
     Suite *s = suite_create("common");
@@ -168,6 +204,8 @@ static Suite *common_suite(void)
     tcase_add_loop_test(tc, malformed_dates_are_refused_with_a_message, 0,
                         sizeof bad_times / sizeof bad_times[0]);
     tcase_add_test(tc, formatting_round_trips);
+    tcase_add_test(tc, a_prefix_goes_in_front_of_the_message_already_there);
+    tcase_add_test(tc, a_long_prefix_is_cut_and_stays_terminated);
     tcase_add_test(tc, durations_parse);
     tcase_add_test(tc, secret_compare_is_exact);
     tcase_add_loop_test(tc, wildcards_match_case_sensitively, 0,
