@@ -94,12 +94,22 @@ typedef struct toml_parser {
 
 /* ---- errors ------------------------------------------------------------- */
 
+/* Propagates a failed call's own status (the convention everywhere: a
+ * function's result is what it returns). P->status is only toml_fail's
+ * "first error wins" memory, and what a function that builds a json_t (and
+ * returns NULL on failure) leaves behind for its caller. */
+#define TOML_TRY(call)                                                                             \
+    do {                                                                                           \
+        nt_status toml_try_st_ = (call);                                                           \
+        if (toml_try_st_ != NT_OK) return toml_try_st_;                                            \
+    } while (0)
+
 static nt_status toml_fail(toml_parser *P, const char *at, nt_status status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static nt_status toml_fail(toml_parser *P, const char *at, nt_status status, const char *fmt, ...)
 {
-    if (P->status != NT_OK) return P->status;
+    if (P->status != NT_OK) return P->status; /* the first error wins */
     char what[NT_ERR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
@@ -199,7 +209,7 @@ static nt_status buf_put(toml_parser *P, toml_buf *b, const char *s, size_t n)
     /* An empty run (e.g. the body of """\n""") may come before the first byte:
      * b->data is still NULL then, and NULL + 0 / memcpy(NULL, …, 0) are UB. */
     if (n == 0) return NT_OK;
-    if (buf_reserve(P, b, n) != NT_OK) return P->status;
+    TOML_TRY(buf_reserve(P, b, n));
     memcpy(b->data + b->len, s, n);
     b->len += n;
     return NT_OK;
@@ -276,7 +286,7 @@ static nt_status skip_comment(toml_parser *P)
 static nt_status expect_line_end(toml_parser *P, const char *after)
 {
     skip_ws(P);
-    if (!at_eof(P) && *P->p == '#' && skip_comment(P) != NT_OK) return P->status;
+    TOML_TRY(!at_eof(P) && *P->p == '#' && skip_comment(P));
     if (at_eof(P)) return NT_OK;
     if (at_newline(P)) {
         skip_newline(P);
@@ -296,7 +306,7 @@ static nt_status skip_ws_lines_comments(toml_parser *P)
         if (at_newline(P)) {
             skip_newline(P);
         } else if (*P->p == '#') {
-            if (skip_comment(P) != NT_OK) return P->status;
+            TOML_TRY(skip_comment(P));
         } else {
             return NT_OK;
         }
@@ -516,7 +526,7 @@ static nt_status parse_basic_string(toml_parser *P, toml_buf *out)
             return NT_OK;
         }
         if (c == '\\') {
-            if (parse_escape(P, out) != NT_OK) return P->status;
+            TOML_TRY(parse_escape(P, out));
             continue;
         }
         if (at_newline(P))
@@ -528,7 +538,7 @@ static nt_status parse_basic_string(toml_parser *P, toml_buf *out)
         const char *run = P->p;
         while (!at_eof(P) && *P->p != '"' && *P->p != '\\' && !is_control((unsigned char)*P->p))
             P->p++;
-        if (buf_put(P, out, run, (size_t)(P->p - run)) != NT_OK) return P->status;
+        TOML_TRY(buf_put(P, out, run, (size_t)(P->p - run)));
     }
 }
 
@@ -573,11 +583,11 @@ static nt_status parse_multiline_string(toml_parser *P, toml_buf *out, char quot
                 if (run > 5)
                     return toml_fail(P, P->p + 5, NT_ERR_PARSE,
                                      "too many quotes at the end of a multi-line string");
-                if (buf_put(P, out, P->p, run - 3) != NT_OK) return P->status;
+                TOML_TRY(buf_put(P, out, P->p, run - 3));
                 P->p += run;
                 return NT_OK;
             }
-            if (buf_put(P, out, P->p, run) != NT_OK) return P->status;
+            TOML_TRY(buf_put(P, out, P->p, run));
             P->p += run;
         } else if (basic && c == '\\') {
             /* A backslash that ends a line (spaces may follow it) swallows
@@ -589,12 +599,12 @@ static nt_status parse_multiline_string(toml_parser *P, toml_buf *out, char quot
                 P->p = q;
                 while (!at_eof(P) && (*P->p == ' ' || *P->p == '\t' || at_newline(P)))
                     P->p += (*P->p == '\r') ? 2 : 1;
-            } else if (parse_escape(P, out) != NT_OK) {
-                return P->status;
+            } else {
+                TOML_TRY(parse_escape(P, out));
             }
         } else if (at_newline(P)) {
             skip_newline(P);
-            if (buf_put(P, out, "\n", 1) != NT_OK) return P->status;
+            TOML_TRY(buf_put(P, out, "\n", 1));
         } else if (is_control((unsigned char)c)) {
             return fail_control(P, "in a multi-line string");
         } else {
@@ -602,7 +612,7 @@ static nt_status parse_multiline_string(toml_parser *P, toml_buf *out, char quot
             while (!at_eof(P) && *P->p != quote && !(basic && *P->p == '\\') &&
                    !is_control((unsigned char)*P->p))
                 P->p++;
-            if (buf_put(P, out, run, (size_t)(P->p - run)) != NT_OK) return P->status;
+            TOML_TRY(buf_put(P, out, run, (size_t)(P->p - run)));
         }
     }
 }
@@ -627,8 +637,7 @@ static nt_status parse_key(toml_parser *P, toml_key *key)
 {
     key->n = 0;
     key->buf.len = 0;
-    if (buf_reserve(P, &key->buf, 1) != NT_OK) /* "" is a key too: data must not be NULL */
-        return P->status;
+    TOML_TRY(buf_reserve(P, &key->buf, 1)); /* "" is a key too: data must not be NULL */
     for (;;) {
         skip_ws(P);
         if (key->n == TOML_MAX_DEPTH)
@@ -636,7 +645,7 @@ static nt_status parse_key(toml_parser *P, toml_key *key)
         const char *at = P->p;
         size_t off = key->buf.len;
         if (!at_eof(P) && (*P->p == '"' || *P->p == '\'')) {
-            if (parse_string(P, &key->buf, 0) != NT_OK) return P->status;
+            TOML_TRY(parse_string(P, &key->buf, 0));
         } else {
             while (!at_eof(P) && is_bare_key_char(*P->p))
                 P->p++;
@@ -652,7 +661,7 @@ static nt_status parse_key(toml_parser *P, toml_key *key)
                         "expected a key (bare keys are A-Z a-z 0-9 _ -; quote others)");
                 return toml_fail(P, at, NT_ERR_PARSE, "expected a key, found '%c'", *P->p);
             }
-            if (buf_put(P, &key->buf, at, (size_t)(P->p - at)) != NT_OK) return P->status;
+            TOML_TRY(buf_put(P, &key->buf, at, (size_t)(P->p - at)));
         }
         if (memchr(key->buf.data + off, '\0', key->buf.len - off))
             return toml_fail(P, at, NT_ERR_PARSE, "a key may not contain U+0000");
@@ -697,7 +706,7 @@ static nt_status scan_digits(toml_parser *P, const char *s, const char *end, int
         }
         if (v < 0 || v >= base)
             return toml_fail(P, q, NT_ERR_PARSE, "invalid character '%c' in %s", *q, what);
-        if (buf_put(P, &P->str, q, 1) != NT_OK) return P->status;
+        TOML_TRY(buf_put(P, &P->str, q, 1));
         need_digit = 0;
     }
     if (need_digit) return toml_fail(P, end, NT_ERR_PARSE, "%s ends without a digit", what);
@@ -1047,7 +1056,7 @@ static nt_status parse_header(toml_parser *P, toml_key *key)
     char path[128];
     int aot = P->p + 1 < P->end && P->p[1] == '[';
     P->p += aot ? 2 : 1;
-    if (parse_key(P, key) != NT_OK) return P->status;
+    TOML_TRY(parse_key(P, key));
     if (aot ? !remaining_starts(P, "]]") : (at_eof(P) || *P->p != ']'))
         return toml_fail(P, P->p, NT_ERR_PARSE, "expected '%s' to close the %s header",
                          aot ? "]]" : "]", aot ? "array of tables" : "table");
@@ -1096,7 +1105,7 @@ static nt_status parse_header(toml_parser *P, toml_key *key)
             json_t *arr = json_array();
             if (!arr || json_object_setn_new(t, name, key->len[last], arr) != 0)
                 return toml_nomem(P);
-            if (node_add(P, arr, NODE_AOT, 0) != NT_OK) return P->status;
+            TOML_TRY(node_add(P, arr, NODE_AOT, 0));
             child = arr;
         } else if (!node || !(node->flags & NODE_AOT)) {
             if (json_is_array(child))
@@ -1112,7 +1121,7 @@ static nt_status parse_header(toml_parser *P, toml_key *key)
         }
         json_t *elem = json_object();
         if (!elem || json_array_append_new(child, elem) != 0) return toml_nomem(P);
-        if (node_add(P, elem, NODE_EXPLICIT, 0) != NT_OK) return P->status;
+        TOML_TRY(node_add(P, elem, NODE_EXPLICIT, 0));
         t = elem;
     } else {
         if (!child) {
@@ -1147,7 +1156,7 @@ static nt_status parse_header(toml_parser *P, toml_key *key)
 /* key = value; the cursor is on the key. */
 static nt_status parse_keyval_line(toml_parser *P, toml_key *key)
 {
-    if (parse_key(P, key) != NT_OK) return P->status;
+    TOML_TRY(parse_key(P, key));
     if (P->table_depth + key->n > TOML_MAX_DEPTH)
         return toml_fail(P, key->at[0], NT_ERR_LIMIT, "nesting deeper than %d levels",
                          TOML_MAX_DEPTH);
@@ -1161,7 +1170,7 @@ static nt_status parse_keyval_line(toml_parser *P, toml_key *key)
     skip_ws(P);
     json_t *value = parse_value(P, P->table_depth + key->n);
     if (!value) return P->status;
-    if (put_keyval(P, P->table, P->section, key, value) != NT_OK) return P->status;
+    TOML_TRY(put_keyval(P, P->table, P->section, key, value));
     return expect_line_end(P, "a value");
 }
 
