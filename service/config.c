@@ -391,10 +391,8 @@ static nt_status apply_opt(config *c, const opt_def *o, const char *src, const c
     }
     case K_LOGLEVEL: {
         log_level l;
-        if (log_level_parse(v, &l) != 0)
-            return nt_fail(err, NT_ERR_INVALID,
-                           "%s: '%.*s' is not a log level (debug, info, warn or error)", src, SHOW,
-                           v);
+        nt_status st = log_level_parse(v, &l, err);
+        if (st != NT_OK) return nt_err_prefix(err, st, "%s", src);
         *(log_level *)(void *)(base + o->offset) = l;
         return NT_OK;
     }

@@ -327,20 +327,21 @@ void log_set_output(FILE *f)
     pthread_mutex_unlock(&log_lock);
 }
 
-int log_level_parse(const char *s, log_level *out)
+nt_status log_level_parse(const char *s, log_level *out, nt_err *err)
 {
-    if (!s) return -1;
+    if (!s) return nt_fail(err, NT_ERR_INVALID, "no log level given");
     for (int i = 0; i < 4; i++) {
         if (strcasecmp(s, level_names[i]) == 0) {
             *out = (log_level)i;
-            return 0;
+            return NT_OK;
         }
     }
     if (strcasecmp(s, "warning") == 0) {
         *out = LOG_WARN;
-        return 0;
+        return NT_OK;
     }
-    return -1;
+    return nt_fail(err, NT_ERR_INVALID, "'%.64s' is not a log level (debug, info, warn or error)",
+                   s);
 }
 
 const char *log_level_name(log_level lvl)

@@ -15,6 +15,8 @@
 #ifndef NT_LOG_H
 #define NT_LOG_H
 
+#include "common.h"
+
 #include <jansson.h>
 #include <stdio.h>
 
@@ -28,8 +30,9 @@ log_level log_get_level(void);
 void log_set_output(FILE *f);
 
 /* "debug" | "info" | "warn" | "error" (also "warning"; case-insensitive).
- * 0 and *out set on success, -1 otherwise. */
-int log_level_parse(const char *s, log_level *out);
+ * NT_OK and *out set on success; NT_ERR_INVALID with a message naming the
+ * accepted levels otherwise (at most 64 bytes of s are quoted). */
+nt_status log_level_parse(const char *s, log_level *out, nt_err *err);
 
 /* "debug", "info", "warn" or "error"; a static string. */
 const char *log_level_name(log_level lvl);

@@ -169,13 +169,17 @@ static const struct {
 START_TEST(level_names_parse_case_insensitively)
 {
     log_level l = LOG_ERROR;
-    int rc = log_level_parse(level_cases[_i].text, &l);
-    ck_assert_int_eq(rc, level_cases[_i].ok ? 0 : -1);
+    nt_err err = {{0}};
+    nt_status st = log_level_parse(level_cases[_i].text, &l, &err);
+    ck_assert_int_eq(st, level_cases[_i].ok ? NT_OK : NT_ERR_INVALID);
     if (level_cases[_i].ok) {
         ck_assert_int_eq(l, level_cases[_i].want);
-        ck_assert_int_eq(log_level_parse(log_level_name(l), &l), 0);
+        ck_assert_int_eq(log_level_parse(log_level_name(l), &l, NULL), NT_OK);
+    } else {
+        ck_assert_msg(strstr(err.msg, "is not a log level (debug, info, warn or error)") != NULL,
+                      "%s", err.msg);
     }
-    ck_assert_int_eq(log_level_parse(NULL, &l), -1);
+    ck_assert_int_eq(log_level_parse(NULL, &l, NULL), NT_ERR_INVALID);
 }
 END_TEST
 
