@@ -19,6 +19,8 @@
  */
 #include "config.h"
 
+#include "store.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -841,4 +843,15 @@ void config_register_secrets(const config *c)
         for (size_t i = 0; i < lists[k]->n; i++)
             log_add_secret(lists[k]->items[i]);
     if (c->redis_password) log_add_secret(c->redis_password);
+}
+
+void config_store(const config *c, store_config *out)
+{
+    *out = (store_config){.url = c->redis_url,
+                          .password = c->redis_password,
+                          .connect_timeout_ms = c->redis_timeout_ms,
+                          .command_timeout_ms = c->redis_timeout_ms,
+                          .alert_retention_ms = c->alert_retention_ms,
+                          .alert_cap = c->alert_cap,
+                          .reject_cap = c->reject_cap};
 }

@@ -122,4 +122,10 @@ int config_secret_match(const config_secret_list *l, const char *s, size_t len);
 /* log_add_secret() for every token, key and the Redis password. */
 void config_register_secrets(const config *c);
 
+/* The store settings of a parsed configuration (store.h's store_config): the
+ * one place they are built, so the option table in config.c is the one owner
+ * of their defaults (store_open has none). The strings are borrowed from c. */
+struct store_config;
+void config_store(const config *c, struct store_config *out);
+
 #endif

@@ -760,13 +760,8 @@ static void *poller_main(void *arg)
     server *s = arg;
     store *st = NULL;
     nt_err err;
-    store_config sc = {.url = s->cfg->redis_url,
-                       .password = s->cfg->redis_password,
-                       .connect_timeout_ms = s->cfg->redis_timeout_ms,
-                       .command_timeout_ms = s->cfg->redis_timeout_ms,
-                       .alert_retention_ms = s->cfg->alert_retention_ms,
-                       .alert_cap = s->cfg->alert_cap,
-                       .reject_cap = s->cfg->reject_cap};
+    store_config sc;
+    config_store(s->cfg, &sc);
     if (store_open(&st, &sc, &err) != NT_OK) {
         log_msg(LOG_ERROR, "poller", "cannot create the poller's Redis connection: %s", err.msg);
         return NULL;
@@ -856,13 +851,8 @@ nt_status http_server_start(server **out, config *cfg, nt_ruleset *rules, nt_err
     }
     for (size_t i = 0; i < rules->n; i++)
         s->learning_since[i] = -1;
-    store_config sc = {.url = cfg->redis_url,
-                       .password = cfg->redis_password,
-                       .connect_timeout_ms = cfg->redis_timeout_ms,
-                       .command_timeout_ms = cfg->redis_timeout_ms,
-                       .alert_retention_ms = cfg->alert_retention_ms,
-                       .alert_cap = cfg->alert_cap,
-                       .reject_cap = cfg->reject_cap};
+    store_config sc;
+    config_store(cfg, &sc);
     for (size_t i = 0; i < conns; i++) {
         if ((st = store_open(&s->pool[i], &sc, err)) != NT_OK) goto fail;
         s->pool_n++;

@@ -350,13 +350,9 @@ static int cmd_backfill(config *c)
     nt_err err;
     int rc = 0;
     store *st = NULL;
-    store_config sc = {.url = c->redis_url,
-                       .password = c->redis_password,
-                       .connect_timeout_ms = c->redis_timeout_ms,
-                       .command_timeout_ms = c->redis_timeout_ms * 5,
-                       .alert_retention_ms = c->alert_retention_ms,
-                       .alert_cap = c->alert_cap,
-                       .reject_cap = c->reject_cap};
+    store_config sc;
+    config_store(c, &sc);
+    sc.command_timeout_ms *= 5; /* backfill sends large batches */
     for (size_t i = 0; i < c->n_args && rc == 0; i++)
         if (collect_files(c->args[i], &fl, 0, &err) != NT_OK) {
             fprintf(stderr, "error: %s\n", err.msg);

@@ -846,11 +846,14 @@ nt_status store_url_parse(const char *url, store_url *out, nt_err *err)
 nt_status store_open(store **out, const store_config *cfg, nt_err *err)
 {
     *out = NULL;
-    if (cfg->connect_timeout_ms < 0 || cfg->command_timeout_ms < 0 || cfg->alert_retention_ms < 0)
-        return nt_fail(err, NT_ERR_INVALID, "store timeouts and retention must not be negative");
+    if (!cfg->url) return nt_fail(err, NT_ERR_INVALID, "no Redis URL");
+    if (cfg->connect_timeout_ms <= 0 || cfg->command_timeout_ms <= 0 ||
+        cfg->alert_retention_ms <= 0 || cfg->alert_cap == 0)
+        return nt_fail(err, NT_ERR_INVALID,
+                       "store timeouts, alert retention and alert cap must be positive");
     store *s = calloc(1, sizeof *s);
     if (!s) return store_nomem(err);
-    nt_status st = store_url_parse(cfg->url ? cfg->url : "redis://127.0.0.1:6379/0", &s->url, err);
+    nt_status st = store_url_parse(cfg->url, &s->url, err);
     if (st != NT_OK) {
         free(s);
         return st;
@@ -863,11 +866,11 @@ nt_status store_open(store **out, const store_config *cfg, nt_err *err)
             return store_nomem(err);
         }
     }
-    s->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 2000;
-    s->command_timeout_ms = cfg->command_timeout_ms ? cfg->command_timeout_ms : 2000;
-    s->retention_ms = cfg->alert_retention_ms ? cfg->alert_retention_ms : 30LL * 86400 * 1000;
-    s->alert_cap = cfg->alert_cap ? cfg->alert_cap : 100000;
-    s->reject_cap = cfg->reject_cap ? cfg->reject_cap : 1000;
+    s->connect_timeout_ms = cfg->connect_timeout_ms;
+    s->command_timeout_ms = cfg->command_timeout_ms;
+    s->retention_ms = cfg->alert_retention_ms;
+    s->alert_cap = cfg->alert_cap;
+    s->reject_cap = cfg->reject_cap;
     if (s->url.is_unix)
         snprintf(s->endpoint, sizeof s->endpoint, "%s/%d", s->url.path, s->url.db);
     else if (strchr(s->url.host, ':'))
@@ -1617,7 +1620,7 @@ static json_t *json_str_or_null(const char *s)
 
 nt_status store_reject_push(store *s, const store_reject *r, size_t n, nt_err *err)
 {
-    if (n == 0) return NT_OK;
+    if (n == 0 || s->reject_cap == 0) return NT_OK; /* --reject-cap 0: no dead-letter list */
     const char **argv = calloc(n + 2, sizeof *argv);
     size_t *lens = calloc(n + 2, sizeof *lens);
     char **texts = calloc(n, sizeof *texts);
@@ -1680,6 +1683,10 @@ done:
 nt_status store_reject_list(store *s, size_t limit, json_t **out, nt_err *err)
 {
     *out = NULL;
+    if (s->reject_cap == 0) { /* nothing is kept (and LRANGE 0 -1 would return everything) */
+        *out = json_array();
+        return *out ? NT_OK : store_nomem(err);
+    }
     if (limit == 0) limit = 100;
     if (limit > s->reject_cap) limit = s->reject_cap;
     cmd c = {0};

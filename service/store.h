@@ -60,16 +60,18 @@
 
 typedef struct store store;
 
-/* Zero fields take the defaults shown. */
+/* Every field is the caller's: the store has no defaults of its own
+ * (config_store() builds this from the parsed options, whose table in
+ * config.c owns the defaults). store_open refuses a NULL url, a timeout,
+ * retention or alert cap that is not positive. */
 typedef struct store_config {
-    const char *url;        /* redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N];
-                               NULL = redis://127.0.0.1:6379/0 */
+    const char *url;        /* redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N] */
     const char *password;   /* may be NULL; overrides one in the URL */
-    int connect_timeout_ms; /* 2000 */
-    int command_timeout_ms; /* 2000 */
-    nt_time_ms alert_retention_ms; /* 30 days */
-    size_t alert_cap;              /* 100000 alerts */
-    size_t reject_cap;             /* 1000 rejects */
+    int connect_timeout_ms; /* > 0 */
+    int command_timeout_ms; /* > 0 */
+    nt_time_ms alert_retention_ms; /* > 0 */
+    size_t alert_cap;              /* > 0 */
+    size_t reject_cap; /* 0 = keep no dead-lettered record (store_reject_push stores nothing) */
 } store_config;
 
 /* A parsed Redis URL. Strings are owned (store_url_clear frees them). */

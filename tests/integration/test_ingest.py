@@ -295,5 +295,34 @@ class Health(ServiceTest):
         self.assertIn("process_resident_memory_bytes", text)
 
 
+
+class RejectCapZero(ServiceTest):
+    """--reject-cap 0 means no dead-letter list (the store used to turn 0 into 1000)."""
+
+    service_args = ["--reject-cap", "0"]
+
+    def test_bad_records_are_counted_but_not_kept(self):
+        for i in range(3):
+            status, body = self.svc.firehose(firehose_payload([b64(f"junk {i}")], request_id=f"z{i}"))
+            self.assertEqual(status, 200, body)
+        s, rej = self.svc.api("GET", "/rejects")
+        self.assertEqual((s, rej["rejects"]), (200, []))
+        self.assertEqual(self.redis.command("EXISTS", "nt:rejects"), 0)
+        self.assertGreaterEqual(self.svc.metric("newtermsd_rejected_records_total", reason="not_json"), 3)
+
+
+class RejectCapFromConfig(ServiceTest):
+    """The cap the store applies is the configured one: config.c owns the defaults."""
+
+    service_env = {"NEWTERMSD_REJECT_CAP": "2"}
+
+    def test_the_dead_letter_list_is_trimmed_to_the_configured_cap(self):
+        for i in range(4):
+            self.svc.firehose(firehose_payload([b64(f"junk {i}")], request_id=f"c{i}"))
+        self.assertEqual(self.redis.command("LLEN", "nt:rejects"), 2)
+        s, rej = self.svc.api("GET", "/rejects?limit=100")
+        self.assertEqual([r["delivery_id"] for r in rej["rejects"]], ["c3", "c2"])
+
+
 if __name__ == "__main__":
     unittest.main()

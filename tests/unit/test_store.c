@@ -28,6 +28,10 @@ static store_config config_for(const char *url)
     cfg.url = url;
     cfg.connect_timeout_ms = 1000;
     cfg.command_timeout_ms = 1000;
+    /* the store has no defaults of its own: these were its built-in values */
+    cfg.alert_retention_ms = 30LL * 86400 * 1000;
+    cfg.alert_cap = 100000;
+    cfg.reject_cap = 1000;
     return cfg;
 }
 
@@ -990,6 +994,49 @@ START_TEST(rejects_are_listed_newest_first_and_capped)
 }
 END_TEST
 
+START_TEST(a_reject_cap_of_0_keeps_no_dead_letter_list)
+{
+    flush_shared();
+    store_config cfg = config_for(shared.url);
+    cfg.reject_cap = 0; /* --reject-cap 0: the store used to turn this into 1000 */
+    store *s = open_with(&cfg);
+    nt_err err = {{0}};
+    /* a list left by an earlier run with a cap is not shown either */
+    ck_assert_int_eq(redis_ll(&shared, "RPUSH nt:rejects %s", "{}"), 1);
+    store_reject r = {"not_json", "/v1/firehose", "req-1", "junk", 0, T0};
+    ck_assert_int_eq(store_reject_push(s, &r, 1, &err), NT_OK);
+    ck_assert_int_eq(redis_ll(&shared, "LLEN %s", "nt:rejects"), 1);
+    json_t *list = NULL;
+    ck_assert_int_eq(store_reject_list(s, 0, &list, &err), NT_OK);
+    ck_assert_int_eq(json_array_size(list), 0);
+    json_decref(list);
+    store_free(s);
+}
+END_TEST
+
+START_TEST(store_open_has_no_defaults_of_its_own)
+{
+    static const char *const why = "store timeouts, alert retention and alert cap must be positive";
+    for (int field = 0; field < 4; field++) {
+        store_config cfg = config_for(shared.url);
+        if (field == 0) cfg.connect_timeout_ms = 0;
+        if (field == 1) cfg.command_timeout_ms = 0;
+        if (field == 2) cfg.alert_retention_ms = 0;
+        if (field == 3) cfg.alert_cap = 0;
+        store *s = NULL;
+        nt_err err = {{0}};
+        ck_assert_int_eq(store_open(&s, &cfg, &err), NT_ERR_INVALID);
+        ck_assert_ptr_null(s);
+        ck_assert_str_eq(err.msg, why);
+    }
+    store_config cfg = config_for(NULL);
+    store *s = NULL;
+    nt_err err = {{0}};
+    ck_assert_int_eq(store_open(&s, &cfg, &err), NT_ERR_INVALID);
+    ck_assert_str_eq(err.msg, "no Redis URL");
+}
+END_TEST
+
 START_TEST(rule_stats_count_matches_and_alerts)
 {
     flush_shared();
@@ -1294,6 +1341,8 @@ static Suite *store_suite(void)
     tcase_add_test(misc, an_exception_with_a_bad_id_or_json_is_invalid);
     tcase_add_test(misc, an_empty_exception_list_reads_as_version_zero);
     tcase_add_test(misc, rejects_are_listed_newest_first_and_capped);
+    tcase_add_test(misc, a_reject_cap_of_0_keeps_no_dead_letter_list);
+    tcase_add_test(misc, store_open_has_no_defaults_of_its_own);
     tcase_add_test(misc, rule_stats_count_matches_and_alerts);
     tcase_add_test(misc, learning_since_is_set_once);
     suite_add_tcase(s, misc);
