@@ -56,7 +56,6 @@ static const char *route_name(route_id r)
 typedef struct request {
     route_id route;
     char api_label[48]; /* finer route label for /api/v1 */
-    nt_time_ms start_ns_ms;
     struct timespec start;
     char *body;
     size_t len, cap;
@@ -313,19 +312,6 @@ static void log_delivery(const char *route, const char *id, const pipe_run *p, u
 
 /* ---- ingestion handlers --------------------------------------------------- */
 
-typedef struct fh_walk {
-    pipe_run *p;
-} fh_walk;
-
-static nt_status on_fh_record(void *ud, size_t index, const char *data, size_t len, unsigned flags,
-                              nt_err *err)
-{
-    (void)err;
-    fh_walk *w = ud;
-    pipe_firehose_record(w->p, index, data, len, flags);
-    return NT_OK;
-}
-
 static void handle_firehose(server *s, struct MHD_Connection *conn, const char *body, size_t len,
                             http_reply *r)
 {
@@ -349,9 +335,8 @@ static void handle_firehose(server *s, struct MHD_Connection *conn, const char *
     pipe_run p;
     pipe_init(&p, s->rules, exc, now);
     prepare_pipe(s, &p, now, modes);
-    fh_walk w = {.p = &p};
     for (size_t i = 0; i < env.record_count; i++)
-        on_fh_record(&w, i, env.records[i].data, env.records[i].len, env.records[i].flags, &err);
+        pipe_firehose_record(&p, i, env.records[i].data, env.records[i].len, env.records[i].flags);
     st = commit_delivery(s, &p, "firehose", env.request_id, &err);
     if (st == NT_OK) {
         firehose_reply(r, 200, env.request_id, NULL, NULL);

@@ -54,10 +54,7 @@ void pipe_reject_add(pipe_run *p, const char *reason, const char *message, size_
                      size_t sub_index, const unsigned char *bytes, size_t len)
 {
     p->rejected++;
-    if (p->n_rejects == PIPE_MAX_REJECTS) {
-        p->rejects_dropped++;
-        return;
-    }
+    if (p->n_rejects == PIPE_MAX_REJECTS) return; /* counted in rejected, not kept */
     if (p->n_rejects == p->cap_rejects) {
         size_t cap = p->cap_rejects ? p->cap_rejects * 2 : 8;
         pipe_reject *r = realloc(p->rejects, cap * sizeof *r);
@@ -255,10 +252,6 @@ void pipe_unit(pipe_run *p, size_t index, size_t sub_index, const char *text, si
     nt_err err;
     dec_split(text, len, on_split_record, on_split_bad, &sc, &err);
 }
-
-typedef struct fh_ctx {
-    pipe_run *p;
-} fh_ctx;
 
 static nt_status on_unit(void *ud, const char *text, size_t len, const dec_origin *origin,
                          nt_err *err)

@@ -77,7 +77,6 @@ typedef struct pipe_run {
     size_t n_obs, cap_obs;
     pipe_reject *rejects;
     size_t n_rejects, cap_rejects;
-    size_t rejects_dropped; /* beyond PIPE_MAX_REJECTS per delivery */
     unsigned long long counts[DEC_SHAPE_COUNT + 1][PIPE_OUTCOME_COUNT];
     size_t accepted, rejected; /* records (or prefiltered units) */
     size_t alerts;             /* new alerts after pipe_commit */
