@@ -402,7 +402,7 @@ static json_t *exception_prepare(server *s, json_t *body, const char *id, json_t
     }
     const char *rid = exc_item_rule_id(it);
     if (rid && !ruleset_find(s->rules, rid))
-        log_msg(LOG_WARN, "exception_rule_unknown",
+        log_msg(NT_LOG_WARN, "exception_rule_unknown",
                 "exception %s names rule_id %s, which is not loaded on this replica", id, rid);
     exc_item_free(it);
     return doc;

@@ -303,7 +303,7 @@ static void prepare_pipe(server *s, pipe_run *p, nt_time_ms now, store_obs_mode 
 
 static void log_delivery(const char *route, const char *id, const pipe_run *p, unsigned status)
 {
-    log_json(LOG_INFO, "delivery", "delivery processed",
+    log_json(NT_LOG_INFO, "delivery", "delivery processed",
              json_pack("{s:s,s:s,s:i,s:I,s:I,s:I,s:I}", "route", route, "delivery_id", id ? id : "",
                        "status", (int)status, "accepted", (json_int_t)p->accepted, "rejected",
                        (json_int_t)p->rejected, "candidates", (json_int_t)p->n_obs, "alerts",
@@ -341,7 +341,7 @@ static void handle_firehose(server *s, struct MHD_Connection *conn, const char *
     if (st == NT_OK) {
         firehose_reply(r, 200, env.request_id, NULL, NULL);
     } else {
-        log_msg(LOG_ERROR, "delivery_failed", "firehose delivery %s not acknowledged: %s",
+        log_msg(NT_LOG_ERROR, "delivery_failed", "firehose delivery %s not acknowledged: %s",
                 env.request_id, err.msg);
         firehose_reply(r, 503, env.request_id, "store_unavailable", err.msg);
     }
@@ -380,7 +380,7 @@ static void handle_events(server *s, route_id route, const char *body, size_t le
                             route == R_EVENTBRIDGE ? "route=\"eventbridge\"" : "route=\"events\"",
                             1);
     } else if (commit_delivery(s, &p, name, delivery_id, &err) != NT_OK) {
-        log_msg(LOG_ERROR, "delivery_failed", "%s delivery not acknowledged: %s", name, err.msg);
+        log_msg(NT_LOG_ERROR, "delivery_failed", "%s delivery not acknowledged: %s", name, err.msg);
         http_error(r, 503, "store_unavailable", "%s", err.msg);
     } else if (route == R_EVENTBRIDGE) {
         r->status = 200;
@@ -702,7 +702,7 @@ exc_set *server_exceptions(server *s)
 static void on_bad_exception(void *ud, const char *id, const nt_err *e)
 {
     (void)ud;
-    log_msg(LOG_WARN, "exception_skipped", "stored exception %s is not valid and is ignored: %s",
+    log_msg(NT_LOG_WARN, "exception_skipped", "stored exception %s is not valid and is ignored: %s",
             id ? id : "?", e->msg);
 }
 
@@ -748,7 +748,7 @@ static void *poller_main(void *arg)
     store_config sc;
     config_store(s->cfg, &sc);
     if (store_open(&st, &sc, &err) != NT_OK) {
-        log_msg(LOG_ERROR, "poller", "cannot create the poller's Redis connection: %s", err.msg);
+        log_msg(NT_LOG_ERROR, "poller", "cannot create the poller's Redis connection: %s", err.msg);
         return NULL;
     }
     while (!atomic_load(&s->stopping)) {
@@ -808,7 +808,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = 0;
-    log_msg(LOG_WARN, "mhd", "%s", msg);
+    log_msg(NT_LOG_WARN, "mhd", "%s", msg);
 }
 
 nt_status http_server_start(server **out, config *cfg, nt_ruleset *rules, nt_err *err)

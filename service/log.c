@@ -38,7 +38,7 @@
 #define LOG_REDACTED "[REDACTED]"
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic int log_min_level = LOG_INFO;
+static _Atomic int log_min_level = NT_LOG_INFO;
 static FILE *log_out;      /* NULL = stderr; guarded by log_lock */
 static char **log_secrets; /* guarded by log_lock */
 static size_t *log_secret_lens;
@@ -337,7 +337,7 @@ nt_status log_level_parse(const char *s, log_level *out, nt_err *err)
         }
     }
     if (strcasecmp(s, "warning") == 0) {
-        *out = LOG_WARN;
+        *out = NT_LOG_WARN;
         return NT_OK;
     }
     return nt_fail(err, NT_ERR_INVALID, "'%.64s' is not a log level (debug, info, warn or error)",

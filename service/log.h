@@ -20,9 +20,9 @@
 #include <jansson.h>
 #include <stdio.h>
 
-typedef enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
+typedef enum { NT_LOG_DEBUG, NT_LOG_INFO, NT_LOG_WARN, NT_LOG_ERROR } log_level;
 
-/* Lines below `lvl` are dropped. Default LOG_INFO. */
+/* Lines below `lvl` are dropped. Default NT_LOG_INFO. */
 void log_set_level(log_level lvl);
 log_level log_get_level(void);
 

@@ -178,27 +178,28 @@ static nt_ruleset *load_rules(const config *c, int quiet)
     nt_ruleset *rs = NULL;
     nt_err err;
     if (ruleset_load_dir(c->rules_dir, c->require_all_rules, &rs, &err) != NT_OK) {
-        log_msg(LOG_ERROR, "rules", "%s", err.msg);
+        log_msg(NT_LOG_ERROR, "rules", "%s", err.msg);
         return NULL;
     }
     size_t i;
     json_t *e;
     json_array_foreach(rs->errors, i, e)
     {
-        log_json(LOG_ERROR, "rule_error", "rule file not loaded", json_incref(e));
+        log_json(NT_LOG_ERROR, "rule_error", "rule file not loaded", json_incref(e));
     }
     for (size_t k = 0; k < rs->n; k++) {
         const nt_rule *r = rs->rules[k];
         json_array_foreach(r->warnings, i, e)
         {
             if (!quiet)
-                log_json(LOG_WARN, "rule_warning", json_string_value(json_object_get(e, "message")),
+                log_json(NT_LOG_WARN, "rule_warning",
+                         json_string_value(json_object_get(e, "message")),
                          json_pack("{s:s,s:s,s:O}", "rule_id", r->rule_id, "file", r->path, "code",
                                    json_object_get(e, "code")));
         }
     }
     if (rs->n == 0) {
-        log_msg(LOG_ERROR, "rules", "no rule could be loaded from %s", c->rules_dir);
+        log_msg(NT_LOG_ERROR, "rules", "no rule could be loaded from %s", c->rules_dir);
         ruleset_free(rs);
         return NULL;
     }
@@ -410,11 +411,11 @@ static int cmd_serve(config *c)
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits the mask */
     signal(SIGPIPE, SIG_IGN);
     if (c->firehose_keys.n == 0 && c->ingest_tokens.n == 0)
-        log_msg(LOG_WARN, "config",
+        log_msg(NT_LOG_WARN, "config",
                 "no NEWTERMSD_FIREHOSE_ACCESS_KEY or NEWTERMSD_INGEST_TOKEN is set: every "
                 "ingestion request will be refused with 401");
     if (c->read_tokens.n == 0 && c->write_tokens.n == 0)
-        log_msg(LOG_WARN, "config",
+        log_msg(NT_LOG_WARN, "config",
                 "no NEWTERMSD_API_READ_TOKEN or NEWTERMSD_API_WRITE_TOKEN is set: the REST API "
                 "refuses every request with 401");
     nt_ruleset *rs = load_rules(c, 0);
@@ -423,17 +424,17 @@ static int cmd_serve(config *c)
     server *s = NULL;
     nt_err err;
     if (http_server_start(&s, c, rs, &err) != NT_OK) {
-        log_msg(LOG_ERROR, "startup", "%s", err.msg);
+        log_msg(NT_LOG_ERROR, "startup", "%s", err.msg);
         return 1;
     }
-    log_json(LOG_INFO, "started", "newtermsd is listening",
+    log_json(NT_LOG_INFO, "started", "newtermsd is listening",
              json_pack("{s:s,s:i,s:i,s:I}", "listen", c->listen_host, "port", c->listen_port,
                        "workers", c->workers, "rules", (json_int_t)nrules));
     int sig = 0;
     sigwait(&set, &sig);
-    log_msg(LOG_INFO, "stopping", "signal %d: draining in-flight requests", sig);
+    log_msg(NT_LOG_INFO, "stopping", "signal %d: draining in-flight requests", sig);
     http_server_stop(s);
-    log_msg(LOG_INFO, "stopped", "bye");
+    log_msg(NT_LOG_INFO, "stopped", "bye");
     return 0;
 }
 

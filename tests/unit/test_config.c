@@ -418,7 +418,7 @@ START_TEST(registered_secrets_are_redacted_from_the_log)
     ck_assert_int_eq(parse_line(&c, "serve", env, NULL), NT_OK);
     config_register_secrets(&c);
     char *line = log_format_line(
-        0, LOG_INFO, "e", "fh-key-123 ing-tok-1 ing-tok-2 read-tok write-tok pass word", NULL);
+        0, NT_LOG_INFO, "e", "fh-key-123 ing-tok-1 ing-tok-2 read-tok write-tok pass word", NULL);
     ck_assert_ptr_nonnull(strstr(line, "\"msg\":\"[REDACTED] [REDACTED] [REDACTED] [REDACTED] "
                                        "[REDACTED] [REDACTED]\""));
     free(line);

@@ -32,13 +32,13 @@ static void teardown(void)
 {
     log_reset_secrets();
     log_set_output(NULL);
-    log_set_level(LOG_INFO);
+    log_set_level(NT_LOG_INFO);
 }
 
 START_TEST(a_line_has_ts_level_event_and_msg_first_then_the_fields)
 {
     char *line =
-        log_format_line(TS, LOG_WARN, "delivery", "hello",
+        log_format_line(TS, NT_LOG_WARN, "delivery", "hello",
                         json_pack("{s:i,s:s,s:b}", "records", 3, "route", "firehose", "ok", 1));
     ck_assert_str_eq(line, "{\"ts\":\"2026-11-28T05:29:12.123Z\",\"level\":\"warn\",\"event\":"
                            "\"delivery\",\"msg\":\"hello\",\"records\":3,\"route\":\"firehose\","
@@ -50,7 +50,7 @@ END_TEST
 
 START_TEST(fields_cannot_override_the_envelope)
 {
-    char *line = log_format_line(TS, LOG_INFO, "e", "m",
+    char *line = log_format_line(TS, NT_LOG_INFO, "e", "m",
                                  json_pack("{s:s,s:s,s:s,s:s,s:i}", "ts", "x", "level", "debug",
                                            "event", "y", "msg", "z", "n", 1));
     json_t *j = line_json(line);
@@ -66,7 +66,7 @@ END_TEST
 
 START_TEST(null_event_msg_and_non_object_fields_still_give_a_valid_line)
 {
-    char *line = log_format_line(TS, LOG_ERROR, NULL, NULL, json_string("not an object"));
+    char *line = log_format_line(TS, NT_LOG_ERROR, NULL, NULL, json_string("not an object"));
     json_t *j = line_json(line);
     ck_assert_str_eq(json_string_value(json_object_get(j, "event")), "");
     ck_assert_str_eq(json_string_value(json_object_get(j, "msg")), "");
@@ -80,7 +80,7 @@ START_TEST(numbers_nested_values_and_non_finite_reals_are_written_as_json)
 {
     json_t *f = json_pack("{s:f,s:f,s:I,s:[i,s,n,{s:f}],s:n}", "a", 0.1, "b", 1e300, "c",
                           (json_int_t)-9007199254740993LL, "d", 1, "x", "k", 2.5, "e");
-    char *line = log_format_line(TS, LOG_INFO, "e", "m", f);
+    char *line = log_format_line(TS, NT_LOG_INFO, "e", "m", f);
     ck_assert_ptr_nonnull(strstr(line, "\"a\":0.1,"));
     ck_assert_ptr_nonnull(strstr(line, "\"c\":-9007199254740993,"));
     ck_assert_ptr_nonnull(strstr(line, "\"d\":[1,\"x\",null,{\"k\":2.5}]"));
@@ -99,7 +99,7 @@ START_TEST(nesting_beyond_the_depth_cap_is_cut_not_crashed)
         json_object_set_new(cur, "n", next);
         cur = next;
     }
-    char *line = log_format_line(TS, LOG_INFO, "e", "m", root);
+    char *line = log_format_line(TS, NT_LOG_INFO, "e", "m", root);
     ck_assert_ptr_nonnull(strstr(line, "[too deep]"));
     json_decref(line_json(line));
     free(line);
@@ -129,7 +129,7 @@ START_TEST(every_byte_string_is_escaped_into_valid_json)
 {
     json_t *f = json_object();
     json_object_set_new(f, "v", json_stringn_nocheck(esc_cases[_i].in, esc_cases[_i].len));
-    char *line = log_format_line(TS, LOG_INFO, "e", "m", f);
+    char *line = log_format_line(TS, NT_LOG_INFO, "e", "m", f);
     json_error_t e;
     json_t *j = json_loads(line, JSON_ALLOW_NUL, &e);
     if (!j) ck_abort_msg("case %d not JSON (%s): %s", _i, e.text, line);
@@ -147,7 +147,7 @@ START_TEST(invalid_utf8_in_messages_and_keys_keeps_the_line_valid)
 {
     json_t *f = json_object();
     json_object_set_new_nocheck(f, "k\xfe", json_true());
-    char *line = log_format_line(TS, LOG_INFO, "ev\x80", "m\xff\xfe", f);
+    char *line = log_format_line(TS, NT_LOG_INFO, "ev\x80", "m\xff\xfe", f);
     ck_assert_ptr_nonnull(strstr(line, "\"msg\":\"m\\u00ff\\u00fe\""));
     ck_assert_ptr_nonnull(strstr(line, "\"k\\u00fe\":true"));
     json_decref(line_json(line));
@@ -161,14 +161,14 @@ static const struct {
     int ok;
     log_level want;
 } level_cases[] = {
-    {"debug", 1, LOG_DEBUG}, {"info", 1, LOG_INFO},    {"warn", 1, LOG_WARN},
-    {"error", 1, LOG_ERROR}, {"WARNING", 1, LOG_WARN}, {"Info", 1, LOG_INFO},
-    {"", 0, LOG_INFO},       {"verbose", 0, LOG_INFO}, {"infox", 0, LOG_INFO},
+    {"debug", 1, NT_LOG_DEBUG}, {"info", 1, NT_LOG_INFO},    {"warn", 1, NT_LOG_WARN},
+    {"error", 1, NT_LOG_ERROR}, {"WARNING", 1, NT_LOG_WARN}, {"Info", 1, NT_LOG_INFO},
+    {"", 0, NT_LOG_INFO},       {"verbose", 0, NT_LOG_INFO}, {"infox", 0, NT_LOG_INFO},
 };
 
 START_TEST(level_names_parse_case_insensitively)
 {
-    log_level l = LOG_ERROR;
+    log_level l = NT_LOG_ERROR;
     nt_err err = {{0}};
     nt_status st = log_level_parse(level_cases[_i].text, &l, &err);
     ck_assert_int_eq(st, level_cases[_i].ok ? NT_OK : NT_ERR_INVALID);
@@ -200,11 +200,12 @@ START_TEST(lines_below_the_level_are_dropped_and_their_fields_freed)
 {
     FILE *f = tmpfile();
     log_set_output(f);
-    log_set_level(LOG_WARN);
-    ck_assert_int_eq(log_get_level(), LOG_WARN);
-    log_msg(LOG_INFO, "quiet", "not written %d", 1);
-    log_json(LOG_DEBUG, "quiet", "not written", json_pack("{s:s}", "a", "b")); /* ASan: no leak */
-    log_msg(LOG_ERROR, "loud", "written %d", 2);
+    log_set_level(NT_LOG_WARN);
+    ck_assert_int_eq(log_get_level(), NT_LOG_WARN);
+    log_msg(NT_LOG_INFO, "quiet", "not written %d", 1);
+    log_json(NT_LOG_DEBUG, "quiet", "not written",
+             json_pack("{s:s}", "a", "b")); /* ASan: no leak */
+    log_msg(NT_LOG_ERROR, "loud", "written %d", 2);
     char *out = slurp(f);
     ck_assert_ptr_null(strstr(out, "quiet"));
     json_t *j = line_json(out);
@@ -227,7 +228,7 @@ START_TEST(a_long_printf_message_is_written_whole)
     char big[5000];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = 0;
-    log_msg(LOG_INFO, "big", "<%s>", big);
+    log_msg(NT_LOG_INFO, "big", "<%s>", big);
     char *out = slurp(f);
     json_t *j = line_json(out);
     ck_assert_uint_eq(strlen(json_string_value(json_object_get(j, "msg"))), 5001);
@@ -262,7 +263,7 @@ static void add_case_secrets(int i)
 START_TEST(secrets_in_the_message_are_redacted)
 {
     add_case_secrets(_i);
-    char *line = log_format_line(TS, LOG_INFO, "e", redact_cases[_i].text, NULL);
+    char *line = log_format_line(TS, NT_LOG_INFO, "e", redact_cases[_i].text, NULL);
     json_t *j = line_json(line);
     ck_assert_str_eq(json_string_value(json_object_get(j, "msg")), redact_cases[_i].want);
     json_decref(j);
@@ -276,7 +277,7 @@ START_TEST(secrets_in_field_values_and_keys_at_any_depth_are_redacted)
     const char *t = redact_cases[_i].text;
     json_t *f = json_pack("{s:s,s:{s:[s,i]}}", "top", t, "nested", "list", t, 1);
     json_object_set_new(f, t, json_string("key holds it"));
-    char *line = log_format_line(TS, LOG_INFO, t, "m", f);
+    char *line = log_format_line(TS, NT_LOG_INFO, t, "m", f);
     json_t *j = line_json(line);
     const char *want = redact_cases[_i].want;
     ck_assert_str_eq(json_string_value(json_object_get(j, "top")), want);
@@ -296,14 +297,15 @@ START_TEST(a_secret_passed_through_log_msg_and_log_json_never_reaches_the_output
     log_set_output(f);
     log_add_secret(secret);
     log_add_secret(secret); /* duplicates are harmless */
-    log_msg(LOG_WARN, "auth", "wrong key %s from %s", secret, "1.2.3.4");
-    log_json(LOG_INFO, "auth", secret, json_pack("{s:s,s:[s]}", "header", secret, "all", secret));
+    log_msg(NT_LOG_WARN, "auth", "wrong key %s from %s", secret, "1.2.3.4");
+    log_json(NT_LOG_INFO, "auth", secret,
+             json_pack("{s:s,s:[s]}", "header", secret, "all", secret));
     char *out = slurp(f);
     ck_assert_ptr_null(strstr(out, secret));
     ck_assert_ptr_null(strstr(out, "very-secret"));
     ck_assert_ptr_nonnull(strstr(out, "wrong key [REDACTED] from 1.2.3.4"));
     log_reset_secrets();
-    log_msg(LOG_INFO, "after", "%s", secret); /* forgotten secrets are no longer redacted */
+    log_msg(NT_LOG_INFO, "after", "%s", secret); /* forgotten secrets are no longer redacted */
     free(out);
     out = slurp(f);
     ck_assert_ptr_nonnull(strstr(out, secret));
@@ -320,7 +322,7 @@ START_TEST(a_secret_in_a_long_value_is_redacted_too)
     big[100000] = 0;
     memcpy(big + 50000, "needle-secret", 13);
     memcpy(big + 99987, "needle-secret", 13);
-    char *line = log_format_line(TS, LOG_INFO, "e", big, NULL);
+    char *line = log_format_line(TS, NT_LOG_INFO, "e", big, NULL);
     ck_assert_ptr_null(strstr(line, "needle"));
     json_t *j = line_json(line);
     ck_assert_uint_eq(strlen(json_string_value(json_object_get(j, "msg"))),
@@ -339,7 +341,7 @@ static void *writer(void *arg)
 {
     long id = (long)arg;
     for (int i = 0; i < PER_THREAD; i++)
-        log_json(LOG_INFO, "t", "concurrent line with some padding to make it longer",
+        log_json(NT_LOG_INFO, "t", "concurrent line with some padding to make it longer",
                  json_pack("{s:i,s:i}", "thread", (int)id, "i", i));
     return NULL;
 }
