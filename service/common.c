@@ -258,3 +258,22 @@ size_t nt_utf8_seq_len(const unsigned char *s, size_t n)
     }
     return 0;
 }
+
+size_t nt_utf8_invalid_at(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t k = nt_utf8_seq_len(s + i, n - i);
+        if (k == 0) return i;
+        i += k;
+    }
+    return n;
+}
+
+int nt_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}

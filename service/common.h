@@ -110,4 +110,12 @@ int nt_secret_equal(const char *a, size_t alen, const char *b, size_t blen);
  * start one (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF). */
 size_t nt_utf8_seq_len(const unsigned char *s, size_t n);
 
+/* Offset of the first byte of s[0..n) that is not part of well-formed UTF-8
+ * (same rules as nt_utf8_seq_len), or n when all of it is. */
+size_t nt_utf8_invalid_at(const unsigned char *s, size_t n);
+
+/* The value of one hexadecimal digit (0-9, a-f, A-F), or -1. Takes a char or
+ * an unsigned char alike (anything outside the digits, negative included, is -1). */
+int nt_hex_digit(int c);
+
 #endif

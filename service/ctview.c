@@ -622,14 +622,6 @@ static int parse_ipv4(const char *s, size_t n, unsigned char out[4])
     return i == n;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* RFC 4291 text form: up to 8 groups of 1-4 hex digits, at most one "::",
  * optionally ending in a dotted quad; no zone index, no brackets. */
 static int parse_ipv6(const char *s, size_t n, unsigned char out[16])
@@ -647,8 +639,8 @@ static int parse_ipv6(const char *s, size_t n, unsigned char out[16])
     for (;;) {
         size_t start = i;
         unsigned v = 0;
-        while (i < n && hexval(s[i]) >= 0 && i - start < 5)
-            v = v * 16 + (unsigned)hexval(s[i++]);
+        while (i < n && nt_hex_digit(s[i]) >= 0 && i - start < 5)
+            v = v * 16 + (unsigned)nt_hex_digit(s[i++]);
         size_t digits = i - start;
         if (i < n && s[i] == '.') { /* embedded IPv4 in the last 32 bits */
             unsigned char v4[4];

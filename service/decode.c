@@ -47,19 +47,11 @@
 /* ========================================================================= */
 /* Shared JSON lexical helpers                                               */
 
-static int hex_val(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 static long hex4(const char *p)
 {
     long v = 0;
     for (int k = 0; k < 4; k++) {
-        int h = hex_val((unsigned char)p[k]);
+        int h = nt_hex_digit((unsigned char)p[k]);
         if (h < 0) return -1;
         v = v << 4 | h;
     }
@@ -79,7 +71,7 @@ static int esc_len(const char *p, const char *end)
     if (c != 'u') return -1;
     for (size_t k = 2; k < 6; k++) {
         if (k >= avail) return 0;
-        if (hex_val((unsigned char)p[k]) < 0) return -1;
+        if (nt_hex_digit((unsigned char)p[k]) < 0) return -1;
     }
     long hi = hex4(p + 2);
     if (hi >= 0xDC00 && hi <= 0xDFFF) return -1;
@@ -90,44 +82,10 @@ static int esc_len(const char *p, const char *end)
     if (p[7] != 'u') return -1;
     for (size_t k = 8; k < 12; k++) {
         if (k >= avail) return 0;
-        if (hex_val((unsigned char)p[k]) < 0) return -1;
+        if (nt_hex_digit((unsigned char)p[k]) < 0) return -1;
     }
     long lo = hex4(p + 8);
     return lo >= 0xDC00 && lo <= 0xDFFF ? 12 : -1;
-}
-
-/* Offset of the first byte of s[0..n) that is not well-formed UTF-8 (RFC 3629:
- * no overlongs, no surrogates, nothing above U+10FFFF), or n. */
-static size_t utf8_invalid_at(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        unsigned lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF)
-            need = 1;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        } else
-            return i;
-        if (n - i <= need) return i;
-        if (s[i + 1] < lo || s[i + 1] > hi) return i;
-        for (size_t k = 2; k <= need; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xBF) return i;
-        i += need + 1;
-    }
-    return n;
 }
 
 nt_status fh_unescape(const char *s, size_t len, char *out, size_t cap, size_t *outlen, nt_err *err)
@@ -380,7 +338,7 @@ static nt_status sc_string(fh_scanner *sc, const char **s, size_t *n, int *escap
         for (const char *c = start; c < q; c++)
             if ((unsigned char)*c < 0x20)
                 return sc_syntax_at(sc, c, "unescaped control character in a string", err);
-        size_t bad = utf8_invalid_at((const unsigned char *)start, (size_t)(q - start));
+        size_t bad = nt_utf8_invalid_at((const unsigned char *)start, (size_t)(q - start));
         if (bad < (size_t)(q - start))
             return sc_syntax_at(sc, start + bad, "invalid UTF-8 in a string", err);
     }

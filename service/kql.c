@@ -220,38 +220,6 @@ static void kql_linecol(const char *s, size_t pos, int *line, int *col)
     *col = c;
 }
 
-/* Offset of the first byte that does not start a valid UTF-8 sequence, or n. */
-static size_t utf8_invalid_at(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        uint32_t cp, min;
-        if (c >= 0xC2 && c <= 0xDF) {
-            k = 1, cp = c & 0x1F, min = 0x80;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            k = 2, cp = c & 0x0F, min = 0x800;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            k = 3, cp = c & 0x07, min = 0x10000;
-        } else {
-            return i;
-        }
-        if (n - i <= k) return i;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xC0) != 0x80) return i;
-            cp = cp << 6 | (s[i + j] & 0x3Fu);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
-        i += k + 1;
-    }
-    return n;
-}
-
 /* Length of the (valid) UTF-8 sequence starting with lead byte c. */
 static size_t utf8_seq_len(unsigned char c)
 {
@@ -516,21 +484,13 @@ static int is_special(unsigned char c)
            c == '*' || c == '{' || c == '}';
 }
 
-static int hex_digit(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    c = (unsigned char)ascii_lower(c);
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
 /* "\uXXXX" at i (lowercase u, four hex digits of either case). */
 static int hex_escape(const kql_parser *p, size_t i, uint32_t *v)
 {
     if (i > p->n || p->n - i < 6 || p->s[i] != '\\' || p->s[i + 1] != 'u') return 0;
     uint32_t x = 0;
     for (size_t j = 2; j < 6; j++) {
-        int d = hex_digit((unsigned char)p->s[i + j]);
+        int d = nt_hex_digit((unsigned char)p->s[i + j]);
         if (d < 0) return 0;
         x = x << 4 | (uint32_t)d;
     }
@@ -1068,7 +1028,7 @@ static nt_status kql_parse_text(kql_arena *arena, const char *text, size_t len, 
     if (len > KQL_MAX_QUERY_BYTES)
         return nt_fail(err, NT_ERR_LIMIT, "the query is %zu bytes; the limit is %d", len,
                        KQL_MAX_QUERY_BYTES);
-    size_t bad = utf8_invalid_at((const unsigned char *)text, len);
+    size_t bad = nt_utf8_invalid_at((const unsigned char *)text, len);
     if (bad < len) {
         int line, col;
         kql_linecol(text, bad, &line, &col);

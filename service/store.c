@@ -637,14 +637,6 @@ void store_url_clear(store_url *u)
     memset(u, 0, sizeof *u);
 }
 
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..n) into a new string; NULL on a bad escape (*bad = 1) or OOM. */
 static char *pct_decode(const char *s, size_t n, int *bad)
 {
@@ -653,8 +645,8 @@ static char *pct_decode(const char *s, size_t n, int *bad)
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '%') {
-            int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+            int hi = i + 2 < n ? nt_hex_digit((unsigned char)s[i + 1]) : -1;
+            int lo = i + 2 < n ? nt_hex_digit((unsigned char)s[i + 2]) : -1;
             if (hi < 0 || lo < 0 || hi + lo == 0) { /* bad escape, or %00 */
                 free(out);
                 *bad = 1;

@@ -313,44 +313,6 @@ static nt_status skip_ws_lines_comments(toml_parser *P)
     }
 }
 
-/* Offset of the first byte that is not part of well-formed UTF-8 (no
- * overlong forms, no surrogates, nothing above U+10FFFF), or len. */
-static size_t utf8_invalid_at(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        size_t n;
-        unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            if (c == 0xE0)
-                lo = 0xA0; /* overlong */
-            else if (c == 0xED)
-                hi = 0x9F; /* surrogates */
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            if (c == 0xF0)
-                lo = 0x90; /* overlong */
-            else if (c == 0xF4)
-                hi = 0x8F; /* above U+10FFFF */
-        } else {
-            return i;
-        }
-        if (len - i <= n) return i;
-        if (s[i + 1] < lo || s[i + 1] > hi) return i;
-        for (size_t k = 2; k <= n; k++)
-            if ((s[i + k] & 0xC0) != 0x80) return i;
-        i += n + 1;
-    }
-    return len;
-}
-
 /* ---- the node side table ------------------------------------------------ */
 
 static size_t node_hash(const json_t *json, size_t mask)
@@ -417,14 +379,6 @@ static json_t *table_add(toml_parser *P, json_t *parent, const toml_key *key, si
 
 /* ---- strings ------------------------------------------------------------ */
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 static nt_status put_code_point(toml_parser *P, toml_buf *out, uint32_t cp)
 {
     char u[4];
@@ -485,7 +439,7 @@ static nt_status parse_escape(toml_parser *P, toml_buf *out)
         int digits = c == 'u' ? 4 : 8;
         uint32_t cp = 0;
         for (int i = 0; i < digits; i++) {
-            int v = P->p + 2 + i < P->end ? hex_value(P->p[2 + i]) : -1;
+            int v = P->p + 2 + i < P->end ? nt_hex_digit(P->p[2 + i]) : -1;
             if (v < 0)
                 return toml_fail(P, at, NT_ERR_PARSE,
                                  "invalid escape: \\%c needs exactly %d hex digits", c, digits);
@@ -696,7 +650,7 @@ static nt_status scan_digits(toml_parser *P, const char *s, const char *end, int
 {
     int need_digit = 1; /* at the start and after '_' */
     for (const char *q = s; q < end; q++) {
-        int v = *q == '_' ? -2 : hex_value(*q);
+        int v = *q == '_' ? -2 : nt_hex_digit(*q);
         if (v == -2) {
             if (need_digit)
                 return toml_fail(P, q, NT_ERR_PARSE,
@@ -745,7 +699,7 @@ static json_t *parse_number(toml_parser *P)
         if (scan_digits(P, s + 2, end, base, what) != NT_OK) return NULL;
         uint64_t v = 0;
         for (size_t i = 0; i < P->str.len; i++) {
-            uint64_t d = (uint64_t)hex_value(P->str.data[i]);
+            uint64_t d = (uint64_t)nt_hex_digit(P->str.data[i]);
             if (v > (UINT64_C(0x7FFFFFFFFFFFFFFF) - d) / (uint64_t)base) {
                 toml_fail(P, start, NT_ERR_PARSE, "integer does not fit in 64 bits");
                 return NULL;
@@ -1188,7 +1142,7 @@ nt_status toml_parse(const char *text, size_t len, json_t **out, nt_err *err)
     toml_parser P = {.text = text, .p = text, .end = text + len, .err = err, .next_section = 1};
     toml_key key = {0};
 
-    size_t bad = utf8_invalid_at((const unsigned char *)text, len);
+    size_t bad = nt_utf8_invalid_at((const unsigned char *)text, len);
     if (bad < len) {
         toml_fail(&P, text + bad, NT_ERR_PARSE, "invalid UTF-8 (byte 0x%02X)",
                   (unsigned char)text[bad]);

@@ -195,6 +195,43 @@ START_TEST(a_long_prefix_is_cut_and_stays_terminated)
 }
 END_TEST
 
+START_TEST(the_first_invalid_utf8_byte_is_found)
+{
+    static const struct {
+        const char *s;
+        size_t at;
+    } cases[] = {
+        {"plain ascii", 11},
+        {"caf\xc3\xa9", 5},
+        {"\xf0\x9f\x98\x80!", 5},
+        {"ab\xc3", 2},
+        {"ab\xc0\xaf", 2},
+        {"x\xed\xa0\x80", 1},
+        {"\xf4\x90\x80\x80", 0},
+        {"ok\xe2\x82\xacthen\xff", 9},
+        {"", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        ck_assert_msg(nt_utf8_invalid_at((const unsigned char *)cases[i].s, strlen(cases[i].s)) ==
+                          cases[i].at,
+                      "case %zu", i);
+}
+END_TEST
+
+START_TEST(hex_digits_of_either_case_and_nothing_else)
+{
+    ck_assert_int_eq(nt_hex_digit('0'), 0);
+    ck_assert_int_eq(nt_hex_digit('9'), 9);
+    ck_assert_int_eq(nt_hex_digit('a'), 10);
+    ck_assert_int_eq(nt_hex_digit('F'), 15);
+    ck_assert_int_eq(nt_hex_digit('g'), -1);
+    ck_assert_int_eq(nt_hex_digit('/'), -1);
+    ck_assert_int_eq(nt_hex_digit(0), -1);
+    ck_assert_int_eq(nt_hex_digit((char)0xC1), -1);
+    ck_assert_int_eq(nt_hex_digit(0xC1), -1);
+}
+END_TEST
+
 static Suite *common_suite(void)
 {
     Suite *s = suite_create("common");
@@ -206,6 +243,8 @@ static Suite *common_suite(void)
     tcase_add_test(tc, formatting_round_trips);
     tcase_add_test(tc, a_prefix_goes_in_front_of_the_message_already_there);
     tcase_add_test(tc, a_long_prefix_is_cut_and_stays_terminated);
+    tcase_add_test(tc, the_first_invalid_utf8_byte_is_found);
+    tcase_add_test(tc, hex_digits_of_either_case_and_nothing_else);
     tcase_add_test(tc, durations_parse);
     tcase_add_test(tc, secret_compare_is_exact);
     tcase_add_loop_test(tc, wildcards_match_case_sensitively, 0,
