@@ -338,7 +338,8 @@ static int kibana_case_passes(const json_t *c, char *why, size_t cap)
         }
     }
     nt_err cerr = {{0}};
-    if (kql_compile(query, qlen, &src, &q, &cerr) != NT_ERR_PARSE || strcmp(cerr.msg, err.msg)) {
+    if (kql_compile(query, qlen, &src, &q, &cerr) != NT_ERR_PARSE ||
+        strcmp(cerr.msg, err.msg) != 0) {
         snprintf(why, cap, "kql_compile disagrees with kql_parse_json: %s", cerr.msg);
         goto done;
     }

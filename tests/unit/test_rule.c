@@ -10,17 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = calloc(1, 1 << 20);
-    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
-    buf[n] = 0;
-    fclose(f);
-    return buf;
-}
-
 START_TEST(every_elastic_aws_new_terms_rule_loads)
 {
     nt_ruleset *rs = NULL;
@@ -71,7 +60,7 @@ END_TEST
 
 START_TEST(the_upstream_typo_is_a_warning_with_a_suggestion)
 {
-    char *text = read_text(NT_TEST_DATA "/rules/seed_upstream.toml");
+    char *text = tu_read_file(NT_TEST_DATA "/rules/seed_upstream.toml", NULL);
     ck_assert_ptr_nonnull(text);
     ct_schema *schema = ct_schema_new();
     nt_rule *r = NULL;
@@ -119,7 +108,8 @@ static const struct {
 
 START_TEST(broken_rules_are_refused_with_a_precise_message)
 {
-    char *text = read_text(NT_TEST_DATA "/../../rules/aws_account_discovery_by_rare_user.toml");
+    char *text =
+        tu_read_file(NT_TEST_DATA "/../../rules/aws_account_discovery_by_rare_user.toml", NULL);
     ck_assert_ptr_nonnull(text);
     char *at = strstr(text, broken[_i].find);
     ck_assert_msg(at != NULL, "row %d: '%s' not in the rule", _i, broken[_i].find);
@@ -127,7 +117,7 @@ START_TEST(broken_rules_are_refused_with_a_precise_message)
     char *edited = malloc(strlen(text) + rlen + 1);
     memcpy(edited, text, (size_t)(at - text));
     memcpy(edited + (at - text), broken[_i].replace, rlen);
-    strcpy(edited + (at - text) + rlen, at + flen);
+    memcpy(edited + (at - text) + rlen, at + flen, strlen(at + flen) + 1);
     ct_schema *schema = ct_schema_new();
     nt_rule *r = NULL;
     nt_err err = {{0}};
@@ -142,7 +132,8 @@ END_TEST
 
 START_TEST(a_learning_period_can_be_set_per_rule)
 {
-    char *text = read_text(NT_TEST_DATA "/../../rules/aws_account_discovery_by_rare_user.toml");
+    char *text =
+        tu_read_file(NT_TEST_DATA "/../../rules/aws_account_discovery_by_rare_user.toml", NULL);
     char *edited = malloc(strlen(text) + 64);
     sprintf(edited, "%s\n[newtermsd]\nlearning_period = \"3d\"\n", text);
     ct_schema *schema = ct_schema_new();
