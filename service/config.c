@@ -805,7 +805,8 @@ void config_usage(FILE *f)
           "       newtermsd backfill [options] FILE...    record history in Redis without "
           "alerting\n"
           "       newtermsd check-rules [options] [DIR]   load and lint rules\n"
-          "       newtermsd help\n\n"
+          "       newtermsd help\n"
+          "       newtermsd config-table                  print this option table as Markdown\n\n"
           "options (each also settable by the environment variable shown; the flag wins):\n",
           f);
     for (size_t i = 0; i < N_OPTS; i++) {
@@ -854,4 +855,42 @@ void config_store(const config *c, store_config *out)
                           .alert_retention_ms = c->alert_retention_ms,
                           .alert_cap = c->alert_cap,
                           .reject_cap = c->reject_cap};
+}
+
+/* Text with '|' escaped, for a Markdown table cell. */
+static void md_cell(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '|') fputc('\\', f);
+        fputc(*s, f);
+    }
+}
+
+void config_markdown(FILE *f)
+{
+    fputs("| flag | environment | default | meaning |\n|---|---|---|---|\n", f);
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const opt_def *o = &opt_table[i];
+        fprintf(f, "| `--%s%s%s` | `%s` | ", o->flag, o->arg ? " " : "", o->arg ? o->arg : "",
+                o->env);
+        if (!o->def)
+            fputs("computed", f);
+        else if (o->kind == K_BOOL)
+            fputs(strcmp(o->def, "0") == 0 ? "off" : "on", f);
+        else if (o->kind == K_PATH && strcmp(o->def, CONFIG_RULES_DEFAULT) == 0)
+            fputs("`share/newtermsd/rules` of the install prefix", f);
+        else
+            fprintf(f, "`%s`", o->def);
+        fputs(" | ", f);
+        md_cell(f, o->help);
+        int ranged = o->kind == K_INT || o->kind == K_UINT || o->kind == K_COUNT;
+        if (ranged && !strstr(o->help, "..")) fprintf(f, ", %lld..%lld", o->min, o->max);
+        fputs(" |\n", f);
+    }
+    for (size_t i = 0; i < N_SECRETS; i++) {
+        fprintf(f, "| (secret: no flag) | `%s` or `%s_FILE` | none | ", secret_table[i].env,
+                secret_table[i].env);
+        md_cell(f, secret_table[i].help);
+        fputs(" |\n", f);
+    }
 }

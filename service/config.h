@@ -114,6 +114,13 @@ void config_free(config *c);
 /* The usage text with every option, for --help. */
 void config_usage(FILE *f);
 
+/* Every option and secret as one Markdown table (flag, environment variable,
+ * default, meaning), from the same tables config_parse reads: what
+ * `newtermsd config-table` prints and scripts/gen-config-table.sh puts in
+ * README.md. The --rules default is shown relative to the install prefix, so
+ * the table does not depend on where the binary was configured to go. */
+void config_markdown(FILE *f);
+
 /* 1 if (s, len) equals any item of l. Compares against every item in time
  * that depends only on the lengths, never stopping at the first match. 0 for
  * an empty or NULL list. */

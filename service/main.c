@@ -442,6 +442,11 @@ int main(int argc, char **argv)
 {
     config c;
     nt_err err;
+    /* Documentation, not a command: it reads neither flags nor environment. */
+    if (argc == 2 && strcmp(argv[1], "config-table") == 0) {
+        config_markdown(stdout);
+        return 0;
+    }
     if (config_parse(&c, argc, argv, getenv_wrapper, &err) != NT_OK) {
         fprintf(stderr, "newtermsd: %s\n(see newtermsd --help)\n", err.msg);
         return 2;

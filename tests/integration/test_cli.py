@@ -178,5 +178,31 @@ class LearningPeriod(unittest.TestCase):
             redis.close()
 
 
+
+class ConfigTable(unittest.TestCase):
+    """README's option table is the binary's (scripts/gen-config-table.sh writes it)."""
+
+    def test_readme_shows_the_option_table_the_binary_prints(self):
+        p = run("config-table", env={"NEWTERMSD_WORKERS": "not a number"})  # reads no environment
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.splitlines()
+        self.assertEqual(lines[0], "| flag | environment | default | meaning |")
+        self.assertTrue(any(line.startswith("| `--reject-cap N` | `NEWTERMSD_REJECT_CAP` |") for line in lines))
+        readme = open(os.path.join(DATA, "..", "..", "README.md"), encoding="utf-8").read()
+        begin, end = "<!-- config-table:begin -->\n", "\n<!-- config-table:end -->"
+        self.assertEqual(readme.count(begin), 1)
+        table = readme.split(begin)[1].split(end)[0]
+        self.assertEqual(table, p.stdout.rstrip("\n"),
+                         "README's option table is stale: run scripts/gen-config-table.sh")
+
+    def test_every_option_of_help_is_in_the_table(self):
+        table = run("config-table").stdout
+        usage = run("--help").stdout
+        flags = [w for w in usage.split() if w.startswith("--") and len(w) > 2 and w != "--help"]
+        self.assertGreater(len(flags), 10)
+        for flag in flags:
+            self.assertIn(f"`{flag}", table)
+
+
 if __name__ == "__main__":
     unittest.main()
