@@ -103,6 +103,8 @@ static const opt_def opt_table[] = {
      "1024", "N", "most concurrent HTTP connections"},
     {"strict-rules", "NEWTERMSD_STRICT_RULES", K_BOOL, OFF(require_all_rules), 0, 0, "0", NULL,
      "refuse to start if any rule file fails to load"},
+    {"drain-timeout-s", "NEWTERMSD_DRAIN_TIMEOUT_S", K_INT, OFF(drain_timeout_s), 1, 3600, "20",
+     "N", "SIGTERM: longest wait for in-flight requests before exiting"},
 };
 #define N_OPTS (sizeof opt_table / sizeof opt_table[0])
 
