@@ -794,13 +794,16 @@ void server_exceptions_refresh(server *s, store *st)
     exc_set *fresh = exc_set_from_json(items, &src, on_bad_exception, NULL);
     json_decref(items);
     if (!fresh) return;
+    /* Counted before it is published: once swapped in, another refresh (the
+     * poller, or an API write) may replace and free it at any time. */
+    size_t count = exc_set_count(fresh);
     pthread_mutex_lock(&s->exc_lock);
     exc_set *old = s->exc;
     s->exc = fresh;
     s->exc_version = version;
     pthread_mutex_unlock(&s->exc_lock);
     exc_set_unref(old);
-    metrics_gauge_set("newtermsd_exceptions_loaded", NULL, (double)exc_set_count(fresh));
+    metrics_gauge_set("newtermsd_exceptions_loaded", NULL, (double)count);
 }
 
 store_obs_mode server_rule_mode(server *s, size_t i, nt_time_ms now)
@@ -885,7 +888,12 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     (void)addr;
     (void)addrlen;
     server *s = cls;
-    if (atomic_load(&s->open_conns) >= (long)s->cfg->connection_limit) {
+    /* The slot is taken here, atomically, so pool threads accepting at the
+     * same moment cannot overshoot; MHD_CONNECTION_NOTIFY_CLOSED gives it
+     * back. (A connection MHD then fails to set up, out of memory, keeps its
+     * slot: rare, and it errs on the side of fewer connections.) */
+    if (atomic_fetch_add(&s->open_conns, 1) >= (long)s->cfg->connection_limit) {
+        atomic_fetch_sub(&s->open_conns, 1);
         limit_refused("connection_limit");
         return MHD_NO;
     }
@@ -898,10 +906,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     (void)conn;
     (void)socket_context;
     server *s = cls;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-        atomic_fetch_add(&s->open_conns, 1);
-    else if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
-        atomic_fetch_sub(&s->open_conns, 1);
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) atomic_fetch_sub(&s->open_conns, 1);
 }
 
 /* The attribute tells the compiler fmt is a printf format taken from libmicrohttpd
