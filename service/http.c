@@ -379,7 +379,7 @@ static void handle_firehose(server *s, struct MHD_Connection *conn, const char *
         firehose_reply(r, 413, env.request_id, "payload_too_large", msg);
         limit_refused("inflate_budget");
         metrics_counter_add("newtermsd_bad_deliveries_total", "route=\"firehose\"", 1);
-    } else if ((st = commit_delivery(s, &p, "firehose", env.request_id, &err)) == NT_OK) {
+    } else if (commit_delivery(s, &p, "firehose", env.request_id, &err) == NT_OK) {
         firehose_reply(r, 200, env.request_id, NULL, NULL);
     } else {
         log_msg(LOG_ERROR, "delivery_failed", "firehose delivery %s not acknowledged: %s",
