@@ -17,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define API_MAX_BODY (1024 * 1024)
-
 static unsigned status_for(nt_status st)
 {
     switch (st) {
@@ -521,7 +519,7 @@ static json_t *rule_doc(server *s, store *st, size_t i, nt_status *rc, nt_err *e
     json_t *stats = NULL;
     *rc = store_rule_stats(st, rule->rule_id, &stats, err);
     json_object_set_new(doc, "counters", stats ? stats : json_null());
-    nt_time_ms since = s->learning_since[i];
+    nt_time_ms since = atomic_load(&s->learning_since[i]);
     char buf[NT_TIME_BUF];
     json_object_set_new(doc, "learning_until",
                         rule->learning_ms > 0 && since >= 0

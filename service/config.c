@@ -84,7 +84,7 @@ static const opt_def opt_table[] = {
     {"max-record", "NEWTERMSD_MAX_RECORD", K_SIZE, OFF(max_record), 1, CONFIG_SIZE_MAX, "1024000",
      "SIZE", "largest decoded record"},
     {"max-inflate", "NEWTERMSD_MAX_INFLATE", K_SIZE, OFF(max_inflate), 1, CONFIG_SIZE_MAX, "256MiB",
-     "SIZE", "largest gzip output of one body or record"},
+     "SIZE", "gzip output one request may produce: body and Firehose records together"},
     {"redis-timeout-ms", "NEWTERMSD_REDIS_TIMEOUT_MS", K_INT, OFF(redis_timeout_ms), 1, 600000,
      "2000", "N", "Redis connect and command timeout"},
     {"request-timeout-s", "NEWTERMSD_REQUEST_TIMEOUT_S", K_INT, OFF(request_timeout_s), 1, 3600,
@@ -105,6 +105,8 @@ static const opt_def opt_table[] = {
      "1024", "N", "most concurrent HTTP connections"},
     {"strict-rules", "NEWTERMSD_STRICT_RULES", K_BOOL, OFF(require_all_rules), 0, 0, "0", NULL,
      "refuse to start if any rule file fails to load"},
+    {"drain-timeout-s", "NEWTERMSD_DRAIN_TIMEOUT_S", K_INT, OFF(drain_timeout_s), 1, 3600, "20",
+     "N", "SIGTERM: longest wait for in-flight requests before exiting"},
 };
 #define N_OPTS (sizeof opt_table / sizeof opt_table[0])
 

@@ -91,6 +91,7 @@ typedef struct config {
     log_level log_level;
     unsigned connection_limit;
     int require_all_rules;
+    int drain_timeout_s; /* SIGTERM: longest wait for in-flight requests */
     config_secret_list firehose_keys, ingest_tokens, read_tokens, write_tokens;
     int help;    /* -h, --help or `help` anywhere: print config_usage() and exit 0 */
     char **args; /* positional arguments after the command; owned */

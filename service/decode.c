@@ -714,43 +714,80 @@ nt_status fh_scan(const char *body, size_t len, fh_envelope *env, fh_record_fn f
 }
 
 /* ========================================================================= */
-/* Depth pre-scan (jansson has no depth option)                              */
+/* Structure pre-scan (jansson has no depth or size option)                  */
 
-/* 1 when no value in s[0..n) nests deeper than max; else 0 and *at = offset of
- * the bracket that went too deep. Strings are skipped with memchr; a quote is
- * escaped when an odd run of backslashes precedes it. Unbalanced closers are
- * left for the parser to report. */
-static int dec_depth_ok(const char *s, size_t n, int max, size_t *at)
+/* What jansson's tree of a value costs, estimated from its text. Measured on
+ * jansson 2.14 (x86-64, glibc): an empty object 232 bytes, an empty array
+ * 136, an integer 40, a one-byte string 88. The estimate rounds up: an object
+ * 256, an array 144, a string (key or value) 64 + its length, and each ','
+ * 48 (the element it introduces, at least a number). */
+#define DEC_TREE_OBJECT 256u
+#define DEC_TREE_ARRAY 144u
+#define DEC_TREE_STRING 64u
+#define DEC_TREE_ELEMENT 48u
+
+typedef enum dec_scan_result { DEC_SCAN_OK = 0, DEC_SCAN_DEEP, DEC_SCAN_BIG } dec_scan_result;
+
+/* Scan s[0..n) as a sequence of JSON values: DEC_SCAN_DEEP when one nests
+ * deeper than DEC_MAX_DEPTH (*at = the bracket that went too deep),
+ * DEC_SCAN_BIG when the estimated tree of one top-level value exceeds
+ * DEC_MAX_TREE_BYTES (*at = where the estimate crossed it), else DEC_SCAN_OK.
+ * Each top-level value is estimated on its own, as each is parsed and freed
+ * before the next. Strings are skipped with memchr; a quote is escaped when
+ * an odd run of backslashes precedes it. Unbalanced closers are left for the
+ * parser to report. Linear in n, no allocation. */
+static dec_scan_result dec_scan(const char *s, size_t n, size_t *at)
 {
     int depth = 0;
-    size_t i = 0;
+    size_t cost = 0, i = 0;
     while (i < n) {
         char c = s[i];
         if (c == '"') {
             size_t from = i + 1;
             for (;;) {
                 const char *q = memchr(s + from, '"', n - from);
-                if (!q) return 1; /* unterminated: the parser will say so */
+                if (!q) return DEC_SCAN_OK; /* unterminated: the parser will say so */
                 size_t qi = (size_t)(q - s), b = qi;
                 while (b > i + 1 && s[b - 1] == '\\')
                     b--;
                 from = qi + 1;
                 if ((qi - b) % 2 == 0) break;
             }
+            cost += DEC_TREE_STRING + (from - i);
             i = from;
-            continue;
-        }
-        if (c == '{' || c == '[') {
-            if (++depth > max) {
-                *at = i;
-                return 0;
+        } else {
+            if (c == '{' || c == '[') {
+                if (++depth > DEC_MAX_DEPTH) {
+                    *at = i;
+                    return DEC_SCAN_DEEP;
+                }
+                cost += c == '{' ? DEC_TREE_OBJECT : DEC_TREE_ARRAY;
+            } else if ((c == '}' || c == ']') && depth > 0) {
+                depth--;
+            } else if (c == ',') {
+                cost += DEC_TREE_ELEMENT;
             }
-        } else if ((c == '}' || c == ']') && depth > 0) {
-            depth--;
+            i++;
         }
-        i++;
+        if (cost > DEC_MAX_TREE_BYTES) {
+            *at = i;
+            return DEC_SCAN_BIG;
+        }
+        if (depth == 0) cost = 0;
     }
-    return 1;
+    return DEC_SCAN_OK;
+}
+
+/* The refusal for a unit dec_scan did not pass, as "<what>: …". */
+static nt_status dec_scan_fail(nt_err *err, dec_scan_result r, const char *what, size_t at)
+{
+    if (r == DEC_SCAN_DEEP)
+        return nt_fail(err, NT_ERR_LIMIT, "%sJSON nested deeper than %d levels at offset %zu", what,
+                       DEC_MAX_DEPTH, at);
+    return nt_fail(
+        err, NT_ERR_LIMIT,
+        "%sJSON value too large to parse: its tree would exceed %u bytes (at offset %zu)", what,
+        (unsigned)DEC_MAX_TREE_BYTES, at);
 }
 
 /* ========================================================================= */
@@ -1054,10 +1091,8 @@ nt_status dec_record(const char *b64, size_t len, size_t record_index, dec_buf *
             if (dec_cwl_fast((const char *)text, tlen, record_index, scratch, fn, ud, info, &st,
                              err))
                 return st;
-            if (!dec_depth_ok((const char *)text, tlen, DEC_MAX_DEPTH, &at))
-                return nt_fail(err, NT_ERR_LIMIT,
-                               "gunzipped record nests deeper than %d levels at offset %zu",
-                               DEC_MAX_DEPTH, at);
+            dec_scan_result sr = dec_scan((const char *)text, tlen, &at);
+            if (sr != DEC_SCAN_OK) return dec_scan_fail(err, sr, "gunzipped record: ", at);
             json_error_t je;
             json_t *root = json_loadb((const char *)text, tlen, JSON_ALLOW_NUL, &je);
             if (json_is_object(root) && json_is_string(json_object_get(root, "messageType"))) {
@@ -1233,10 +1268,18 @@ static nt_status split_cwl(split_ctx *c, json_t *v)
         }
         const char *s = json_string_value(m);
         size_t n = json_string_length(m), at;
-        if (!dec_depth_ok(s, n, DEC_MAX_DEPTH, &at)) {
+        dec_scan_result sr = dec_scan(s, n, &at);
+        if (sr == DEC_SCAN_DEEP) {
             split_bad(c, NT_ERR_LIMIT,
                       "logEvents[%zu].message: JSON nested deeper than %d levels at offset %zu", i,
                       DEC_MAX_DEPTH, at);
+            continue;
+        }
+        if (sr == DEC_SCAN_BIG) {
+            split_bad(c, NT_ERR_LIMIT,
+                      "logEvents[%zu].message: JSON value too large to parse: its tree would "
+                      "exceed %u bytes (at offset %zu)",
+                      i, (unsigned)DEC_MAX_TREE_BYTES, at);
             continue;
         }
         json_error_t je;
@@ -1330,11 +1373,19 @@ nt_status dec_split(const char *text, size_t len, dec_record_fn fn, dec_bad_fn b
 {
     split_ctx c = {.fn = fn, .bad = bad, .ud = ud, .err = err, .first = NT_OK};
     size_t at;
-    if (!dec_depth_ok(text, len, DEC_MAX_DEPTH, &at)) {
+    dec_scan_result sr = dec_scan(text, len, &at);
+    if (sr != DEC_SCAN_OK) {
+        /* Refused whole, before jansson allocates anything. */
         c.vtext = text;
         c.vlen = len;
-        split_bad(&c, NT_ERR_LIMIT, "JSON nested deeper than %d levels at offset %zu",
-                  DEC_MAX_DEPTH, at);
+        if (sr == DEC_SCAN_DEEP)
+            split_bad(&c, NT_ERR_LIMIT, "JSON nested deeper than %d levels at offset %zu",
+                      DEC_MAX_DEPTH, at);
+        else
+            split_bad(&c, NT_ERR_LIMIT,
+                      "JSON value too large to parse: its tree would exceed %u bytes (at offset "
+                      "%zu)",
+                      (unsigned)DEC_MAX_TREE_BYTES, at);
         return c.first;
     }
     split_lines lines = {.text = text, .line = 1};

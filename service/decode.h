@@ -30,6 +30,7 @@
 #define FH_MAX_RECORDS 100000                     /* Firehose sends at most 10,000 */
 #define FH_REQUEST_ID_MAX 256                     /* bytes of the unescaped requestId */
 #define DEC_MAX_DEPTH 64                          /* JSON nesting inside a record */
+#define DEC_MAX_TREE_BYTES (64u << 20)            /* estimated jansson tree of one JSON value */
 #define DEC_MAX_RECORD_BYTES 1024000u             /* Firehose's limit on one record, decoded */
 #define DEC_MAX_INFLATE (16u << 20)               /* default cap on a gunzipped record */
 #define DEC_PREFIX_BYTES 128                      /* input bytes shown in a dead-letter prefix */
@@ -199,8 +200,11 @@ typedef void (*dec_bad_fn)(void *ud, size_t sub_index, nt_status status, const c
  *                  resumes after the next newline, so one broken NDJSON line
  *                  costs only that line;
  *   NT_ERR_INVALID "not a CloudTrail record or envelope" (with detail);
- *   NT_ERR_LIMIT   nesting deeper than DEC_MAX_DEPTH (whole unit refused, checked
- *                  by a pre-scan since jansson has no depth option).
+ *   NT_ERR_LIMIT   nesting deeper than DEC_MAX_DEPTH, or one JSON value whose
+ *                  parse tree would take more than DEC_MAX_TREE_BYTES (estimated
+ *                  from its text: "[{},{},…]" costs ~100x its size in jansson);
+ *                  the whole unit is refused by a linear pre-scan, before
+ *                  jansson allocates anything, since jansson has no such option.
  * Empty or whitespace-only text yields nothing and NT_OK. Records found before
  * or after a bad piece are still handed to fn. */
 nt_status dec_split(const char *text, size_t len, dec_record_fn fn, dec_bad_fn bad, void *ud,

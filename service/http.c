@@ -26,12 +26,14 @@
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,8 +50,9 @@ typedef enum route_id {
 
 static const char *route_name(route_id r)
 {
-    static const char *const names[] = {"unknown", "firehose", "eventbridge", "events",
-                                        "api",     "healthz",  "readyz",      "metrics"};
+    /* R_NONE is "other": a label never carries the raw URL. */
+    static const char *const names[] = {"other", "firehose", "eventbridge", "events",
+                                        "api",   "healthz",  "readyz",      "metrics"};
     return names[r];
 }
 
@@ -59,6 +62,7 @@ typedef struct request {
     struct timespec start;
     char *body;
     size_t len, cap;
+    size_t max_body; /* this route's limit on the body as sent; 0 = takes none */
     int too_large;
     int can_write;
     unsigned status;
@@ -212,6 +216,16 @@ static auth_result authenticate(server *s, request *rq, struct MHD_Connection *c
 
 /* ---- metrics helpers ----------------------------------------------------- */
 
+/* A request or connection refused by one of the limits of api/LIMITS.md.
+ * `limit` is one of a fixed set of literals: connection_limit, body,
+ * body_not_allowed, inflate, inflate_budget, json. */
+static void limit_refused(const char *limit)
+{
+    char labels[64];
+    snprintf(labels, sizeof labels, "limit=\"%s\"", limit);
+    metrics_counter_add("newtermsd_limit_refusals_total", labels, 1);
+}
+
 static void count_pipe(const char *route, const pipe_run *p)
 {
     char labels[160];
@@ -312,8 +326,10 @@ static void log_delivery(const char *route, const char *id, const pipe_run *p, u
 
 /* ---- ingestion handlers --------------------------------------------------- */
 
+/* body_inflated: bytes the body's own Content-Encoding: gzip produced, which
+ * count against the delivery's inflate budget (--max-inflate). */
 static void handle_firehose(server *s, struct MHD_Connection *conn, const char *body, size_t len,
-                            http_reply *r)
+                            size_t body_inflated, http_reply *r)
 {
     const char *hdr_id =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Amz-Firehose-Request-Id");
@@ -335,10 +351,20 @@ static void handle_firehose(server *s, struct MHD_Connection *conn, const char *
     pipe_run p;
     pipe_init(&p, s->rules, exc, now);
     prepare_pipe(s, &p, now, modes);
-    for (size_t i = 0; i < env.record_count; i++)
+    p.inflate_budget =
+        s->cfg->max_inflate > body_inflated ? s->cfg->max_inflate - body_inflated : 1;
+    for (size_t i = 0; i < env.record_count && !p.over_budget; i++)
         pipe_firehose_record(&p, i, env.records[i].data, env.records[i].len, env.records[i].flags);
-    st = commit_delivery(s, &p, "firehose", env.request_id, &err);
-    if (st == NT_OK) {
+    if (p.over_budget) {
+        /* Nothing is committed: the sender gets one clear refusal. */
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "the delivery's gzip'd records expand beyond %zu bytes in total (--max-inflate)",
+                 s->cfg->max_inflate);
+        firehose_reply(r, 413, env.request_id, "payload_too_large", msg);
+        limit_refused("inflate_budget");
+        metrics_counter_add("newtermsd_bad_deliveries_total", "route=\"firehose\"", 1);
+    } else if (commit_delivery(s, &p, "firehose", env.request_id, &err) == NT_OK) {
         firehose_reply(r, 200, env.request_id, NULL, NULL);
     } else {
         log_msg(NT_LOG_ERROR, "delivery_failed", "firehose delivery %s not acknowledged: %s",
@@ -374,6 +400,7 @@ static void handle_events(server *s, route_id route, const char *body, size_t le
                 p.accepted + p.rejected);
     }
     if (st != NT_OK) {
+        if (st == NT_ERR_LIMIT) limit_refused("json");
         http_error(r, st == NT_ERR_LIMIT ? 413 : 400,
                    st == NT_ERR_LIMIT ? "payload_too_large" : "bad_request", "%s", err.msg);
         metrics_counter_add("newtermsd_bad_deliveries_total",
@@ -409,9 +436,10 @@ static void handle_readyz(server *s, http_reply *r)
                         (json_int_t)s->rules->n, "redis", rc == NT_OK ? "ok" : err.msg);
 }
 
-static void handle_metrics(http_reply *r)
+static void handle_metrics(server *s, http_reply *r)
 {
     metrics_update_process();
+    metrics_gauge_set("newtermsd_http_connections_open", NULL, (double)atomic_load(&s->open_conns));
     r->status = 200;
     r->text = metrics_render();
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -454,9 +482,20 @@ static enum MHD_Result refuse(struct MHD_Connection *conn, request *rq, unsigned
     return send_reply(conn, rq, &r);
 }
 
-static void api_label(request *rq, const char *url, const char *method)
+/* The method as a metric label: one of a fixed set, never the raw token a
+ * client sent (an unauthenticated client could otherwise mint series). */
+static const char *method_label(const char *method)
+{
+    static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(method, known[i]) == 0) return known[i];
+    return "other";
+}
+
+static void api_label(request *rq, const char *url, const char *method_raw)
 {
     /* Collapse ids so the metric has a bounded number of series. */
+    const char *method = method_label(method_raw);
     const char *p = url + 8;
     const char *kinds[] = {"alerts/status", "alerts", "exceptions", "rules", "rejects"};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
@@ -509,14 +548,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (enc && strcasecmp(enc, "gzip") != 0 && strcasecmp(enc, "identity") != 0)
             return refuse(conn, rq, 415, "unsupported_media_type",
                           "Content-Encoding must be gzip or identity");
+        rq->max_body = post ? s->cfg->max_body : rq->route == R_API ? (size_t)API_MAX_BODY : 0;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+        if (rq->max_body == 0 && (te || (cl && strcmp(cl, "0") != 0))) {
+            limit_refused("body_not_allowed");
+            return refuse(conn, rq, 413, "payload_too_large", "this route takes no request body");
+        }
         if (cl) {
             char *end;
             unsigned long long n = strtoull(cl, &end, 10);
-            if (*end == 0 && n > s->cfg->max_body)
+            if (*end == 0 && n > rq->max_body) {
+                limit_refused("body");
                 return refuse(conn, rq, 413, "payload_too_large",
                               "the request body is larger than the limit");
-            if (*end == 0 && n > 0 && n <= s->cfg->max_body) {
+            }
+            if (*end == 0 && n > 0 && n <= rq->max_body) {
                 rq->body = malloc(n + 1);
                 rq->cap = rq->body ? n + 1 : 0;
             }
@@ -527,7 +574,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         if (rq->too_large || rq->answered) return MHD_YES;
-        if (rq->len + n > s->cfg->max_body) {
+        if (rq->len + n > rq->max_body) {
             rq->too_large = 1;
             free(rq->body);
             rq->body = NULL;
@@ -538,7 +585,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             size_t cap = rq->cap ? rq->cap : 64 * 1024;
             while (cap < rq->len + n + 1)
                 cap *= 2;
-            if (cap > s->cfg->max_body + 1) cap = s->cfg->max_body + 1;
+            if (cap > rq->max_body + 1) cap = rq->max_body + 1;
             char *b = realloc(rq->body, cap);
             if (!b) {
                 rq->too_large = 1;
@@ -552,31 +599,40 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (rq->answered) return MHD_YES;
-    if (rq->too_large)
+    if (rq->too_large) {
+        limit_refused(rq->max_body ? "body" : "body_not_allowed");
         return refuse(conn, rq, 413, "payload_too_large",
-                      "the request body is larger than the limit");
+                      rq->max_body ? "the request body is larger than the limit"
+                                   : "this route takes no request body");
+    }
 
     http_reply r = {0};
     const char *body = rq->body ? rq->body : "";
     size_t len = rq->len;
     unsigned char *inflated = NULL;
+    size_t inflated_len = 0;
     const char *enc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
     if (enc && strcasecmp(enc, "gzip") == 0 && len > 0) {
+        /* Reached only for a route that takes a body, once the credentials
+         * are checked: nothing is inflated for a stranger. */
         size_t ilen = 0;
         nt_err err;
-        nt_status st = dec_body_inflate((const unsigned char *)body, len, s->cfg->max_inflate,
-                                        &inflated, &ilen, &err);
+        size_t cap = rq->route == R_API ? (size_t)API_MAX_BODY : s->cfg->max_inflate;
+        nt_status st =
+            dec_body_inflate((const unsigned char *)body, len, cap, &inflated, &ilen, &err);
         if (st != NT_OK) {
+            if (st == NT_ERR_LIMIT) limit_refused("inflate");
             metrics_counter_add("newtermsd_bad_deliveries_total", "route=\"gzip\"", 1);
             return refuse(conn, rq, st == NT_ERR_LIMIT ? 413 : 400,
                           st == NT_ERR_LIMIT ? "payload_too_large" : "bad_request", err.msg);
         }
         body = (const char *)inflated;
         len = ilen;
+        inflated_len = ilen;
     }
     switch (rq->route) {
     case R_FIREHOSE:
-        handle_firehose(s, conn, body, len, &r);
+        handle_firehose(s, conn, body, len, inflated_len, &r);
         break;
     case R_EVENTBRIDGE:
     case R_EVENTS:
@@ -590,7 +646,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         handle_readyz(s, &r);
         break;
     case R_METRICS:
-        handle_metrics(&r);
+        handle_metrics(s, &r);
         break;
     case R_API: {
         api_request ar = {.method = method,
@@ -667,6 +723,10 @@ static void describe_metrics(void)
     metrics_describe("newtermsd_redis_script_reloads_total", "counter",
                      "Lua script reloads after NOSCRIPT.");
     metrics_describe("newtermsd_redis_latency_seconds", "histogram", "Redis round-trip latency.");
+    metrics_describe("newtermsd_limit_refusals_total", "counter",
+                     "Requests and connections refused by a limit of api/LIMITS.md, by limit.");
+    metrics_describe("newtermsd_http_connections_open", "gauge",
+                     "HTTP connections accepted and not yet closed.");
     metrics_describe("newtermsd_exceptions_loaded", "gauge",
                      "Exception items in the current snapshot.");
 }
@@ -719,20 +779,23 @@ void server_exceptions_refresh(server *s, store *st)
     exc_set *fresh = exc_set_from_json(items, &src, on_bad_exception, NULL);
     json_decref(items);
     if (!fresh) return;
+    /* Counted before it is published: once swapped in, another refresh (the
+     * poller, or an API write) may replace and free it at any time. */
+    size_t count = exc_set_count(fresh);
     pthread_mutex_lock(&s->exc_lock);
     exc_set *old = s->exc;
     s->exc = fresh;
     s->exc_version = version;
     pthread_mutex_unlock(&s->exc_lock);
     exc_set_unref(old);
-    metrics_gauge_set("newtermsd_exceptions_loaded", NULL, (double)exc_set_count(fresh));
+    metrics_gauge_set("newtermsd_exceptions_loaded", NULL, (double)count);
 }
 
 store_obs_mode server_rule_mode(server *s, size_t i, nt_time_ms now)
 {
     const nt_rule *r = s->rules->rules[i];
     if (r->learning_ms <= 0) return STORE_OBS_LIVE;
-    nt_time_ms since = s->learning_since[i];
+    nt_time_ms since = atomic_load(&s->learning_since[i]);
     /* Unknown start (Redis not reached yet): stay silent rather than alert. */
     if (since < 0 || now < since + r->learning_ms) return STORE_OBS_LEARN;
     return STORE_OBS_LIVE;
@@ -761,11 +824,12 @@ static void *poller_main(void *arg)
             if (version != have) server_exceptions_refresh(s, st);
             nt_time_ms now = nt_now_ms();
             for (size_t i = 0; i < s->rules->n; i++) {
-                if (s->rules->rules[i]->learning_ms <= 0 || s->learning_since[i] >= 0) continue;
+                if (s->rules->rules[i]->learning_ms <= 0 || atomic_load(&s->learning_since[i]) >= 0)
+                    continue;
                 nt_time_ms since;
                 if (store_learning_since(st, s->rules->rules[i]->rule_id, now, &since, &err) ==
                     NT_OK)
-                    s->learning_since[i] = since;
+                    atomic_store(&s->learning_since[i], since);
             }
         } else {
             atomic_store(&s->redis_ok, 0);
@@ -794,6 +858,35 @@ static void server_free(server *s)
     pthread_cond_destroy(&s->pool_cond);
     pthread_mutex_destroy(&s->exc_lock);
     free(s);
+}
+
+/* --connection-limit, enforced here rather than by libmicrohttpd: at its own
+ * limit MHD stops polling the listen socket, so a new client waits in the
+ * kernel's backlog (it hangs). Refusing in the accept policy closes it at once. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addr;
+    (void)addrlen;
+    server *s = cls;
+    /* The slot is taken here, atomically, so pool threads accepting at the
+     * same moment cannot overshoot; MHD_CONNECTION_NOTIFY_CLOSED gives it
+     * back. (A connection MHD then fails to set up, out of memory, keeps its
+     * slot: rare, and it errs on the side of fewer connections.) */
+    if (atomic_fetch_add(&s->open_conns, 1) >= (long)s->cfg->connection_limit) {
+        atomic_fetch_sub(&s->open_conns, 1);
+        limit_refused("connection_limit");
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)conn;
+    (void)socket_context;
+    server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) atomic_fetch_sub(&s->open_conns, 1);
 }
 
 /* The attribute tells the compiler fmt is a printf format taken from libmicrohttpd
@@ -835,7 +928,7 @@ nt_status http_server_start(server **out, config *cfg, nt_ruleset *rules, nt_err
         goto fail;
     }
     for (size_t i = 0; i < rules->n; i++)
-        s->learning_since[i] = -1;
+        atomic_init(&s->learning_since[i], -1);
     store_config sc;
     config_store(cfg, &sc);
     for (size_t i = 0; i < conns; i++) {
@@ -852,8 +945,13 @@ nt_status http_server_start(server **out, config *cfg, nt_ruleset *rules, nt_err
 
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
+    /* poll(), not epoll: libmicrohttpd 0.9.75 in epoll mode misses a client's
+     * close that arrives together with its data, and such a socket stays in
+     * CLOSE-WAIT, holding a connection slot, until the request timeout
+     * (1,100 connect-send-close bursts locked every slot). With poll() the
+     * close is seen at once; see README "Hostile input". */
     unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (strchr(cfg->listen_host, ':')) {
         struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&addr;
         a6->sin6_family = AF_INET6;
@@ -878,13 +976,19 @@ nt_status http_server_start(server **out, config *cfg, nt_ruleset *rules, nt_err
     }
     /* The logger comes first: MHD reports problems with the options that
      * follow through it, and otherwise warns on stderr (not as JSON). */
+    /* MHD's own limit is per pool thread (the total divided among them) and
+     * only a backstop: on_accept enforces --connection-limit. */
+    unsigned pool = (unsigned)(cfg->workers > 1 ? cfg->workers : 1);
+    unsigned mhd_limit = cfg->connection_limit <= (UINT_MAX - 64) / pool - 64
+                             ? (cfg->connection_limit + 64) * pool
+                             : UINT_MAX - 64;
     s->mhd = MHD_start_daemon(
-        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+        flags, (uint16_t)cfg->listen_port, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
         mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)(cfg->workers > 1 ? cfg->workers : 0), MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)cfg->request_timeout_s, MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(64 * 1024), MHD_OPTION_END);
+        (unsigned)cfg->request_timeout_s, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_END);
     if (!s->mhd) {
         st = nt_fail(err, NT_ERR_IO, "cannot listen on %s:%d (address in use or not permitted)",
                      cfg->listen_host, cfg->listen_port);
@@ -901,14 +1005,29 @@ void http_server_stop(server *s)
 {
     if (!s) return;
     if (s->mhd) {
-        /* Stop accepting, then let in-flight requests finish. */
-        MHD_quiesce_daemon(s->mhd);
-        nt_time_ms deadline = nt_now_ms() + (nt_time_ms)s->cfg->request_timeout_s * 1000;
+        /* Stop accepting: quiesce takes the listen socket from MHD's threads
+         * (with a delay, so it must stay open until MHD_stop_daemon), and
+         * shutdown() makes the kernel refuse new connections at once instead
+         * of queueing them in the backlog. */
+        MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
+        if (lfd == MHD_INVALID_SOCKET)
+            log_msg(NT_LOG_WARN, "drain", "cannot stop accepting connections before the drain");
+        else
+            shutdown(lfd, SHUT_RDWR);
+        /* Then let in-flight requests finish, for at most --drain-timeout-s.
+         * A request whose client went away completes at once (poll mode sees
+         * the close), so only live requests hold the drain. */
+        nt_time_ms deadline = nt_now_ms() + (nt_time_ms)s->cfg->drain_timeout_s * 1000;
         while (atomic_load(&s->inflight) > 0 && nt_now_ms() < deadline) {
             struct timespec ts = {0, 20 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
+        long left = atomic_load(&s->inflight);
+        if (left > 0)
+            log_msg(NT_LOG_WARN, "drain", "%ld requests still in flight after %d s; stopping anyway",
+                    left, s->cfg->drain_timeout_s);
         MHD_stop_daemon(s->mhd);
+        if (lfd != MHD_INVALID_SOCKET) close(lfd);
     }
     server_free(s);
 }

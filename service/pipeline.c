@@ -280,11 +280,32 @@ void pipe_firehose_record(pipe_run *p, size_t index, const char *b64, size_t len
         b64 = unescaped;
         len = ulen;
     }
+    /* The delivery's inflate budget: a record may inflate no further than
+     * what is left of it, so a delivery of many gzip bombs costs at most the
+     * budget, not the per-record cap times the record count. */
+    size_t cap = p->max_inflate;
+    int capped_by_budget = 0;
+    if (p->inflate_budget) {
+        size_t left =
+            p->inflate_budget > p->inflated_total ? p->inflate_budget - p->inflated_total : 0;
+        if (left < cap) {
+            cap = left;
+            capped_by_budget = 1;
+        }
+    }
     p->scratch.max_record = p->max_record;
-    p->scratch.max_inflate = p->max_inflate;
+    p->scratch.max_inflate = cap;
     dec_info info = {0};
     nt_err err;
     nt_status st = dec_record(b64, len, index, &p->scratch, on_unit, p, &info, &err);
+    /* A gzip'd record refused with nothing inflated hit the cap: that work was done. */
+    int inflate_capped = st == NT_ERR_LIMIT && info.gzipped && info.inflated_bytes == 0;
+    p->inflated_total += inflate_capped ? cap : info.inflated_bytes;
+    if (inflate_capped && capped_by_budget) {
+        p->over_budget = 1;
+        free(unescaped);
+        return;
+    }
     if (st == NT_ERR_NOMEM) {
         p->fatal = NT_ERR_NOMEM;
     } else if (st != NT_OK) {

@@ -70,7 +70,8 @@ typedef struct pipe_run {
     int prefilter;               /* skip parsing units no rule can match (default 1) */
     int keep_alerts;             /* keep alert documents in items[].alert (replay) */
     size_t max_record;
-    size_t max_inflate;
+    size_t max_inflate;    /* gunzipped bytes of one record */
+    size_t inflate_budget; /* gunzipped bytes of all records together; 0 = no budget */
     /* outputs */
     store_obs *obs;
     pipe_item *items;
@@ -84,7 +85,9 @@ typedef struct pipe_run {
     /* internal */
     dec_buf scratch;
     size_t cur_index;
-    nt_status fatal; /* NT_ERR_NOMEM seen: the delivery must fail */
+    nt_status fatal;       /* NT_ERR_NOMEM seen: the delivery must fail */
+    size_t inflated_total; /* gunzip work spent on records so far */
+    int over_budget;       /* a record needed more than inflate_budget left: stop */
 } pipe_run;
 
 #define PIPE_MAX_REJECTS 1000

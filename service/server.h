@@ -34,10 +34,13 @@ typedef struct server {
     exc_set *exc;          /* current snapshot, never NULL once started */
     long long exc_version; /* version the snapshot came from, -1 before the first load */
 
-    nt_time_ms *learning_since; /* per rule index; -1 = unknown (Redis not reached yet) */
+    /* Per rule index; -1 = unknown (Redis not reached yet). Written by the
+     * poller thread while workers read it, hence atomic. */
+    _Atomic(nt_time_ms) *learning_since;
     atomic_int redis_ok;
     atomic_int stopping;
-    atomic_long inflight;
+    atomic_long inflight;   /* requests begun and not completed */
+    atomic_long open_conns; /* accepted connections not yet closed */
     pthread_t poller;
     int poller_started;
     struct MHD_Daemon *mhd;
@@ -66,6 +69,9 @@ typedef struct http_reply {
 /* Fill `r` with the standard error body {"error": code, "message": msg}. */
 void http_error(http_reply *r, unsigned status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* REST API request bodies, as sent and after gzip decoding. */
+#define API_MAX_BODY (1024 * 1024)
 
 /* What api.c needs to know about a request. */
 typedef struct api_request {

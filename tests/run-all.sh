@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test: builds newtermsd twice (release, and ASan+UBSan) and runs the
-# whole ctest suite in each. Unit tests use check; integration tests start their
-# own redis-server on a free port and drive the real binary over HTTP.
+# Runs every test: builds newtermsd three times (release, ASan+UBSan, and
+# ThreadSanitizer) and runs the whole ctest suite in the first two, and under
+# TSan the integration tests that exercise threads (worker pool, exception
+# poller, replicas, drain). The unit tests are single-threaded, and some
+# replace malloc to inject failures, which TSan's own malloc forbids. Unit tests use check; integration
+# tests start their own redis-server on a free port and drive the real binary
+# over HTTP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -19,4 +23,15 @@ if [ "${NT_SKIP_SANITIZERS:-0}" != 1 ]; then
   echo "== tests under ASan+UBSan =="
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$jobs")
+fi
+
+if [ "${NT_SKIP_SANITIZERS:-0}" != 1 ] && [ "${NT_SKIP_TSAN:-0}" != 1 ]; then
+  echo "== build (ThreadSanitizer) =="
+  cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNT_TSAN=ON >/dev/null
+  cmake --build build-tsan -j"$jobs" --target newtermsd
+  echo "== tests under TSan (integration: ingest api replicas faults hostile_http) =="
+  # halt_on_error: a report kills the service, so the test that caused it fails.
+  (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+     ctest --output-on-failure -j"$jobs" \
+       -R '^integration\.(ingest|api|replicas|faults|hostile_http)$')
 fi

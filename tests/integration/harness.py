@@ -29,6 +29,9 @@ INGEST_TOKEN = "ingest-token-test-abcdef"
 READ_TOKEN = "read-token-test-123456"
 WRITE_TOKEN = "write-token-test-654321"
 SECRETS = [FIREHOSE_KEY, INGEST_TOKEN, READ_TOKEN, WRITE_TOKEN]
+# --drain-timeout-s of every service the harness starts; Service.stop() waits
+# clearly longer, so a drain that hits its bound still ends in an exit status.
+DRAIN_TIMEOUT_S = 10
 
 
 def free_port():
@@ -144,8 +147,10 @@ class Service:
             "NEWTERMSD_API_WRITE_TOKEN": WRITE_TOKEN,
             "NEWTERMSD_WORKERS": "2",
             "NEWTERMSD_REDIS_TIMEOUT_MS": "500",
+            # The SIGTERM drain bound, explicit: stop() waits three times as long.
+            "NEWTERMSD_DRAIN_TIMEOUT_S": str(DRAIN_TIMEOUT_S),
         }
-        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"):
             if k in os.environ:
                 env[k] = os.environ[k]
         for k, v in (extra_env or {}).items():  # None removes a variable
@@ -170,7 +175,7 @@ class Service:
             wait_for(lambda: self.get("/readyz")[0] == 200, timeout=self.start_timeout,
                      what="newtermsd /readyz")
 
-    def stop(self, sig=signal.SIGTERM, timeout=30):
+    def stop(self, sig=signal.SIGTERM, timeout=3 * DRAIN_TIMEOUT_S):
         rc = None
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)

@@ -229,8 +229,12 @@ class ValgrindClean(unittest.TestCase):
                                       extra_headers={"Content-Encoding": "gzip"}), "inflate over the limit")
         big = discovery_record(user="vg-big")
         big["requestParameters"] = {"pad": "p" * 1030000}
+        big2 = discovery_record(user="vg-big2")
+        big2["requestParameters"] = {"pad": "q" * 1030000}
+        self.expect(200, svc.firehose(firehose_payload([b64(big), b64(big2)])), "records over the limits")
+        # A gzip'd record inflating past the delivery's budget (--max-inflate) refuses the delivery.
         bomb = base64.b64encode(gzip.compress(b" " * (17 * 1024 * 1024))).decode()
-        self.expect(200, svc.firehose(firehose_payload([b64(big), bomb])), "records over the limits")
+        self.expect(413, svc.firehose(firehose_payload([bomb])), "records over the inflate budget")
         rejects = self.expect(200, self.call("GET", "/api/v1/rejects?limit=2", token="read"), "rejects")
         self.assertEqual([r["reason"] for r in rejects["rejects"]], ["too_large", "too_large"])
         # Concurrent deliveries from several clients (the MHD thread pool and the Redis pool).
