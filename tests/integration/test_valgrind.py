@@ -231,7 +231,8 @@ class ValgrindClean(unittest.TestCase):
         big["requestParameters"] = {"pad": "p" * 1030000}
         big2 = discovery_record(user="vg-big2")
         big2["requestParameters"] = {"pad": "q" * 1030000}
-        self.expect(200, svc.firehose(firehose_payload([b64(big), b64(big2)])), "records over the limits")
+        self.expect(200, svc.firehose(firehose_payload([b64(big)])), "record over the limit")
+        self.expect(200, svc.firehose(firehose_payload([b64(big2)])), "another record over the limit")
         # A gzip'd record inflating past the delivery's budget (--max-inflate) refuses the delivery.
         bomb = base64.b64encode(gzip.compress(b" " * (17 * 1024 * 1024))).decode()
         self.expect(413, svc.firehose(firehose_payload([bomb])), "records over the inflate budget")
