@@ -57,9 +57,16 @@ static const char *code_for(unsigned status)
     }
 }
 
+/* A store failure names Redis's address and its error: that goes to the log,
+ * never to the client, who only learns that it may retry. */
 static void fail_with(http_reply *r, nt_status st, const nt_err *err)
 {
     unsigned status = status_for(st);
+    if (status == 503) {
+        log_msg(LOG_ERROR, "store_unavailable", "API request failed: %s", err->msg);
+        http_error(r, 503, "store_unavailable", "state store unavailable; retry later");
+        return;
+    }
     http_error(r, status, code_for(status), "%s", err->msg);
 }
 
@@ -138,16 +145,21 @@ static int parse_limit(const api_request *req, size_t dflt, size_t max, size_t *
     return 1;
 }
 
-static int parse_time_arg(const api_request *req, const char *name, nt_time_ms *out, http_reply *r)
+/* *has = 0 when the parameter is absent; any parsed instant (also one before
+ * 1970) is honoured. */
+static int parse_time_arg(const api_request *req, const char *name, nt_time_ms *out, int *has,
+                          http_reply *r)
 {
     const char *v = query_arg(req, name);
-    *out = -1;
+    *out = 0;
+    *has = 0;
     if (!v) return 1;
     nt_err err;
     if (nt_time_parse(v, strlen(v), out, &err) != NT_OK) {
         http_error(r, 400, "bad_request", "%s: %s", name, err.msg);
         return 0;
     }
+    *has = 1;
     return 1;
 }
 
@@ -179,10 +191,11 @@ static void alerts_list(server *s, const api_request *req, http_reply *r)
         http_error(r, 400, "bad_request", "status must be open, acknowledged or closed");
         return;
     }
-    if (!parse_limit(req, 100, 1000, &f.limit, r) || !parse_time_arg(req, "since", &f.since, r) ||
-        !parse_time_arg(req, "until", &f.until, r))
+    if (!parse_limit(req, 100, 1000, &f.limit, r) ||
+        !parse_time_arg(req, "since", &f.since, &f.has_since, r) ||
+        !parse_time_arg(req, "until", &f.until, &f.has_until, r))
         return;
-    if (f.since >= 0 && f.until >= 0 && f.since > f.until) {
+    if (f.has_since && f.has_until && f.since > f.until) {
         http_error(r, 400, "bad_request", "since is later than until");
         return;
     }
@@ -274,6 +287,8 @@ static void alert_patch(server *s, const api_request *req, const char *id, http_
     json_decref(body);
 }
 
+static int valid_id(const char *id);
+
 static void alerts_bulk(server *s, const api_request *req, http_reply *r)
 {
     json_t *body = parse_body(req, r);
@@ -286,40 +301,50 @@ static void alerts_bulk(server *s, const api_request *req, http_reply *r)
         http_error(r, 400, "bad_request", "ids must be an array of 1 to 1000 alert ids");
         goto done;
     }
-    size_t i;
+    /* Every id is checked before anything is written, and the store applies
+     * the batch in one script: a request either changes every alert or none. */
+    size_t n = json_array_size(ids), i;
+    const char **list = calloc(n, sizeof *list);
+    if (!list) {
+        http_error(r, 500, "internal", "out of memory");
+        goto done;
+    }
     json_t *v;
     json_array_foreach(ids, i, v)
     {
         if (!json_is_string(v)) {
-            http_error(r, 400, "bad_request", "ids[%zu] is not a string", i);
-            goto done;
+            http_error(r, 400, "bad_request", "ids[%zu] is not a string; nothing was changed", i);
+            goto done_list;
         }
+        if (!valid_id(json_string_value(v))) {
+            http_error(r, 400, "bad_request",
+                       "ids[%zu] is not an alert id ([A-Za-z0-9._-]{1,128}); nothing was changed",
+                       i);
+            goto done_list;
+        }
+        list[i] = json_string_value(v);
     }
-    json_t *not_found = json_array();
-    size_t updated = 0;
     store *st = server_store_acquire(s);
-    nt_time_ms now = nt_now_ms();
-    json_array_foreach(ids, i, v)
-    {
-        json_t *doc = NULL;
-        nt_err err;
-        nt_status rc =
-            store_alert_set_status(st, json_string_value(v), status, reason, now, &doc, &err);
-        json_decref(doc);
-        if (rc == NT_OK) {
-            updated++;
-        } else if (rc == NT_ERR_NOTFOUND) {
-            json_array_append(not_found, v);
-        } else {
-            server_store_release(s, st);
-            json_decref(not_found);
-            fail_with(r, rc, &err);
-            goto done;
-        }
-    }
+    json_t *missing = NULL;
+    nt_err err;
+    nt_status rc =
+        store_alert_set_status_many(st, list, n, status, reason, nt_now_ms(), &missing, &err);
     server_store_release(s, st);
-    r->status = 200;
-    r->json = json_pack("{s:I,s:o}", "updated", (json_int_t)updated, "not_found", not_found);
+    if (rc == NT_OK) {
+        r->status = 200;
+        r->json = json_pack("{s:I,s:[]}", "updated", (json_int_t)n, "not_found");
+    } else if (rc == NT_ERR_NOTFOUND && missing) {
+        http_error(r, 404, "not_found",
+                   "%zu of the %zu ids name no alert (listed in not_found); nothing was changed",
+                   json_array_size(missing), n);
+        json_object_set_new(r->json, "not_found", missing);
+        missing = NULL;
+    } else {
+        fail_with(r, rc, &err);
+    }
+    json_decref(missing);
+done_list:
+    free(list);
 done:
     json_decref(body);
 }

@@ -174,6 +174,31 @@ static const char STATUS_LUA[] =
     "end\n"
     "return redis.call('HGETALL', KEYS[1])\n";
 
+/* The bulk form, all or nothing: KEYS = the alert hashes; ARGV[1] status
+ * ARGV[2] reason ('' = none) ARGV[3] now ARGV[4] retention_ms ARGV[4+i] the id
+ * of KEYS[i]. When any hash is missing, changes nothing and returns
+ * {0, {missing ids}}; else updates every alert and returns {1, #KEYS}. */
+static const char STATUS_MANY_LUA[] =
+    "local missing = {}\n"
+    "for i, k in ipairs(KEYS) do\n"
+    "  if redis.call('EXISTS', k) == 0 then missing[#missing + 1] = ARGV[4 + i] end\n"
+    "end\n"
+    "if #missing > 0 then return {0, missing} end\n"
+    "for i, k in ipairs(KEYS) do\n"
+    "  local id = ARGV[4 + i]\n"
+    "  local f = redis.call('HMGET', k, 'status', 'created_ms')\n"
+    "  if ARGV[2] == '' then redis.call('HDEL', k, 'status_reason')\n"
+    "  else redis.call('HSET', k, 'status_reason', ARGV[2]) end\n"
+    "  redis.call('HSET', k, 'status', ARGV[1], 'updated_ms', ARGV[3])\n"
+    "  if f[1] ~= ARGV[1] then\n"
+    "    if f[1] then redis.call('ZREM', 'nt:alerts:status:' .. f[1], id) end\n"
+    "    local s = 'nt:alerts:status:' .. ARGV[1]\n"
+    "    redis.call('ZADD', s, f[2] or ARGV[3], id)\n"
+    "    redis.call('PEXPIRE', s, ARGV[4])\n"
+    "  end\n"
+    "end\n"
+    "return {1, #KEYS}\n";
+
 /* KEYS[1] nt:exceptions KEYS[2] nt:exceptions:version. ARGV[1] c(reate) |
  * r(eplace) | d(elete) ARGV[2] id ARGV[3] json. Returns the new version, or 0
  * when the id exists (create) / is absent (replace, delete). */
@@ -189,10 +214,17 @@ static const char EXCEPTION_LUA[] =
     "end\n"
     "return redis.call('INCR', KEYS[2])\n";
 
-enum { SCRIPT_OBSERVE, SCRIPT_LIST, SCRIPT_STATUS, SCRIPT_EXCEPTION, SCRIPT_COUNT };
+enum {
+    SCRIPT_OBSERVE,
+    SCRIPT_LIST,
+    SCRIPT_STATUS,
+    SCRIPT_EXCEPTION,
+    SCRIPT_STATUS_MANY,
+    SCRIPT_COUNT
+};
 
 static const char *const script_text[SCRIPT_COUNT] = {OBSERVE_LUA, LIST_LUA, STATUS_LUA,
-                                                      EXCEPTION_LUA};
+                                                      EXCEPTION_LUA, STATUS_MANY_LUA};
 
 /* ---- the store ---------------------------------------------------------------- */
 
@@ -201,6 +233,7 @@ static const char *const script_text[SCRIPT_COUNT] = {OBSERVE_LUA, LIST_LUA, STA
 #define STORE_LIST_SCAN 5000
 #define STORE_LIST_MAX 1000
 #define STORE_ID_MAX 128
+#define STORE_BULK_MAX 1000
 
 struct store {
     store_url url;
@@ -1195,6 +1228,96 @@ nt_status store_alert_set_status(store *s, const char *id, const char *status, c
     return st;
 }
 
+nt_status store_alert_set_status_many(store *s, const char *const *ids, size_t n,
+                                      const char *status, const char *reason, nt_time_ms now,
+                                      json_t **missing, nt_err *err)
+{
+    *missing = NULL;
+    if (n == 0 || n > STORE_BULK_MAX)
+        return nt_fail(err, NT_ERR_INVALID, "between 1 and %d alert ids are allowed",
+                       STORE_BULK_MAX);
+    for (size_t i = 0; i < n; i++)
+        if (!id_valid(ids[i])) return nt_fail(err, NT_ERR_INVALID, "alert id %zu is not valid", i);
+    if (!store_alert_status_valid(status))
+        return nt_fail(err, NT_ERR_INVALID, "status must be open, acknowledged or closed");
+    if (reason && !store_alert_reason_valid(reason))
+        return nt_fail(err, NT_ERR_INVALID,
+                       "reason must be one of false_positive, duplicate, true_positive, "
+                       "benign_positive, automated_closure, other");
+    if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
+    /* EVALSHA sha n key… status reason now retention id…: more arguments than
+     * a `cmd` holds, so the argv is built here. */
+    size_t argc = 7 + 2 * n;
+    const char **argv = calloc(argc, sizeof *argv);
+    size_t *lens = calloc(argc, sizeof *lens);
+    char **keys = calloc(n, sizeof *keys);
+    char nums[3][24];
+    batch b = {0};
+    redisReply *r = NULL;
+    nt_status st = argv && lens && keys ? NT_OK : store_nomem(err);
+    for (size_t i = 0; st == NT_OK && i < n; i++)
+        if (asprintf(&keys[i], "nt:alert:%s", ids[i]) < 0) {
+            keys[i] = NULL;
+            st = store_nomem(err);
+        }
+    if (st == NT_OK) {
+        size_t k = 0;
+        snprintf(nums[0], sizeof nums[0], "%zu", n);
+        snprintf(nums[1], sizeof nums[1], "%lld", (long long)now);
+        snprintf(nums[2], sizeof nums[2], "%lld", (long long)s->retention_ms);
+        argv[k++] = "EVALSHA";
+        argv[k++] = s->sha[SCRIPT_STATUS_MANY];
+        argv[k++] = nums[0];
+        for (size_t i = 0; i < n; i++)
+            argv[k++] = keys[i];
+        argv[k++] = status;
+        argv[k++] = or_empty(reason);
+        argv[k++] = nums[1];
+        argv[k++] = nums[2];
+        for (size_t i = 0; i < n; i++)
+            argv[k++] = ids[i];
+        for (size_t i = 0; i < argc; i++)
+            lens[i] = strlen(argv[i]);
+        st = batch_argv(&b, (int)argc, argv, lens, err);
+    }
+    if (st == NT_OK) st = store_exec(s, &b, &r, err);
+    if (st == NT_OK && reply_is_error(r))
+        st = store_failf(s, err, "bulk status script failed: %s", r->str);
+    for (size_t i = 0; keys && i < n; i++)
+        free(keys[i]);
+    free(keys);
+    free(argv);
+    free(lens);
+    batch_clear(&b);
+    if (st != NT_OK) {
+        if (r) freeReplyObject(r);
+        return st;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER) {
+        st = store_failf(s, err, "bulk status script returned an unexpected reply");
+    } else if (r->element[0]->integer == 0) {
+        const redisReply *m = r->element[1];
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && m->type == REDIS_REPLY_ARRAY && i < m->elements; i++)
+            if (m->element[i]->type == REDIS_REPLY_STRING &&
+                json_array_append_new(arr, json_stringn(m->element[i]->str, m->element[i]->len)) !=
+                    0) {
+                json_decref(arr);
+                arr = NULL;
+            }
+        if (!arr) {
+            st = store_nomem(err);
+        } else {
+            st = nt_fail(err, NT_ERR_NOTFOUND, "%zu of the %zu alert ids name no alert",
+                         json_array_size(arr), n);
+            *missing = arr;
+        }
+    }
+    freeReplyObject(r);
+    return st;
+}
+
 /* ---- listing ------------------------------------------------------------------------ */
 
 static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -1298,8 +1421,9 @@ nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alert
     } else if (f->cursor) {
         return nt_fail(err, NT_ERR_INVALID, "cursor is not valid");
     }
-    long long max = f->until >= 0 ? f->until : -1;
-    if (cs >= 0 && (max < 0 || cs < max)) max = cs;
+    int has_max = f->has_until;
+    long long max = f->until;
+    if (cs >= 0 && (!has_max || cs < max)) max = cs, has_max = 1;
     if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
 
     cmd c = {0};
@@ -1312,11 +1436,11 @@ nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alert
     if (nonempty(f->account)) cmd_fmt(&c, "nt:alerts:account:%s", f->account);
     if (nonempty(f->user)) cmd_fmt(&c, "nt:alerts:user:%s", f->user);
     if (!nkeys) cmd_str(&c, "nt:alerts");
-    if (max >= 0)
+    if (has_max)
         cmd_ll(&c, max);
     else
         cmd_str(&c, "+inf");
-    if (f->since >= 0)
+    if (f->has_since)
         cmd_ll(&c, f->since);
     else
         cmd_str(&c, "-inf");

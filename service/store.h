@@ -150,9 +150,10 @@ nt_status store_alert_get(store *s, const char *id, json_t **out, nt_err *err);
 
 typedef struct store_alert_filter {
     const char *status, *rule_id, *account, *user; /* NULL = any; ANDed */
-    nt_time_ms since, until;                       /* on created_ms, inclusive; -1 = none */
+    nt_time_ms since, until;                       /* on created_ms, inclusive, when has_… */
     size_t limit;                                  /* 1..1000; 0 = 100 */
     const char *cursor;                            /* NULL or a next_cursor from a previous page */
+    int has_since, has_until; /* 0 = that bound is not given (any time, also before 1970) */
 } store_alert_filter;
 
 /* Newest first (created desc, then id desc). *alerts = array of documents;
@@ -170,6 +171,15 @@ nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alert
  * = the new document. NT_ERR_INVALID bad status/reason; NT_ERR_NOTFOUND. */
 nt_status store_alert_set_status(store *s, const char *id, const char *status, const char *reason,
                                  nt_time_ms now, json_t **out, nt_err *err);
+
+/* The same for ids[0..n) (1 <= n <= 1000) in ONE script, all or nothing:
+ * every id is checked first; when any names no alert, nothing changes, the
+ * result is NT_ERR_NOTFOUND and *missing = a new array of those ids (the
+ * caller json_decref()s it; NULL otherwise). NT_ERR_INVALID for a bad id,
+ * status or reason (before anything is sent). */
+nt_status store_alert_set_status_many(store *s, const char *const *ids, size_t n,
+                                      const char *status, const char *reason, nt_time_ms now,
+                                      json_t **missing, nt_err *err);
 
 /* ---- exceptions ---------------------------------------------------------- */
 
