@@ -10,6 +10,9 @@
 #include "server.h"
 
 #include "log.h"
+#include "metrics.h"
+
+#include <pthread.h>
 
 #include <ctype.h>
 #include <microhttpd.h>
@@ -18,6 +21,23 @@
 #include <string.h>
 
 #define API_MAX_BODY (1024 * 1024)
+
+static void api_describe_metrics(void)
+{
+    metrics_describe("newtermsd_api_refused_total", "counter",
+                     "API requests refused for their input, by reason.");
+}
+
+/* Count a refused hostile or invalid API input by a fixed reason (never a
+ * client-chosen string, so the series stay bounded). */
+static void api_refused(const char *reason)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, api_describe_metrics);
+    char labels[64];
+    snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
+    metrics_counter_add("newtermsd_api_refused_total", labels, 1);
+}
 
 static unsigned status_for(nt_status st)
 {
@@ -156,6 +176,7 @@ static int parse_time_arg(const api_request *req, const char *name, nt_time_ms *
     if (!v) return 1;
     nt_err err;
     if (nt_time_parse(v, strlen(v), out, &err) != NT_OK) {
+        api_refused("bad_time");
         http_error(r, 400, "bad_request", "%s: %s", name, err.msg);
         return 0;
     }
@@ -317,6 +338,7 @@ static void alerts_bulk(server *s, const api_request *req, http_reply *r)
             goto done_list;
         }
         if (!valid_id(json_string_value(v))) {
+            api_refused("bulk_bad_id");
             http_error(r, 400, "bad_request",
                        "ids[%zu] is not an alert id ([A-Za-z0-9._-]{1,128}); nothing was changed",
                        i);
@@ -334,6 +356,7 @@ static void alerts_bulk(server *s, const api_request *req, http_reply *r)
         r->status = 200;
         r->json = json_pack("{s:I,s:[]}", "updated", (json_int_t)n, "not_found");
     } else if (rc == NT_ERR_NOTFOUND && missing) {
+        api_refused("bulk_unknown_id");
         http_error(r, 404, "not_found",
                    "%zu of the %zu ids name no alert (listed in not_found); nothing was changed",
                    json_array_size(missing), n);
@@ -420,8 +443,13 @@ static json_t *exception_prepare(server *s, json_t *body, const char *id, json_t
     exc_item *it = NULL;
     nt_err err;
     nt_status st = exc_item_parse(doc, &src, &it, &err);
+    exc_limits lim = {.max_entries = s->cfg->exception_max_entries,
+                      .max_values = s->cfg->exception_max_values};
+    if (st == NT_OK) st = exc_item_check_limits(it, &lim, &err);
     if (st != NT_OK) {
+        api_refused("invalid_exception");
         http_error(r, 400, "bad_request", "%s", err.msg);
+        exc_item_free(it);
         json_decref(doc);
         return NULL;
     }
@@ -471,9 +499,31 @@ static void exception_write(server *s, const api_request *req, const char *path_
     json_t *doc = exception_prepare(s, body, id, previous, r);
     if (!doc) goto done;
     char *text = json_dumps(doc, JSON_COMPACT);
-    rc = text ? store_exception_put(st, id, text, path_id == NULL, &err)
+    size_t max_bytes = s->cfg->exception_max_bytes;
+    if (text && max_bytes && strlen(text) > max_bytes) {
+        api_refused("exception_too_large");
+        http_error(r, 413, "payload_too_large",
+                   "the exception item is %zu bytes as stored (compact JSON); at most %zu are "
+                   "allowed (--exception-max-bytes)",
+                   strlen(text), max_bytes);
+        free(text);
+        json_decref(doc);
+        goto done;
+    }
+    const char *rule_id = json_string_value(json_object_get(doc, "rule_id"));
+    store_exception_quota quota = {.rule_id = rule_id,
+                                   .max_total = s->cfg->exceptions_max,
+                                   .max_per_rule = s->cfg->exceptions_per_rule_max};
+    rc = text ? store_exception_put(st, id, text, path_id == NULL, &quota, &err)
               : nt_fail(&err, NT_ERR_NOMEM, "out of memory");
     free(text);
+    if (rc == NT_ERR_LIMIT) {
+        /* A full quota is a conflict with the current state, not a size problem. */
+        api_refused("exception_quota");
+        http_error(r, 409, "conflict", "%s (--exceptions-max, --exceptions-per-rule-max)", err.msg);
+        json_decref(doc);
+        goto done;
+    }
     if (rc != NT_OK) {
         if (rc == NT_ERR_CONFLICT) nt_fail(&err, rc, "an exception with id %s already exists", id);
         fail_with(r, rc, &err);
@@ -521,20 +571,26 @@ static void exception_delete(server *s, const char *id, http_reply *r)
     r->text = strdup("");
 }
 
-static void exceptions_list(server *s, http_reply *r)
+static void exceptions_list(server *s, const api_request *req, http_reply *r)
 {
+    static const char *const allowed[] = {"limit", "cursor", NULL};
+    size_t limit;
+    if (!only_args(req, allowed, r) || !parse_limit(req, 50, 200, &limit, r)) return;
     store *st = server_store_acquire(s);
     json_t *items = NULL;
-    long long version;
+    char *next = NULL;
     nt_err err;
-    nt_status rc = store_exception_all(st, &items, &version, &err);
+    nt_status rc = store_exception_page(st, query_arg(req, "cursor"), limit, &items, &next, &err);
     server_store_release(s, st);
+    if (rc == NT_ERR_INVALID) api_refused("bad_cursor");
     if (rc != NT_OK) {
         fail_with(r, rc, &err);
         return;
     }
     r->status = 200;
-    r->json = json_pack("{s:o}", "exceptions", items);
+    r->json = json_pack("{s:o,s:o}", "exceptions", items, "next_cursor",
+                        next ? json_string(next) : json_null());
+    free(next);
 }
 
 /* ---- rules and rejects ----------------------------------------------------- */
@@ -652,7 +708,7 @@ void api_handle(server *s, const api_request *req, http_reply *r)
     } else if (route_match(req->path, "exceptions", id, sizeof id, &has_id)) {
         if (!has_id) {
             if (get)
-                exceptions_list(s, r);
+                exceptions_list(s, req, r);
             else if (strcmp(m, "POST") == 0)
                 exception_write(s, req, NULL, r);
             else

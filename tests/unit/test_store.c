@@ -927,14 +927,14 @@ START_TEST(exceptions_support_create_read_replace_delete_with_a_version_bump)
     long long v = -1;
     ck_assert_int_eq(store_exception_version(s, &v, &err), NT_OK);
     ck_assert_int_eq(v, 0);
-    ck_assert_int_eq(store_exception_put(s, "b-item", "{\"id\":\"b-item\",\"n\":1}", 1, &err),
+    ck_assert_int_eq(store_exception_put(s, "b-item", "{\"id\":\"b-item\",\"n\":1}", 1, NULL, &err),
                      NT_OK);
-    ck_assert_int_eq(store_exception_put(s, "a-item", "{\"id\":\"a-item\"}", 1, &err), NT_OK);
-    ck_assert_int_eq(store_exception_put(s, "b-item", "{\"id\":\"b-item\"}", 1, &err),
+    ck_assert_int_eq(store_exception_put(s, "a-item", "{\"id\":\"a-item\"}", 1, NULL, &err), NT_OK);
+    ck_assert_int_eq(store_exception_put(s, "b-item", "{\"id\":\"b-item\"}", 1, NULL, &err),
                      NT_ERR_CONFLICT);
     ck_assert_str_eq(err.msg, "exception b-item already exists");
-    ck_assert_int_eq(store_exception_put(s, "c-item", "{}", 0, &err), NT_ERR_NOTFOUND);
-    ck_assert_int_eq(store_exception_put(s, "b-item", "{\"id\":\"b-item\",\"n\":2}", 0, &err),
+    ck_assert_int_eq(store_exception_put(s, "c-item", "{}", 0, NULL, &err), NT_ERR_NOTFOUND);
+    ck_assert_int_eq(store_exception_put(s, "b-item", "{\"id\":\"b-item\",\"n\":2}", 0, NULL, &err),
                      NT_OK);
     ck_assert_int_eq(store_exception_version(s, &v, &err), NT_OK);
     ck_assert_int_eq(v, 3);
@@ -966,11 +966,11 @@ START_TEST(an_exception_with_a_bad_id_or_json_is_invalid)
     flush_shared();
     store *s = open_shared();
     nt_err err = {{0}};
-    ck_assert_int_eq(store_exception_put(s, "has space", "{}", 1, &err), NT_ERR_INVALID);
+    ck_assert_int_eq(store_exception_put(s, "has space", "{}", 1, NULL, &err), NT_ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(err.msg, "exception id"));
-    ck_assert_int_eq(store_exception_put(s, "ok", "{not json", 1, &err), NT_ERR_INVALID);
-    ck_assert_int_eq(store_exception_put(s, "ok", "[1,2]", 1, &err), NT_ERR_INVALID);
-    ck_assert_int_eq(store_exception_put(s, "ok", NULL, 1, &err), NT_ERR_INVALID);
+    ck_assert_int_eq(store_exception_put(s, "ok", "{not json", 1, NULL, &err), NT_ERR_INVALID);
+    ck_assert_int_eq(store_exception_put(s, "ok", "[1,2]", 1, NULL, &err), NT_ERR_INVALID);
+    ck_assert_int_eq(store_exception_put(s, "ok", NULL, 1, NULL, &err), NT_ERR_INVALID);
     ck_assert_int_eq(redis_ll(&shared, "EXISTS %s", "nt:exceptions:version"), 0);
     store_free(s);
 }
@@ -987,6 +987,79 @@ START_TEST(an_empty_exception_list_reads_as_version_zero)
     ck_assert_int_eq(json_array_size(items), 0);
     ck_assert_int_eq(v, 0);
     json_decref(items);
+    store_free(s);
+}
+END_TEST
+
+START_TEST(exception_quotas_hold_per_rule_and_in_total_and_index_old_items)
+{
+    flush_shared();
+    store *s = open_shared();
+    nt_err err = {{0}};
+    /* An item written before nt:exceptions:rule existed (an older version). */
+    redisReply *r = redis_harness_command(&shared, "HSET nt:exceptions old %s",
+                                          "{\"id\":\"old\",\"rule_id\":\"r1\"}");
+    freeReplyObject(r);
+    store_exception_quota q = {"r1", 4, 2};
+    ck_assert_int_eq(store_exception_put(s, "e1", "{\"rule_id\":\"r1\"}", 1, &q, &err), NT_OK);
+    ck_assert_int_eq(store_exception_put(s, "e2", "{\"rule_id\":\"r1\"}", 1, &q, &err),
+                     NT_ERR_LIMIT);
+    ck_assert_str_eq(err.msg, "rule_id r1 already has 2 exception items, the most allowed");
+    /* Replacing an item of a full rule is fine: it does not add one. */
+    ck_assert_int_eq(store_exception_put(s, "e1", "{\"rule_id\":\"r1\",\"n\":2}", 0, &q, &err),
+                     NT_OK);
+    store_exception_quota g = {NULL, 4, 2};
+    ck_assert_int_eq(store_exception_put(s, "g1", "{}", 1, &g, &err), NT_OK);
+    ck_assert_int_eq(store_exception_put(s, "g2", "{}", 1, &g, &err), NT_OK);
+    ck_assert_int_eq(store_exception_put(s, "g3", "{}", 1, &g, &err), NT_ERR_LIMIT);
+    ck_assert_str_eq(err.msg, "there are already 4 exception items, the most allowed");
+    ck_assert_int_eq(store_exception_delete(s, "g2", &err), NT_OK);
+    ck_assert_int_eq(store_exception_put(s, "g3", "{}", 1, &g, &err), NT_OK);
+    ck_assert_int_eq(redis_ll(&shared, "HLEN %s", "nt:exceptions"), 4);
+    ck_assert_int_eq(redis_ll(&shared, "HLEN %s", "nt:exceptions:rule"), 4);
+    store_free(s);
+}
+END_TEST
+
+START_TEST(exception_pages_are_sorted_by_id_without_repeats_or_gaps)
+{
+    flush_shared();
+    store *s = open_shared();
+    nt_err err = {{0}};
+    char id[16];
+    for (int i = 0; i < 25; i++) {
+        snprintf(id, sizeof id, "x%02d", (i * 7) % 25);
+        ck_assert_int_eq(store_exception_put(s, id, "{}", 1, NULL, &err), NT_OK);
+    }
+    char *cursor = NULL;
+    int seen = 0, pages = 0;
+    do {
+        json_t *items = NULL;
+        char *next = NULL;
+        ck_assert_msg(store_exception_page(s, cursor, 10, &items, &next, &err) == NT_OK, "%s",
+                      err.msg);
+        size_t i;
+        json_t *it;
+        json_array_foreach(items, i, it)
+        {
+            (void)it;
+            seen++;
+        }
+        ck_assert_int_le(json_array_size(items), 10);
+        json_decref(items);
+        free(cursor);
+        cursor = next;
+        /* An item deleted between pages is simply absent later on. */
+        if (pages == 0) ck_assert_int_eq(store_exception_delete(s, "x24", &err), NT_OK);
+        pages++;
+    } while (cursor && pages < 10);
+    ck_assert_int_eq(pages, 3);
+    ck_assert_int_eq(seen, 24);
+    json_t *items = NULL;
+    char *next = NULL;
+    ck_assert_int_eq(store_exception_page(s, "!!", 10, &items, &next, &err), NT_ERR_INVALID);
+    ck_assert_str_eq(err.msg, "cursor is not valid");
+    ck_assert_int_eq(store_exception_page(s, NULL, 0, &items, &next, &err), NT_ERR_INVALID);
     store_free(s);
 }
 END_TEST
@@ -1336,6 +1409,8 @@ static Suite *store_suite(void)
     tcase_add_test(misc, exceptions_support_create_read_replace_delete_with_a_version_bump);
     tcase_add_test(misc, an_exception_with_a_bad_id_or_json_is_invalid);
     tcase_add_test(misc, an_empty_exception_list_reads_as_version_zero);
+    tcase_add_test(misc, exception_quotas_hold_per_rule_and_in_total_and_index_old_items);
+    tcase_add_test(misc, exception_pages_are_sorted_by_id_without_repeats_or_gaps);
     tcase_add_test(misc, rejects_are_listed_newest_first_and_capped);
     tcase_add_test(misc, rule_stats_count_matches_and_alerts);
     tcase_add_test(misc, learning_since_is_set_once);
