@@ -6,9 +6,14 @@
  * i+p2 with needle[p2]; the AND of both masks marks starts i+k where both bytes
  * agree, and only those are checked with memcmp. Choosing p1/p2 inside the
  * quotes of a literal like "ListAccounts" keeps false candidates rare.
+ *
+ * nt_json_structure_ok spends most of its time inside strings, so it skips
+ * 16 string bytes at a time with SSE2 up to the next quote, backslash or
+ * control byte; outside strings a byte-class table decides.
  */
 #include "search.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #if defined(__SSE2__)
@@ -58,4 +63,114 @@ int nt_has_unicode_escape(const char *text, size_t n)
         p += 2; /* skip the escaped character: "\\\\u" is a backslash, then 'u' */
     }
     return 0;
+}
+
+/* Byte classes outside strings. */
+enum { JC_BAD = 0, JC_WS, JC_SCALAR, JC_PUNCT, JC_OPEN, JC_CLOSE, JC_QUOTE };
+
+static unsigned char json_class(unsigned char c)
+{
+    switch (c) {
+    case ' ':
+    case '\t':
+    case '\n':
+    case '\r':
+        return JC_WS;
+    case ':':
+    case ',':
+        return JC_PUNCT;
+    case '{':
+    case '[':
+        return JC_OPEN;
+    case '}':
+    case ']':
+        return JC_CLOSE;
+    case '"':
+        return JC_QUOTE;
+    case '-':
+    case '+':
+    case '.':
+        return JC_SCALAR;
+    default:
+        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+            return JC_SCALAR;
+        return JC_BAD;
+    }
+}
+
+static int hex_digit(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Index of the first byte at or after i that is '"', '\\' or below 0x20, or n. */
+static size_t string_special(const unsigned char *s, size_t n, size_t i)
+{
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                  space = _mm_set1_epi8(0x20);
+    for (; i + 16 <= n; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        /* x < 0x20 unsigned  <=>  max(x, 0x20) != x */
+        __m128i ctl = _mm_cmpeq_epi8(_mm_max_epu8(x, space), x);
+        unsigned mask = (unsigned)_mm_movemask_epi8(
+                            _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash))) |
+                        ((unsigned)_mm_movemask_epi8(ctl) ^ 0xFFFFu);
+        if (mask) return i + (size_t)__builtin_ctz(mask);
+    }
+#endif
+    for (; i < n; i++)
+        if (s[i] == '"' || s[i] == '\\' || s[i] < 0x20) return i;
+    return n;
+}
+
+#define JSON_SCAN_DEPTH 64
+
+int nt_json_structure_ok(const char *text, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    uint64_t objects = 0; /* bit d set: level d+1 is an object (else an array) */
+    size_t depth = 0, values = 0;
+    for (size_t i = 0; i < n; i++) {
+        switch (json_class(s[i])) {
+        case JC_WS:
+            break;
+        case JC_SCALAR:
+        case JC_PUNCT:
+            if (depth == 0) return 0; /* top-level values are objects or arrays */
+            break;
+        case JC_OPEN:
+            if (depth == JSON_SCAN_DEPTH) return 0;
+            if (depth == 0) values++;
+            objects = s[i] == '{' ? objects | (1ull << depth) : objects & ~(1ull << depth);
+            depth++;
+            break;
+        case JC_CLOSE:
+            if (depth == 0 || ((objects >> (depth - 1)) & 1) != (s[i] == '}')) return 0;
+            depth--;
+            break;
+        case JC_QUOTE:
+            if (depth == 0) return 0;
+            for (i++;; i++) {
+                i = string_special(s, n, i);
+                if (i == n || s[i] < 0x20) return 0; /* unterminated, or a raw control byte */
+                if (s[i] == '"') break;
+                /* a backslash */
+                if (i + 1 >= n) return 0;
+                unsigned char e = s[++i];
+                if (e == 'u') {
+                    if (i + 4 >= n || !hex_digit(s[i + 1]) || !hex_digit(s[i + 2]) ||
+                        !hex_digit(s[i + 3]) || !hex_digit(s[i + 4]))
+                        return 0;
+                    i += 4;
+                } else if (!strchr("\"\\/bfnrt", e) || e == 0) {
+                    return 0;
+                }
+            }
+            break;
+        default:
+            return 0;
+        }
+    }
+    return depth == 0 && values > 0;
 }

@@ -2,6 +2,8 @@
 #include "search.h"
 
 #include <check.h>
+#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,6 +54,100 @@ START_TEST(unicode_escapes_are_found)
 }
 END_TEST
 
+/* The structural scan: (text, 1 when structurally complete JSON). */
+static const struct {
+    const char *text;
+    int want;
+} structure_cases[] = {
+    {"{}", 1},
+    {"[]", 1},
+    {" {\"eventVersion\": \"1.11\"} ", 1},
+    {"{\"a\":[1,2.5e-3,true,false,null,{\"b\":\"\\u00e9\\\"\\\\\\/\\b\\f\\n\\r\\t\"}]}", 1},
+    {"{\"a\":1}\n{\"b\":2}\n", 1}, /* NDJSON */
+    {"{\"a\":1}{\"b\":2}", 1},     /* concatenated */
+    {"{\"s\":\"caf\xc3\xa9 \xe2\x82\xac\"}", 1},
+    {"{\"eventVersion\": \"1.11\", \"truncated", 0}, /* issue 10 */
+    {"{\"eventVersion\": \"1.11\", \"a\": 1", 0},
+    {"{\"eventVersion\": \"1.11\"}}", 0},
+    {"{\"a\": [1, 2}", 0},
+    {"{\"a\": {1, 2]}", 0},
+    {"[{\"a\":1]}", 0},
+    {"{\"a\": \"\\x\"}", 0},       /* bad escape */
+    {"{\"a\": \"\\u12g4\"}", 0},   /* bad \\u escape */
+    {"{\"a\": \"\\u12\"}", 0},     /* short \\u escape */
+    {"{\"a\": \"tab\there\"}", 0}, /* raw control byte in a string */
+    {"{\"a\": \"ends in a backslash\\", 0},
+    {"{\"a\": 1} x", 0},
+    {"{\"a\": 1}, {}", 0},
+    {"{\"a\": @}", 0},
+    {"", 0},
+    {"   ", 0},
+    {"\"just a string\"", 0},
+    {"42", 0},
+};
+
+START_TEST(the_structure_scan_accepts_complete_json_and_refuses_broken_units)
+{
+    const char *t = structure_cases[_i].text;
+    ck_assert_msg(nt_json_structure_ok(t, strlen(t)) == structure_cases[_i].want, "%s -> %d", t,
+                  !structure_cases[_i].want);
+}
+END_TEST
+
+START_TEST(nesting_deeper_than_64_is_refused)
+{
+    char deep[2 * 65 + 1];
+    for (int d = 64; d <= 65; d++) {
+        memset(deep, '[', (size_t)d);
+        memset(deep + d, ']', (size_t)d);
+        ck_assert_int_eq(nt_json_structure_ok(deep, 2 * (size_t)d), d <= 64);
+    }
+}
+END_TEST
+
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "%s", path);
+    char *buf = malloc(1 << 20);
+    ck_assert_ptr_nonnull(buf);
+    *n = fread(buf, 1, 1 << 20, f);
+    fclose(f);
+    return buf;
+}
+
+/* Every real record passes, and every proper prefix of it (a truncated record)
+ * fails, also once the record is compact JSON, at every cut. */
+START_TEST(every_truncation_of_a_real_record_is_refused)
+{
+    static const char *const files[] = {"organizations_ListAccounts_IAMUser.json",
+                                        "s3_GetObject_AssumedRole.json"};
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/cloudtrail/%s", NT_TEST_DATA, files[f]);
+        size_t n;
+        char *text = slurp(path, &n);
+        json_error_t jerr;
+        json_t *doc = json_loadb(text, n, 0, &jerr);
+        ck_assert_ptr_nonnull(doc);
+        char *compact = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII);
+        const char *forms[] = {text, compact};
+        size_t lens[] = {n, strlen(compact)};
+        for (int k = 0; k < 2; k++) {
+            size_t end = lens[k];
+            while (end > 0 && strchr(" \n\r\t", forms[k][end - 1]))
+                end--;
+            ck_assert(nt_json_structure_ok(forms[k], lens[k]));
+            for (size_t cut = 0; cut < end; cut++)
+                ck_assert_msg(!nt_json_structure_ok(forms[k], cut), "%s cut at %zu", files[f], cut);
+        }
+        free(compact);
+        json_decref(doc);
+        free(text);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("search");
@@ -59,6 +155,10 @@ int main(void)
     tcase_add_loop_test(tc, agrees_with_memmem_on_random_text, 0, 8);
     tcase_add_test(tc, edge_lengths);
     tcase_add_test(tc, unicode_escapes_are_found);
+    tcase_add_loop_test(tc, the_structure_scan_accepts_complete_json_and_refuses_broken_units, 0,
+                        (int)(sizeof structure_cases / sizeof structure_cases[0]));
+    tcase_add_test(tc, nesting_deeper_than_64_is_refused);
+    tcase_add_test(tc, every_truncation_of_a_real_record_is_refused);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
