@@ -65,112 +65,192 @@ int nt_has_unicode_escape(const char *text, size_t n)
     return 0;
 }
 
-/* Byte classes outside strings. */
-enum { JC_BAD = 0, JC_WS, JC_SCALAR, JC_PUNCT, JC_OPEN, JC_CLOSE, JC_QUOTE };
+/* The scan is a byte-at-a-time state machine (scan_byte) with a fast path
+ * that takes 16 bytes at once when the block holds no backslash and no
+ * escape is pending: quote positions give the in-string mask by a prefix
+ * XOR (as in simdjson), and only the few braces and brackets outside
+ * strings are visited one by one. Both paths implement the same rules, so
+ * the answer never depends on where blocks fall. */
+typedef struct json_scan {
+    uint64_t objects; /* bit d set: level d+1 is an object (else an array) */
+    unsigned depth;
+    int in_string;
+    int escape; /* 1: after a backslash; 2..5: hex digits of \uXXXX still expected + 1 */
+    int values; /* top-level values seen */
+    int bad;
+} json_scan;
 
-static unsigned char json_class(unsigned char c)
-{
-    switch (c) {
-    case ' ':
-    case '\t':
-    case '\n':
-    case '\r':
-        return JC_WS;
-    case ':':
-    case ',':
-        return JC_PUNCT;
-    case '{':
-    case '[':
-        return JC_OPEN;
-    case '}':
-    case ']':
-        return JC_CLOSE;
-    case '"':
-        return JC_QUOTE;
-    case '-':
-    case '+':
-    case '.':
-        return JC_SCALAR;
-    default:
-        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-            return JC_SCALAR;
-        return JC_BAD;
-    }
-}
+#define JSON_SCAN_DEPTH 64
 
 static int hex_digit(unsigned char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* Index of the first byte at or after i that is '"', '\\' or below 0x20, or n. */
-static size_t string_special(const unsigned char *s, size_t n, size_t i)
+static int is_ws(unsigned char c)
 {
-#if defined(__SSE2__)
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
-                  space = _mm_set1_epi8(0x20);
-    for (; i + 16 <= n; i += 16) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-        /* x < 0x20 unsigned  <=>  max(x, 0x20) != x */
-        __m128i ctl = _mm_cmpeq_epi8(_mm_max_epu8(x, space), x);
-        unsigned mask = (unsigned)_mm_movemask_epi8(
-                            _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash))) |
-                        ((unsigned)_mm_movemask_epi8(ctl) ^ 0xFFFFu);
-        if (mask) return i + (size_t)__builtin_ctz(mask);
-    }
-#endif
-    for (; i < n; i++)
-        if (s[i] == '"' || s[i] == '\\' || s[i] < 0x20) return i;
-    return n;
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-#define JSON_SCAN_DEPTH 64
+static void scan_open(json_scan *j, unsigned char c)
+{
+    if (j->depth == JSON_SCAN_DEPTH) {
+        j->bad = 1;
+        return;
+    }
+    if (j->depth == 0) j->values++;
+    if (c == '{')
+        j->objects |= 1ull << j->depth;
+    else
+        j->objects &= ~(1ull << j->depth);
+    j->depth++;
+}
+
+static void scan_close(json_scan *j, unsigned char c)
+{
+    if (j->depth == 0 || ((j->objects >> (j->depth - 1)) & 1) != (c == '}')) {
+        j->bad = 1;
+        return;
+    }
+    j->depth--;
+}
+
+static void scan_byte(json_scan *j, unsigned char c)
+{
+    if (j->in_string) {
+        if (j->escape == 1) {
+            if (c == 'u')
+                j->escape = 5;
+            else if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' ||
+                     c == 'r' || c == 't')
+                j->escape = 0;
+            else
+                j->bad = 1;
+        } else if (j->escape > 1) {
+            if (!hex_digit(c)) j->bad = 1;
+            j->escape = j->escape == 2 ? 0 : j->escape - 1;
+        } else if (c == '"') {
+            j->in_string = 0;
+        } else if (c == '\\') {
+            j->escape = 1;
+        } else if (c < 0x20) {
+            j->bad = 1;
+        }
+        return;
+    }
+    if (is_ws(c)) return;
+    if (c == '{' || c == '[') {
+        scan_open(j, c);
+    } else if (j->depth == 0 || c < 0x20) {
+        j->bad = 1; /* only objects and arrays at the top; no raw control byte */
+    } else if (c == '}' || c == ']') {
+        scan_close(j, c);
+    } else if (c == '"') {
+        j->in_string = 1;
+    }
+}
+
+#if defined(__SSE2__)
+/* One 16-byte block without backslashes, no escape pending. */
+static void scan_block(json_scan *j, const unsigned char *s)
+{
+    const __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+#define EQ(c) (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(c)))
+    unsigned quote = EQ('"');
+    unsigned ws = EQ(' ') | EQ('\t') | EQ('\n') | EQ('\r');
+    unsigned brace_open = EQ('{'), brace_close = EQ('}');
+    unsigned open = brace_open | EQ('['), close = brace_close | EQ(']');
+#undef EQ
+    unsigned ctl =
+        (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(x, _mm_set1_epi8(0x20)), x)) ^
+        0xFFFFu;
+    /* inside: 1 from an opening quote up to (not including) its closing quote. */
+    unsigned inside = quote;
+    inside ^= inside << 1;
+    inside ^= inside << 2;
+    inside ^= inside << 4;
+    inside ^= inside << 8;
+    inside &= 0xFFFFu;
+    if (j->in_string) inside ^= 0xFFFFu;
+    if (ctl & ~(ws & ~inside)) {
+        j->bad = 1; /* a raw control byte in a string, or outside one and not whitespace */
+        return;
+    }
+    unsigned events = (open | close) & ~inside & 0xFFFFu;
+    unsigned brace = brace_open | brace_close;
+
+    /* Common case, deep inside a document: branch-free stack updates (the
+     * open/close sequence is data, so branches on it mispredict). When
+     * depth reaches 0 the top-level rules apply: redo the block below. */
+    if (j->depth > 0) {
+        uint64_t objects = j->objects;
+        unsigned depth = j->depth, err = 0, zero = 0;
+        for (unsigned ev = events; ev; ev &= ev - 1) {
+            unsigned k = (unsigned)__builtin_ctz(ev);
+            unsigned is_open = (open >> k) & 1, b = (brace >> k) & 1;
+            unsigned below = (depth - 1) & 63, at = depth & 63;
+            err |= (is_open ^ 1u) & (((unsigned)(objects >> below) & 1u) ^ b);
+            uint64_t opened = (objects & ~(1ull << at)) | ((uint64_t)b << at);
+            objects = is_open ? opened : objects;
+            err |= is_open & (depth >= JSON_SCAN_DEPTH);
+            depth = is_open ? depth + 1 : depth - 1;
+            zero |= depth == 0;
+        }
+        if (!zero) {
+            j->objects = objects;
+            j->depth = depth;
+            j->bad |= (int)err;
+            j->in_string = (inside >> 15) & 1;
+            return;
+        }
+    }
+
+    unsigned outside_nonws = (~inside | quote) & ~ws & 0xFFFFu;
+    unsigned pos = 0; /* bits below pos are done */
+    for (;;) {
+        unsigned upto = events ? (unsigned)__builtin_ctz(events) : 16;
+        if (j->depth == 0) {
+            /* At the top only whitespace may come before the next opener. */
+            unsigned seg = ((upto >= 16 ? 0xFFFFu : (1u << upto) - 1) >> pos) << pos;
+            if (outside_nonws & seg) {
+                j->bad = 1;
+                return;
+            }
+        }
+        if (!events) break;
+        if ((open >> upto) & 1)
+            scan_open(j, s[upto]);
+        else
+            scan_close(j, s[upto]);
+        if (j->bad) return;
+        events &= events - 1;
+        pos = upto + 1;
+    }
+    /* The block ends inside a string when its last byte is inside (an
+     * opening quote counts as inside, a closing one does not). */
+    j->in_string = (inside >> 15) & 1;
+}
+#endif
 
 int nt_json_structure_ok(const char *text, size_t n)
 {
     const unsigned char *s = (const unsigned char *)text;
-    uint64_t objects = 0; /* bit d set: level d+1 is an object (else an array) */
-    size_t depth = 0, values = 0;
-    for (size_t i = 0; i < n; i++) {
-        switch (json_class(s[i])) {
-        case JC_WS:
-            break;
-        case JC_SCALAR:
-        case JC_PUNCT:
-            if (depth == 0) return 0; /* top-level values are objects or arrays */
-            break;
-        case JC_OPEN:
-            if (depth == JSON_SCAN_DEPTH) return 0;
-            if (depth == 0) values++;
-            objects = s[i] == '{' ? objects | (1ull << depth) : objects & ~(1ull << depth);
-            depth++;
-            break;
-        case JC_CLOSE:
-            if (depth == 0 || ((objects >> (depth - 1)) & 1) != (s[i] == '}')) return 0;
-            depth--;
-            break;
-        case JC_QUOTE:
-            if (depth == 0) return 0;
-            for (i++;; i++) {
-                i = string_special(s, n, i);
-                if (i == n || s[i] < 0x20) return 0; /* unterminated, or a raw control byte */
-                if (s[i] == '"') break;
-                /* a backslash */
-                if (i + 1 >= n) return 0;
-                unsigned char e = s[++i];
-                if (e == 'u') {
-                    if (i + 4 >= n || !hex_digit(s[i + 1]) || !hex_digit(s[i + 2]) ||
-                        !hex_digit(s[i + 3]) || !hex_digit(s[i + 4]))
-                        return 0;
-                    i += 4;
-                } else if (!strchr("\"\\/bfnrt", e) || e == 0) {
-                    return 0;
-                }
-            }
-            break;
-        default:
-            return 0;
+    json_scan j = {0};
+    size_t i = 0;
+#if defined(__SSE2__)
+    const __m128i bslash = _mm_set1_epi8('\\');
+    while (i + 16 <= n && !j.bad) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        if (j.escape || _mm_movemask_epi8(_mm_cmpeq_epi8(x, bslash))) {
+            for (size_t end = i + 16; i < end && !j.bad; i++)
+                scan_byte(&j, s[i]);
+        } else {
+            scan_block(&j, s + i);
+            i += 16;
         }
     }
-    return depth == 0 && values > 0;
+#endif
+    for (; i < n && !j.bad; i++)
+        scan_byte(&j, s[i]);
+    return !j.bad && !j.in_string && j.depth == 0 && j.values > 0;
 }

@@ -79,7 +79,10 @@ static const struct {
     {"{\"a\": \"ends in a backslash\\", 0},
     {"{\"a\": 1} x", 0},
     {"{\"a\": 1}, {}", 0},
-    {"{\"a\": @}", 0},
+    {"{\"a\": @}", 1}, /* not a parse: bytes between tokens are not checked */
+    {"{\"a\": \x01}", 0},
+    {"[\"0123456789abcdef\", \"0123456789abcdef0123456789\", {\"k\": [\"\\\"}\"]}]", 1},
+    {"[\"0123456789abcdef\", \"0123456789abcdef0123456789\", {\"k\": [\"\\\"}\"}]]", 0},
     {"", 0},
     {"   ", 0},
     {"\"just a string\"", 0},
@@ -148,6 +151,81 @@ START_TEST(every_truncation_of_a_real_record_is_refused)
 }
 END_TEST
 
+/* An independent byte-at-a-time reference of the documented rules. */
+static int ref_structure_ok(const unsigned char *s, size_t n)
+{
+    char stack[64];
+    size_t depth = 0;
+    int values = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') continue;
+        if (c == '{' || c == '[') {
+            if (depth == 64) return 0;
+            values += depth == 0;
+            stack[depth++] = (char)c;
+        } else if (depth == 0 || c < 0x20) {
+            return 0;
+        } else if (c == '}' || c == ']') {
+            if (stack[--depth] != (c == '}' ? '{' : '[')) return 0;
+        } else if (c == '"') {
+            for (i++;; i++) {
+                if (i >= n || s[i] < 0x20) return 0;
+                if (s[i] == '"') break;
+                if (s[i] != '\\') continue;
+                if (++i >= n) return 0;
+                if (s[i] == 'u') {
+                    for (int k = 0; k < 4; k++)
+                        if (++i >= n || !strchr("0123456789abcdefABCDEF", s[i]) || !s[i]) return 0;
+                } else if (!s[i] || !strchr("\"\\/bfnrt", s[i])) {
+                    return 0;
+                }
+            }
+        }
+    }
+    return depth == 0 && values > 0;
+}
+
+START_TEST(the_block_scan_agrees_with_a_byte_reference_on_mutated_records)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/cloudtrail/s3_GetObject_AssumedRole.json", NT_TEST_DATA);
+    size_t n;
+    char *text = slurp(path, &n);
+    json_error_t jerr;
+    json_t *doc = json_loadb(text, n, 0, &jerr);
+    char *compact = json_dumps(doc, JSON_COMPACT);
+    size_t m = strlen(compact);
+    char *buf = malloc(m + 64);
+    static const char edits[] = {'"', '\\', '{', '}', '[', ']', 'u', '\n', 1, 'a', '0', ' '};
+    unsigned seed = 7;
+    int agree_ok = 0, agree_bad = 0;
+    for (int it = 0; it < 20000; it++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t pad = (seed >> 16) % 16, len = m;
+        memset(buf, ' ', pad);
+        memcpy(buf + pad, compact, m);
+        int nedits = (int)((seed >> 8) % 4);
+        for (int e = 0; e < nedits; e++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t at = pad + (seed >> 12) % m;
+            buf[at] = edits[(seed >> 4) % sizeof edits];
+        }
+        seed = seed * 1103515245u + 12345u;
+        if ((seed >> 16) % 4 == 0) len = (seed >> 3) % m;
+        int want = ref_structure_ok((const unsigned char *)buf, pad + len);
+        ck_assert_msg(nt_json_structure_ok(buf, pad + len) == want, "iteration %d", it);
+        want ? agree_ok++ : agree_bad++;
+    }
+    ck_assert_int_gt(agree_ok, 1000); /* both outcomes are exercised */
+    ck_assert_int_gt(agree_bad, 1000);
+    free(buf);
+    free(compact);
+    json_decref(doc);
+    free(text);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("search");
@@ -159,6 +237,7 @@ int main(void)
                         (int)(sizeof structure_cases / sizeof structure_cases[0]));
     tcase_add_test(tc, nesting_deeper_than_64_is_refused);
     tcase_add_test(tc, every_truncation_of_a_real_record_is_refused);
+    tcase_add_test(tc, the_block_scan_agrees_with_a_byte_reference_on_mutated_records);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
