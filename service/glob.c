@@ -16,10 +16,13 @@
  * the rest that fits after a later end also fits after the earliest one, so
  * this greedy choice never loses a match and nothing is ever retried.
  * A middle segment without `?` is found with memmem (linear); one with `?` is
- * tried at successive starts, O(n·len(segment)) for that segment. So the cost
- * is linear in the text except for middle `?` segments, whose cost callers
- * bound by bounding the pattern and the text (exceptions: 1024-byte
- * patterns and ignore_above values, see exception.h). The classic single-
+ * tried at the starts where it fits, at most (n - L + 1)·L byte steps for a
+ * segment of L ops against n text bytes; successive segments scan disjoint
+ * ranges of starts, so a whole match costs at most n·Lmax steps plus O(n+m).
+ * Linear in the text except for middle `?` segments, whose cost callers bound
+ * by bounding the pattern and the text (exceptions: 1024-byte patterns and
+ * ignore_above values, see exception.h: measured worst ~0.6 ms per value and
+ * entry, a middle segment of ~512 ops against 1024 bytes). The classic single-
  * backtrack algorithm this replaced spent O(n·m) on `*aaaa…b?` against a long
  * run of `a` (12 s for 4 entries and a 1 MB value); now the tail makes that
  * O(m). No recursion and no allocation while matching.
@@ -143,10 +146,16 @@ static size_t seg_earliest(const nt_glob *g, size_t a, size_t b, const unsigned 
         const unsigned char *hit = memmem(t + i, tn - i, g->lit + a, b - a);
         return hit ? (size_t)(hit - t) + (b - a) : NO_MATCH;
     }
+    /* Every op takes at least one byte: no start after tn - (b - a) fits. */
+    if (b - a > tn - i) return NO_MATCH;
     size_t best = NO_MATCH;
-    for (size_t s = i; s < tn && (best == NO_MATCH || s < best); s++) {
+    for (size_t s = i; s <= tn - (b - a) && (best == NO_MATCH || s < best); s++) {
         size_t e = seg_at(g->ops, a, b, t, tn, s);
-        if (e != NO_MATCH && e < best) best = e;
+        if (e == NO_MATCH || e >= best) continue;
+        best = e;
+        /* Every `?` took one byte: no later start can end sooner. Only a
+         * multi-byte UTF-8 sequence under a `?` makes that possible. */
+        if (e - s == b - a) break;
     }
     return best;
 }
