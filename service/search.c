@@ -151,33 +151,57 @@ static void scan_byte(json_scan *j, unsigned char c)
 }
 
 #if defined(__SSE2__)
-/* One 16-byte block without backslashes, no escape pending. */
-static void scan_block(json_scan *j, const unsigned char *s)
+/* Bit masks of one block (bit k = byte k). */
+typedef struct json_masks {
+    uint64_t quote, ws, open, close, brace, ctl, bslash;
+} json_masks;
+
+/* Inlined with a constant shift and width, so each block size compiles to
+ * straight-line code. */
+#define JSON_INLINE static inline __attribute__((always_inline))
+
+JSON_INLINE void masks16(const unsigned char *s, json_masks *m, unsigned shift)
 {
     const __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
-#define EQ(c) (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(c)))
-    unsigned quote = EQ('"');
-    unsigned ws = EQ(' ') | EQ('\t') | EQ('\n') | EQ('\r');
-    unsigned brace_open = EQ('{'), brace_close = EQ('}');
-    unsigned open = brace_open | EQ('['), close = brace_close | EQ(']');
+#define EQ(c) (uint64_t)(unsigned) _mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(c)))
+    uint64_t brace_open = EQ('{'), brace_close = EQ('}');
+    m->quote |= EQ('"') << shift;
+    m->ws |= (EQ(' ') | EQ('\t') | EQ('\n') | EQ('\r')) << shift;
+    m->open |= (brace_open | EQ('[')) << shift;
+    m->close |= (brace_close | EQ(']')) << shift;
+    m->brace |= (brace_open | brace_close) << shift;
+    m->bslash |= EQ('\\') << shift;
 #undef EQ
-    unsigned ctl =
-        (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(x, _mm_set1_epi8(0x20)), x)) ^
-        0xFFFFu;
+    /* x < 0x20 unsigned  <=>  max(x, 0x20) != x */
+    m->ctl |= (uint64_t)((unsigned)_mm_movemask_epi8(
+                             _mm_cmpeq_epi8(_mm_max_epu8(x, _mm_set1_epi8(0x20)), x)) ^
+                         0xFFFFu)
+              << shift;
+}
+
+/* One block of `width` (16 or 64) bytes without backslashes, no escape
+ * pending, given its masks. */
+JSON_INLINE void scan_block(json_scan *j, const unsigned char *s, unsigned width,
+                            const json_masks *m)
+{
+    const uint64_t full = width == 64 ? ~0ull : (1ull << width) - 1;
     /* inside: 1 from an opening quote up to (not including) its closing quote. */
-    unsigned inside = quote;
+    uint64_t inside = m->quote;
     inside ^= inside << 1;
     inside ^= inside << 2;
     inside ^= inside << 4;
     inside ^= inside << 8;
-    inside &= 0xFFFFu;
-    if (j->in_string) inside ^= 0xFFFFu;
-    if (ctl & ~(ws & ~inside)) {
+    if (width == 64) {
+        inside ^= inside << 16;
+        inside ^= inside << 32;
+    }
+    inside &= full;
+    if (j->in_string) inside ^= full;
+    if (m->ctl & ~(m->ws & ~inside)) {
         j->bad = 1; /* a raw control byte in a string, or outside one and not whitespace */
         return;
     }
-    unsigned events = (open | close) & ~inside & 0xFFFFu;
-    unsigned brace = brace_open | brace_close;
+    uint64_t events = (m->open | m->close) & ~inside & full;
 
     /* Common case, deep inside a document: branch-free stack updates (the
      * open/close sequence is data, so branches on it mispredict). When
@@ -185,9 +209,9 @@ static void scan_block(json_scan *j, const unsigned char *s)
     if (j->depth > 0) {
         uint64_t objects = j->objects;
         unsigned depth = j->depth, err = 0, zero = 0;
-        for (unsigned ev = events; ev; ev &= ev - 1) {
-            unsigned k = (unsigned)__builtin_ctz(ev);
-            unsigned is_open = (open >> k) & 1, b = (brace >> k) & 1;
+        for (uint64_t ev = events; ev; ev &= ev - 1) {
+            unsigned k = (unsigned)__builtin_ctzll(ev);
+            unsigned is_open = (unsigned)(m->open >> k) & 1u, b = (unsigned)(m->brace >> k) & 1u;
             unsigned below = (depth - 1) & 63, at = depth & 63;
             err |= (is_open ^ 1u) & (((unsigned)(objects >> below) & 1u) ^ b);
             uint64_t opened = (objects & ~(1ull << at)) | ((uint64_t)b << at);
@@ -200,25 +224,26 @@ static void scan_block(json_scan *j, const unsigned char *s)
             j->objects = objects;
             j->depth = depth;
             j->bad |= (int)err;
-            j->in_string = (inside >> 15) & 1;
+            j->in_string = (int)((inside >> (width - 1)) & 1);
             return;
         }
     }
 
-    unsigned outside_nonws = (~inside | quote) & ~ws & 0xFFFFu;
+    uint64_t outside_nonws = (~inside | m->quote) & ~m->ws & full;
     unsigned pos = 0; /* bits below pos are done */
     for (;;) {
-        unsigned upto = events ? (unsigned)__builtin_ctz(events) : 16;
+        unsigned upto = events ? (unsigned)__builtin_ctzll(events) : width;
         if (j->depth == 0) {
             /* At the top only whitespace may come before the next opener. */
-            unsigned seg = ((upto >= 16 ? 0xFFFFu : (1u << upto) - 1) >> pos) << pos;
-            if (outside_nonws & seg) {
+            uint64_t below_upto = upto >= 64 ? ~0ull : (1ull << upto) - 1;
+            uint64_t from_pos = pos >= 64 ? 0 : ~0ull << pos;
+            if (outside_nonws & below_upto & from_pos) {
                 j->bad = 1;
                 return;
             }
         }
         if (!events) break;
-        if ((open >> upto) & 1)
+        if ((m->open >> upto) & 1)
             scan_open(j, s[upto]);
         else
             scan_close(j, s[upto]);
@@ -228,7 +253,20 @@ static void scan_block(json_scan *j, const unsigned char *s)
     }
     /* The block ends inside a string when its last byte is inside (an
      * opening quote counts as inside, a closing one does not). */
-    j->in_string = (inside >> 15) & 1;
+    j->in_string = (int)((inside >> (width - 1)) & 1);
+}
+
+/* 16 bytes: the block path when there is no backslash, else byte by byte. */
+static void scan16(json_scan *j, const unsigned char *s)
+{
+    json_masks m = {0};
+    masks16(s, &m, 0);
+    if (j->escape || m.bslash) {
+        for (int k = 0; k < 16 && !j->bad; k++)
+            scan_byte(j, s[k]);
+    } else {
+        scan_block(j, s, 16, &m);
+    }
 }
 #endif
 
@@ -238,17 +276,24 @@ int nt_json_structure_ok(const char *text, size_t n)
     json_scan j = {0};
     size_t i = 0;
 #if defined(__SSE2__)
-    const __m128i bslash = _mm_set1_epi8('\\');
-    while (i + 16 <= n && !j.bad) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-        if (j.escape || _mm_movemask_epi8(_mm_cmpeq_epi8(x, bslash))) {
-            for (size_t end = i + 16; i < end && !j.bad; i++)
-                scan_byte(&j, s[i]);
+    /* 64 bytes at a time; a block with a backslash (or after one) goes 16
+     * bytes at a time, and a 16-byte piece with one byte by byte. */
+    while (i + 64 <= n && !j.bad) {
+        json_masks m = {0};
+        masks16(s + i, &m, 0);
+        masks16(s + i + 16, &m, 16);
+        masks16(s + i + 32, &m, 32);
+        masks16(s + i + 48, &m, 48);
+        if (j.escape || m.bslash) {
+            for (unsigned k = 0; k < 4 && !j.bad; k++)
+                scan16(&j, s + i + 16 * k);
         } else {
-            scan_block(&j, s + i);
-            i += 16;
+            scan_block(&j, s + i, 64, &m);
         }
+        i += 64;
     }
+    for (; i + 16 <= n && !j.bad; i += 16)
+        scan16(&j, s + i);
 #endif
     for (; i < n && !j.bad; i++)
         scan_byte(&j, s[i]);

@@ -196,7 +196,7 @@ START_TEST(the_block_scan_agrees_with_a_byte_reference_on_mutated_records)
     json_t *doc = json_loadb(text, n, 0, &jerr);
     char *compact = json_dumps(doc, JSON_COMPACT);
     size_t m = strlen(compact);
-    char *buf = malloc(m + 64);
+    char *buf = malloc(2 * m + 96);
     static const char edits[] = {'"', '\\', '{', '}', '[', ']', 'u', '\n', 1, 'a', '0', ' '};
     unsigned seed = 7;
     int agree_ok = 0, agree_bad = 0;
@@ -205,14 +205,20 @@ START_TEST(the_block_scan_agrees_with_a_byte_reference_on_mutated_records)
         size_t pad = (seed >> 16) % 16, len = m;
         memset(buf, ' ', pad);
         memcpy(buf + pad, compact, m);
+        if (it % 2) { /* NDJSON: a second copy after 0..70 bytes of whitespace */
+            size_t gap = (seed >> 5) % 71;
+            memset(buf + pad + m, '\n', gap);
+            memcpy(buf + pad + m + gap, compact, m);
+            len = 2 * m + gap;
+        }
         int nedits = (int)((seed >> 8) % 4);
         for (int e = 0; e < nedits; e++) {
             seed = seed * 1103515245u + 12345u;
-            size_t at = pad + (seed >> 12) % m;
+            size_t at = pad + (seed >> 12) % len;
             buf[at] = edits[(seed >> 4) % sizeof edits];
         }
         seed = seed * 1103515245u + 12345u;
-        if ((seed >> 16) % 4 == 0) len = (seed >> 3) % m;
+        if ((seed >> 16) % 4 == 0) len = (seed >> 3) % len;
         int want = ref_structure_ok((const unsigned char *)buf, pad + len);
         ck_assert_msg(nt_json_structure_ok(buf, pad + len) == want, "iteration %d", it);
         want ? agree_ok++ : agree_bad++;
