@@ -25,7 +25,7 @@ int nt_has_unicode_escape(const char *text, size_t n);
  * \" \\ \/ \b \f \n \r \t \uXXXX, braces and brackets balanced and
  * properly nested outside strings (at most 64 deep), no raw control byte
  * but whitespace outside strings, and nothing but whitespace between the
- * top-level values. A single pass (16 bytes at a time with SSE2), no
+ * top-level values. A single pass (64 bytes at a time with SSE2), no
  * allocation; NOT a parse: `{"a" "b"}`, `[1 2]` or `{"a": @}` pass.
  * The prefilter's skip path uses it so a truncated or garbled unit is parsed
  * (and rejected as not_json) instead of being counted as prefiltered. */
