@@ -10,12 +10,34 @@
 #include "server.h"
 
 #include "log.h"
+#include "metrics.h"
+
+#include <pthread.h>
 
 #include <ctype.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define API_MAX_BODY (1024 * 1024)
+
+static void api_describe_metrics(void)
+{
+    metrics_describe("newtermsd_api_refused_total", "counter",
+                     "API requests refused for their input, by reason.");
+}
+
+/* Count a refused hostile or invalid API input by a fixed reason (never a
+ * client-chosen string, so the series stay bounded). */
+static void api_refused(const char *reason)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, api_describe_metrics);
+    char labels[64];
+    snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
+    metrics_counter_add("newtermsd_api_refused_total", labels, 1);
+}
 
 static unsigned status_for(nt_status st)
 {
@@ -55,9 +77,16 @@ static const char *code_for(unsigned status)
     }
 }
 
+/* A store failure names Redis's address and its error: that goes to the log,
+ * never to the client, who only learns that it may retry. */
 static void fail_with(http_reply *r, nt_status st, const nt_err *err)
 {
     unsigned status = status_for(st);
+    if (status == 503) {
+        log_msg(NT_LOG_ERROR, "store_unavailable", "API request failed: %s", err->msg);
+        http_error(r, 503, "store_unavailable", "state store unavailable; retry later");
+        return;
+    }
     http_error(r, status, code_for(status), "%s", err->msg);
 }
 
@@ -136,16 +165,22 @@ static int parse_limit(const api_request *req, size_t dflt, size_t max, size_t *
     return 1;
 }
 
-static int parse_time_arg(const api_request *req, const char *name, nt_time_ms *out, http_reply *r)
+/* *has = 0 when the parameter is absent; any parsed instant (also one before
+ * 1970) is honoured. */
+static int parse_time_arg(const api_request *req, const char *name, nt_time_ms *out, int *has,
+                          http_reply *r)
 {
     const char *v = query_arg(req, name);
-    *out = -1;
+    *out = 0;
+    *has = 0;
     if (!v) return 1;
     nt_err err;
     if (nt_time_parse(v, strlen(v), out, &err) != NT_OK) {
+        api_refused("bad_time");
         http_error(r, 400, "bad_request", "%s: %s", name, err.msg);
         return 0;
     }
+    *has = 1;
     return 1;
 }
 
@@ -177,10 +212,11 @@ static void alerts_list(server *s, const api_request *req, http_reply *r)
         http_error(r, 400, "bad_request", "status must be open, acknowledged or closed");
         return;
     }
-    if (!parse_limit(req, 100, 1000, &f.limit, r) || !parse_time_arg(req, "since", &f.since, r) ||
-        !parse_time_arg(req, "until", &f.until, r))
+    if (!parse_limit(req, 100, 1000, &f.limit, r) ||
+        !parse_time_arg(req, "since", &f.since, &f.has_since, r) ||
+        !parse_time_arg(req, "until", &f.until, &f.has_until, r))
         return;
-    if (f.since >= 0 && f.until >= 0 && f.since > f.until) {
+    if (f.has_since && f.has_until && f.since > f.until) {
         http_error(r, 400, "bad_request", "since is later than until");
         return;
     }
@@ -272,6 +308,8 @@ static void alert_patch(server *s, const api_request *req, const char *id, http_
     json_decref(body);
 }
 
+static int valid_id(const char *id);
+
 static void alerts_bulk(server *s, const api_request *req, http_reply *r)
 {
     json_t *body = parse_body(req, r);
@@ -284,40 +322,52 @@ static void alerts_bulk(server *s, const api_request *req, http_reply *r)
         http_error(r, 400, "bad_request", "ids must be an array of 1 to 1000 alert ids");
         goto done;
     }
-    size_t i;
+    /* Every id is checked before anything is written, and the store applies
+     * the batch in one script: a request either changes every alert or none. */
+    size_t n = json_array_size(ids), i;
+    const char **list = calloc(n, sizeof *list);
+    if (!list) {
+        http_error(r, 500, "internal", "out of memory");
+        goto done;
+    }
     json_t *v;
     json_array_foreach(ids, i, v)
     {
         if (!json_is_string(v)) {
-            http_error(r, 400, "bad_request", "ids[%zu] is not a string", i);
-            goto done;
+            http_error(r, 400, "bad_request", "ids[%zu] is not a string; nothing was changed", i);
+            goto done_list;
         }
+        if (!valid_id(json_string_value(v))) {
+            api_refused("bulk_bad_id");
+            http_error(r, 400, "bad_request",
+                       "ids[%zu] is not an alert id ([A-Za-z0-9._-]{1,128}); nothing was changed",
+                       i);
+            goto done_list;
+        }
+        list[i] = json_string_value(v);
     }
-    json_t *not_found = json_array();
-    size_t updated = 0;
     store *st = server_store_acquire(s);
-    nt_time_ms now = nt_now_ms();
-    json_array_foreach(ids, i, v)
-    {
-        json_t *doc = NULL;
-        nt_err err;
-        nt_status rc =
-            store_alert_set_status(st, json_string_value(v), status, reason, now, &doc, &err);
-        json_decref(doc);
-        if (rc == NT_OK) {
-            updated++;
-        } else if (rc == NT_ERR_NOTFOUND) {
-            json_array_append(not_found, v);
-        } else {
-            server_store_release(s, st);
-            json_decref(not_found);
-            fail_with(r, rc, &err);
-            goto done;
-        }
-    }
+    json_t *missing = NULL;
+    nt_err err;
+    nt_status rc =
+        store_alert_set_status_many(st, list, n, status, reason, nt_now_ms(), &missing, &err);
     server_store_release(s, st);
-    r->status = 200;
-    r->json = json_pack("{s:I,s:o}", "updated", (json_int_t)updated, "not_found", not_found);
+    if (rc == NT_OK) {
+        r->status = 200;
+        r->json = json_pack("{s:I,s:[]}", "updated", (json_int_t)n, "not_found");
+    } else if (rc == NT_ERR_NOTFOUND && missing) {
+        api_refused("bulk_unknown_id");
+        http_error(r, 404, "not_found",
+                   "%zu of the %zu ids name no alert (listed in not_found); nothing was changed",
+                   json_array_size(missing), n);
+        json_object_set_new(r->json, "not_found", missing);
+        missing = NULL;
+    } else {
+        fail_with(r, rc, &err);
+    }
+    json_decref(missing);
+done_list:
+    free(list);
 done:
     json_decref(body);
 }
@@ -393,8 +443,13 @@ static json_t *exception_prepare(server *s, json_t *body, const char *id, json_t
     exc_item *it = NULL;
     nt_err err;
     nt_status st = exc_item_parse(doc, &src, &it, &err);
+    exc_limits lim = {.max_entries = s->cfg->exception_max_entries,
+                      .max_values = s->cfg->exception_max_values};
+    if (st == NT_OK) st = exc_item_check_limits(it, &lim, &err);
     if (st != NT_OK) {
+        api_refused("invalid_exception");
         http_error(r, 400, "bad_request", "%s", err.msg);
+        exc_item_free(it);
         json_decref(doc);
         return NULL;
     }
@@ -444,9 +499,31 @@ static void exception_write(server *s, const api_request *req, const char *path_
     json_t *doc = exception_prepare(s, body, id, previous, r);
     if (!doc) goto done;
     char *text = json_dumps(doc, JSON_COMPACT);
-    rc = text ? store_exception_put(st, id, text, path_id == NULL, &err)
+    size_t max_bytes = s->cfg->exception_max_bytes;
+    if (text && max_bytes && strlen(text) > max_bytes) {
+        api_refused("exception_too_large");
+        http_error(r, 413, "payload_too_large",
+                   "the exception item is %zu bytes as stored (compact JSON); at most %zu are "
+                   "allowed (--exception-max-bytes)",
+                   strlen(text), max_bytes);
+        free(text);
+        json_decref(doc);
+        goto done;
+    }
+    const char *rule_id = json_string_value(json_object_get(doc, "rule_id"));
+    store_exception_quota quota = {.rule_id = rule_id,
+                                   .max_total = s->cfg->exceptions_max,
+                                   .max_per_rule = s->cfg->exceptions_per_rule_max};
+    rc = text ? store_exception_put(st, id, text, path_id == NULL, &quota, &err)
               : nt_fail(&err, NT_ERR_NOMEM, "out of memory");
     free(text);
+    if (rc == NT_ERR_LIMIT) {
+        /* A full quota is a conflict with the current state, not a size problem. */
+        api_refused("exception_quota");
+        http_error(r, 409, "conflict", "%s (--exceptions-max, --exceptions-per-rule-max)", err.msg);
+        json_decref(doc);
+        goto done;
+    }
     if (rc != NT_OK) {
         if (rc == NT_ERR_CONFLICT) nt_fail(&err, rc, "an exception with id %s already exists", id);
         fail_with(r, rc, &err);
@@ -494,20 +571,26 @@ static void exception_delete(server *s, const char *id, http_reply *r)
     r->text = strdup("");
 }
 
-static void exceptions_list(server *s, http_reply *r)
+static void exceptions_list(server *s, const api_request *req, http_reply *r)
 {
+    static const char *const allowed[] = {"limit", "cursor", NULL};
+    size_t limit;
+    if (!only_args(req, allowed, r) || !parse_limit(req, 50, 200, &limit, r)) return;
     store *st = server_store_acquire(s);
     json_t *items = NULL;
-    long long version;
+    char *next = NULL;
     nt_err err;
-    nt_status rc = store_exception_all(st, &items, &version, &err);
+    nt_status rc = store_exception_page(st, query_arg(req, "cursor"), limit, &items, &next, &err);
     server_store_release(s, st);
+    if (rc == NT_ERR_INVALID) api_refused("bad_cursor");
     if (rc != NT_OK) {
         fail_with(r, rc, &err);
         return;
     }
     r->status = 200;
-    r->json = json_pack("{s:o}", "exceptions", items);
+    r->json = json_pack("{s:o,s:o}", "exceptions", items, "next_cursor",
+                        next ? json_string(next) : json_null());
+    free(next);
 }
 
 /* ---- rules and rejects ----------------------------------------------------- */
@@ -625,7 +708,7 @@ void api_handle(server *s, const api_request *req, http_reply *r)
     } else if (route_match(req->path, "exceptions", id, sizeof id, &has_id)) {
         if (!has_id) {
             if (get)
-                exceptions_list(s, r);
+                exceptions_list(s, req, r);
             else if (strcmp(m, "POST") == 0)
                 exception_write(s, req, NULL, r);
             else

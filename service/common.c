@@ -97,6 +97,14 @@ static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d)
     *y = (int)(yy + (*m <= 2));
 }
 
+/* Days in month m (1..12) of year y, proleptic Gregorian. */
+static int days_in_month(int y, int m)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : days[m - 1];
+}
+
 static int take_digits(const char *s, size_t len, size_t *pos, int n, int *out)
 {
     int v = 0;
@@ -157,17 +165,22 @@ nt_status nt_time_parse(const char *s, size_t len, nt_time_ms *out, nt_err *err)
         }
         if (p != len) goto bad;
         if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) goto bad;
+        if (d > days_in_month(y, mo)) goto no_day;
         int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
         int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - (int64_t)offset_min * 60;
         *out = secs * 1000 + ms;
         return NT_OK;
     }
     if (p != len || mo < 1 || mo > 12 || d < 1 || d > 31) goto bad;
+    if (d > days_in_month(y, mo)) goto no_day;
     *out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 * 1000;
     return NT_OK;
 bad:
     return nt_fail(err, NT_ERR_PARSE, "'%.*s' is not an RFC 3339 date-time",
                    (int)(len > 64 ? 64 : len), s);
+no_day:
+    return nt_fail(err, NT_ERR_PARSE, "'%.*s' is not an RFC 3339 date-time: %04d-%02d has %d days",
+                   (int)(len > 64 ? 64 : len), s, y, mo, days_in_month(y, mo));
 }
 
 char *nt_time_format(nt_time_ms t, char buf[NT_TIME_BUF])

@@ -107,6 +107,17 @@ static const opt_def opt_table[] = {
      "refuse to start if any rule file fails to load"},
     {"drain-timeout-s", "NEWTERMSD_DRAIN_TIMEOUT_S", K_INT, OFF(drain_timeout_s), 1, 3600, "20",
      "N", "SIGTERM: longest wait for in-flight requests before exiting"},
+    /* Exception limits, enforced when an item is written through the API (see api/LIMITS.md). */
+    {"exceptions-max", "NEWTERMSD_EXCEPTIONS_MAX", K_COUNT, OFF(exceptions_max), 1, 100000, "1000",
+     "N", "most exception items in total"},
+    {"exceptions-per-rule-max", "NEWTERMSD_EXCEPTIONS_PER_RULE_MAX", K_COUNT,
+     OFF(exceptions_per_rule_max), 1, 100000, "100", "N", "most exception items per rule_id"},
+    {"exception-max-bytes", "NEWTERMSD_EXCEPTION_MAX_BYTES", K_SIZE, OFF(exception_max_bytes), 256,
+     1 << 20, "32KiB", "SIZE", "largest exception item (compact JSON)"},
+    {"exception-max-entries", "NEWTERMSD_EXCEPTION_MAX_ENTRIES", K_COUNT,
+     OFF(exception_max_entries), 1, 32, "32", "N", "most entries in one exception item"},
+    {"exception-max-values", "NEWTERMSD_EXCEPTION_MAX_VALUES", K_COUNT, OFF(exception_max_values),
+     1, 1024, "1024", "N", "most values in one match_any entry"},
 };
 #define N_OPTS (sizeof opt_table / sizeof opt_table[0])
 

@@ -34,6 +34,11 @@
  * | --log-level L         | NEWTERMSD_LOG_LEVEL           | info                     | debug, info, warn or error |
  * | --connection-limit N  | NEWTERMSD_CONNECTION_LIMIT    | 1024                     | most concurrent HTTP connections, 1..1000000 |
  * | --strict-rules        | NEWTERMSD_STRICT_RULES=1      | off                      | refuse to start if any rule file fails to load |
+ * | --exceptions-max N    | NEWTERMSD_EXCEPTIONS_MAX      | 1000                     | most exception items in total, 1..100000 (more: 409) |
+ * | --exceptions-per-rule-max N | NEWTERMSD_EXCEPTIONS_PER_RULE_MAX | 100        | most items with one rule_id (items without one form one group), 1..100000 (more: 409) |
+ * | --exception-max-bytes SIZE | NEWTERMSD_EXCEPTION_MAX_BYTES | 32KiB             | largest exception item, as stored (compact JSON), 256..1MiB (more: 413) |
+ * | --exception-max-entries N | NEWTERMSD_EXCEPTION_MAX_ENTRIES | 32               | most entries in one item, 1..32 (more: 400) |
+ * | --exception-max-values N | NEWTERMSD_EXCEPTION_MAX_VALUES | 1024               | most values in one match_any entry, 1..1024 (more: 400) |
  * | (none: secret)        | NEWTERMSD_FIREHOSE_ACCESS_KEY | none                     | X-Amz-Firehose-Access-Key for /v1/firehose |
  * | (none: secret)        | NEWTERMSD_INGEST_TOKEN        | none                     | bearer/basic secret for /v1/eventbridge and /v1/events |
  * | (none: secret)        | NEWTERMSD_API_READ_TOKEN      | none                     | bearer token that may GET /api/v1/... (and /metrics with --metrics-auth) |
@@ -92,6 +97,8 @@ typedef struct config {
     unsigned connection_limit;
     int require_all_rules;
     int drain_timeout_s; /* SIGTERM: longest wait for in-flight requests */
+    size_t exceptions_max, exceptions_per_rule_max, exception_max_bytes, exception_max_entries,
+        exception_max_values;
     config_secret_list firehose_keys, ingest_tokens, read_tokens, write_tokens;
     int help;    /* -h, --help or `help` anywhere: print config_usage() and exit 0 */
     char **args; /* positional arguments after the command; owned */

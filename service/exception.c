@@ -14,6 +14,10 @@
  * an exception into one that matches something other than what its author
  * meant. Every message names the JSON path of the offending value.
  *
+ * Values longer than EXC_IGNORE_ABOVE are dropped before an entry looks at
+ * them (Elastic's keyword ignore_above: not indexed, so absent), which also
+ * bounds the text a wildcard ever scans to 1024 bytes.
+ *
  * Evaluation follows Elastic's build_exception_filter: an entry reads up to
  * NT_FIELD_MAX_VALUES values into a stack buffer; "included" entries hold
  * when any value satisfies them (ES semantics for multi-valued fields),
@@ -172,6 +176,18 @@ static int str_qsort_cmp(const void *a, const void *b)
     return str_cmp(a, b);
 }
 
+/* A value to compare with event values: longer than EXC_IGNORE_ABOVE, it
+ * could never match (such event values are not indexed). */
+static nt_status check_indexable(const json_t *v, const char *path, nt_err *err)
+{
+    if (json_is_string(v) && json_string_length(v) > EXC_IGNORE_ABOVE)
+        return nt_fail(err, NT_ERR_INVALID,
+                       "%s is %zu bytes; values longer than %d bytes are not indexed "
+                       "(ignore_above), so it could never match",
+                       path, json_string_length(v), EXC_IGNORE_ABOVE);
+    return NT_OK;
+}
+
 static nt_status check_match_any(json_t *value, const char *path, exc_entry *e, nt_err *err)
 {
     if (!json_is_array(value))
@@ -189,8 +205,9 @@ static nt_status check_match_any(json_t *value, const char *path, exc_entry *e, 
     for (size_t j = 0; j < n; j++) {
         char elem[PATH_MAX_LEN + 48];
         snprintf(elem, sizeof elem, "%s[%zu]", path, j);
-        nt_status st =
-            check_string(json_array_get(value, j), elem, 1, e ? &e->values[j] : NULL, err);
+        nt_status st = check_indexable(json_array_get(value, j), elem, err);
+        if (st == NT_OK)
+            st = check_string(json_array_get(value, j), elem, 1, e ? &e->values[j] : NULL, err);
         if (st != NT_OK) return st;
     }
     if (e) qsort(e->values, n, sizeof *e->values, str_qsort_cmp);
@@ -280,18 +297,28 @@ static nt_status check_entry(json_t *entry, size_t i, const nt_field_source *src
     case EXC_MATCH:
         if (!json_is_string(value))
             return nt_fail(err, NT_ERR_INVALID, "%s must be a string for a match entry", sub);
+        if ((st = check_indexable(value, sub, err)) != NT_OK) return st;
         return check_string(value, sub, 1, e ? &e->value : NULL, err);
     case EXC_MATCH_ANY:
         return check_match_any(value, sub, e, err);
     case EXC_WILDCARD: {
         if (!json_is_string(value))
             return nt_fail(err, NT_ERR_INVALID, "%s must be a string for a wildcard entry", sub);
+        if ((st = check_indexable(value, sub, err)) != NT_OK) return st;
         if ((st = check_string(value, sub, 1, &s, err)) != NT_OK) return st;
         nt_glob g;
         nt_err gerr;
         st = nt_glob_compile(&g, s.ptr, s.len, &gerr);
         if (st == NT_ERR_NOMEM) return nt_fail(err, st, "out of memory compiling %s", sub);
         if (st != NT_OK) return nt_fail(err, NT_ERR_INVALID, "%s: %s", sub, gerr.msg);
+        if (g.stars + g.ones > EXC_MAX_WILDCARDS) {
+            size_t n = g.stars + g.ones;
+            nt_glob_free(&g);
+            return nt_fail(err, NT_ERR_INVALID,
+                           "%s has %zu wildcards (runs of '*' and each '?'); at most %d are "
+                           "allowed",
+                           sub, n, EXC_MAX_WILDCARDS);
+        }
         if (e) {
             e->glob = g;
             e->has_glob = 1;
@@ -473,6 +500,21 @@ fail:
     return st;
 }
 
+nt_status exc_item_check_limits(const exc_item *it, const exc_limits *lim, nt_err *err)
+{
+    size_t max_entries = lim->max_entries ? lim->max_entries : EXC_MAX_ENTRIES;
+    size_t max_values = lim->max_values ? lim->max_values : EXC_MAX_MATCH_ANY;
+    if (it->n_entries > max_entries)
+        return nt_fail(err, NT_ERR_INVALID, "entries has %zu entries; at most %zu are allowed",
+                       it->n_entries, max_entries);
+    for (size_t i = 0; i < it->n_entries; i++)
+        if (it->entries[i].n_values > max_values)
+            return nt_fail(err, NT_ERR_INVALID,
+                           "entries[%zu].value has %zu values; at most %zu are allowed", i,
+                           it->entries[i].n_values, max_values);
+    return NT_OK;
+}
+
 void exc_item_free(exc_item *it)
 {
     if (!it) return;
@@ -537,7 +579,10 @@ int exc_item_match(const exc_item *it, const char *rule_id, void *event, nt_time
         const exc_entry *e = &it->entries[i];
         size_t n = it->src.get(it->src.ctx, event, e->field, vals, NT_FIELD_MAX_VALUES);
         if (n > NT_FIELD_MAX_VALUES) n = NT_FIELD_MAX_VALUES;
-        if (entry_included(e, vals, n) == e->excluded) return 0;
+        size_t kept = 0; /* ignore_above: a longer value is not indexed */
+        for (size_t k = 0; k < n; k++)
+            if (vals[k].len <= EXC_IGNORE_ABOVE) vals[kept++] = vals[k];
+        if (entry_included(e, vals, kept) == e->excluded) return 0;
     }
     return 1;
 }

@@ -22,12 +22,24 @@
 
 #include <jansson.h>
 
-/* Limits enforced by exc_item_parse (over them the item is refused). */
+/* Limits enforced by exc_item_parse (over them the item is refused). They
+ * are hard ceilings; the server applies its configured, possibly lower,
+ * limits to items written through the API with exc_item_check_limits. */
 #define EXC_MAX_ENTRIES 32
 #define EXC_MAX_MATCH_ANY 1024
 #define EXC_MAX_STRING 4096 /* bytes, for every string in the item */
 #define EXC_MAX_ID 128
 #define EXC_MAX_LIST 1024 /* tags and comments */
+/* Event values longer than this are not indexed (Elastic keyword
+ * `ignore_above`, the same 1024 bytes new-terms uses): for exceptions such a
+ * value does not exist, so it satisfies no match, match_any, wildcard or
+ * exists entry, and an "excluded" entry on it holds. A match/match_any value
+ * or wildcard pattern longer than this is refused: it could never match. */
+#define EXC_IGNORE_ABOVE 1024
+/* Most `*` runs plus `?` in one wildcard pattern. With patterns and values
+ * both at most 1024 bytes, one wildcard costs at most ~1M byte steps per
+ * value however hostile the pair (see glob.c). */
+#define EXC_MAX_WILDCARDS 16
 
 typedef struct exc_item exc_item; /* one compiled, immutable item */
 
@@ -39,6 +51,15 @@ typedef struct exc_item exc_item; /* one compiled, immutable item */
  * entries, NT_ERR_NOMEM) and err names the JSON path of the first problem,
  * e.g. "entries[1].field 'foo.bar' is not produced by the CloudTrail view". */
 nt_status exc_item_parse(json_t *doc, const nt_field_source *src, exc_item **out, nt_err *err);
+
+/* The configurable limits an API write must also respect (0 = the ceiling). */
+typedef struct exc_limits {
+    size_t max_entries; /* <= EXC_MAX_ENTRIES */
+    size_t max_values;  /* values of one match_any entry, <= EXC_MAX_MATCH_ANY */
+} exc_limits;
+
+/* NT_OK, or NT_ERR_INVALID naming the first entry over a limit. */
+nt_status exc_item_check_limits(const exc_item *it, const exc_limits *lim, nt_err *err);
 
 /* Frees the item; NULL is a no-op. */
 void exc_item_free(exc_item *it);
@@ -56,7 +77,8 @@ const json_t *exc_item_json(const exc_item *it);
  * rule_id NULL matches only such global items), is active at `now` (no
  * expire_time, or expire_time > now) and every entry holds for `event`, read
  * through the item's field source; else 0. Values of type NT_VAL_NUMBER and
- * NT_VAL_BOOL compare by their text. Allocates nothing. */
+ * NT_VAL_BOOL compare by their text; values longer than EXC_IGNORE_ABOVE are
+ * treated as absent. Allocates nothing. */
 int exc_item_match(const exc_item *it, const char *rule_id, void *event, nt_time_ms now);
 
 /* An immutable, reference-counted snapshot of items. The server swaps the

@@ -3,9 +3,29 @@
  *
  * A pattern compiles to an array of 16-bit ops (a literal byte, `*` or `?`).
  * When the only stars are at the ends and there is no `?`, the pattern is one
- * literal and matching is a memcmp or memmem. Otherwise the general matcher is
- * the classic iterative algorithm that remembers the last `*` and retries from
- * there: O(n·m) worst case, no recursion and no allocation.
+ * literal and matching is a memcmp or memmem. Otherwise the general matcher
+ * splits the pattern at its stars into segments of literal bytes and `?`:
+ *
+ *   head * s1 * s2 * … * tail
+ *
+ * A segment matched from a given position is deterministic (each `?` takes the
+ * UTF-8 sequence that starts there), so the head is tried once at 0, the tail
+ * only at the few starts that can end exactly at the end of the text (its byte
+ * length lies between lits+ones and lits+4·ones), and every middle segment
+ * takes the match that ENDS earliest from the current position: any match of
+ * the rest that fits after a later end also fits after the earliest one, so
+ * this greedy choice never loses a match and nothing is ever retried.
+ * A middle segment without `?` is found with memmem (linear); one with `?` is
+ * tried at the starts where it fits, at most (n - L + 1)·L byte steps for a
+ * segment of L ops against n text bytes; successive segments scan disjoint
+ * ranges of starts, so a whole match costs at most n·Lmax steps plus O(n+m).
+ * Linear in the text except for middle `?` segments, whose cost callers bound
+ * by bounding the pattern and the text (exceptions: 1024-byte patterns and
+ * ignore_above values, see exception.h: measured worst ~0.6 ms per value and
+ * entry, a middle segment of ~512 ops against 1024 bytes). The classic single-
+ * backtrack algorithm this replaced spent O(n·m) on `*aaaa…b?` against a long
+ * run of `a` (12 s for 4 entries and a 1 MB value); now the tail makes that
+ * O(m). No recursion and no allocation while matching.
  */
 #include "glob.h"
 
@@ -49,6 +69,8 @@ nt_status nt_glob_compile(nt_glob *g, const char *pattern, size_t len, nt_err *e
         }
     }
     g->ops_len = n;
+    g->stars = stars;
+    g->ones = ones;
 
     size_t lo = 0, hi = n;
     int lead = lo < hi && g->ops[lo] == NT_GLOB_OP_STAR;
@@ -56,7 +78,13 @@ nt_status nt_glob_compile(nt_glob *g, const char *pattern, size_t len, nt_err *e
     int trail = hi > lo && g->ops[hi - 1] == NT_GLOB_OP_STAR;
     if (trail) hi--;
     if (ones > 0 || stars != (size_t)lead + (size_t)trail) {
+        /* lit = the ops as bytes (`*`/`?` positions hold 0), for memmem. */
         g->kind = NT_GLOB_GENERAL;
+        g->lit = malloc(n + 1);
+        if (!g->lit) return glob_oom(g, err);
+        for (size_t i = 0; i < n; i++)
+            g->lit[i] = g->ops[i] < 256 ? (char)g->ops[i] : 0;
+        g->lit[n] = 0;
         return NT_OK;
     }
     g->lit_len = hi - lo;
@@ -85,31 +113,83 @@ static size_t utf8_len(unsigned char c)
     return 1;
 }
 
-static int match_general(const uint16_t *ops, size_t nops, const unsigned char *t, size_t tn)
+#define NO_MATCH ((size_t)-1)
+
+/* Match ops[a..b) (literals and `?` only) at text position i: the end
+ * position, or NO_MATCH. */
+static size_t seg_at(const uint16_t *ops, size_t a, size_t b, const unsigned char *t, size_t tn,
+                     size_t i)
 {
-    size_t p = 0, i = 0;
-    size_t star_p = (size_t)-1, star_i = 0;
-    while (i < tn) {
-        if (p < nops && ops[p] < 256 && ops[p] == t[i]) {
-            p++;
-            i++;
-        } else if (p < nops && ops[p] == NT_GLOB_OP_ONE) {
+    for (size_t p = a; p < b; p++) {
+        if (i >= tn) return NO_MATCH;
+        if (ops[p] == NT_GLOB_OP_ONE) {
             size_t l = utf8_len(t[i]);
             i += i + l > tn ? 1 : l;
-            p++;
-        } else if (p < nops && ops[p] == NT_GLOB_OP_STAR) {
-            star_p = ++p;
-            star_i = i;
-        } else if (star_p != (size_t)-1) {
-            p = star_p;
-            i = ++star_i;
+        } else if (ops[p] != t[i]) {
+            return NO_MATCH;
         } else {
-            return 0;
+            i++;
         }
     }
-    while (p < nops && ops[p] == NT_GLOB_OP_STAR)
-        p++;
-    return p == nops;
+    return i;
+}
+
+/* The earliest end of a match of ops[a..b) starting at or after i. */
+static size_t seg_earliest(const nt_glob *g, size_t a, size_t b, const unsigned char *t, size_t tn,
+                           size_t i)
+{
+    size_t ones = 0;
+    for (size_t p = a; p < b; p++)
+        ones += g->ops[p] == NT_GLOB_OP_ONE;
+    if (ones == 0) {
+        if (b - a > tn - i) return NO_MATCH;
+        const unsigned char *hit = memmem(t + i, tn - i, g->lit + a, b - a);
+        return hit ? (size_t)(hit - t) + (b - a) : NO_MATCH;
+    }
+    /* Every op takes at least one byte: no start after tn - (b - a) fits. */
+    if (b - a > tn - i) return NO_MATCH;
+    size_t best = NO_MATCH;
+    for (size_t s = i; s <= tn - (b - a) && (best == NO_MATCH || s < best); s++) {
+        size_t e = seg_at(g->ops, a, b, t, tn, s);
+        if (e == NO_MATCH || e >= best) continue;
+        best = e;
+        /* Every `?` took one byte: no later start can end sooner. Only a
+         * multi-byte UTF-8 sequence under a `?` makes that possible. */
+        if (e - s == b - a) break;
+    }
+    return best;
+}
+
+static int match_general(const nt_glob *g, const unsigned char *t, size_t tn)
+{
+    const uint16_t *ops = g->ops;
+    size_t nops = g->ops_len;
+    if (g->stars == 0) return seg_at(ops, 0, nops, t, tn, 0) == tn;
+    size_t first = 0, last = nops - 1;
+    while (ops[first] != NT_GLOB_OP_STAR)
+        first++;
+    while (ops[last] != NT_GLOB_OP_STAR)
+        last--;
+    size_t i = seg_at(ops, 0, first, t, tn, 0);
+    if (i == NO_MATCH) return 0;
+    for (size_t a = first + 1; a < last;) {
+        size_t b = a;
+        while (ops[b] != NT_GLOB_OP_STAR)
+            b++;
+        if (b > a && (i = seg_earliest(g, a, b, t, tn, i)) == NO_MATCH) return 0;
+        a = b + 1;
+    }
+    /* The tail ends at tn; its length is lits + (1..4 per `?`). */
+    size_t lits = 0, ones = 0;
+    for (size_t p = last + 1; p < nops; p++)
+        ops[p] == NT_GLOB_OP_ONE ? ones++ : lits++;
+    if (lits + ones == 0) return 1;
+    size_t lo = lits + ones, hi = lits + 4 * ones;
+    if (tn < lo || tn - lo < i) return 0;
+    size_t from = tn >= hi && tn - hi > i ? tn - hi : i;
+    for (size_t s = from; s <= tn - lo; s++)
+        if (seg_at(ops, last + 1, nops, t, tn, s) == tn) return 1;
+    return 0;
 }
 
 int nt_glob_match(const nt_glob *g, const char *text, size_t len)
@@ -128,7 +208,7 @@ int nt_glob_match(const nt_glob *g, const char *text, size_t len)
     case NT_GLOB_GENERAL:
         break;
     }
-    return match_general(g->ops, g->ops_len, (const unsigned char *)text, len);
+    return match_general(g, (const unsigned char *)text, len);
 }
 
 void nt_glob_longest_literal(const nt_glob *g, const char **lit, size_t *len)

@@ -27,10 +27,11 @@ typedef enum nt_glob_kind {
 
 typedef struct nt_glob {
     nt_glob_kind kind;
-    char *lit; /* for the fast paths: the literal, unescaped (owned) */
+    char *lit; /* fast paths: the literal, unescaped; GENERAL: ops as bytes (owned) */
     size_t lit_len;
-    uint16_t *ops; /* GENERAL: one op per element: 0..255 a literal byte, NT_GLOB_OP_STAR,
-                      NT_GLOB_OP_ONE (owned) */
+    size_t stars, ones; /* number of `*` runs and of `?` */
+    uint16_t *ops;      /* GENERAL: one op per element: 0..255 a literal byte, NT_GLOB_OP_STAR,
+                           NT_GLOB_OP_ONE (owned) */
     size_t ops_len;
 } nt_glob;
 
@@ -39,7 +40,9 @@ typedef struct nt_glob {
 nt_status nt_glob_compile(nt_glob *g, const char *pattern, size_t len, nt_err *err);
 void nt_glob_free(nt_glob *g);
 
-/* 1 when text matches the whole pattern. */
+/* 1 when text matches the whole pattern. Linear in len except for segments
+ * between two stars that contain `?`: those cost up to len × their length
+ * (see glob.c), so callers facing hostile input bound both. */
 int nt_glob_match(const nt_glob *g, const char *text, size_t len);
 
 /* A run of literal bytes that every match must contain (unescaped),

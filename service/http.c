@@ -369,7 +369,8 @@ static void handle_firehose(server *s, struct MHD_Connection *conn, const char *
     } else {
         log_msg(NT_LOG_ERROR, "delivery_failed", "firehose delivery %s not acknowledged: %s",
                 env.request_id, err.msg);
-        firehose_reply(r, 503, env.request_id, "store_unavailable", err.msg);
+        firehose_reply(r, 503, env.request_id, "store_unavailable",
+                       "state store unavailable; retry later");
     }
     count_pipe("firehose", &p);
     log_delivery("firehose", env.request_id, &p, r->status);
@@ -408,7 +409,7 @@ static void handle_events(server *s, route_id route, const char *body, size_t le
                             1);
     } else if (commit_delivery(s, &p, name, delivery_id, &err) != NT_OK) {
         log_msg(NT_LOG_ERROR, "delivery_failed", "%s delivery not acknowledged: %s", name, err.msg);
-        http_error(r, 503, "store_unavailable", "%s", err.msg);
+        http_error(r, 503, "store_unavailable", "state store unavailable; retry later");
     } else if (route == R_EVENTBRIDGE) {
         r->status = 200;
         r->json = json_pack("{s:i,s:I}", "accepted", 1, "alerts", (json_int_t)p.alerts);
@@ -430,10 +431,12 @@ static void handle_readyz(server *s, http_reply *r)
     nt_status rc = store_ping(st, &err);
     server_store_release(s, st);
     atomic_store(&s->redis_ok, rc == NT_OK);
+    /* /readyz needs no credential: Redis's address and error go to the log only. */
+    if (rc != NT_OK) log_msg(NT_LOG_WARN, "readyz", "state store unavailable: %s", err.msg);
     int ok = rc == NT_OK && s->rules->n > 0;
     r->status = ok ? 200 : 503;
     r->json = json_pack("{s:s,s:I,s:s}", "status", ok ? "ready" : "not_ready", "rules",
-                        (json_int_t)s->rules->n, "redis", rc == NT_OK ? "ok" : err.msg);
+                        (json_int_t)s->rules->n, "redis", rc == NT_OK ? "ok" : "unavailable");
 }
 
 static void handle_metrics(server *s, http_reply *r)

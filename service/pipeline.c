@@ -240,6 +240,10 @@ int pipe_skip_unparsed(pipe_run *p, const char *text, size_t len)
      * rejected with a precise reason instead of silently accepted. */
     if ((text[i] != '{' && text[i] != '[') || !nt_search(text, len, "\"eventVersion\"", 14))
         return 0;
+    /* Nor is a unit skipped unless it is complete JSON structurally: a
+     * truncated or garbled record must reach the dead-letter list (not_json),
+     * not be counted as prefiltered. A single pass, no parse. */
+    if (!nt_json_structure_ok(text + i, len - i)) return 0;
     p->accepted++;
     p->counts[PIPE_SHAPE_RAW][PIPE_PREFILTERED]++;
     return 1;

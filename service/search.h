@@ -19,4 +19,16 @@ const char *nt_search(const char *hay, size_t n, const char *needle, size_t m);
 /* 1 when text contains a JSON \u escape (a backslash followed by 'u'). */
 int nt_has_unicode_escape(const char *text, size_t n);
 
+/* 1 when text[0..n) is, structurally, one or more complete JSON objects or
+ * arrays (concatenated or whitespace-separated, as the decoders accept):
+ * every string closed, no raw control byte inside one, every escape one of
+ * \" \\ \/ \b \f \n \r \t \uXXXX, braces and brackets balanced and
+ * properly nested outside strings (at most 64 deep), no raw control byte
+ * but whitespace outside strings, and nothing but whitespace between the
+ * top-level values. A single pass (64 bytes at a time with SSE2), no
+ * allocation; NOT a parse: `{"a" "b"}`, `[1 2]` or `{"a": @}` pass.
+ * The prefilter's skip path uses it so a truncated or garbled unit is parsed
+ * (and rejected as not_json) instead of being counted as prefiltered. */
+int nt_json_structure_ok(const char *text, size_t n);
+
 #endif

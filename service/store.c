@@ -174,25 +174,87 @@ static const char STATUS_LUA[] =
     "end\n"
     "return redis.call('HGETALL', KEYS[1])\n";
 
-/* KEYS[1] nt:exceptions KEYS[2] nt:exceptions:version. ARGV[1] c(reate) |
- * r(eplace) | d(elete) ARGV[2] id ARGV[3] json. Returns the new version, or 0
- * when the id exists (create) / is absent (replace, delete). */
-static const char EXCEPTION_LUA[] =
-    "local op = ARGV[1]\n"
-    "if op == 'c' then\n"
-    "  if redis.call('HSETNX', KEYS[1], ARGV[2], ARGV[3]) == 0 then return 0 end\n"
-    "elseif op == 'r' then\n"
-    "  if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then return 0 end\n"
-    "  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])\n"
-    "else\n"
-    "  if redis.call('HDEL', KEYS[1], ARGV[2]) == 0 then return 0 end\n"
+/* The bulk form, all or nothing: KEYS = the alert hashes; ARGV[1] status
+ * ARGV[2] reason ('' = none) ARGV[3] now ARGV[4] retention_ms ARGV[4+i] the id
+ * of KEYS[i]. When any hash is missing, changes nothing and returns
+ * {0, {missing ids}}; else updates every alert and returns {1, #KEYS}. */
+static const char STATUS_MANY_LUA[] =
+    "local missing = {}\n"
+    "for i, k in ipairs(KEYS) do\n"
+    "  if redis.call('EXISTS', k) == 0 then missing[#missing + 1] = ARGV[4 + i] end\n"
     "end\n"
+    "if #missing > 0 then return {0, missing} end\n"
+    "for i, k in ipairs(KEYS) do\n"
+    "  local id = ARGV[4 + i]\n"
+    "  local f = redis.call('HMGET', k, 'status', 'created_ms')\n"
+    "  if ARGV[2] == '' then redis.call('HDEL', k, 'status_reason')\n"
+    "  else redis.call('HSET', k, 'status_reason', ARGV[2]) end\n"
+    "  redis.call('HSET', k, 'status', ARGV[1], 'updated_ms', ARGV[3])\n"
+    "  if f[1] ~= ARGV[1] then\n"
+    "    if f[1] then redis.call('ZREM', 'nt:alerts:status:' .. f[1], id) end\n"
+    "    local s = 'nt:alerts:status:' .. ARGV[1]\n"
+    "    redis.call('ZADD', s, f[2] or ARGV[3], id)\n"
+    "    redis.call('PEXPIRE', s, ARGV[4])\n"
+    "  end\n"
+    "end\n"
+    "return {1, #KEYS}\n";
+
+/* KEYS[1] nt:exceptions KEYS[2] nt:exceptions:version KEYS[3]
+ * nt:exceptions:rule (id -> the item's rule_id, '' for an item without one).
+ * ARGV[1] c(reate) | r(eplace) | d(elete) ARGV[2] id ARGV[3] json ARGV[4]
+ * rule_id ('' = none) ARGV[5] most items (0 = no limit) ARGV[6] most items
+ * per rule_id (0 = no limit). Returns the new version; 0 when the id exists
+ * (create) / is absent (replace, delete); -1 when the store holds the most
+ * items already (create); -2 when the item's rule_id has the most items. Items
+ * written before nt:exceptions:rule existed are indexed (cjson) on first use. */
+static const char EXCEPTION_LUA[] =
+    "local op, id = ARGV[1], ARGV[2]\n"
+    "if op == 'd' then\n"
+    "  if redis.call('HDEL', KEYS[1], id) == 0 then return 0 end\n"
+    "  redis.call('HDEL', KEYS[3], id)\n"
+    "  return redis.call('INCR', KEYS[2])\n"
+    "end\n"
+    "local exists = redis.call('HEXISTS', KEYS[1], id) == 1\n"
+    "if (op == 'c') == exists then return 0 end\n"
+    "local max_total, max_rule = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "if op == 'c' and max_total > 0 and redis.call('HLEN', KEYS[1]) >= max_total then\n"
+    "  return -1\n"
+    "end\n"
+    "if max_rule > 0 then\n"
+    "  if redis.call('HLEN', KEYS[3]) < redis.call('HLEN', KEYS[1]) then\n"
+    "    for _, k in ipairs(redis.call('HKEYS', KEYS[1])) do\n"
+    "      if redis.call('HEXISTS', KEYS[3], k) == 0 then\n"
+    "        local ok, doc = pcall(cjson.decode, redis.call('HGET', KEYS[1], k))\n"
+    "        local r = ''\n"
+    "        if ok and type(doc) == 'table' and type(doc.rule_id) == 'string' then\n"
+    "          r = doc.rule_id\n"
+    "        end\n"
+    "        redis.call('HSET', KEYS[3], k, r)\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  local n, map = 0, redis.call('HGETALL', KEYS[3])\n"
+    "  for i = 1, #map, 2 do\n"
+    "    if map[i + 1] == ARGV[4] and map[i] ~= id and\n"
+    "       redis.call('HEXISTS', KEYS[1], map[i]) == 1 then n = n + 1 end\n"
+    "  end\n"
+    "  if n >= max_rule then return -2 end\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], id, ARGV[3])\n"
+    "redis.call('HSET', KEYS[3], id, ARGV[4])\n"
     "return redis.call('INCR', KEYS[2])\n";
 
-enum { SCRIPT_OBSERVE, SCRIPT_LIST, SCRIPT_STATUS, SCRIPT_EXCEPTION, SCRIPT_COUNT };
+enum {
+    SCRIPT_OBSERVE,
+    SCRIPT_LIST,
+    SCRIPT_STATUS,
+    SCRIPT_EXCEPTION,
+    SCRIPT_STATUS_MANY,
+    SCRIPT_COUNT
+};
 
 static const char *const script_text[SCRIPT_COUNT] = {OBSERVE_LUA, LIST_LUA, STATUS_LUA,
-                                                      EXCEPTION_LUA};
+                                                      EXCEPTION_LUA, STATUS_MANY_LUA};
 
 /* ---- the store ---------------------------------------------------------------- */
 
@@ -201,6 +263,8 @@ static const char *const script_text[SCRIPT_COUNT] = {OBSERVE_LUA, LIST_LUA, STA
 #define STORE_LIST_SCAN 5000
 #define STORE_LIST_MAX 1000
 #define STORE_ID_MAX 128
+#define STORE_BULK_MAX 1000
+#define STORE_EXCEPTION_PAGE_MAX 1000
 
 struct store {
     store_url url;
@@ -1190,6 +1254,96 @@ nt_status store_alert_set_status(store *s, const char *id, const char *status, c
     return st;
 }
 
+nt_status store_alert_set_status_many(store *s, const char *const *ids, size_t n,
+                                      const char *status, const char *reason, nt_time_ms now,
+                                      json_t **missing, nt_err *err)
+{
+    *missing = NULL;
+    if (n == 0 || n > STORE_BULK_MAX)
+        return nt_fail(err, NT_ERR_INVALID, "between 1 and %d alert ids are allowed",
+                       STORE_BULK_MAX);
+    for (size_t i = 0; i < n; i++)
+        if (!id_valid(ids[i])) return nt_fail(err, NT_ERR_INVALID, "alert id %zu is not valid", i);
+    if (!store_alert_status_valid(status))
+        return nt_fail(err, NT_ERR_INVALID, "status must be open, acknowledged or closed");
+    if (reason && !store_alert_reason_valid(reason))
+        return nt_fail(err, NT_ERR_INVALID,
+                       "reason must be one of false_positive, duplicate, true_positive, "
+                       "benign_positive, automated_closure, other");
+    if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
+    /* EVALSHA sha n key… status reason now retention id…: more arguments than
+     * a `cmd` holds, so the argv is built here. */
+    size_t argc = 7 + 2 * n;
+    const char **argv = calloc(argc, sizeof *argv);
+    size_t *lens = calloc(argc, sizeof *lens);
+    char **keys = calloc(n, sizeof *keys);
+    char nums[3][24];
+    batch b = {0};
+    redisReply *r = NULL;
+    nt_status st = argv && lens && keys ? NT_OK : store_nomem(err);
+    for (size_t i = 0; st == NT_OK && i < n; i++)
+        if (asprintf(&keys[i], "nt:alert:%s", ids[i]) < 0) {
+            keys[i] = NULL;
+            st = store_nomem(err);
+        }
+    if (st == NT_OK) {
+        size_t k = 0;
+        snprintf(nums[0], sizeof nums[0], "%zu", n);
+        snprintf(nums[1], sizeof nums[1], "%lld", (long long)now);
+        snprintf(nums[2], sizeof nums[2], "%lld", (long long)s->retention_ms);
+        argv[k++] = "EVALSHA";
+        argv[k++] = s->sha[SCRIPT_STATUS_MANY];
+        argv[k++] = nums[0];
+        for (size_t i = 0; i < n; i++)
+            argv[k++] = keys[i];
+        argv[k++] = status;
+        argv[k++] = or_empty(reason);
+        argv[k++] = nums[1];
+        argv[k++] = nums[2];
+        for (size_t i = 0; i < n; i++)
+            argv[k++] = ids[i];
+        for (size_t i = 0; i < argc; i++)
+            lens[i] = strlen(argv[i]);
+        st = batch_argv(&b, (int)argc, argv, lens, err);
+    }
+    if (st == NT_OK) st = store_exec(s, &b, &r, err);
+    if (st == NT_OK && reply_is_error(r))
+        st = store_failf(s, err, "bulk status script failed: %s", r->str);
+    for (size_t i = 0; keys && i < n; i++)
+        free(keys[i]);
+    free(keys);
+    free(argv);
+    free(lens);
+    batch_clear(&b);
+    if (st != NT_OK) {
+        if (r) freeReplyObject(r);
+        return st;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER) {
+        st = store_failf(s, err, "bulk status script returned an unexpected reply");
+    } else if (r->element[0]->integer == 0) {
+        const redisReply *m = r->element[1];
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && m->type == REDIS_REPLY_ARRAY && i < m->elements; i++)
+            if (m->element[i]->type == REDIS_REPLY_STRING &&
+                json_array_append_new(arr, json_stringn(m->element[i]->str, m->element[i]->len)) !=
+                    0) {
+                json_decref(arr);
+                arr = NULL;
+            }
+        if (!arr) {
+            st = store_nomem(err);
+        } else {
+            st = nt_fail(err, NT_ERR_NOTFOUND, "%zu of the %zu alert ids name no alert",
+                         json_array_size(arr), n);
+            *missing = arr;
+        }
+    }
+    freeReplyObject(r);
+    return st;
+}
+
 /* ---- listing ------------------------------------------------------------------------ */
 
 static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -1293,8 +1447,9 @@ nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alert
     } else if (f->cursor) {
         return nt_fail(err, NT_ERR_INVALID, "cursor is not valid");
     }
-    long long max = f->until >= 0 ? f->until : -1;
-    if (cs >= 0 && (max < 0 || cs < max)) max = cs;
+    int has_max = f->has_until;
+    long long max = f->until;
+    if (cs >= 0 && (!has_max || cs < max)) max = cs, has_max = 1;
     if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
 
     cmd c = {0};
@@ -1307,11 +1462,11 @@ nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alert
     if (nonempty(f->account)) cmd_fmt(&c, "nt:alerts:account:%s", f->account);
     if (nonempty(f->user)) cmd_fmt(&c, "nt:alerts:user:%s", f->user);
     if (!nkeys) cmd_str(&c, "nt:alerts");
-    if (max >= 0)
+    if (has_max)
         cmd_ll(&c, max);
     else
         cmd_str(&c, "+inf");
-    if (f->since >= 0)
+    if (f->has_since)
         cmd_ll(&c, f->since);
     else
         cmd_str(&c, "-inf");
@@ -1419,20 +1574,25 @@ static nt_status exception_id_check(const char *id, nt_err *err)
     return NT_OK;
 }
 
-/* Runs the exception script; *version = its reply (0 = conflict / not found). */
+/* Runs the exception script; *version = its reply (0 = conflict / not found,
+ * -1 / -2 = a quota is full). */
 static nt_status exception_script(store *s, const char *op, const char *id, const char *json,
-                                  long long *version, nt_err *err)
+                                  const store_exception_quota *q, long long *version, nt_err *err)
 {
     if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
     cmd c = {0};
     cmd_str(&c, "EVALSHA");
     cmd_str(&c, s->sha[SCRIPT_EXCEPTION]);
-    cmd_ll(&c, 2);
+    cmd_ll(&c, 3);
     cmd_str(&c, "nt:exceptions");
     cmd_str(&c, "nt:exceptions:version");
+    cmd_str(&c, "nt:exceptions:rule");
     cmd_str(&c, op);
     cmd_str(&c, id);
     cmd_str(&c, or_empty(json));
+    cmd_str(&c, q ? or_empty(q->rule_id) : "");
+    cmd_ll(&c, q ? (long long)q->max_total : 0);
+    cmd_ll(&c, q ? (long long)q->max_per_rule : 0);
     redisReply *r;
     nt_status st = store_run1(s, &c, "exception script failed", &r, err);
     if (st != NT_OK) return st;
@@ -1444,7 +1604,8 @@ static nt_status exception_script(store *s, const char *op, const char *id, cons
     return st;
 }
 
-nt_status store_exception_put(store *s, const char *id, const char *json, int create, nt_err *err)
+nt_status store_exception_put(store *s, const char *id, const char *json, int create,
+                              const store_exception_quota *q, nt_err *err)
 {
     nt_status st = exception_id_check(id, err);
     if (st != NT_OK) return st;
@@ -1454,8 +1615,20 @@ nt_status store_exception_put(store *s, const char *id, const char *json, int cr
     json_decref(parsed);
     if (!is_obj) return nt_fail(err, NT_ERR_INVALID, "exception %s is not a JSON object", id);
     long long version = 0;
-    st = exception_script(s, create ? "c" : "r", id, json, &version, err);
+    st = exception_script(s, create ? "c" : "r", id, json, q, &version, err);
     if (st != NT_OK) return st;
+    if (version == -1)
+        return nt_fail(err, NT_ERR_LIMIT, "there are already %zu exception items, the most allowed",
+                       q->max_total);
+    if (version == -2) {
+        if (nonempty(q->rule_id))
+            return nt_fail(err, NT_ERR_LIMIT,
+                           "rule_id %.128s already has %zu exception items, the most allowed",
+                           q->rule_id, q->max_per_rule);
+        return nt_fail(err, NT_ERR_LIMIT,
+                       "there are already %zu exception items without a rule_id, the most allowed",
+                       q->max_per_rule);
+    }
     if (version == 0)
         return create ? nt_fail(err, NT_ERR_CONFLICT, "exception %s already exists", id)
                       : nt_fail(err, NT_ERR_NOTFOUND, "exception %s not found", id);
@@ -1467,7 +1640,7 @@ nt_status store_exception_delete(store *s, const char *id, nt_err *err)
     nt_status st = exception_id_check(id, err);
     if (st != NT_OK) return st;
     long long version = 0;
-    st = exception_script(s, "d", id, NULL, &version, err);
+    st = exception_script(s, "d", id, NULL, NULL, &version, err);
     if (st != NT_OK) return st;
     if (version == 0) return nt_fail(err, NT_ERR_NOTFOUND, "exception %s not found", id);
     return NT_OK;
@@ -1585,6 +1758,114 @@ done:
         json_decref(arr);
     else
         *items = arr;
+    return st;
+}
+
+static int cstr_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+nt_status store_exception_page(store *s, const char *cursor, size_t limit, json_t **items,
+                               char **next_cursor, nt_err *err)
+{
+    *items = NULL;
+    *next_cursor = NULL;
+    char after[STORE_ID_MAX + 1] = "";
+    size_t after_len = 0;
+    if (limit == 0 || limit > STORE_EXCEPTION_PAGE_MAX)
+        return nt_fail(err, NT_ERR_INVALID, "limit must be between 1 and %d",
+                       STORE_EXCEPTION_PAGE_MAX);
+    if (cursor && (strlen(cursor) > 4 * STORE_ID_MAX / 3 + 4 ||
+                   b64url_decode(cursor, after, sizeof after - 1, &after_len) != 0 ||
+                   after_len == 0 || memchr(after, 0, after_len) || !id_valid(after)))
+        return nt_fail(err, NT_ERR_INVALID, "cursor is not valid");
+    after[after_len] = 0;
+
+    cmd c = {0};
+    redisReply *keys = NULL, *vals = NULL;
+    const char **page = NULL;
+    json_t *arr = NULL;
+    nt_status st;
+    cmd_str(&c, "HKEYS");
+    cmd_str(&c, "nt:exceptions");
+    if ((st = store_run1(s, &c, "HKEYS", &keys, err)) != NT_OK) return st;
+    if (keys->type != REDIS_REPLY_ARRAY) {
+        st = store_failf(s, err, "HKEYS returned an unexpected reply");
+        goto done;
+    }
+    /* Ids are short (<= 128 bytes): sorting them all is cheap; only one
+     * page of documents is ever read. */
+    size_t n = 0, from = 0;
+    page = calloc(keys->elements ? keys->elements : 1, sizeof *page);
+    arr = json_array();
+    if (!page || !arr) {
+        st = store_nomem(err);
+        goto done;
+    }
+    for (size_t i = 0; i < keys->elements; i++)
+        if (keys->element[i]->type == REDIS_REPLY_STRING) page[n++] = keys->element[i]->str;
+    qsort(page, n, sizeof *page, cstr_cmp);
+    while (from < n && after_len && strcmp(page[from], after) <= 0)
+        from++;
+    size_t take = n - from < limit ? n - from : limit;
+    if (take == 0) goto done;
+    /* HMGET with up to STORE_EXCEPTION_PAGE_MAX fields: more than a cmd holds. */
+    {
+        const char **argv = calloc(take + 2, sizeof *argv);
+        size_t *lens = calloc(take + 2, sizeof *lens);
+        batch b = {0};
+        st = argv && lens ? NT_OK : store_nomem(err);
+        if (st == NT_OK) {
+            argv[0] = "HMGET";
+            argv[1] = "nt:exceptions";
+            for (size_t i = 0; i < take; i++)
+                argv[i + 2] = page[from + i];
+            for (size_t i = 0; i < take + 2; i++)
+                lens[i] = strlen(argv[i]);
+            st = batch_argv(&b, (int)(take + 2), argv, lens, err);
+        }
+        if (st == NT_OK) st = store_exec(s, &b, &vals, err);
+        batch_clear(&b);
+        free(argv);
+        free(lens);
+        if (st != NT_OK) goto done;
+    }
+    if (reply_is_error(vals) || vals->type != REDIS_REPLY_ARRAY || vals->elements != take) {
+        st = store_failf(s, err, "HMGET returned an unexpected reply");
+        goto done;
+    }
+    for (size_t i = 0; i < take; i++) {
+        const redisReply *v = vals->element[i];
+        if (v->type == REDIS_REPLY_NIL) continue; /* deleted since HKEYS */
+        json_error_t jerr;
+        json_t *item = v->type == REDIS_REPLY_STRING ? json_loadb(v->str, v->len, 0, &jerr) : NULL;
+        if (!json_is_object(item)) {
+            json_decref(item);
+            st = store_failf(s, err, "exception %.128s is stored as invalid JSON", page[from + i]);
+            goto done;
+        }
+        if (json_array_append_new(arr, item) != 0) {
+            st = store_nomem(err);
+            goto done;
+        }
+    }
+    if (from + take < n) {
+        *next_cursor = b64url_encode(page[from + take - 1], strlen(page[from + take - 1]));
+        if (!*next_cursor) st = store_nomem(err);
+    }
+
+done:
+    if (keys) freeReplyObject(keys);
+    if (vals) freeReplyObject(vals);
+    free(page);
+    if (st != NT_OK) {
+        json_decref(arr);
+        free(*next_cursor);
+        *next_cursor = NULL;
+    } else {
+        *items = arr;
+    }
     return st;
 }
 

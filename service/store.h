@@ -32,6 +32,8 @@
  *   nt:rule:{rule_id}:learning_since  string ms, set once (SET NX)
  *   nt:exceptions                     hash exception id -> item JSON text
  *   nt:exceptions:version             integer, INCR on every change
+ *   nt:exceptions:rule                hash exception id -> its rule_id ('' = none),
+ *                                     for the per-rule quota
  *   nt:rejects                        list of reject JSON objects, newest
  *                                     first, LTRIM to reject_cap
  *
@@ -152,9 +154,10 @@ nt_status store_alert_get(store *s, const char *id, json_t **out, nt_err *err);
 
 typedef struct store_alert_filter {
     const char *status, *rule_id, *account, *user; /* NULL = any; ANDed */
-    nt_time_ms since, until;                       /* on created_ms, inclusive; -1 = none */
+    nt_time_ms since, until;                       /* on created_ms, inclusive, when has_… */
     size_t limit;                                  /* 1..1000; 0 = 100 */
     const char *cursor;                            /* NULL or a next_cursor from a previous page */
+    int has_since, has_until; /* 0 = that bound is not given (any time, also before 1970) */
 } store_alert_filter;
 
 /* Newest first (created desc, then id desc). *alerts = array of documents;
@@ -173,12 +176,31 @@ nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alert
 nt_status store_alert_set_status(store *s, const char *id, const char *status, const char *reason,
                                  nt_time_ms now, json_t **out, nt_err *err);
 
+/* The same for ids[0..n) (1 <= n <= 1000) in ONE script, all or nothing:
+ * every id is checked first; when any names no alert, nothing changes, the
+ * result is NT_ERR_NOTFOUND and *missing = a new array of those ids (the
+ * caller json_decref()s it; NULL otherwise). NT_ERR_INVALID for a bad id,
+ * status or reason (before anything is sent). */
+nt_status store_alert_set_status_many(store *s, const char *const *ids, size_t n,
+                                      const char *status, const char *reason, nt_time_ms now,
+                                      json_t **missing, nt_err *err);
+
 /* ---- exceptions ---------------------------------------------------------- */
 
 /* id: [A-Za-z0-9._-]{1,128}; json: a JSON object (stored as given). create=1:
  * NT_ERR_CONFLICT when the id exists; create=0 (replace): NT_ERR_NOTFOUND when
  * absent. Every change bumps nt:exceptions:version in the same script. */
-nt_status store_exception_put(store *s, const char *id, const char *json, int create, nt_err *err);
+typedef struct store_exception_quota {
+    const char *rule_id; /* the item's rule_id; NULL or "" = none (one group of its own) */
+    size_t max_total;    /* most items in the store, checked on create; 0 = no limit */
+    size_t max_per_rule; /* most items with the same rule_id, this one included; 0 = no limit */
+} store_exception_quota;
+
+/* q (may be NULL: no limits) is checked in the same script that writes, so
+ * concurrent writers cannot exceed it: NT_ERR_LIMIT with a sentence naming
+ * the full quota. */
+nt_status store_exception_put(store *s, const char *id, const char *json, int create,
+                              const store_exception_quota *q, nt_err *err);
 /* *json: malloc'd text. NT_ERR_NOTFOUND. */
 nt_status store_exception_get(store *s, const char *id, char **json, nt_err *err);
 /* NT_ERR_NOTFOUND. */
@@ -187,6 +209,13 @@ nt_status store_exception_delete(store *s, const char *id, nt_err *err);
  * atomically (MULTI). version 0 = never changed. */
 nt_status store_exception_all(store *s, json_t **items, long long *version, nt_err *err);
 nt_status store_exception_version(store *s, long long *version, nt_err *err);
+/* One page of items sorted by id: at most limit (1..1000) items with ids
+ * after the cursor (NULL = from the start). *next_cursor = NULL on the last
+ * page, else an opaque cursor for the next one (malloc'd). The cursor is a
+ * position (an id), not an offset, so changes between pages never repeat or
+ * skip an item that exists throughout. NT_ERR_INVALID "cursor is not valid". */
+nt_status store_exception_page(store *s, const char *cursor, size_t limit, json_t **items,
+                               char **next_cursor, nt_err *err);
 
 /* ---- rejects (dead letters) --------------------------------------------- */
 

@@ -926,7 +926,8 @@ def fix_replace_exception(walk, value, values):
 def fix_bulk_status(walk, value, _values):
     alert = walk.objects.get("alert")
     if alert:
-        value["ids"] = [alert] + [i for i in value.get("ids", []) if i != alert]
+        # All or nothing: an example id that names no alert would make the whole request a 404.
+        value["ids"] = [alert]
     return {}
 
 

@@ -64,7 +64,10 @@ class Alerts(ServiceTest):
         self.assertEqual([x["id"] for x in self.svc.alerts(status="closed")], [ids[0]])
         s, b = self.svc.api("POST", "/alerts/status", {"ids": ids + ["0" * 32], "status": "closed",
                                                         "reason": "duplicate"})
-        self.assertEqual((s, b["updated"], b["not_found"]), (200, 2, ["0" * 32]))
+        self.assertEqual((s, b["error"], b["not_found"]), (404, "not_found", ["0" * 32]))
+        self.assertEqual(len(self.svc.alerts(status="closed")), 1)  # all or nothing
+        s, b = self.svc.api("POST", "/alerts/status", {"ids": ids, "status": "closed", "reason": "duplicate"})
+        self.assertEqual((s, b["updated"], b["not_found"]), (200, 2, []))
         self.assertEqual(len(self.svc.alerts(status="closed")), 2)
 
     def test_alert_errors(self):

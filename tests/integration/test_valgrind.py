@@ -182,8 +182,10 @@ class ValgrindClean(unittest.TestCase):
                                    {"status": "closed", "reason": "false_positive"}), "alert patch")
         self.expect(400, self.call("PATCH", f"/api/v1/alerts/{ids[0]}", {"status": "nope"}), "bad patch")
         self.expect(400, self.call("PATCH", f"/api/v1/alerts/{ids[0]}", "{trunc"), "patch not JSON")
+        self.expect(404, self.call("POST", "/api/v1/alerts/status",
+                                   {"ids": ids + ["f" * 32], "status": "acknowledged"}), "bulk unknown id")
         bulk = self.expect(200, self.call("POST", "/api/v1/alerts/status",
-                                          {"ids": ids + ["f" * 32], "status": "acknowledged"}), "bulk")
+                                          {"ids": ids, "status": "acknowledged"}), "bulk")
         self.assertEqual(bulk["updated"], len(ids))
         self.expect(403, self.call("POST", "/api/v1/alerts/status", {"ids": ids, "status": "open"},
                                    token="read"), "bulk read token")
@@ -204,6 +206,12 @@ class ValgrindClean(unittest.TestCase):
                                                        "type": "match", "value": "x"}])), "bad entry")
         self.expect(200, self.call("GET", f"/api/v1/exceptions/{created['id']}", token="read"), "exc get")
         self.expect(200, self.call("GET", "/api/v1/exceptions", token="read"), "exc list")
+        page = self.expect(200, self.call("GET", "/api/v1/exceptions?limit=1", token="read"), "exc page")
+        self.expect(200, self.call("GET", f"/api/v1/exceptions?limit=1&cursor={page['next_cursor']}",
+                                   token="read"), "exc next page")
+        self.expect(400, self.call("GET", "/api/v1/exceptions?cursor=%25%25", token="read"), "exc bad cursor")
+        self.expect(413, self.call("POST", "/api/v1/exceptions", dict(exc, tags=["t" * 4000] * 10)),
+                    "exception too large")
         self.expect(200, self.call("PUT", "/api/v1/exceptions/vg-fixed", dict(exc, name="renamed")), "put")
         # The exception now applies: the excepted user raises nothing.
         self.expect(200, svc.firehose(firehose_payload([b64(discovery_record(user="vg-excepted"))])),

@@ -4,7 +4,9 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const struct {
     const char *text;
@@ -17,6 +19,8 @@ static const struct {
     {"2026-11-28T04:59:12-00:30", 1795843752000},
     {"2024-02-29T00:00:00Z", 1709164800000},
     {"2026-11-28", 1795824000000},
+    {"2000-02-29T00:00:00Z", 951782400000},
+    {"1960-01-01T00:00:00Z", -315619200000},
 };
 
 START_TEST(rfc3339_dates_parse_to_epoch_milliseconds)
@@ -29,9 +33,12 @@ START_TEST(rfc3339_dates_parse_to_epoch_milliseconds)
 }
 END_TEST
 
-static const char *bad_times[] = {
-    "",          "2026-13-01T00:00:00Z",  "2026-11-28T05:29:12",     "2026-11-28T25:00:00Z",
-    "yesterday", "2026-11-28T05:29:12.Z", "2026-11-28T05:29:12Zjunk"};
+static const char *bad_times[] = {"", "2026-13-01T00:00:00Z", "2026-11-28T05:29:12",
+                                  "2026-11-28T25:00:00Z", "yesterday", "2026-11-28T05:29:12.Z",
+                                  "2026-11-28T05:29:12Zjunk",
+                                  /* days a month does not have */
+                                  "2024-02-30T00:00:00Z", "2023-02-29T00:00:00Z", "1900-02-29",
+                                  "2026-04-31T00:00:00Z", "2026-06-31"};
 
 START_TEST(malformed_dates_are_refused_with_a_message)
 {
@@ -114,6 +121,85 @@ START_TEST(wildcards_match_case_sensitively)
                       glob_cases[_i].want,
                   "pattern %s text %s", glob_cases[_i].pattern, glob_cases[_i].text);
     nt_glob_free(&g);
+}
+END_TEST
+
+/* Exhaustive reference: any way of matching, with the same `?` rule (one
+ * UTF-8 sequence, or one byte when the sequence is cut by the end). */
+static size_t ref_utf8_len(unsigned char c)
+{
+    return c >= 0xF0 && c < 0xF8 ? 4 : c >= 0xE0 && c < 0xF0 ? 3 : c >= 0xC0 && c < 0xE0 ? 2 : 1;
+}
+
+static int ref_match(const char *p, size_t pn, const unsigned char *t, size_t tn)
+{
+    if (pn == 0) return tn == 0;
+    if (p[0] == '*') {
+        for (size_t k = 0; k <= tn; k++)
+            if (ref_match(p + 1, pn - 1, t + k, tn - k)) return 1;
+        return 0;
+    }
+    if (tn == 0) return 0;
+    if (p[0] == '?') {
+        size_t l = ref_utf8_len(t[0]);
+        if (l > tn) l = 1;
+        return ref_match(p + 1, pn - 1, t + l, tn - l);
+    }
+    return (unsigned char)p[0] == t[0] && ref_match(p + 1, pn - 1, t + 1, tn - 1);
+}
+
+START_TEST(the_segment_matcher_agrees_with_exhaustive_backtracking)
+{
+    static const char pat_alpha[] = {'a', 'b', '*', '?', '*', '\xc3', '\xa9'};
+    static const char txt_alpha[] = {'a', 'b', '\xc3', '\xa9', '\xe2'};
+    unsigned seed = 12345;
+    for (int n = 0; n < 200000; n++) {
+        char pat[10], txt[14];
+        seed = seed * 1103515245u + 12345u;
+        size_t pn = (seed >> 16) % 9, tn = (seed >> 8) % 13;
+        for (size_t i = 0; i < pn; i++) {
+            seed = seed * 1103515245u + 12345u;
+            pat[i] = pat_alpha[(seed >> 16) % sizeof pat_alpha];
+        }
+        for (size_t i = 0; i < tn; i++) {
+            seed = seed * 1103515245u + 12345u;
+            txt[i] = txt_alpha[(seed >> 16) % sizeof txt_alpha];
+        }
+        nt_glob g;
+        ck_assert_int_eq(nt_glob_compile(&g, pat, pn, NULL), NT_OK);
+        int want = ref_match(pat, pn, (const unsigned char *)txt, tn);
+        ck_assert_msg(nt_glob_match(&g, txt, tn) == want, "pattern '%.*s' text '%.*s': want %d",
+                      (int)pn, pat, (int)tn, txt, want);
+        nt_glob_free(&g);
+    }
+}
+END_TEST
+
+/* Issue 10: `*` + 4000 `a` + `b?` against 1 MB of `a` took 3 s per pattern
+ * with the single-backtrack matcher; the anchored tail makes it O(pattern). */
+START_TEST(a_long_tail_after_a_star_against_a_long_text_is_fast)
+{
+    size_t pn = 4003, tn = 1 << 20;
+    char *pat = malloc(pn), *txt = malloc(tn);
+    ck_assert(pat && txt);
+    pat[0] = '*';
+    memset(pat + 1, 'a', 4000);
+    memcpy(pat + 4001, "b?", 2);
+    memset(txt, 'a', tn);
+    nt_glob g;
+    ck_assert_int_eq(nt_glob_compile(&g, pat, pn, NULL), NT_OK);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(nt_glob_match(&g, txt, tn), 0);
+    memcpy(txt + tn - 4002, pat + 1, 4002); /* now it ends in a…ab? */
+    ck_assert_int_eq(nt_glob_match(&g, txt, tn), 1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    ck_assert_msg(secs < 0.5, "101 matches took %.3f s", secs);
+    nt_glob_free(&g);
+    free(pat);
+    free(txt);
 }
 END_TEST
 
@@ -250,6 +336,8 @@ static Suite *common_suite(void)
     tcase_add_loop_test(tc, wildcards_match_case_sensitively, 0,
                         sizeof glob_cases / sizeof glob_cases[0]);
     tcase_add_test(tc, wildcard_literal_for_prefilter);
+    tcase_add_test(tc, the_segment_matcher_agrees_with_exhaustive_backtracking);
+    tcase_add_test(tc, a_long_tail_after_a_star_against_a_long_text_is_fast);
     tcase_add_loop_test(tc, utf8_sequences_are_validated_strictly, 0,
                         sizeof utf8_cases / sizeof utf8_cases[0]);
     suite_add_tcase(s, tc);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- test field source ------------------------------------------------- */
 
@@ -361,9 +362,6 @@ static const struct {
     {"description", "description is longer than 4096 bytes"},
     {"rule_id", "rule_id is longer than 4096 bytes"},
     {"field", "entries[0].field is longer than 4096 bytes"},
-    {"match", "entries[0].value is longer than 4096 bytes"},
-    {"match_any", "entries[0].value[0] is longer than 4096 bytes"},
-    {"wildcard", "entries[0].value is longer than 4096 bytes"},
     {"tag", "tags[0] is longer than 4096 bytes"},
     {"comment", "comments[0].comment is longer than 4096 bytes"},
 };
@@ -412,6 +410,41 @@ START_TEST(strings_of_4096_bytes_are_allowed_and_longer_ones_refused)
     doc = item_with_long_string((size_t)_i, 8u << 20);
     ck_assert_int_eq(try_parse(doc, &err), NT_ERR_INVALID);
     ck_assert_str_eq(err.msg, long_string_cases[_i].message);
+    json_decref(doc);
+}
+END_TEST
+
+/* Values compared with event values stop at ignore_above (1024 bytes). */
+static const struct {
+    const char *what, *message;
+} unindexable_cases[] = {
+    {"match", "entries[0].value is 1025 bytes; values longer than 1024 bytes are not indexed "
+              "(ignore_above), so it could never match"},
+    {"match_any", "entries[0].value[0] is 1025 bytes; values longer than 1024 bytes are not "
+                  "indexed (ignore_above), so it could never match"},
+    {"wildcard", "entries[0].value is 1025 bytes; values longer than 1024 bytes are not indexed "
+                 "(ignore_above), so it could never match"},
+};
+
+static json_t *item_with_long_value(size_t i, size_t len)
+{
+    char *s = filled(len, 'a');
+    json_t *str = json_string(s);
+    free(s);
+    const char *type = unindexable_cases[i].what;
+    json_t *value = strcmp(type, "match_any") == 0 ? json_pack("[o]", str) : str;
+    return item_with(json_pack("[o]", entry("user.name", type, "included", value)));
+}
+
+START_TEST(values_of_1024_bytes_are_allowed_and_longer_ones_refused)
+{
+    nt_err err = {{0}};
+    json_t *doc = item_with_long_value((size_t)_i, EXC_IGNORE_ABOVE);
+    ck_assert_msg(try_parse(doc, &err) == NT_OK, "%s: %s", unindexable_cases[_i].what, err.msg);
+    json_decref(doc);
+    doc = item_with_long_value((size_t)_i, EXC_IGNORE_ABOVE + 1);
+    ck_assert_int_eq(try_parse(doc, &err), NT_ERR_INVALID);
+    ck_assert_str_eq(err.msg, unindexable_cases[_i].message);
     json_decref(doc);
 }
 END_TEST
@@ -521,17 +554,18 @@ START_TEST(long_unknown_keys_and_values_are_quoted_truncated_in_messages)
 }
 END_TEST
 
-START_TEST(events_with_long_values_and_many_values_match_without_trouble)
+START_TEST(values_longer_than_ignore_above_are_absent_and_many_values_still_match)
 {
     test_source ts = {0};
     json_t *doc = item_with(json_pack(
         "[o, o]", entry("user_agent.original", "wildcard", "included", json_string("*Terraform*")),
         entry("tags", "match", "included", json_string("needle"))));
     exc_item *it = parse_ok(doc, &ts, "long values");
-    /* 4 MB user agent with the literal at the very end. */
-    size_t big = 4u << 20;
-    char *ua = filled(big, 'x');
+    /* A 1024-byte user agent (the ignore_above limit) with the literal at the very end. */
+    size_t big = EXC_IGNORE_ABOVE;
+    char *ua = filled(4u << 20, 'x');
     memcpy(ua + big - 9, "Terraform", 9);
+    ua[big] = 0;
     json_t *tags = json_array();
     for (int i = 0; i < 10; i++)
         json_array_append_new(tags, json_string("hay"));
@@ -545,10 +579,83 @@ START_TEST(events_with_long_values_and_many_values_match_without_trouble)
     ua[big - 1] = 'X';
     json_object_set_new(json_object_get(ev_doc, "user_agent"), "original", json_string(ua));
     ck_assert_int_eq(exc_item_match(it, "r", &ev, 0), 0);
+    /* One byte more (and 4 MB): not indexed, so absent: the wildcard cannot hold. */
+    memset(ua, 'x', 4u << 20);
+    memcpy(ua + (4u << 20) - 10, "Terraform", 9);
+    ua[(4u << 20) - 1] = 0;
+    json_object_set_new(json_object_get(ev_doc, "user_agent"), "original", json_string(ua));
+    ck_assert_int_eq(exc_item_match(it, "r", &ev, 0), 0);
+    ua[big + 1] = 0;
+    memcpy(ua + big + 1 - 9, "Terraform", 9);
+    json_object_set_new(json_object_get(ev_doc, "user_agent"), "original", json_string(ua));
+    ck_assert_int_eq(exc_item_match(it, "r", &ev, 0), 0);
+    exc_item_free(it);
+    json_decref(doc);
+
+    /* ... and "excluded" holds on it, as "is not" holds on a missing field. */
+    doc = item_with(json_pack(
+        "[o]", entry("user_agent.original", "wildcard", "excluded", json_string("*Terraform*"))));
+    it = parse_ok(doc, &ts, "long values excluded");
+    ck_assert_int_eq(exc_item_match(it, "r", &ev, 0), 1);
     exc_item_free(it);
     json_decref(doc);
     json_decref(ev_doc);
     free(ua);
+    ts_free(&ts);
+}
+END_TEST
+
+START_TEST(hostile_wildcards_are_refused_and_bounded)
+{
+    test_source ts = {0};
+    nt_err err = {{0}};
+    /* The pattern: '*' + 4000 'a' + "b?": longer than any indexed value. */
+    char *pat = filled(4003, 'a');
+    pat[0] = '*';
+    memcpy(pat + 4001, "b?", 2);
+    json_t *doc = item_with(
+        json_pack("[o]", entry("user_agent.original", "wildcard", "included", json_string(pat))));
+    ck_assert_int_eq(try_parse(doc, &err), NT_ERR_INVALID);
+    ck_assert_str_eq(err.msg, "entries[0].value is 4003 bytes; values longer than 1024 bytes are "
+                              "not indexed (ignore_above), so it could never match");
+    json_decref(doc);
+    doc = item_with(json_pack("[o]", entry("user.name", "wildcard", "included",
+                                           json_string("a*b?c*d?e*f?g*h?i*j?k*l?m*n?o*p?q**r"))));
+    ck_assert_int_eq(try_parse(doc, &err), NT_ERR_INVALID);
+    ck_assert_str_eq(err.msg, "entries[0].value has 17 wildcards (runs of '*' and each '?'); at "
+                              "most 16 are allowed");
+    json_decref(doc);
+    doc =
+        item_with(json_pack("[o]", entry("user.name", "match", "included", json_string(pat + 1))));
+    ck_assert_int_eq(try_parse(doc, &err), NT_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err.msg, "ignore_above"));
+    json_decref(doc);
+
+    /* At the limits (1024-byte pattern, 16 wildcards, middle '?' segments)
+     * against a 1024-byte value: bounded, whatever the pair. */
+    memset(pat, 'a', 1024);
+    for (int k = 0; k < 8; k++)
+        pat[k * 120] = '*', pat[k * 120 + 60] = '?';
+    pat[1023] = 'b';
+    pat[1024] = 0;
+    doc = item_with(
+        json_pack("[o]", entry("user_agent.original", "wildcard", "included", json_string(pat))));
+    exc_item *it = parse_ok(doc, &ts, "at the limits");
+    char *ua = filled(EXC_IGNORE_ABOVE, 'a');
+    json_t *ev_doc = json_pack("{s:{s:s}}", "user_agent", "original", ua);
+    test_event ev = {.doc = ev_doc};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(exc_item_match(it, "r", &ev, 0), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    ck_assert_msg(secs < 1.0, "100 matches at the limits took %.3f s", secs);
+    exc_item_free(it);
+    json_decref(doc);
+    json_decref(ev_doc);
+    free(ua);
+    free(pat);
     ts_free(&ts);
 }
 END_TEST
@@ -811,7 +918,10 @@ static Suite *exception_suite(void)
     tcase_add_test(tc, tags_and_comments_are_capped_at_1024);
     tcase_add_test(tc, deeply_nested_and_huge_values_are_refused_without_crashing);
     tcase_add_test(tc, long_unknown_keys_and_values_are_quoted_truncated_in_messages);
-    tcase_add_test(tc, events_with_long_values_and_many_values_match_without_trouble);
+    tcase_add_test(tc, values_longer_than_ignore_above_are_absent_and_many_values_still_match);
+    tcase_add_test(tc, hostile_wildcards_are_refused_and_bounded);
+    tcase_add_loop_test(tc, values_of_1024_bytes_are_allowed_and_longer_ones_refused, 0,
+                        (int)(sizeof unindexable_cases / sizeof unindexable_cases[0]));
     tcase_add_test(tc, values_compare_byte_exactly_even_with_nul_bytes);
     tcase_add_test(tc, a_set_lives_until_its_last_reference_is_dropped);
     tcase_add_test(tc, a_set_is_shared_safely_by_threads_that_drop_it_in_any_order);

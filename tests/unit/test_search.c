@@ -3,6 +3,8 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +55,173 @@ START_TEST(unicode_escapes_are_found)
 }
 END_TEST
 
+/* The structural scan: (text, 1 when structurally complete JSON). */
+static const struct {
+    const char *text;
+    int want;
+} structure_cases[] = {
+    {"{}", 1},
+    {"[]", 1},
+    {" {\"eventVersion\": \"1.11\"} ", 1},
+    {"{\"a\":[1,2.5e-3,true,false,null,{\"b\":\"\\u00e9\\\"\\\\\\/\\b\\f\\n\\r\\t\"}]}", 1},
+    {"{\"a\":1}\n{\"b\":2}\n", 1}, /* NDJSON */
+    {"{\"a\":1}{\"b\":2}", 1},     /* concatenated */
+    {"{\"s\":\"caf\xc3\xa9 \xe2\x82\xac\"}", 1},
+    {"{\"eventVersion\": \"1.11\", \"truncated", 0}, /* issue 10 */
+    {"{\"eventVersion\": \"1.11\", \"a\": 1", 0},
+    {"{\"eventVersion\": \"1.11\"}}", 0},
+    {"{\"a\": [1, 2}", 0},
+    {"{\"a\": {1, 2]}", 0},
+    {"[{\"a\":1]}", 0},
+    {"{\"a\": \"\\x\"}", 0},       /* bad escape */
+    {"{\"a\": \"\\u12g4\"}", 0},   /* bad \\u escape */
+    {"{\"a\": \"\\u12\"}", 0},     /* short \\u escape */
+    {"{\"a\": \"tab\there\"}", 0}, /* raw control byte in a string */
+    {"{\"a\": \"ends in a backslash\\", 0},
+    {"{\"a\": 1} x", 0},
+    {"{\"a\": 1}, {}", 0},
+    {"{\"a\": @}", 1}, /* not a parse: bytes between tokens are not checked */
+    {"{\"a\": \x01}", 0},
+    {"[\"0123456789abcdef\", \"0123456789abcdef0123456789\", {\"k\": [\"\\\"}\"]}]", 1},
+    {"[\"0123456789abcdef\", \"0123456789abcdef0123456789\", {\"k\": [\"\\\"}\"}]]", 0},
+    {"", 0},
+    {"   ", 0},
+    {"\"just a string\"", 0},
+    {"42", 0},
+};
+
+START_TEST(the_structure_scan_accepts_complete_json_and_refuses_broken_units)
+{
+    const char *t = structure_cases[_i].text;
+    ck_assert_msg(nt_json_structure_ok(t, strlen(t)) == structure_cases[_i].want, "%s -> %d", t,
+                  !structure_cases[_i].want);
+}
+END_TEST
+
+START_TEST(nesting_deeper_than_64_is_refused)
+{
+    char deep[2 * 65 + 1];
+    for (int d = 64; d <= 65; d++) {
+        memset(deep, '[', (size_t)d);
+        memset(deep + d, ']', (size_t)d);
+        ck_assert_int_eq(nt_json_structure_ok(deep, 2 * (size_t)d), d <= 64);
+    }
+}
+END_TEST
+
+/* Every real record passes, and every proper prefix of it (a truncated record)
+ * fails, also once the record is compact JSON, at every cut. */
+START_TEST(every_truncation_of_a_real_record_is_refused)
+{
+    static const char *const files[] = {"organizations_ListAccounts_IAMUser.json",
+                                        "s3_GetObject_AssumedRole.json"};
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/cloudtrail/%s", NT_TEST_DATA, files[f]);
+        size_t n;
+        char *text = tu_read_file(path, &n);
+        json_error_t jerr;
+        json_t *doc = json_loadb(text, n, 0, &jerr);
+        ck_assert_ptr_nonnull(doc);
+        char *compact = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII);
+        const char *forms[] = {text, compact};
+        size_t lens[] = {n, strlen(compact)};
+        for (int k = 0; k < 2; k++) {
+            size_t end = lens[k];
+            while (end > 0 && strchr(" \n\r\t", forms[k][end - 1]))
+                end--;
+            ck_assert(nt_json_structure_ok(forms[k], lens[k]));
+            for (size_t cut = 0; cut < end; cut++)
+                ck_assert_msg(!nt_json_structure_ok(forms[k], cut), "%s cut at %zu", files[f], cut);
+        }
+        free(compact);
+        json_decref(doc);
+        free(text);
+    }
+}
+END_TEST
+
+/* An independent byte-at-a-time reference of the documented rules. */
+static int ref_structure_ok(const unsigned char *s, size_t n)
+{
+    char stack[64];
+    size_t depth = 0;
+    int values = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') continue;
+        if (c == '{' || c == '[') {
+            if (depth == 64) return 0;
+            values += depth == 0;
+            stack[depth++] = (char)c;
+        } else if (depth == 0 || c < 0x20) {
+            return 0;
+        } else if (c == '}' || c == ']') {
+            if (stack[--depth] != (c == '}' ? '{' : '[')) return 0;
+        } else if (c == '"') {
+            for (i++;; i++) {
+                if (i >= n || s[i] < 0x20) return 0;
+                if (s[i] == '"') break;
+                if (s[i] != '\\') continue;
+                if (++i >= n) return 0;
+                if (s[i] == 'u') {
+                    for (int k = 0; k < 4; k++)
+                        if (++i >= n || !strchr("0123456789abcdefABCDEF", s[i]) || !s[i]) return 0;
+                } else if (!s[i] || !strchr("\"\\/bfnrt", s[i])) {
+                    return 0;
+                }
+            }
+        }
+    }
+    return depth == 0 && values > 0;
+}
+
+START_TEST(the_block_scan_agrees_with_a_byte_reference_on_mutated_records)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/cloudtrail/s3_GetObject_AssumedRole.json", NT_TEST_DATA);
+    size_t n;
+    char *text = tu_read_file(path, &n);
+    json_error_t jerr;
+    json_t *doc = json_loadb(text, n, 0, &jerr);
+    char *compact = json_dumps(doc, JSON_COMPACT);
+    size_t m = strlen(compact);
+    char *buf = malloc(2 * m + 96);
+    static const char edits[] = {'"', '\\', '{', '}', '[', ']', 'u', '\n', 1, 'a', '0', ' '};
+    unsigned seed = 7;
+    int agree_ok = 0, agree_bad = 0;
+    for (int it = 0; it < 20000; it++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t pad = (seed >> 16) % 16, len = m;
+        memset(buf, ' ', pad);
+        memcpy(buf + pad, compact, m);
+        if (it % 2) { /* NDJSON: a second copy after 0..70 bytes of whitespace */
+            size_t gap = (seed >> 5) % 71;
+            memset(buf + pad + m, '\n', gap);
+            memcpy(buf + pad + m + gap, compact, m);
+            len = 2 * m + gap;
+        }
+        int nedits = (int)((seed >> 8) % 4);
+        for (int e = 0; e < nedits; e++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t at = pad + (seed >> 12) % len;
+            buf[at] = edits[(seed >> 4) % sizeof edits];
+        }
+        seed = seed * 1103515245u + 12345u;
+        if ((seed >> 16) % 4 == 0) len = (seed >> 3) % len;
+        int want = ref_structure_ok((const unsigned char *)buf, pad + len);
+        ck_assert_msg(nt_json_structure_ok(buf, pad + len) == want, "iteration %d", it);
+        want ? agree_ok++ : agree_bad++;
+    }
+    ck_assert_int_gt(agree_ok, 1000); /* both outcomes are exercised */
+    ck_assert_int_gt(agree_bad, 1000);
+    free(buf);
+    free(compact);
+    json_decref(doc);
+    free(text);
+}
+END_TEST
+
 static Suite *search_suite(void)
 {
     Suite *s = suite_create("search");
@@ -60,6 +229,11 @@ static Suite *search_suite(void)
     tcase_add_loop_test(tc, agrees_with_memmem_on_random_text, 0, 8);
     tcase_add_test(tc, edge_lengths);
     tcase_add_test(tc, unicode_escapes_are_found);
+    tcase_add_loop_test(tc, the_structure_scan_accepts_complete_json_and_refuses_broken_units, 0,
+                        (int)(sizeof structure_cases / sizeof structure_cases[0]));
+    tcase_add_test(tc, nesting_deeper_than_64_is_refused);
+    tcase_add_test(tc, every_truncation_of_a_real_record_is_refused);
+    tcase_add_test(tc, the_block_scan_agrees_with_a_byte_reference_on_mutated_records);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -648,7 +648,7 @@ static int fixture_matches(const fixture_alert *a, const store_alert_filter *f)
            (!f->rule_id || strcmp(a->rule, f->rule_id) == 0) &&
            (!f->account || strcmp(a->account, f->account) == 0) &&
            (!f->user || strcmp(a->user, f->user) == 0) &&
-           (f->since < 0 || a->created >= f->since) && (f->until < 0 || a->created <= f->until);
+           (!f->has_since || a->created >= f->since) && (!f->has_until || a->created <= f->until);
 }
 
 /* Pages through f and checks the ids against the brute-force answer over the
@@ -705,7 +705,7 @@ START_TEST(listing_pages_newest_first_without_repeats_or_gaps_while_alerts_arriv
     flush_shared();
     store *s = open_shared();
     build_list_fixture(s);
-    store_alert_filter f = {NULL, NULL, NULL, NULL, -1, -1, 40, NULL};
+    store_alert_filter f = {NULL, NULL, NULL, NULL, -1, -1, 40, NULL, 0, 0};
     check_paging(s, f, LIST_N, 3);
     store_free(s);
 }
@@ -717,16 +717,18 @@ START_TEST(listing_filters_are_anded_and_page_correctly)
     store *s = open_shared();
     build_list_fixture(s);
     const store_alert_filter filters[] = {
-        {"open", NULL, NULL, NULL, -1, -1, 17, NULL},
-        {"closed", NULL, NULL, NULL, -1, -1, 5, NULL},
-        {NULL, "r2", NULL, NULL, -1, -1, 17, NULL},
-        {NULL, "r1", "111122223333", NULL, -1, -1, 9, NULL},
-        {"acknowledged", NULL, "444455556666", "alice", -1, -1, 3, NULL},
-        {NULL, NULL, NULL, "bob", -1, -1, 1000, NULL},
-        {NULL, NULL, NULL, NULL, T0 + 10, T0 + 40, 7, NULL},
-        {"open", "r3", NULL, NULL, T0 + 20, -1, 11, NULL},
-        {NULL, "no-such-rule", NULL, NULL, -1, -1, 10, NULL},
-        {NULL, NULL, NULL, NULL, T0 + 50, T0 + 40, 10, NULL},
+        {"open", NULL, NULL, NULL, -1, -1, 17, NULL, 0, 0},
+        {"closed", NULL, NULL, NULL, -1, -1, 5, NULL, 0, 0},
+        {NULL, "r2", NULL, NULL, -1, -1, 17, NULL, 0, 0},
+        {NULL, "r1", "111122223333", NULL, -1, -1, 9, NULL, 0, 0},
+        {"acknowledged", NULL, "444455556666", "alice", -1, -1, 3, NULL, 0, 0},
+        {NULL, NULL, NULL, "bob", -1, -1, 1000, NULL, 0, 0},
+        {NULL, NULL, NULL, NULL, T0 + 10, T0 + 40, 7, NULL, 1, 1},
+        {"open", "r3", NULL, NULL, T0 + 20, -1, 11, NULL, 1, 0},
+        {NULL, "no-such-rule", NULL, NULL, -1, -1, 10, NULL, 0, 0},
+        {NULL, NULL, NULL, NULL, T0 + 50, T0 + 40, 10, NULL, 1, 1},
+        {NULL, NULL, NULL, NULL, -1000, T0 + 40, 10, NULL, 1, 1},
+        {NULL, NULL, NULL, NULL, -1, -1000, 10, NULL, 0, 1},
     };
     for (size_t i = 0; i < sizeof filters / sizeof filters[0]; i++)
         check_paging(s, filters[i], LIST_N, 0);
@@ -743,7 +745,7 @@ START_TEST(listing_skips_alerts_whose_hash_is_gone)
     observe_live(s, "r1", "c", "keep2", T0 + 2, NULL, NULL, NULL);
     redisReply *r = redis_harness_command(&shared, "DEL nt:alert:gone");
     freeReplyObject(r);
-    store_alert_filter f = {NULL, "r1", NULL, NULL, -1, -1, 0, NULL};
+    store_alert_filter f = {NULL, "r1", NULL, NULL, -1, -1, 0, NULL, 0, 0};
     json_t *alerts = NULL;
     char *next = NULL;
     nt_err err = {{0}};
@@ -763,7 +765,7 @@ START_TEST(the_last_page_has_no_next_cursor)
     store *s = open_shared();
     observe_live(s, "r1", "a", "a1", T0, NULL, NULL, NULL);
     observe_live(s, "r1", "b", "a2", T0 + 1, NULL, NULL, NULL);
-    store_alert_filter f = {NULL, NULL, NULL, NULL, -1, -1, 2, NULL};
+    store_alert_filter f = {NULL, NULL, NULL, NULL, -1, -1, 2, NULL, 0, 0};
     json_t *alerts = NULL;
     char *next = NULL;
     nt_err err = {{0}};
@@ -794,7 +796,7 @@ static const char *const bad_cursors[] = {
 START_TEST(a_malformed_cursor_is_invalid)
 {
     store *s = open_shared();
-    store_alert_filter f = {NULL, NULL, NULL, NULL, -1, -1, 10, bad_cursors[_i]};
+    store_alert_filter f = {NULL, NULL, NULL, NULL, -1, -1, 10, bad_cursors[_i], 0, 0};
     json_t *alerts = NULL;
     char *next = NULL;
     nt_err err = {{0}};
@@ -809,7 +811,7 @@ END_TEST
 START_TEST(a_bad_limit_or_status_filter_is_invalid)
 {
     store *s = open_shared();
-    store_alert_filter f = {NULL, NULL, NULL, NULL, -1, -1, 1001, NULL};
+    store_alert_filter f = {NULL, NULL, NULL, NULL, -1, -1, 1001, NULL, 0, 0};
     json_t *alerts = NULL;
     char *next = NULL;
     nt_err err = {{0}};
@@ -879,6 +881,47 @@ START_TEST(a_bad_status_or_reason_is_invalid_and_an_unknown_alert_is_not_found)
 }
 END_TEST
 
+START_TEST(a_bulk_status_change_with_an_unknown_id_changes_nothing_and_names_it)
+{
+    flush_shared();
+    store *s = open_shared();
+    observe_live(s, "r1", "h1", "a1", T0, NULL, NULL, NULL);
+    observe_live(s, "r1", "h2", "a2", T0 + 1, NULL, NULL, NULL);
+    nt_err err = {{0}};
+    json_t *missing = NULL;
+    const char *some_gone[] = {"a1", "gone1", "a2", "gone2"};
+    ck_assert_int_eq(store_alert_set_status_many(s, some_gone, 4, "closed", "duplicate", T0 + 10,
+                                                 &missing, &err),
+                     NT_ERR_NOTFOUND);
+    ck_assert_str_eq(err.msg, "2 of the 4 alert ids name no alert");
+    ck_assert_int_eq(json_array_size(missing), 2);
+    ck_assert_str_eq(json_string_value(json_array_get(missing, 0)), "gone1");
+    ck_assert_str_eq(json_string_value(json_array_get(missing, 1)), "gone2");
+    json_decref(missing);
+    ck_assert_int_eq(redis_ll(&shared, "ZCARD %s", "nt:alerts:status:open"), 2);
+    ck_assert_int_eq(redis_ll(&shared, "EXISTS %s", "nt:alerts:status:closed"), 0);
+
+    const char *bad[] = {"a1", "bad id!", "a2"};
+    ck_assert_int_eq(
+        store_alert_set_status_many(s, bad, 3, "closed", NULL, T0 + 10, &missing, &err),
+        NT_ERR_INVALID);
+    ck_assert_str_eq(err.msg, "alert id 1 is not valid");
+    ck_assert_int_eq(redis_ll(&shared, "ZCARD %s", "nt:alerts:status:open"), 2);
+
+    const char *both[] = {"a1", "a2", "a1"};
+    ck_assert_int_eq(
+        store_alert_set_status_many(s, both, 3, "closed", "duplicate", T0 + 10, &missing, &err),
+        NT_OK);
+    ck_assert_ptr_null(missing);
+    ck_assert_int_eq(redis_ll(&shared, "ZCARD %s", "nt:alerts:status:open"), 0);
+    ck_assert_int_eq(redis_ll(&shared, "ZCARD %s", "nt:alerts:status:closed"), 2);
+    redisReply *r = redis_harness_command(&shared, "HGET nt:alert:a2 status_reason");
+    ck_assert_str_eq(r->str, "duplicate");
+    freeReplyObject(r);
+    store_free(s);
+}
+END_TEST
+
 /* ---- exceptions ---------------------------------------------------------------------- */
 
 START_TEST(exceptions_support_create_read_replace_delete_with_a_version_bump)
@@ -889,14 +932,14 @@ START_TEST(exceptions_support_create_read_replace_delete_with_a_version_bump)
     long long v = -1;
     ck_assert_int_eq(store_exception_version(s, &v, &err), NT_OK);
     ck_assert_int_eq(v, 0);
-    ck_assert_int_eq(store_exception_put(s, "b-item", "{\"id\":\"b-item\",\"n\":1}", 1, &err),
+    ck_assert_int_eq(store_exception_put(s, "b-item", "{\"id\":\"b-item\",\"n\":1}", 1, NULL, &err),
                      NT_OK);
-    ck_assert_int_eq(store_exception_put(s, "a-item", "{\"id\":\"a-item\"}", 1, &err), NT_OK);
-    ck_assert_int_eq(store_exception_put(s, "b-item", "{\"id\":\"b-item\"}", 1, &err),
+    ck_assert_int_eq(store_exception_put(s, "a-item", "{\"id\":\"a-item\"}", 1, NULL, &err), NT_OK);
+    ck_assert_int_eq(store_exception_put(s, "b-item", "{\"id\":\"b-item\"}", 1, NULL, &err),
                      NT_ERR_CONFLICT);
     ck_assert_str_eq(err.msg, "exception b-item already exists");
-    ck_assert_int_eq(store_exception_put(s, "c-item", "{}", 0, &err), NT_ERR_NOTFOUND);
-    ck_assert_int_eq(store_exception_put(s, "b-item", "{\"id\":\"b-item\",\"n\":2}", 0, &err),
+    ck_assert_int_eq(store_exception_put(s, "c-item", "{}", 0, NULL, &err), NT_ERR_NOTFOUND);
+    ck_assert_int_eq(store_exception_put(s, "b-item", "{\"id\":\"b-item\",\"n\":2}", 0, NULL, &err),
                      NT_OK);
     ck_assert_int_eq(store_exception_version(s, &v, &err), NT_OK);
     ck_assert_int_eq(v, 3);
@@ -928,11 +971,11 @@ START_TEST(an_exception_with_a_bad_id_or_json_is_invalid)
     flush_shared();
     store *s = open_shared();
     nt_err err = {{0}};
-    ck_assert_int_eq(store_exception_put(s, "has space", "{}", 1, &err), NT_ERR_INVALID);
+    ck_assert_int_eq(store_exception_put(s, "has space", "{}", 1, NULL, &err), NT_ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(err.msg, "exception id"));
-    ck_assert_int_eq(store_exception_put(s, "ok", "{not json", 1, &err), NT_ERR_INVALID);
-    ck_assert_int_eq(store_exception_put(s, "ok", "[1,2]", 1, &err), NT_ERR_INVALID);
-    ck_assert_int_eq(store_exception_put(s, "ok", NULL, 1, &err), NT_ERR_INVALID);
+    ck_assert_int_eq(store_exception_put(s, "ok", "{not json", 1, NULL, &err), NT_ERR_INVALID);
+    ck_assert_int_eq(store_exception_put(s, "ok", "[1,2]", 1, NULL, &err), NT_ERR_INVALID);
+    ck_assert_int_eq(store_exception_put(s, "ok", NULL, 1, NULL, &err), NT_ERR_INVALID);
     ck_assert_int_eq(redis_ll(&shared, "EXISTS %s", "nt:exceptions:version"), 0);
     store_free(s);
 }
@@ -949,6 +992,79 @@ START_TEST(an_empty_exception_list_reads_as_version_zero)
     ck_assert_int_eq(json_array_size(items), 0);
     ck_assert_int_eq(v, 0);
     json_decref(items);
+    store_free(s);
+}
+END_TEST
+
+START_TEST(exception_quotas_hold_per_rule_and_in_total_and_index_old_items)
+{
+    flush_shared();
+    store *s = open_shared();
+    nt_err err = {{0}};
+    /* An item written before nt:exceptions:rule existed (an older version). */
+    redisReply *r = redis_harness_command(&shared, "HSET nt:exceptions old %s",
+                                          "{\"id\":\"old\",\"rule_id\":\"r1\"}");
+    freeReplyObject(r);
+    store_exception_quota q = {"r1", 4, 2};
+    ck_assert_int_eq(store_exception_put(s, "e1", "{\"rule_id\":\"r1\"}", 1, &q, &err), NT_OK);
+    ck_assert_int_eq(store_exception_put(s, "e2", "{\"rule_id\":\"r1\"}", 1, &q, &err),
+                     NT_ERR_LIMIT);
+    ck_assert_str_eq(err.msg, "rule_id r1 already has 2 exception items, the most allowed");
+    /* Replacing an item of a full rule is fine: it does not add one. */
+    ck_assert_int_eq(store_exception_put(s, "e1", "{\"rule_id\":\"r1\",\"n\":2}", 0, &q, &err),
+                     NT_OK);
+    store_exception_quota g = {NULL, 4, 2};
+    ck_assert_int_eq(store_exception_put(s, "g1", "{}", 1, &g, &err), NT_OK);
+    ck_assert_int_eq(store_exception_put(s, "g2", "{}", 1, &g, &err), NT_OK);
+    ck_assert_int_eq(store_exception_put(s, "g3", "{}", 1, &g, &err), NT_ERR_LIMIT);
+    ck_assert_str_eq(err.msg, "there are already 4 exception items, the most allowed");
+    ck_assert_int_eq(store_exception_delete(s, "g2", &err), NT_OK);
+    ck_assert_int_eq(store_exception_put(s, "g3", "{}", 1, &g, &err), NT_OK);
+    ck_assert_int_eq(redis_ll(&shared, "HLEN %s", "nt:exceptions"), 4);
+    ck_assert_int_eq(redis_ll(&shared, "HLEN %s", "nt:exceptions:rule"), 4);
+    store_free(s);
+}
+END_TEST
+
+START_TEST(exception_pages_are_sorted_by_id_without_repeats_or_gaps)
+{
+    flush_shared();
+    store *s = open_shared();
+    nt_err err = {{0}};
+    char id[16];
+    for (int i = 0; i < 25; i++) {
+        snprintf(id, sizeof id, "x%02d", (i * 7) % 25);
+        ck_assert_int_eq(store_exception_put(s, id, "{}", 1, NULL, &err), NT_OK);
+    }
+    char *cursor = NULL;
+    int seen = 0, pages = 0;
+    do {
+        json_t *items = NULL;
+        char *next = NULL;
+        ck_assert_msg(store_exception_page(s, cursor, 10, &items, &next, &err) == NT_OK, "%s",
+                      err.msg);
+        size_t i;
+        json_t *it;
+        json_array_foreach(items, i, it)
+        {
+            (void)it;
+            seen++;
+        }
+        ck_assert_int_le(json_array_size(items), 10);
+        json_decref(items);
+        free(cursor);
+        cursor = next;
+        /* An item deleted between pages is simply absent later on. */
+        if (pages == 0) ck_assert_int_eq(store_exception_delete(s, "x24", &err), NT_OK);
+        pages++;
+    } while (cursor && pages < 10);
+    ck_assert_int_eq(pages, 3);
+    ck_assert_int_eq(seen, 24);
+    json_t *items = NULL;
+    char *next = NULL;
+    ck_assert_int_eq(store_exception_page(s, "!!", 10, &items, &next, &err), NT_ERR_INVALID);
+    ck_assert_str_eq(err.msg, "cursor is not valid");
+    ck_assert_int_eq(store_exception_page(s, NULL, 0, &items, &next, &err), NT_ERR_INVALID);
     store_free(s);
 }
 END_TEST
@@ -1334,12 +1450,15 @@ static Suite *store_suite(void)
     tcase_add_test(list, a_bad_limit_or_status_filter_is_invalid);
     tcase_add_test(list, a_status_change_moves_the_alert_between_status_indexes);
     tcase_add_test(list, a_bad_status_or_reason_is_invalid_and_an_unknown_alert_is_not_found);
+    tcase_add_test(list, a_bulk_status_change_with_an_unknown_id_changes_nothing_and_names_it);
     suite_add_tcase(s, list);
 
     TCase *misc = tcase_create("exceptions, rejects, rules");
     tcase_add_test(misc, exceptions_support_create_read_replace_delete_with_a_version_bump);
     tcase_add_test(misc, an_exception_with_a_bad_id_or_json_is_invalid);
     tcase_add_test(misc, an_empty_exception_list_reads_as_version_zero);
+    tcase_add_test(misc, exception_quotas_hold_per_rule_and_in_total_and_index_old_items);
+    tcase_add_test(misc, exception_pages_are_sorted_by_id_without_repeats_or_gaps);
     tcase_add_test(misc, rejects_are_listed_newest_first_and_capped);
     tcase_add_test(misc, a_reject_cap_of_0_keeps_no_dead_letter_list);
     tcase_add_test(misc, store_open_has_no_defaults_of_its_own);
