@@ -1057,10 +1057,14 @@ nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err)
 
 /* ---- alert documents ------------------------------------------------------------------ */
 
+/* The one list of triage statuses (api.c validates through these functions). */
 int store_alert_status_valid(const char *status)
 {
-    return status && (strcmp(status, "open") == 0 || strcmp(status, "acknowledged") == 0 ||
-                      strcmp(status, "closed") == 0);
+    static const char *const statuses[] = {"open", "acknowledged", "closed"};
+    if (!status) return 0;
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++)
+        if (strcmp(status, statuses[i]) == 0) return 1;
+    return 0;
 }
 
 int store_alert_reason_valid(const char *reason)
