@@ -6,6 +6,11 @@
  * 400 with a sentence naming the bad parameter or JSON path. A Redis failure
  * is a 503: the caller can retry. Exceptions changed here are reloaded on this
  * replica at once; other replicas see the version bump within 250 ms.
+ *
+ * The contract, route by route (parameters, bodies, every status and error
+ * code), is api/openapi.yaml; tests/integration/openapi_walk.py drives every
+ * operation it lists against the real binary (test_openapi.py), and
+ * api/LIMITS.md lists the limits behind the 400s and 413s.
  */
 #include "server.h"
 

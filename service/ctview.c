@@ -2,7 +2,7 @@
  * ctview.c — ECS fields of a CloudTrail record, computed on demand.
  *
  * Elastic's AWS CloudTrail integration turns each record into an ECS document
- * with an ingest pipeline (docs/cloudtrail-ecs-mapping.md describes the 8.9.0
+ * with an ingest pipeline (docs/cloudtrail-ecs.md summarises the 8.9.0
  * pipeline field by field). Rules only ever read a handful of fields, so
  * instead of building that document this file answers "what are the values of
  * field F?" straight from the parsed record:

@@ -1,7 +1,7 @@
 /*
  * ctview.h — the CloudTrail→ECS "view": the ECS fields of Elastic's AWS
  * CloudTrail integration (package 8.9.0 pipeline, see
- * docs/cloudtrail-ecs-mapping.md), computed lazily from one parsed CloudTrail
+ * docs/cloudtrail-ecs.md), computed lazily from one parsed CloudTrail
  * record instead of building an ECS document.
  *
  * Two objects:

@@ -2,7 +2,7 @@
  * kql.c — Kibana Query Language parser, compiler, matcher and prefilter.
  *
  * Parsing. The parser is a hand-written recursive descent that mirrors
- * Kibana's grammar.peggy rule by rule (docs/kql-spec.md §2), including the
+ * Kibana's grammar.peggy rule by rule (docs/kql.md §2), including the
  * PEG backtracking: every rule either succeeds and advances `pos`, or fails
  * and leaves `pos` where it was. Error reporting copies peggy's method: each
  * failed terminal or named rule ("value", "field name", "AND", "whitespace",
