@@ -34,8 +34,18 @@ nt_status nt_err_prefix(nt_err *err, nt_status status, const char *fmt, ...)
     va_end(ap);
     if (n < 0) n = 0;
     size_t used = (size_t)n < sizeof err->msg ? (size_t)n : sizeof err->msg - 1;
-    if (old[0] && used < sizeof err->msg - 1)
-        snprintf(err->msg + used, sizeof err->msg - used, ": %s", old);
+    /* then ": " and as much of the old message as fits (no snprintf: the
+     * compiler cannot see that the cut is intended) */
+    static const char sep[] = ": ";
+    for (size_t i = 0; old[0] && i < sizeof sep - 1 && used < sizeof err->msg - 1; i++)
+        err->msg[used++] = sep[i];
+    size_t room = sizeof err->msg - 1 - used, n_old = strlen(old);
+    if (old[0]) {
+        if (n_old > room) n_old = room;
+        memcpy(err->msg + used, old, n_old);
+        used += n_old;
+    }
+    err->msg[used] = '\0';
     return status;
 }
 
