@@ -50,6 +50,6 @@ LABEL org.opencontainers.image.title="newtermsd" \
       org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
 USER 10001:10001
 EXPOSE 8080
-# The daemon drains in-flight requests on SIGTERM and exits 0 (SPEC 4).
+# The daemon drains in-flight requests on SIGTERM and exits 0 (docs/spec.md §4).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["newtermsd", "serve"]

@@ -2,7 +2,7 @@
 # Builds the newtermsd image from the Dockerfile with podman and smoke-runs it next to a Redis,
 # on a machine with no Docker engine and no container registry (only Debian's mirror).
 #
-# How (recipe of /work/shared/docs/deploy-testing.md, which records why each piece is needed):
+# How (each piece is needed on a machine like CI's):
 # - podman with runc and lowered default rlimits, via CONTAINERS_CONF (no CAP_SYS_RESOURCE here,
 #   and crun refuses this host's hybrid cgroups);
 # - the base image is a debootstrap'd bookworm imported as docker.io/library/debian:bookworm-slim,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Offline checks of the deployment files, no cluster needed (see /work/shared/docs/deploy-testing.md):
+# Offline checks of the deployment files, no cluster needed:
 #   1. yamllint of deploy/ (syntax, duplicate keys, style)
 #   2. deploy/base/rules/ is the same as rules/ (the ConfigMap must ship the rules the image ships)
 #   3. the validator's own self-test: known-bad manifests must be rejected, and kustomize-lite must

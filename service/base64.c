@@ -162,3 +162,83 @@ nt_status b64_encode(const unsigned char *in, size_t len, char *out, size_t cap,
     if (outlen) *outlen = need;
     return NT_OK;
 }
+
+/* ---- base64url ----------------------------------------------------------- */
+
+static const char b64url_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* The 6-bit value of a base64url character, or -1. */
+static int b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '-') return 62;
+    if (c == '_') return 63;
+    return -1;
+}
+
+nt_status b64url_encode(const unsigned char *in, size_t len, char *out, size_t cap, size_t *outlen,
+                        nt_err *err)
+{
+    size_t need = b64url_encoded_len(len);
+    if (cap < need + 1)
+        return nt_fail(err, NT_ERR_LIMIT,
+                       "base64url of %zu bytes needs %zu bytes, buffer holds %zu", len, need + 1,
+                       cap);
+    size_t i = 0;
+    char *o = out;
+    for (; i + 3 <= len; i += 3, o += 4) {
+        uint32_t x = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        o[0] = b64url_alphabet[x >> 18];
+        o[1] = b64url_alphabet[(x >> 12) & 63];
+        o[2] = b64url_alphabet[(x >> 6) & 63];
+        o[3] = b64url_alphabet[x & 63];
+    }
+    if (i < len) {
+        uint32_t x = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
+        *o++ = b64url_alphabet[x >> 18];
+        *o++ = b64url_alphabet[(x >> 12) & 63];
+        if (i + 1 < len) *o++ = b64url_alphabet[(x >> 6) & 63];
+    }
+    *o = '\0';
+    if (outlen) *outlen = need;
+    return NT_OK;
+}
+
+nt_status b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap, size_t *outlen,
+                        nt_err *err)
+{
+    if (len % 4 == 1)
+        return nt_fail(err, NT_ERR_PARSE, "base64url length %zu is impossible (1 mod 4)", len);
+    size_t need = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
+    if (need > cap)
+        return nt_fail(err, NT_ERR_LIMIT, "base64url decodes to %zu bytes, buffer holds %zu", need,
+                       cap);
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64url_value((unsigned char)in[i]);
+        if (v < 0) {
+            unsigned char c = (unsigned char)in[i];
+            if (c >= 0x20 && c < 0x7f)
+                return nt_fail(err, NT_ERR_PARSE,
+                               "invalid base64url character 0x%02x ('%c') at offset %zu", c, c, i);
+            return nt_fail(err, NT_ERR_PARSE, "invalid base64url character 0x%02x at offset %zu", c,
+                           i);
+        }
+        acc = (acc << 6 | (uint32_t)v) & 0xffffff;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+        }
+    }
+    if (bits > 0 && (acc & ((1u << bits) - 1)))
+        return nt_fail(err, NT_ERR_PARSE, "non-zero padding bits in base64url at offset %zu",
+                       len - 1);
+    *outlen = o;
+    return NT_OK;
+}

@@ -58,4 +58,28 @@ nt_status b64_decode(const char *in, size_t len, unsigned char *out, size_t cap,
 nt_status b64_encode(const unsigned char *in, size_t len, char *out, size_t cap, size_t *outlen,
                      nt_err *err);
 
+/* ---- base64url (RFC 4648 §5: '-' and '_' for '+' and '/', no padding) ----
+ * For opaque tokens that travel in URLs, such as the alert list's cursor.
+ * Decoding is as strict as above: no '=', no character of the standard
+ * alphabet's '+' '/', no whitespace, a length that is not 1 mod 4, and zero
+ * unused bits in the last character, so every byte string has one encoding. */
+
+/* Characters needed to encode `len` bytes, without the terminating NUL. */
+static inline size_t b64url_encoded_len(size_t len)
+{
+    return len / 3 * 4 + (len % 3 ? len % 3 + 1 : 0);
+}
+
+/* Encode in[0..len) into out with a terminating NUL; needs
+ * cap >= b64url_encoded_len(len) + 1 (else NT_ERR_LIMIT). *outlen (may be
+ * NULL) receives the length without the NUL. */
+nt_status b64url_encode(const unsigned char *in, size_t len, char *out, size_t cap, size_t *outlen,
+                        nt_err *err);
+
+/* Decode in[0..len) into out[0..cap); *outlen is the decoded size.
+ * NT_ERR_PARSE: a character outside the alphabet (with its offset), a length
+ * of 1 mod 4, non-zero unused bits. NT_ERR_LIMIT: cap is too small. */
+nt_status b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap, size_t *outlen,
+                        nt_err *err);
+
 #endif

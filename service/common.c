@@ -5,7 +5,9 @@
 #include "common.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -32,8 +34,18 @@ nt_status nt_err_prefix(nt_err *err, nt_status status, const char *fmt, ...)
     va_end(ap);
     if (n < 0) n = 0;
     size_t used = (size_t)n < sizeof err->msg ? (size_t)n : sizeof err->msg - 1;
-    if (old[0] && used < sizeof err->msg - 1)
-        snprintf(err->msg + used, sizeof err->msg - used, ": %s", old);
+    /* then ": " and as much of the old message as fits (no snprintf: the
+     * compiler cannot see that the cut is intended) */
+    static const char sep[] = ": ";
+    for (size_t i = 0; old[0] && i < sizeof sep - 1 && used < sizeof err->msg - 1; i++)
+        err->msg[used++] = sep[i];
+    size_t room = sizeof err->msg - 1 - used, n_old = strlen(old);
+    if (old[0]) {
+        if (n_old > room) n_old = room;
+        memcpy(err->msg + used, old, n_old);
+        used += n_old;
+    }
+    err->msg[used] = '\0';
     return status;
 }
 
@@ -289,4 +301,51 @@ int nt_hex_digit(int c)
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
+}
+
+int nt_buf_reserve(nt_buf *b, size_t extra)
+{
+    if (b->oom) return -1;
+    if (extra < b->cap && b->len < b->cap - extra) return 0; /* len + extra + 1 <= cap */
+    if (extra > SIZE_MAX / 2 - b->len) {
+        b->oom = 1;
+        return -1;
+    }
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = 1;
+        return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+void nt_buf_add(nt_buf *b, const void *s, size_t n)
+{
+    if (nt_buf_reserve(b, n) != 0) return;
+    if (n) memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void nt_buf_str(nt_buf *b, const char *s)
+{
+    nt_buf_add(b, s, strlen(s));
+}
+
+void nt_buf_char(nt_buf *b, char c)
+{
+    nt_buf_add(b, &c, 1);
+}
+
+void nt_buf_free(nt_buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+    b->oom = 0;
 }

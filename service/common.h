@@ -86,6 +86,24 @@ typedef struct nt_field_source {
     int (*verbatim)(void *ctx, int field);
 } nt_field_source;
 
+/* A growable text buffer. Zero-initialise it; p is NUL-terminated once
+ * anything was added. A failed allocation sets oom and turns every later add
+ * into a no-op, so a writer checks oom once at the end. p is owned by the
+ * buffer until the caller takes it; nt_buf_free releases it (safe on a zeroed
+ * buffer) and zeroes the buffer. */
+typedef struct nt_buf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} nt_buf;
+
+/* Room for `extra` more bytes and the NUL: 0, or -1 (and oom set). */
+int nt_buf_reserve(nt_buf *b, size_t extra);
+void nt_buf_add(nt_buf *b, const void *s, size_t n);
+void nt_buf_str(nt_buf *b, const char *s);
+void nt_buf_char(nt_buf *b, char c);
+void nt_buf_free(nt_buf *b);
+
 /* Milliseconds since 1970-01-01T00:00:00Z. */
 typedef int64_t nt_time_ms;
 

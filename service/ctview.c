@@ -2,7 +2,7 @@
  * ctview.c — ECS fields of a CloudTrail record, computed on demand.
  *
  * Elastic's AWS CloudTrail integration turns each record into an ECS document
- * with an ingest pipeline (docs/cloudtrail-ecs-mapping.md describes the 8.9.0
+ * with an ingest pipeline (docs/cloudtrail-ecs.md summarises the 8.9.0
  * pipeline field by field). Rules only ever read a handful of fields, so
  * instead of building that document this file answers "what are the values of
  * field F?" straight from the parsed record:
@@ -1528,7 +1528,7 @@ size_t ct_view_get(ct_event *ev, int field, nt_value *out, size_t max)
 
 /* ---- record shape -------------------------------------------------------------------------- */
 
-int ct_record_valid(json_t *record, const char **why)
+nt_status ct_record_valid(const json_t *record, nt_err *err)
 {
     static const struct {
         const char *key, *missing, *not_string, *empty;
@@ -1546,7 +1546,7 @@ int ct_record_valid(json_t *record, const char **why)
         goto bad;
     }
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
-        json_t *v = json_object_get(record, required[i].key);
+        const json_t *v = json_object_get(record, required[i].key);
         if (!v || json_typeof(v) == JSON_NULL) {
             reason = required[i].missing;
             goto bad;
@@ -1560,17 +1560,15 @@ int ct_record_valid(json_t *record, const char **why)
             goto bad;
         }
     }
-    json_t *t = json_object_get(record, "eventTime");
+    const json_t *t = json_object_get(record, "eventTime");
     nt_time_ms ms;
     if (nt_time_parse(json_string_value(t), json_string_length(t), &ms, NULL) != NT_OK) {
         reason = "eventTime is not an RFC 3339 date-time";
         goto bad;
     }
-    if (why) *why = NULL;
-    return 1;
+    return NT_OK;
 bad:
-    if (why) *why = reason;
-    return 0;
+    return nt_fail(err, NT_ERR_INVALID, "%s", reason);
 }
 
 /* ---- fields for the alert ------------------------------------------------------------------- */

@@ -1,7 +1,7 @@
 /*
  * ctview.h — the CloudTrail→ECS "view": the ECS fields of Elastic's AWS
  * CloudTrail integration (package 8.9.0 pipeline, see
- * docs/cloudtrail-ecs-mapping.md), computed lazily from one parsed CloudTrail
+ * docs/cloudtrail-ecs.md), computed lazily from one parsed CloudTrail
  * record instead of building an ECS document.
  *
  * Two objects:
@@ -132,13 +132,13 @@ size_t ct_event_dropped(const ct_event *ev);
  * storage or into the event's scratch. */
 size_t ct_view_get(ct_event *ev, int field, nt_value *out, size_t max);
 
-/* 1 when `record` looks like a CloudTrail record: a JSON object whose
+/* NT_OK when `record` looks like a CloudTrail record: a JSON object whose
  * eventVersion, eventSource, eventName and eventTime are non-empty strings and
  * whose eventTime is an RFC 3339 date-time. Nothing else is required (unknown
- * fields, newer eventVersions and odd userIdentity shapes are fine). Else 0,
- * and *why (when why is not NULL) points to a static reason such as
+ * fields, newer eventVersions and odd userIdentity shapes are fine). Else
+ * NT_ERR_INVALID, and err (may be NULL) names the first problem, such as
  * "missing eventName" or "eventTime is not a string". */
-int ct_record_valid(json_t *record, const char **why);
+nt_status ct_record_valid(const json_t *record, nt_err *err);
 
 /* eventID (pointer into the record; NUL-terminated) or NULL. */
 const char *ct_event_id(const ct_event *ev);

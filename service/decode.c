@@ -25,7 +25,7 @@
  *    (JSON_DISABLE_EOF_CHECK reports where the value ended, so NDJSON and
  *    concatenated values need no line splitting), after a depth pre-scan that
  *    skips over strings with memchr. Each value is classified per
- *    docs/delivery-protocols.md §2.4 and every CloudTrail record found is handed
+ *    docs/delivery.md §2.4 and every CloudTrail record found is handed
  *    to the callback as a borrowed json_t.
  */
 #include "decode.h"

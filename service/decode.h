@@ -9,7 +9,7 @@
  * /v1/firehose uses all three stages; /v1/events and /v1/eventbridge bodies go
  * straight to dec_split (after dec_body_inflate when Content-Encoding: gzip).
  *
- * Status codes, so the HTTP layer can map them (docs/delivery-protocols.md):
+ * Status codes, so the HTTP layer can map them (docs/delivery.md §1.3):
  *   fh_scan:    NT_ERR_PARSE (not JSON, truncated), NT_ERR_INVALID (JSON of the
  *               wrong shape) → 400; NT_ERR_LIMIT (nesting, record count) → 413.
  *   dec_record / dec_split: NT_ERR_PARSE / NT_ERR_INVALID / NT_ERR_LIMIT → the
@@ -162,7 +162,7 @@ nt_status dec_record(const char *b64, size_t len, size_t record_index, dec_buf *
                      dec_item_fn fn, void *ud, dec_info *info, nt_err *err);
 
 /* ------------------------------------------------------------------------- */
-/* c) A unit of text → CloudTrail records (docs/delivery-protocols.md §2.4) */
+/* c) A unit of text → CloudTrail records (docs/delivery.md §2.4) */
 
 typedef enum dec_shape {
     DEC_SHAPE_EVENTBRIDGE = 0, /* "detail" of an EventBridge event */

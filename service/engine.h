@@ -1,5 +1,5 @@
 /*
- * engine.h — new-terms decisions for one event (SPEC §2), pure: no I/O, no clock.
+ * engine.h — new-terms decisions for one event (docs/spec.md §2), pure: no I/O, no clock.
  *
  * For each rule the event must pass the KQL query and no exception; then the
  * values of the rule's new_terms fields are read through the CloudTrail view.
@@ -53,7 +53,7 @@ void engine_evaluate(const nt_ruleset *rs, const exc_set *exc, ct_event *ev, nt_
 /* Add b's counters to a. */
 void engine_stats_add(engine_stats *a, const engine_stats *b);
 
-/* The alert document for a candidate (SPEC §3), without the triage fields
+/* The alert document for a candidate (docs/spec.md §3), without the triage fields
  * (status, status_reason, updated_at, history) that the store adds.
  * New reference; the CloudTrail record is copied in by reference. */
 json_t *engine_alert(const nt_candidate *c, ct_event *ev, nt_time_ms now);

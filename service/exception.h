@@ -1,7 +1,7 @@
 /*
  * exception.h — rule exceptions in Elastic's exception item model.
  *
- * An item is a JSON document (shape in API-DESIGN.md: id, name, description,
+ * An item is a JSON document (schema Exception in api/openapi.yaml: id, name, description,
  * rule_id, type "simple", entries, expire_time, comments, tags, os_types,
  * created_at, updated_at). Its entries are ANDed; the items of a set are ORed;
  * an event that matches any active item is dropped by the rule (it neither

@@ -2,7 +2,7 @@
  * kql.c — Kibana Query Language parser, compiler, matcher and prefilter.
  *
  * Parsing. The parser is a hand-written recursive descent that mirrors
- * Kibana's grammar.peggy rule by rule (docs/kql-spec.md §2), including the
+ * Kibana's grammar.peggy rule by rule (docs/kql.md §2), including the
  * PEG backtracking: every rule either succeeds and advances `pos`, or fails
  * and leaves `pos` where it was. Error reporting copies peggy's method: each
  * failed terminal or named rule ("value", "field name", "AND", "whitespace",
@@ -1079,125 +1079,94 @@ done:
 
 /* ------------------------------------------------------------ JSON dump */
 
-typedef struct kql_sbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} kql_sbuf;
-
-static void sb_put(kql_sbuf *b, const char *s, size_t n)
-{
-    if (b->oom) return;
-    if (b->cap - b->n <= n) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->n <= n)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void sb_str(kql_sbuf *b, const char *s)
-{
-    sb_put(b, s, strlen(s));
-}
-
 /* A JSON string; bytes flagged in star become Kibana's wildcard marker. */
-static void sb_json_string(kql_sbuf *b, const char *s, size_t n, const unsigned char *star)
+static void sb_json_string(nt_buf *b, const char *s, size_t n, const unsigned char *star)
 {
-    sb_put(b, "\"", 1);
+    nt_buf_add(b, "\"", 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         char esc[8];
         if (star && star[i]) {
-            sb_str(b, "@kuery-wildcard@");
+            nt_buf_str(b, "@kuery-wildcard@");
         } else if (c == '"' || c == '\\') {
             esc[0] = '\\', esc[1] = (char)c;
-            sb_put(b, esc, 2);
+            nt_buf_add(b, esc, 2);
         } else if (c == '\n') {
-            sb_str(b, "\\n");
+            nt_buf_str(b, "\\n");
         } else if (c == '\r') {
-            sb_str(b, "\\r");
+            nt_buf_str(b, "\\r");
         } else if (c == '\t') {
-            sb_str(b, "\\t");
+            nt_buf_str(b, "\\t");
         } else if (c < 0x20) {
             snprintf(esc, sizeof esc, "\\u%04x", c);
-            sb_str(b, esc);
+            nt_buf_str(b, esc);
         } else {
-            sb_put(b, s + i, 1);
+            nt_buf_add(b, s + i, 1);
         }
     }
-    sb_put(b, "\"", 1);
+    nt_buf_add(b, "\"", 1);
 }
 
-static void sb_lit(kql_sbuf *b, const kql_lit *l)
+static void sb_lit(nt_buf *b, const kql_lit *l)
 {
     if (!l) {
-        sb_str(b, "{\"type\":\"literal\",\"value\":null,\"isQuoted\":false}");
+        nt_buf_str(b, "{\"type\":\"literal\",\"value\":null,\"isQuoted\":false}");
         return;
     }
     if (l->kind == KL_WILDCARD) {
-        sb_str(b, "{\"type\":\"wildcard\",\"value\":");
+        nt_buf_str(b, "{\"type\":\"wildcard\",\"value\":");
         sb_json_string(b, l->text, l->len, l->star);
-        sb_str(b, "}");
+        nt_buf_str(b, "}");
         return;
     }
-    sb_str(b, "{\"type\":\"literal\",\"value\":");
+    nt_buf_str(b, "{\"type\":\"literal\",\"value\":");
     if (l->kind == KL_STRING)
         sb_json_string(b, l->text, l->len, NULL);
     else
-        sb_str(b, l->text); /* true, false, null */
-    sb_str(b, l->quoted ? ",\"isQuoted\":true}" : ",\"isQuoted\":false}");
+        nt_buf_str(b, l->text); /* true, false, null */
+    nt_buf_str(b, l->quoted ? ",\"isQuoted\":true}" : ",\"isQuoted\":false}");
 }
 
-static void sb_node(kql_sbuf *b, const kql_node *n)
+static void sb_node(nt_buf *b, const kql_node *n)
 {
     static const char *const names[] = {"is", "range", "nested", "and", "or", "not"};
     static const char *const ops[] = {"gt", "gte", "lt", "lte"};
-    sb_str(b, "{\"type\":\"function\",\"function\":\"");
-    sb_str(b, names[n->type]);
-    sb_str(b, "\",\"arguments\":[");
+    nt_buf_str(b, "{\"type\":\"function\",\"function\":\"");
+    nt_buf_str(b, names[n->type]);
+    nt_buf_str(b, "\",\"arguments\":[");
     switch (n->type) {
     case KN_IS:
         sb_lit(b, n->field);
-        sb_str(b, ",");
+        nt_buf_str(b, ",");
         sb_lit(b, n->value);
         break;
     case KN_RANGE:
         sb_lit(b, n->field);
-        sb_str(b, ",\"");
-        sb_str(b, ops[n->op]);
-        sb_str(b, "\",");
+        nt_buf_str(b, ",\"");
+        nt_buf_str(b, ops[n->op]);
+        nt_buf_str(b, "\",");
         sb_lit(b, n->value);
         break;
     case KN_NESTED:
         sb_lit(b, n->field);
-        sb_str(b, ",");
+        nt_buf_str(b, ",");
         sb_node(b, n->kids);
         break;
     case KN_AND:
     case KN_OR:
     case KN_NOT:
         for (const kql_node *k = n->kids; k; k = k->next) {
-            if (k != n->kids) sb_str(b, ",");
+            if (k != n->kids) nt_buf_str(b, ",");
             sb_node(b, k);
         }
         break;
     }
-    sb_str(b, "]}");
+    nt_buf_str(b, "]}");
 }
 
 static char *tree_json(const kql_node *root)
 {
-    kql_sbuf b = {0};
+    nt_buf b = {0};
     sb_node(&b, root);
     if (b.oom) {
         free(b.p);

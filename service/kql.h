@@ -2,7 +2,7 @@
  * kql.h — Kibana Query Language: parse a rule query, compile it against a
  * field source, and match events without allocating.
  *
- * The grammar is Kibana's grammar.peggy (docs/kql-spec.md): or/and/not,
+ * The grammar is Kibana's grammar.peggy (docs/kql.md): or/and/not,
  * groups, field:value, value lists `f:(a or (b and not c))`, quoted phrases,
  * wildcards, escapes, `f:*`, ranges, booleans, null and nested `f:{…}`.
  * Parse errors name the line and column and list what the grammar expected

@@ -48,50 +48,9 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 /* ---- a growable byte buffer ---------------------------------------------- */
 
-typedef struct log_buf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} log_buf;
-
-static void buf_reserve(log_buf *b, size_t extra)
-{
-    if (b->oom) return;
-    if (b->len + extra + 1 <= b->cap) return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = 1;
-        return;
-    }
-    b->p = p;
-    b->cap = cap;
-}
-
-static void buf_add(log_buf *b, const char *s, size_t n)
-{
-    buf_reserve(b, n);
-    if (b->oom) return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-static void buf_str(log_buf *b, const char *s)
-{
-    buf_add(b, s, strlen(s));
-}
-
-static void buf_char(log_buf *b, char c)
-{
-    buf_add(b, &c, 1);
-}
-
 /* ---- escaping -------------------------------------------------------------- */
 
-static void escape_bytes(log_buf *b, const unsigned char *s, size_t n)
+static void escape_bytes(nt_buf *b, const unsigned char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     size_t i = 0;
@@ -124,26 +83,26 @@ static void escape_bytes(log_buf *b, const unsigned char *s, size_t n)
             break;
         }
         if (short_esc) {
-            buf_str(b, short_esc);
+            nt_buf_str(b, short_esc);
             i++;
             continue;
         }
         size_t k = c < 0x20 || c == 0x7f ? 0 : nt_utf8_seq_len(s + i, n - i);
         if (k == 0) {
             char u[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
-            buf_add(b, u, 6);
+            nt_buf_add(b, u, 6);
             i++;
         } else {
-            buf_add(b, (const char *)s + i, k);
+            nt_buf_add(b, (const char *)s + i, k);
             i += k;
         }
     }
 }
 
 /* Write s as a JSON string (with quotes), secrets redacted. Caller holds log_lock. */
-static void write_string(log_buf *b, const char *s, size_t n)
+static void write_string(nt_buf *b, const char *s, size_t n)
 {
-    buf_char(b, '"');
+    nt_buf_char(b, '"');
     unsigned char small[512];
     unsigned char *mask = NULL;
     int any = 0;
@@ -151,7 +110,7 @@ static void write_string(log_buf *b, const char *s, size_t n)
         mask = n <= sizeof small ? small : malloc(n);
         if (!mask) {
             /* Cannot mark safely: write nothing of the value rather than risk a secret. */
-            buf_str(b, LOG_REDACTED "\"");
+            nt_buf_str(b, LOG_REDACTED "\"");
             return;
         }
         memset(mask, 0, n);
@@ -177,7 +136,7 @@ static void write_string(log_buf *b, const char *s, size_t n)
             if (mask[i]) {
                 while (j < n && mask[j])
                     j++;
-                buf_str(b, LOG_REDACTED);
+                nt_buf_str(b, LOG_REDACTED);
             } else {
                 while (j < n && !mask[j])
                     j++;
@@ -187,19 +146,19 @@ static void write_string(log_buf *b, const char *s, size_t n)
         }
     }
     if (mask && mask != small) free(mask);
-    buf_char(b, '"');
+    nt_buf_char(b, '"');
 }
 
-static void write_cstring(log_buf *b, const char *s)
+static void write_cstring(nt_buf *b, const char *s)
 {
     if (!s) s = "";
     write_string(b, s, strlen(s));
 }
 
-static void write_real(log_buf *b, double v)
+static void write_real(nt_buf *b, double v)
 {
     if (!isfinite(v)) {
-        buf_str(b, "null");
+        nt_buf_str(b, "null");
         return;
     }
     char tmp[40];
@@ -208,13 +167,13 @@ static void write_real(log_buf *b, double v)
         snprintf(tmp, sizeof tmp, "%.*g", prec, v);
         if (strtod(tmp, NULL) == v) break;
     }
-    buf_str(b, tmp);
+    nt_buf_str(b, tmp);
 }
 
-static void write_value(log_buf *b, json_t *v, int depth)
+static void write_value(nt_buf *b, json_t *v, int depth)
 {
     if (depth > LOG_MAX_DEPTH) {
-        buf_str(b, "\"[too deep]\"");
+        nt_buf_str(b, "\"[too deep]\"");
         return;
     }
     switch (json_typeof(v)) {
@@ -222,27 +181,27 @@ static void write_value(log_buf *b, json_t *v, int depth)
         const char *k;
         json_t *x;
         size_t idx = 0;
-        buf_char(b, '{');
+        nt_buf_char(b, '{');
         json_object_foreach(v, k, x)
         {
-            if (idx++) buf_char(b, ',');
+            if (idx++) nt_buf_char(b, ',');
             write_cstring(b, k);
-            buf_char(b, ':');
+            nt_buf_char(b, ':');
             write_value(b, x, depth + 1);
         }
-        buf_char(b, '}');
+        nt_buf_char(b, '}');
         break;
     }
     case JSON_ARRAY: {
         size_t i;
         json_t *x;
-        buf_char(b, '[');
+        nt_buf_char(b, '[');
         json_array_foreach(v, i, x)
         {
-            if (i) buf_char(b, ',');
+            if (i) nt_buf_char(b, ',');
             write_value(b, x, depth + 1);
         }
-        buf_char(b, ']');
+        nt_buf_char(b, ']');
         break;
     }
     case JSON_STRING:
@@ -251,20 +210,20 @@ static void write_value(log_buf *b, json_t *v, int depth)
     case JSON_INTEGER: {
         char tmp[32];
         snprintf(tmp, sizeof tmp, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        buf_str(b, tmp);
+        nt_buf_str(b, tmp);
         break;
     }
     case JSON_REAL:
         write_real(b, json_real_value(v));
         break;
     case JSON_TRUE:
-        buf_str(b, "true");
+        nt_buf_str(b, "true");
         break;
     case JSON_FALSE:
-        buf_str(b, "false");
+        nt_buf_str(b, "false");
         break;
     case JSON_NULL:
-        buf_str(b, "null");
+        nt_buf_str(b, "null");
         break;
     }
 }
@@ -278,15 +237,15 @@ static int reserved_key(const char *k)
 static char *format_locked(nt_time_ms ts, log_level lvl, const char *event, const char *msg,
                            json_t *fields)
 {
-    log_buf b = {0};
+    nt_buf b = {0};
     char tbuf[NT_TIME_BUF];
-    buf_str(&b, "{\"ts\":\"");
-    buf_str(&b, nt_time_format(ts, tbuf));
-    buf_str(&b, "\",\"level\":\"");
-    buf_str(&b, log_level_name(lvl));
-    buf_str(&b, "\",\"event\":");
+    nt_buf_str(&b, "{\"ts\":\"");
+    nt_buf_str(&b, nt_time_format(ts, tbuf));
+    nt_buf_str(&b, "\",\"level\":\"");
+    nt_buf_str(&b, log_level_name(lvl));
+    nt_buf_str(&b, "\",\"event\":");
     write_cstring(&b, event);
-    buf_str(&b, ",\"msg\":");
+    nt_buf_str(&b, ",\"msg\":");
     write_cstring(&b, msg);
     if (json_is_object(fields)) {
         const char *k;
@@ -294,13 +253,13 @@ static char *format_locked(nt_time_ms ts, log_level lvl, const char *event, cons
         json_object_foreach(fields, k, x)
         {
             if (reserved_key(k)) continue;
-            buf_char(&b, ',');
+            nt_buf_char(&b, ',');
             write_cstring(&b, k);
-            buf_char(&b, ':');
+            nt_buf_char(&b, ':');
             write_value(&b, x, 1);
         }
     }
-    buf_str(&b, "}\n");
+    nt_buf_str(&b, "}\n");
     if (b.oom) {
         free(b.p);
         return NULL;

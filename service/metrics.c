@@ -283,95 +283,64 @@ void metrics_histogram_observe(const char *name, const char *labels, double seco
 
 /* ---- rendering --------------------------------------------------------------- */
 
-typedef struct out_buf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} out_buf;
-
-static void out_add(out_buf *b, const char *s, size_t n)
-{
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-static void out_str(out_buf *b, const char *s)
-{
-    out_add(b, s, strlen(s));
-}
-
-static void out_double(out_buf *b, double v)
+static void out_double(nt_buf *b, double v)
 {
     char tmp[40];
     if (isnan(v)) {
-        out_str(b, "NaN");
+        nt_buf_str(b, "NaN");
         return;
     }
     if (isinf(v)) {
-        out_str(b, v > 0 ? "+Inf" : "-Inf");
+        nt_buf_str(b, v > 0 ? "+Inf" : "-Inf");
         return;
     }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(tmp, sizeof tmp, "%.*g", prec, v);
         if (strtod(tmp, NULL) == v) break;
     }
-    out_str(b, tmp);
+    nt_buf_str(b, tmp);
 }
 
-static void out_ull(out_buf *b, unsigned long long v)
+static void out_ull(nt_buf *b, unsigned long long v)
 {
     char tmp[24];
     snprintf(tmp, sizeof tmp, "%llu", v);
-    out_str(b, tmp);
+    nt_buf_str(b, tmp);
 }
 
 /* name{labels[,extra]} — braces only when there is something inside. */
-static void out_series_name(out_buf *b, const char *name, const char *suffix, const char *labels,
+static void out_series_name(nt_buf *b, const char *name, const char *suffix, const char *labels,
                             const char *extra)
 {
-    out_str(b, name);
-    out_str(b, suffix);
+    nt_buf_str(b, name);
+    nt_buf_str(b, suffix);
     if (!*labels && !extra) {
-        out_str(b, " ");
+        nt_buf_str(b, " ");
         return;
     }
-    out_str(b, "{");
-    out_str(b, labels);
+    nt_buf_str(b, "{");
+    nt_buf_str(b, labels);
     if (extra) {
-        if (*labels) out_str(b, ",");
-        out_str(b, extra);
+        if (*labels) nt_buf_str(b, ",");
+        nt_buf_str(b, extra);
     }
-    out_str(b, "} ");
+    nt_buf_str(b, "} ");
 }
 
-static void out_help(out_buf *b, const char *name, const char *help)
+static void out_help(nt_buf *b, const char *name, const char *help)
 {
-    out_str(b, "# HELP ");
-    out_str(b, name);
-    out_str(b, " ");
+    nt_buf_str(b, "# HELP ");
+    nt_buf_str(b, name);
+    nt_buf_str(b, " ");
     for (const char *p = help; *p; p++) {
         if (*p == '\\')
-            out_str(b, "\\\\");
+            nt_buf_str(b, "\\\\");
         else if (*p == '\n')
-            out_str(b, "\\n");
+            nt_buf_str(b, "\\n");
         else
-            out_add(b, p, 1);
+            nt_buf_add(b, p, 1);
     }
-    out_str(b, "\n");
+    nt_buf_str(b, "\n");
 }
 
 static int series_cmp(const void *a, const void *b)
@@ -381,18 +350,18 @@ static int series_cmp(const void *a, const void *b)
     return c ? c : strcmp(x->labels, y->labels);
 }
 
-static void render_series(out_buf *b, const series *s)
+static void render_series(nt_buf *b, const series *s)
 {
     switch (s->kind) {
     case KIND_COUNTER:
         out_series_name(b, s->name, "", s->labels, NULL);
         out_ull(b, atomic_load_explicit(&s->count, memory_order_relaxed));
-        out_str(b, "\n");
+        nt_buf_str(b, "\n");
         break;
     case KIND_GAUGE:
         out_series_name(b, s->name, "", s->labels, NULL);
         out_double(b, bits_to_double(atomic_load_explicit(&s->bits, memory_order_relaxed)));
-        out_str(b, "\n");
+        nt_buf_str(b, "\n");
         break;
     case KIND_HISTOGRAM: {
         unsigned long long cum = 0;
@@ -402,14 +371,14 @@ static void render_series(out_buf *b, const series *s)
             snprintf(le, sizeof le, "le=\"%s\"", i < HIST_BOUNDS ? hist_bound_text[i] : "+Inf");
             out_series_name(b, s->name, "_bucket", s->labels, le);
             out_ull(b, cum);
-            out_str(b, "\n");
+            nt_buf_str(b, "\n");
         }
         out_series_name(b, s->name, "_sum", s->labels, NULL);
         out_double(b, bits_to_double(atomic_load_explicit(&s->bits, memory_order_relaxed)));
-        out_str(b, "\n");
+        nt_buf_str(b, "\n");
         out_series_name(b, s->name, "_count", s->labels, NULL);
         out_ull(b, cum);
-        out_str(b, "\n");
+        nt_buf_str(b, "\n");
         break;
     }
     case KIND_NONE:
@@ -419,7 +388,7 @@ static void render_series(out_buf *b, const series *s)
 
 char *metrics_render(void)
 {
-    out_buf b = {0};
+    nt_buf b = {0};
     series dropped_series = {.kind = KIND_COUNTER, .name = DROPPED_NAME, .labels = ""};
     atomic_store(&dropped_series.count, atomic_load(&dropped));
 
@@ -445,11 +414,11 @@ char *metrics_render(void)
                 out_help(&b, s->name,
                          "Samples dropped: series table full, invalid name or labels, or a type "
                          "clash.");
-            out_str(&b, "# TYPE ");
-            out_str(&b, s->name);
-            out_str(&b, " ");
-            out_str(&b, kind_names[s->kind]);
-            out_str(&b, "\n");
+            nt_buf_str(&b, "# TYPE ");
+            nt_buf_str(&b, s->name);
+            nt_buf_str(&b, " ");
+            nt_buf_str(&b, kind_names[s->kind]);
+            nt_buf_str(&b, "\n");
         }
         render_series(&b, s);
     }

@@ -171,10 +171,10 @@ static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
 
 void pipe_record(pipe_run *p, json_t *record, dec_shape shape, size_t index)
 {
-    const char *why = NULL;
-    if (!ct_record_valid(record, &why)) {
+    nt_err why;
+    if (ct_record_valid(record, &why) != NT_OK) {
         char *text = json_dumps(record, JSON_COMPACT);
-        pipe_reject_add(p, "not_cloudtrail", why, index, 0, (const unsigned char *)text,
+        pipe_reject_add(p, "not_cloudtrail", why.msg, index, 0, (const unsigned char *)text,
                         text ? strlen(text) : 0);
         p->counts[shape][PIPE_REJECTED]++;
         free(text);

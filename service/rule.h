@@ -1,6 +1,6 @@
 /*
  * rule.h — Elastic detection rules, loaded from their own TOML files and
- * linted (SPEC §2, §5).
+ * linted (docs/spec.md §2, §5).
  *
  * A rule file is parsed by toml.c into a JSON tree; rule_load() reads the
  * fields newtermsd uses (rule_id, name, severity, risk_score, type, language,

@@ -25,6 +25,8 @@
  */
 #include "store.h"
 
+#include "base64.h"
+
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <limits.h>
@@ -1119,10 +1121,14 @@ nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err)
 
 /* ---- alert documents ------------------------------------------------------------------ */
 
+/* The one list of triage statuses (api.c validates through these functions). */
 int store_alert_status_valid(const char *status)
 {
-    return status && (strcmp(status, "open") == 0 || strcmp(status, "acknowledged") == 0 ||
-                      strcmp(status, "closed") == 0);
+    static const char *const statuses[] = {"open", "acknowledged", "closed"};
+    if (!status) return 0;
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++)
+        if (strcmp(status, statuses[i]) == 0) return 1;
+    return 0;
 }
 
 int store_alert_reason_valid(const char *reason)
@@ -1346,64 +1352,19 @@ nt_status store_alert_set_status_many(store *s, const char *const *ids, size_t n
 
 /* ---- listing ------------------------------------------------------------------------ */
 
-static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static char *b64url_encode(const char *in, size_t n)
-{
-    char *out = malloc(n / 3 * 4 + 5);
-    if (!out) return NULL;
-    size_t o = 0, i = 0;
-    for (; i + 2 < n; i += 3) {
-        unsigned v =
-            (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8 | (unsigned char)in[i + 2];
-        out[o++] = B64URL[v >> 18 & 63];
-        out[o++] = B64URL[v >> 12 & 63];
-        out[o++] = B64URL[v >> 6 & 63];
-        out[o++] = B64URL[v & 63];
-    }
-    if (n - i == 1) {
-        unsigned v = (unsigned char)in[i] << 16;
-        out[o++] = B64URL[v >> 18 & 63];
-        out[o++] = B64URL[v >> 12 & 63];
-    } else if (n - i == 2) {
-        unsigned v = (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8;
-        out[o++] = B64URL[v >> 18 & 63];
-        out[o++] = B64URL[v >> 12 & 63];
-        out[o++] = B64URL[v >> 6 & 63];
-    }
-    out[o] = '\0';
-    return out;
-}
-
-/* Decodes unpadded base64url; -1 on a bad character, length or overflow. */
-static int b64url_decode(const char *in, char *out, size_t cap, size_t *outlen)
-{
-    size_t n = strlen(in), o = 0;
-    if (n % 4 == 1) return -1;
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *p = in[i] ? strchr(B64URL, in[i]) : NULL;
-        if (!p) return -1;
-        acc = (acc << 6 | (unsigned)(p - B64URL)) & 0xffffff;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o >= cap) return -1;
-            out[o++] = (char)(acc >> bits & 0xff);
-        }
-    }
-    if (bits > 0 && (acc & ((1u << bits) - 1))) return -1; /* non-canonical tail */
-    *outlen = o;
-    return 0;
-}
-
 static char *cursor_encode(long long score, const char *id, size_t idlen)
 {
     char raw[32 + STORE_ID_MAX];
     int n = snprintf(raw, sizeof raw, "%lld:%.*s", score, (int)idlen, id);
     if (n < 0 || (size_t)n >= sizeof raw) return NULL;
-    return b64url_encode(raw, (size_t)n);
+    size_t cap = b64url_encoded_len((size_t)n) + 1;
+    char *out = malloc(cap);
+    if (out &&
+        b64url_encode((const unsigned char *)raw, (size_t)n, out, cap, NULL, NULL) != NT_OK) {
+        free(out);
+        out = NULL;
+    }
+    return out;
 }
 
 static nt_status cursor_decode(const char *cursor, long long *score, char id[STORE_ID_MAX + 1],
@@ -1411,7 +1372,9 @@ static nt_status cursor_decode(const char *cursor, long long *score, char id[STO
 {
     char raw[40 + STORE_ID_MAX];
     size_t n;
-    if (strlen(cursor) > 256 || b64url_decode(cursor, raw, sizeof raw - 1, &n) != 0)
+    size_t clen = strlen(cursor);
+    if (clen > 256 ||
+        b64url_decode(cursor, clen, (unsigned char *)raw, sizeof raw - 1, &n, NULL) != NT_OK)
         return nt_fail(err, NT_ERR_INVALID, "cursor is not valid");
     raw[n] = '\0';
     const char *colon = memchr(raw, ':', n);

@@ -61,20 +61,14 @@ typedef struct toml_nodes {
     size_t used;
 } toml_nodes;
 
-/* A growable byte buffer for decoded strings. */
-typedef struct toml_buf {
-    char *data;
-    size_t len, cap;
-} toml_buf;
-
-/* A parsed (possibly dotted) key: part i is buf.data[off[i] .. off[i]+len[i])
+/* A parsed (possibly dotted) key: part i is buf.p[off[i] .. off[i]+len[i])
  * and was written at source position at[i]. */
 typedef struct toml_key {
     size_t n;
     size_t off[TOML_MAX_DEPTH];
     size_t len[TOML_MAX_DEPTH];
     const char *at[TOML_MAX_DEPTH];
-    toml_buf buf;
+    nt_buf buf;
 } toml_key;
 
 typedef struct toml_parser {
@@ -89,7 +83,7 @@ typedef struct toml_parser {
     unsigned next_section; /* ids for headers and inline tables */
     size_t table_depth;    /* depth of `table` below the root */
     toml_nodes nodes;
-    toml_buf str; /* scratch for string values and numbers */
+    nt_buf str; /* scratch for string values and numbers */
 } toml_parser;
 
 /* ---- errors ------------------------------------------------------------- */
@@ -166,7 +160,7 @@ static const char *key_text(const toml_key *key, size_t upto, char *out, size_t 
 {
     size_t used = 0;
     for (size_t i = 0; i <= upto && i < key->n; i++) {
-        const char *part = key->buf.data + key->off[i];
+        const char *part = key->buf.p + key->off[i];
         size_t len = key->len[i];
         if (i > 0 && used + 1 < cap) out[used++] = '.';
         for (size_t k = 0; k < len; k++) {
@@ -191,28 +185,18 @@ static const char *key_text(const toml_key *key, size_t upto, char *out, size_t 
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static nt_status buf_reserve(toml_parser *P, toml_buf *b, size_t more)
+static nt_status buf_reserve(toml_parser *P, nt_buf *b, size_t more)
 {
-    if (b->cap - b->len >= more) return NT_OK;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap - b->len < more)
-        cap *= 2;
-    char *data = realloc(b->data, cap);
-    if (!data) return toml_nomem(P);
-    b->data = data;
-    b->cap = cap;
-    return NT_OK;
+    return nt_buf_reserve(b, more) == 0 ? NT_OK : toml_nomem(P);
 }
 
-static nt_status buf_put(toml_parser *P, toml_buf *b, const char *s, size_t n)
+static nt_status buf_put(toml_parser *P, nt_buf *b, const char *s, size_t n)
 {
     /* An empty run (e.g. the body of """\n""") may come before the first byte:
-     * b->data is still NULL then, and NULL + 0 / memcpy(NULL, …, 0) are UB. */
+     * b->p is still NULL then, and nothing needs to be written. */
     if (n == 0) return NT_OK;
-    TOML_TRY(buf_reserve(P, b, n));
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    return NT_OK;
+    nt_buf_add(b, s, n);
+    return b->oom ? toml_nomem(P) : NT_OK;
 }
 
 static int is_bare_key_char(char c)
@@ -368,8 +352,7 @@ static json_t *table_add(toml_parser *P, json_t *parent, const toml_key *key, si
                          unsigned flags, unsigned section)
 {
     json_t *t = json_object();
-    if (!t ||
-        json_object_setn_new(parent, key->buf.data + key->off[part], key->len[part], t) != 0) {
+    if (!t || json_object_setn_new(parent, key->buf.p + key->off[part], key->len[part], t) != 0) {
         toml_nomem(P);
         return NULL;
     }
@@ -379,7 +362,7 @@ static json_t *table_add(toml_parser *P, json_t *parent, const toml_key *key, si
 
 /* ---- strings ------------------------------------------------------------ */
 
-static nt_status put_code_point(toml_parser *P, toml_buf *out, uint32_t cp)
+static nt_status put_code_point(toml_parser *P, nt_buf *out, uint32_t cp)
 {
     char u[4];
     size_t n;
@@ -406,7 +389,7 @@ static nt_status put_code_point(toml_parser *P, toml_buf *out, uint32_t cp)
 }
 
 /* One escape sequence; the cursor is on the backslash. */
-static nt_status parse_escape(toml_parser *P, toml_buf *out)
+static nt_status parse_escape(toml_parser *P, nt_buf *out)
 {
     const char *at = P->p;
     if (P->end - P->p < 2) return toml_fail(P, at, NT_ERR_PARSE, "unterminated string");
@@ -469,7 +452,7 @@ static nt_status parse_escape(toml_parser *P, toml_buf *out)
 }
 
 /* "basic string": the cursor is on the opening quote. */
-static nt_status parse_basic_string(toml_parser *P, toml_buf *out)
+static nt_status parse_basic_string(toml_parser *P, nt_buf *out)
 {
     const char *open = P->p++;
     for (;;) {
@@ -497,7 +480,7 @@ static nt_status parse_basic_string(toml_parser *P, toml_buf *out)
 }
 
 /* 'literal string': the cursor is on the opening quote. */
-static nt_status parse_literal_string(toml_parser *P, toml_buf *out)
+static nt_status parse_literal_string(toml_parser *P, nt_buf *out)
 {
     const char *open = P->p++;
     const char *run = P->p;
@@ -520,7 +503,7 @@ static nt_status parse_literal_string(toml_parser *P, toml_buf *out)
  * first of the three opening quotes. A newline right after the opening
  * delimiter is dropped; CRLF is stored as LF; up to two quotes may sit right
  * before the closing delimiter. */
-static nt_status parse_multiline_string(toml_parser *P, toml_buf *out, char quote)
+static nt_status parse_multiline_string(toml_parser *P, nt_buf *out, char quote)
 {
     const char *open = P->p;
     int basic = quote == '"';
@@ -572,7 +555,7 @@ static nt_status parse_multiline_string(toml_parser *P, toml_buf *out, char quot
 }
 
 /* Any string form; the cursor is on a quote. Single-line only when keys. */
-static nt_status parse_string(toml_parser *P, toml_buf *out, int allow_multiline)
+static nt_status parse_string(toml_parser *P, nt_buf *out, int allow_multiline)
 {
     char q = *P->p;
     if (remaining_starts(P, q == '"' ? "\"\"\"" : "'''")) {
@@ -617,7 +600,7 @@ static nt_status parse_key(toml_parser *P, toml_key *key)
             }
             TOML_TRY(buf_put(P, &key->buf, at, (size_t)(P->p - at)));
         }
-        if (memchr(key->buf.data + off, '\0', key->buf.len - off))
+        if (memchr(key->buf.p + off, '\0', key->buf.len - off))
             return toml_fail(P, at, NT_ERR_PARSE, "a key may not contain U+0000");
         key->off[key->n] = off;
         key->len[key->n] = key->buf.len - off;
@@ -699,7 +682,7 @@ static json_t *parse_number(toml_parser *P)
         if (scan_digits(P, s + 2, end, base, what) != NT_OK) return NULL;
         uint64_t v = 0;
         for (size_t i = 0; i < P->str.len; i++) {
-            uint64_t d = (uint64_t)nt_hex_digit(P->str.data[i]);
+            uint64_t d = (uint64_t)nt_hex_digit(P->str.p[i]);
             if (v > (UINT64_C(0x7FFFFFFFFFFFFFFF) - d) / (uint64_t)base) {
                 toml_fail(P, start, NT_ERR_PARSE, "integer does not fit in 64 bits");
                 return NULL;
@@ -769,7 +752,7 @@ static json_t *parse_number(toml_parser *P)
             toml_nomem(P);
             return NULL;
         }
-        double d = strtod_l(P->str.data, NULL, c_locale);
+        double d = strtod_l(P->str.p, NULL, c_locale);
         freelocale(c_locale);
         if (isinf(d)) {
             toml_fail(P, start, NT_ERR_PARSE, "float is out of range");
@@ -777,7 +760,7 @@ static json_t *parse_number(toml_parser *P)
         }
         j = json_real(d);
     } else {
-        long long v = strtoll(P->str.data, NULL, 10);
+        long long v = strtoll(P->str.p, NULL, 10);
         if (errno == ERANGE) {
             toml_fail(P, start, NT_ERR_PARSE, "integer does not fit in 64 bits");
             return NULL;
@@ -840,7 +823,7 @@ static nt_status put_keyval(toml_parser *P, json_t *table, unsigned section, con
     char path[128];
     json_t *t = table;
     for (size_t i = 0; i + 1 < key->n; i++) {
-        json_t *child = json_object_getn(t, key->buf.data + key->off[i], key->len[i]);
+        json_t *child = json_object_getn(t, key->buf.p + key->off[i], key->len[i]);
         if (!child) {
             child = table_add(P, t, key, i, NODE_DOTTED, section);
             if (!child) goto fail;
@@ -875,12 +858,12 @@ static nt_status put_keyval(toml_parser *P, json_t *table, unsigned section, con
         goto fail;
     }
     size_t last = key->n - 1;
-    if (json_object_getn(t, key->buf.data + key->off[last], key->len[last])) {
+    if (json_object_getn(t, key->buf.p + key->off[last], key->len[last])) {
         toml_fail(P, key->at[last], NT_ERR_PARSE, "duplicate key '%s'",
                   key_text(key, last, path, sizeof path));
         goto fail;
     }
-    if (json_object_setn_new(t, key->buf.data + key->off[last], key->len[last], value) != 0)
+    if (json_object_setn_new(t, key->buf.p + key->off[last], key->len[last], value) != 0)
         return toml_nomem(P);
     return NT_OK;
 fail:
@@ -948,10 +931,10 @@ static json_t *parse_inline_table(toml_parser *P, size_t depth)
             goto fail;
         }
     }
-    free(key.buf.data);
+    free(key.buf.p);
     return obj;
 fail:
-    free(key.buf.data);
+    free(key.buf.p);
     json_decref(obj);
     return NULL;
 }
@@ -967,7 +950,7 @@ static json_t *parse_value(toml_parser *P, size_t depth)
     if (c == '"' || c == '\'') {
         P->str.len = 0;
         if (parse_string(P, &P->str, 1) != NT_OK) return NULL;
-        json_t *s = json_stringn(P->str.data ? P->str.data : "", P->str.len);
+        json_t *s = json_stringn(P->str.p ? P->str.p : "", P->str.len);
         if (!s) toml_nomem(P);
         return s;
     }
@@ -1018,7 +1001,7 @@ static nt_status parse_header(toml_parser *P, toml_key *key)
 
     json_t *t = P->root;
     for (size_t i = 0; i + 1 < key->n; i++) {
-        json_t *child = json_object_getn(t, key->buf.data + key->off[i], key->len[i]);
+        json_t *child = json_object_getn(t, key->buf.p + key->off[i], key->len[i]);
         if (!child) {
             t = table_add(P, t, key, i, NODE_IMPLICIT, 0);
             if (!t) return P->status;
@@ -1049,7 +1032,7 @@ static nt_status parse_header(toml_parser *P, toml_key *key)
     }
 
     size_t last = key->n - 1;
-    const char *name = key->buf.data + key->off[last];
+    const char *name = key->buf.p + key->off[last];
     json_t *child = json_object_getn(t, name, key->len[last]);
     toml_node *node = child ? node_find(P, child) : NULL;
     if (child) /* every branch below that meets an existing key may fail */
@@ -1168,8 +1151,8 @@ nt_status toml_parse(const char *text, size_t len, json_t **out, nt_err *err)
             parse_keyval_line(&P, &key);
     }
 done:
-    free(key.buf.data);
-    free(P.str.data);
+    free(key.buf.p);
+    free(P.str.p);
     free(P.nodes.slots);
     if (P.status != NT_OK) {
         json_decref(P.root);

@@ -283,7 +283,7 @@ fuzz_env *fuzz_env_new(void)
     for (size_t i = 0; i < FUZZ_N_EVENTS; i++) {
         json_error_t je;
         env->events[i] = json_loads(fuzz_events[i], 0, &je);
-        if (!env->events[i] || !ct_record_valid(env->events[i], NULL)) {
+        if (!env->events[i] || ct_record_valid(env->events[i], NULL) != NT_OK) {
             fprintf(stderr, "fuzz: built-in event %zu is not a CloudTrail record: %s\n", i,
                     env->events[i] ? "invalid" : je.text);
             goto fail;
@@ -494,8 +494,9 @@ static nt_status rec_on_split_record(void *ud, json_t *record, dec_shape shape, 
     FUZZ_CHECK(shape < DEC_SHAPE_COUNT, "shape %d", (int)shape);
     FUZZ_CHECK(dec_is_cloudtrail(record), "a %s record that is not CloudTrail",
                dec_shape_name(shape));
-    const char *why = NULL;
-    if (!ct_record_valid(record, &why)) FUZZ_CHECK(why != NULL, "invalid record without a reason");
+    nt_err why = {{0}};
+    if (ct_record_valid(record, &why) != NT_OK)
+        FUZZ_CHECK(why.msg[0] != '\0', "invalid record without a reason");
     w->records++;
     return NT_OK;
 }
@@ -780,9 +781,9 @@ void fuzz_ctview(const fuzz_env *env, const uint8_t *data, size_t size)
     json_error_t je;
     json_t *record = json_loadb((const char *)data, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     if (!record) return;
-    const char *why = NULL;
-    int valid = ct_record_valid(record, &why);
-    FUZZ_CHECK(valid || (why && why[0]), "an invalid record without a reason");
+    nt_err why = {{0}};
+    int valid = ct_record_valid(record, &why) == NT_OK;
+    FUZZ_CHECK(valid || why.msg[0], "an invalid record without a reason");
     if (valid) FUZZ_CHECK(dec_is_cloudtrail(record), "valid for the view but not for decode");
     /* The view promises to cope with any object (wrong types count as
      * absent), so it is exercised on invalid records too. */

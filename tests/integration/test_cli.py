@@ -70,6 +70,19 @@ class Replay(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         return [json.loads(line) for line in p.stdout.splitlines()], p.stderr
 
+    def test_a_broken_gzip_file_is_named_once_with_the_whole_reason(self):
+        # read_whole used to format err->msg into itself (undefined behaviour:
+        # the path printed twice, the reason cut)
+        path = os.path.join(self.dir, "cut.json.gz")
+        whole = gzip.compress(json.dumps({"Records": [discovery_record()]}).encode())
+        with open(path, "wb") as f:
+            f.write(whole[: len(whole) // 2])
+        p = run("replay", "--rules", RULES, path)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(f"error: {path}: ", p.stderr)
+        self.assertIn("truncated gzip stream\n", p.stderr)
+        self.assertEqual(p.stderr.count(path), 1, p.stderr)
+
     def test_window_edges_on_event_time(self):
         recs = [
             discovery_record(user="edge-a", event_time="2026-11-01T00:00:00Z"),

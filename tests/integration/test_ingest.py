@@ -1,4 +1,4 @@
-"""Ingestion over HTTP: every delivery shape, every status code of SPEC §3."""
+"""Ingestion over HTTP: every delivery shape, every status code of docs/spec.md §3."""
 import base64
 import gzip
 import json

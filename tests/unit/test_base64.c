@@ -153,6 +153,62 @@ START_TEST(every_length_and_byte_value_round_trips)
 }
 END_TEST
 
+/* RFC 4648 §10 vectors in the §5 alphabet without padding, plus the two
+ * characters that differ from the standard alphabet. */
+static const struct {
+    const char *plain, *url;
+} url_vectors[] = {
+    {"", ""},           {"f", "Zg"},          {"fo", "Zm8"},          {"foo", "Zm9v"},
+    {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}, {"\xfb\xff", "-_8"},
+};
+
+START_TEST(base64url_vectors_round_trip_without_padding)
+{
+    const char *plain = url_vectors[_i].plain, *url = url_vectors[_i].url;
+    size_t plen = strlen(plain), n = 0;
+    char enc[32];
+    unsigned char dec[32];
+    nt_err err = {{0}};
+    ck_assert_int_eq(b64url_encode((const unsigned char *)plain, plen, enc, sizeof enc, &n, &err),
+                     NT_OK);
+    ck_assert_str_eq(enc, url);
+    ck_assert_uint_eq(n, b64url_encoded_len(plen));
+    ck_assert_int_eq(b64url_decode(url, strlen(url), dec, sizeof dec, &n, &err), NT_OK);
+    ck_assert_uint_eq(n, plen);
+    ck_assert(memcmp(dec, plain, plen) == 0);
+}
+END_TEST
+
+START_TEST(malformed_base64url_is_refused)
+{
+    static const struct {
+        const char *in;
+        nt_status want;
+        const char *msg;
+    } bad[] = {
+        {"Zm9v+A", NT_ERR_PARSE, "invalid base64url character 0x2b ('+') at offset 4"},
+        {"Zm9v/A", NT_ERR_PARSE, "invalid base64url character 0x2f ('/') at offset 4"},
+        {"Zg==", NT_ERR_PARSE, "invalid base64url character 0x3d ('=') at offset 2"},
+        {"Zm9vY", NT_ERR_PARSE, "base64url length 5 is impossible (1 mod 4)"},
+        {"Zh", NT_ERR_PARSE, "non-zero padding bits in base64url at offset 1"},
+        {"Zm9vYmFyZm9vYmFy", NT_ERR_LIMIT, "base64url decodes to 12 bytes, buffer holds 8"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        unsigned char out[8];
+        size_t n = 0;
+        nt_err err = {{0}};
+        ck_assert_int_eq(b64url_decode(bad[i].in, strlen(bad[i].in), out, sizeof out, &n, &err),
+                         bad[i].want);
+        ck_assert_str_eq(err.msg, bad[i].msg);
+    }
+    char small[4];
+    nt_err err = {{0}};
+    ck_assert_int_eq(
+        b64url_encode((const unsigned char *)"foo", 3, small, sizeof small, NULL, &err),
+        NT_ERR_LIMIT);
+}
+END_TEST
+
 static Suite *base64_suite(void)
 {
     Suite *s = suite_create("base64");
@@ -165,6 +221,9 @@ static Suite *base64_suite(void)
     tcase_add_test(tc, a_too_small_output_buffer_is_a_limit_error);
     tcase_add_test(tc, an_empty_input_decodes_to_nothing);
     tcase_add_test(tc, every_length_and_byte_value_round_trips);
+    tcase_add_loop_test(tc, base64url_vectors_round_trip_without_padding, 0,
+                        sizeof url_vectors / sizeof url_vectors[0]);
+    tcase_add_test(tc, malformed_base64url_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }

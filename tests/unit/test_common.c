@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -318,6 +319,28 @@ START_TEST(hex_digits_of_either_case_and_nothing_else)
 }
 END_TEST
 
+START_TEST(a_buffer_grows_stays_terminated_and_fails_once)
+{
+    nt_buf b = {0};
+    for (int i = 0; i < 1000; i++)
+        nt_buf_str(&b, "abc");
+    nt_buf_char(&b, '!');
+    nt_buf_add(&b, "xyz", 0);
+    ck_assert_uint_eq(b.len, 3001);
+    ck_assert_uint_eq(strlen(b.p), 3001);
+    ck_assert_int_eq(b.p[3000], '!');
+    ck_assert_int_eq(b.oom, 0);
+    /* a request that cannot be met sets oom; later adds do nothing */
+    ck_assert_int_eq(nt_buf_reserve(&b, SIZE_MAX - 8), -1);
+    ck_assert_int_eq(b.oom, 1);
+    nt_buf_str(&b, "more");
+    ck_assert_uint_eq(b.len, 3001);
+    nt_buf_free(&b);
+    ck_assert_ptr_null(b.p);
+    nt_buf_free(&b); /* twice is fine */
+}
+END_TEST
+
 static Suite *common_suite(void)
 {
     Suite *s = suite_create("common");
@@ -331,6 +354,7 @@ static Suite *common_suite(void)
     tcase_add_test(tc, a_long_prefix_is_cut_and_stays_terminated);
     tcase_add_test(tc, the_first_invalid_utf8_byte_is_found);
     tcase_add_test(tc, hex_digits_of_either_case_and_nothing_else);
+    tcase_add_test(tc, a_buffer_grows_stays_terminated_and_fails_once);
     tcase_add_test(tc, durations_parse);
     tcase_add_test(tc, secret_compare_is_exact);
     tcase_add_loop_test(tc, wildcards_match_case_sensitively, 0,

@@ -1,5 +1,5 @@
 /*
- * Rule loading and lint (SPEC §5): Elastic's published rules load or are
+ * Rule loading and lint (docs/spec.md §5): Elastic's published rules load or are
  * refused with a precise message; lint warnings name the problem.
  */
 #include "rule.h"
