@@ -969,6 +969,40 @@ START_TEST(every_unit_shape_yields_its_records)
 }
 END_TEST
 
+/* "[{},{},…]" costs ~100 times its size in jansson: one value whose estimated
+ * tree passes DEC_MAX_TREE_BYTES is refused before parsing, while the same
+ * bytes as NDJSON lines (each value on its own) are parsed one by one. */
+START_TEST(a_value_whose_tree_is_too_large_is_refused_before_parsing)
+{
+    size_t n = 300000; /* 300,000 empty objects: ~91 MB estimated, 900 KB of text */
+    size_t len = 3 * n + 1;
+    char *text = malloc(len + 1);
+    ck_assert_ptr_nonnull(text);
+    text[0] = '[';
+    for (size_t i = 0; i < n; i++)
+        memcpy(text + 1 + 3 * i, "{},", 3);
+    text[len - 1] = ']';
+    split_seen s;
+    nt_err err = {{0}};
+    ck_assert_int_eq(split_text(text, len, &s, &err), NT_ERR_LIMIT);
+    ck_assert_msg(strstr(err.msg, "JSON value too large to parse: its tree would exceed 67108864 "
+                                  "bytes") != NULL,
+                  "%s", err.msg);
+    ck_assert_uint_eq(s.nbad, 1);
+    ck_assert_uint_eq(s.nrecords, 0);
+
+    /* The same objects one per line: every value is small, none is refused
+     * for size (each is "not a CloudTrail record"). */
+    for (size_t i = 0; i < n; i++)
+        text[1 + 3 * i + 2] = '\n';
+    text[0] = ' ';
+    text[len - 1] = '\n';
+    ck_assert_int_eq(split_text(text, len, &s, &err), NT_ERR_INVALID);
+    ck_assert_uint_eq(s.nbad, n);
+    free(text);
+}
+END_TEST
+
 START_TEST(deep_nesting_in_a_unit_is_refused_without_stack_overflow)
 {
     size_t n = 100000;
@@ -1120,6 +1154,7 @@ static Suite *decode_suite(void)
     TCase *unit = tcase_create("unit");
     tcase_add_loop_test(unit, every_unit_shape_yields_its_records, 0, (int)t_units.rows);
     tcase_add_test(unit, deep_nesting_in_a_unit_is_refused_without_stack_overflow);
+    tcase_add_test(unit, a_value_whose_tree_is_too_large_is_refused_before_parsing);
     tcase_add_test(unit, a_failing_record_callback_stops_the_split_with_its_status);
     tcase_add_test(unit, shape_names_are_the_metric_labels);
     tcase_add_loop_test(unit, dead_letter_prefixes_are_escaped_and_bounded, 0,
