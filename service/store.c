@@ -1740,7 +1740,8 @@ nt_status store_exception_page(store *s, const char *cursor, size_t limit, json_
         return nt_fail(err, NT_ERR_INVALID, "limit must be between 1 and %d",
                        STORE_EXCEPTION_PAGE_MAX);
     if (cursor && (strlen(cursor) > 4 * STORE_ID_MAX / 3 + 4 ||
-                   b64url_decode(cursor, after, sizeof after - 1, &after_len) != 0 ||
+                   b64url_decode(cursor, strlen(cursor), (unsigned char *)after, sizeof after - 1,
+                                 &after_len, NULL) != NT_OK ||
                    after_len == 0 || memchr(after, 0, after_len) || !id_valid(after)))
         return nt_fail(err, NT_ERR_INVALID, "cursor is not valid");
     after[after_len] = 0;
@@ -1814,8 +1815,15 @@ nt_status store_exception_page(store *s, const char *cursor, size_t limit, json_
         }
     }
     if (from + take < n) {
-        *next_cursor = b64url_encode(page[from + take - 1], strlen(page[from + take - 1]));
-        if (!*next_cursor) st = store_nomem(err);
+        const char *last = page[from + take - 1];
+        size_t last_len = strlen(last), cap = b64url_encoded_len(last_len) + 1;
+        *next_cursor = malloc(cap);
+        if (!*next_cursor || b64url_encode((const unsigned char *)last, last_len, *next_cursor, cap,
+                                           NULL, NULL) != NT_OK) {
+            free(*next_cursor);
+            *next_cursor = NULL;
+            st = store_nomem(err);
+        }
     }
 
 done:
