@@ -762,6 +762,7 @@ static void *poller_main(void *arg)
     nt_err err;
     store_config sc = {.url = s->cfg->redis_url,
                        .password = s->cfg->redis_password,
+                       .tls = s->cfg->redis_tls,
                        .connect_timeout_ms = s->cfg->redis_timeout_ms,
                        .command_timeout_ms = s->cfg->redis_timeout_ms,
                        .alert_retention_ms = s->cfg->alert_retention_ms,
@@ -858,6 +859,9 @@ nt_status http_server_start(server **out, config *cfg, nt_ruleset *rules, nt_err
         s->learning_since[i] = -1;
     store_config sc = {.url = cfg->redis_url,
                        .password = cfg->redis_password,
+                       .tls = cfg->redis_tls,
+                       .wait_replicas = cfg->redis_wait_replicas,
+                       .wait_timeout_ms = cfg->redis_wait_timeout_ms,
                        .connect_timeout_ms = cfg->redis_timeout_ms,
                        .command_timeout_ms = cfg->redis_timeout_ms,
                        .alert_retention_ms = cfg->alert_retention_ms,

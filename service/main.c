@@ -351,6 +351,7 @@ static int cmd_backfill(config *c)
     store *st = NULL;
     store_config sc = {.url = c->redis_url,
                        .password = c->redis_password,
+                       .tls = c->redis_tls,
                        .connect_timeout_ms = c->redis_timeout_ms,
                        .command_timeout_ms = c->redis_timeout_ms * 5,
                        .alert_retention_ms = c->alert_retention_ms,

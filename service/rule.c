@@ -106,8 +106,10 @@ static void lint_term(void *ud, const char *field, const char *value, size_t len
     if (is_wildcard) return;
     if (al->pass == 0) {
         if (strcmp(field, "event.provider") != 0) return;
-        if (!catalog_has_provider(value)) al->uncatalogued = 1;
-        else if (al->n_providers < 16) al->providers[al->n_providers++] = value;
+        if (!catalog_has_provider(value))
+            al->uncatalogued = 1;
+        else if (al->n_providers < 16)
+            al->providers[al->n_providers++] = value;
         return;
     }
     /* An action may belong to a provider we have no catalogue for: say nothing. */

@@ -2,8 +2,9 @@
  * store.h — the Redis layer: new-terms history, alerts, exceptions, the
  * dead-letter list of rejected records and per-rule counters.
  *
- * A `store` is ONE connection to Redis, used by one thread at a time (the
- * server keeps a pool of them). It connects lazily on the first call, loads its
+ * A `store` is ONE connection to Redis (TCP, TLS for rediss://, or a unix
+ * socket; see netio.h), used by one thread at a time (the server keeps a pool
+ * of them). It connects lazily on the first call, loads its
  * Lua scripts once per connection, and after any connection, I/O or timeout
  * error drops the connection and reconnects on a later call with exponential
  * backoff (100 ms doubling to 2 s). It never sleeps: a call made while the
@@ -41,6 +42,10 @@
  * rules/accounts/users are trimmed lazily (they expire as a whole, and listing
  * skips ids whose hash is gone).
  *
+ * A failed connection attempt (refused, TLS certificate refused, AUTH refused)
+ * is also logged, once per distinct cause for the whole process (event
+ * "redis_connect"), and so is the recovery; never the password.
+ *
  * Errors: NT_ERR_STORE for anything Redis-side ("redis 127.0.0.1:6399:
  * Connection refused", "redis 127.0.0.1:6399: timed out after 500 ms", script
  * error replies); NT_ERR_INVALID for bad arguments; NT_ERR_NOTFOUND /
@@ -54,6 +59,7 @@
 #define NT_STORE_H
 
 #include "common.h"
+#include "netio.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -62,11 +68,17 @@ typedef struct store store;
 
 /* Zero fields take the defaults shown. */
 typedef struct store_config {
-    const char *url;        /* redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N];
-                               NULL = redis://127.0.0.1:6379/0 */
-    const char *password;   /* may be NULL; overrides one in the URL */
-    int connect_timeout_ms; /* 2000 */
-    int command_timeout_ms; /* 2000 */
+    const char *url;               /* redis[s]://[user[:password]@]host[:port][/db] or
+                                      unix:///path[?db=N]; NULL = redis://127.0.0.1:6379/0 */
+    const char *password;          /* may be NULL; overrides one in the URL. A user in the URL
+                                      needs a password: AUTH user password */
+    netio_tls_config tls;          /* rediss:// only (any field set with redis:// is an error);
+                                      strings borrowed for store_open */
+    int wait_replicas;             /* 0 = off; N: every store_observe ends with WAIT N and fails
+                                      when fewer replicas acknowledged */
+    int wait_timeout_ms;           /* WAIT's timeout, 1000 */
+    int connect_timeout_ms;        /* 2000 */
+    int command_timeout_ms;        /* 2000 */
     nt_time_ms alert_retention_ms; /* 30 days */
     size_t alert_cap;              /* 100000 alerts */
     size_t reject_cap;             /* 1000 rejects */
@@ -75,17 +87,18 @@ typedef struct store_config {
 /* A parsed Redis URL. Strings are owned (store_url_clear frees them). */
 typedef struct store_url {
     int is_unix;
+    int is_tls;     /* rediss:// */
     char *host;     /* TCP: host name or IP literal (IPv6 without brackets) */
     int port;       /* TCP: 1..65535, default 6379 */
     char *path;     /* unix: absolute socket path */
     int db;         /* 0.. */
-    char *username; /* NULL unless the URL has user:password@ */
+    char *username; /* NULL unless the URL has user@ or user:password@ */
     char *password; /* NULL when absent; percent-decoded */
 } store_url;
 
-/* Parse url into *out (zeroed first). Errors: NT_ERR_INVALID with a sentence
- * naming the bad part (never echoing a password), NT_ERR_UNSUPPORTED for
- * rediss:// (TLS). On error *out holds nothing to free. */
+/* Parse url (redis://, rediss:// or unix://) into *out (zeroed first). Errors:
+ * NT_ERR_INVALID with a sentence naming the bad part (never echoing a
+ * password). On error *out holds nothing to free. */
 nt_status store_url_parse(const char *url, store_url *out, nt_err *err);
 void store_url_clear(store_url *u);
 
