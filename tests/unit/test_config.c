@@ -346,7 +346,7 @@ static const struct {
     {"serve --redis rediss://app:pw@h", {NULL}, "the URL must not hold a password"},
     {"serve --redis rediss://@h", {NULL}, "is not redis://"},
     {"serve --redis unix://u@/run/r.sock", {NULL}, "the URL must not hold credentials"},
-    {"serve --redis-wait-replicas -1", {NULL}, "--redis-wait-replicas: '-1'"},
+    {"serve --redis-wait-replicas -1", {NULL}, "--redis-wait-replicas: -1 is out of range"},
     {"serve",
      {"NEWTERMSD_REDIS_WAIT_TIMEOUT_MS=0", NULL},
      "NEWTERMSD_REDIS_WAIT_TIMEOUT_MS: 0 is out of range"},
