@@ -183,6 +183,24 @@ static nt_status netio_tls_fail(netio *io, int e, const char *what, const char *
     return nt_fail(err, NT_ERR_IO, "connection closed by the server");
 }
 
+/* A TLS 1.3 server that refuses the client (no client certificate) says so
+ * with an alert sent after the client's handshake has finished; when our
+ * first write meets the closed connection instead, the alert is usually
+ * still unread in the socket. Report it rather than "connection reset". */
+static nt_status netio_tls_write_fail(netio *io, int e, nt_err *err)
+{
+    if (e == SSL_ERROR_SYSCALL) {
+        int saved = errno;
+        char tmp[512];
+        ERR_clear_error();
+        int rc = SSL_read(io->ssl, tmp, sizeof tmp);
+        if (rc <= 0 && SSL_get_error(io->ssl, rc) == SSL_ERROR_SSL)
+            return netio_tls_fail(io, SSL_ERROR_SSL, "TLS connection failed", NULL, err);
+        errno = saved;
+    }
+    return netio_tls_fail(io, e, "TLS connection failed", NULL, err);
+}
+
 static int netio_is_ip(const char *name)
 {
     unsigned char buf[sizeof(struct in6_addr)];
@@ -355,7 +373,7 @@ nt_status netio_write(netio *io, const void *buf, size_t n, int timeout_ms, nt_e
             else if (e == SSL_ERROR_WANT_READ)
                 wait = POLLIN;
             else
-                return netio_tls_fail(io, e, "TLS write failed", NULL, err);
+                return netio_tls_write_fail(io, e, err);
         } else {
             ssize_t rc = send(io->fd, p, n, MSG_NOSIGNAL);
             if (rc >= 0) {
@@ -395,7 +413,7 @@ nt_status netio_read(netio *io, void *buf, size_t cap, size_t *got, int timeout_
             else if (e == SSL_ERROR_ZERO_RETURN)
                 return nt_fail(err, NT_ERR_IO, "connection closed by the server");
             else
-                return netio_tls_fail(io, e, "TLS read failed", NULL, err);
+                return netio_tls_fail(io, e, "TLS connection failed", NULL, err);
         } else {
             ssize_t rc = recv(io->fd, buf, cap, 0);
             if (rc > 0) {
