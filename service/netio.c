@@ -2,11 +2,12 @@
  * netio.c — a byte stream over TCP or a unix socket, plain or TLS (see netio.h).
  *
  * How it works:
- * - Sockets are created non-blocking. connect() and every later operation that
- *   would block waits in poll() for at most the timeout it was given, so the
- *   same loop serves plain sockets and OpenSSL (whose SSL_ERROR_WANT_READ /
- *   WANT_WRITE say which way to wait — a TLS read may need to write, e.g. a key
- *   update, and the other way round).
+ * - Sockets are created non-blocking: connect() and the TLS handshake wait in
+ *   poll() until one deadline (OpenSSL's SSL_ERROR_WANT_READ / WANT_WRITE say
+ *   which way). Once connected the socket turns blocking with SO_RCVTIMEO /
+ *   SO_SNDTIMEO, so a read is a single recv() or SSL_read() as with hiredis'
+ *   own I/O; a timed-out call comes back as EAGAIN (OpenSSL: WANT_READ /
+ *   WANT_WRITE) and is reported as such.
  * - The plain path uses recv/send(MSG_NOSIGNAL); the TLS path SSL_read /
  *   SSL_write with partial writes enabled. Nothing above this file knows which.
  * - Error sentences come from errno, from the X509 verify result (the reason a
@@ -44,8 +45,9 @@ struct netio_tls {
 
 struct netio {
     int fd;
-    SSL *ssl;   /* NULL on a plain stream */
-    int broken; /* a fatal TLS error happened: no close_notify */
+    SSL *ssl;           /* NULL on a plain stream */
+    int broken;         /* a fatal TLS error or a timeout happened: no close_notify */
+    int rcv_ms, snd_ms; /* the socket's current SO_RCVTIMEO / SO_SNDTIMEO; 0 = none */
 };
 
 static int64_t netio_mono_ms(void)
@@ -192,6 +194,9 @@ static nt_status netio_tls_write_fail(netio *io, int e, nt_err *err)
     if (e == SSL_ERROR_SYSCALL) {
         int saved = errno;
         char tmp[512];
+        /* Only what is already there: the stream is failing anyway. */
+        int flags = fcntl(io->fd, F_GETFL);
+        if (flags >= 0) fcntl(io->fd, F_SETFL, flags | O_NONBLOCK);
         ERR_clear_error();
         int rc = SSL_read(io->ssl, tmp, sizeof tmp);
         if (rc <= 0 && SSL_get_error(io->ssl, rc) == SSL_ERROR_SSL)
@@ -287,6 +292,15 @@ static nt_status netio_wrap(netio **out, int fd, nt_err *err)
     return NT_OK;
 }
 
+/* Connected (and handshaken): from now on blocking I/O with socket timeouts. */
+static nt_status netio_make_blocking(netio *io, nt_err *err)
+{
+    int flags = fcntl(io->fd, F_GETFL);
+    if (flags < 0 || fcntl(io->fd, F_SETFL, flags & ~O_NONBLOCK) != 0)
+        return nt_fail(err, NT_ERR_IO, "cannot make the socket blocking: %s", strerror(errno));
+    return NT_OK;
+}
+
 nt_status netio_connect_tcp(netio **out, const char *host, int port, const netio_tls *tls,
                             int timeout_ms, nt_err *err)
 {
@@ -324,7 +338,9 @@ nt_status netio_connect_tcp(netio **out, const char *host, int port, const netio
     netio *io = NULL;
     nt_status st = netio_wrap(&io, fd, err);
     if (st != NT_OK) return st;
-    if (tls && (st = netio_tls_start(io, tls, host, deadline, timeout_ms, err)) != NT_OK) {
+    if (tls) st = netio_tls_start(io, tls, host, deadline, timeout_ms, err);
+    if (st == NT_OK) st = netio_make_blocking(io, err);
+    if (st != NT_OK) {
         netio_close(io);
         return st;
     }
@@ -349,16 +365,34 @@ nt_status netio_connect_unix(netio **out, const char *path, int timeout_ms, nt_e
         close(fd);
         return nt_fail(err, NT_ERR_IO, "%s", why);
     }
-    return netio_wrap(out, fd, err);
+    netio *io = NULL;
+    nt_status st = netio_wrap(&io, fd, err);
+    if (st == NT_OK && (st = netio_make_blocking(io, err)) != NT_OK) netio_close(io);
+    if (st == NT_OK) *out = io;
+    return st;
 }
 
 /* ---- reading and writing -------------------------------------------------------- */
 
+/* After connecting, the socket is blocking with SO_RCVTIMEO / SO_SNDTIMEO: a
+ * read is then one recv() (or SSL_read) instead of recv + poll + recv, which
+ * is what a plain round trip costs with hiredis' own blocking I/O. The
+ * timeout is set only when it changes. */
+static int netio_set_timeout(netio *io, int opt, int *cached, int timeout_ms)
+{
+    if (*cached == timeout_ms) return 0;
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    if (setsockopt(io->fd, SOL_SOCKET, opt, &tv, sizeof tv) != 0) return -1;
+    *cached = timeout_ms;
+    return 0;
+}
+
 nt_status netio_write(netio *io, const void *buf, size_t n, int timeout_ms, nt_err *err)
 {
+    if (netio_set_timeout(io, SO_SNDTIMEO, &io->snd_ms, timeout_ms) != 0)
+        return nt_fail(err, NT_ERR_IO, "cannot set the socket timeout: %s", strerror(errno));
     const char *p = buf;
     while (n > 0) {
-        short wait;
         if (io->ssl) {
             ERR_clear_error();
             int rc = SSL_write(io->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
@@ -368,11 +402,7 @@ nt_status netio_write(netio *io, const void *buf, size_t n, int timeout_ms, nt_e
                 continue;
             }
             int e = SSL_get_error(io->ssl, rc);
-            if (e == SSL_ERROR_WANT_WRITE)
-                wait = POLLOUT;
-            else if (e == SSL_ERROR_WANT_READ)
-                wait = POLLIN;
-            else
+            if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ)
                 return netio_tls_write_fail(io, e, err);
         } else {
             ssize_t rc = send(io->fd, p, n, MSG_NOSIGNAL);
@@ -381,14 +411,13 @@ nt_status netio_write(netio *io, const void *buf, size_t n, int timeout_ms, nt_e
                 n -= (size_t)rc;
                 continue;
             }
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
+            if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
                 return nt_fail(err, NT_ERR_IO, "%s", strerror(errno));
-            wait = POLLOUT;
         }
-        int pr = netio_poll(io->fd, wait, timeout_ms);
-        if (pr == 0) return nt_fail(err, NT_ERR_IO, "timed out after %d ms", timeout_ms);
-        if (pr < 0) return nt_fail(err, NT_ERR_IO, "%s", strerror(errno));
+        if (errno != EINTR) {
+            io->broken = 1;
+            return nt_fail(err, NT_ERR_IO, "timed out after %d ms", timeout_ms);
+        }
     }
     return NT_OK;
 }
@@ -396,8 +425,9 @@ nt_status netio_write(netio *io, const void *buf, size_t n, int timeout_ms, nt_e
 nt_status netio_read(netio *io, void *buf, size_t cap, size_t *got, int timeout_ms, nt_err *err)
 {
     *got = 0;
+    if (netio_set_timeout(io, SO_RCVTIMEO, &io->rcv_ms, timeout_ms) != 0)
+        return nt_fail(err, NT_ERR_IO, "cannot set the socket timeout: %s", strerror(errno));
     for (;;) {
-        short wait;
         if (io->ssl) {
             ERR_clear_error();
             int rc = SSL_read(io->ssl, buf, cap > INT_MAX ? INT_MAX : (int)cap);
@@ -406,13 +436,9 @@ nt_status netio_read(netio *io, void *buf, size_t cap, size_t *got, int timeout_
                 return NT_OK;
             }
             int e = SSL_get_error(io->ssl, rc);
-            if (e == SSL_ERROR_WANT_READ)
-                wait = POLLIN;
-            else if (e == SSL_ERROR_WANT_WRITE)
-                wait = POLLOUT;
-            else if (e == SSL_ERROR_ZERO_RETURN)
+            if (e == SSL_ERROR_ZERO_RETURN)
                 return nt_fail(err, NT_ERR_IO, "connection closed by the server");
-            else
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
                 return netio_tls_fail(io, e, "TLS connection failed", NULL, err);
         } else {
             ssize_t rc = recv(io->fd, buf, cap, 0);
@@ -421,14 +447,13 @@ nt_status netio_read(netio *io, void *buf, size_t cap, size_t *got, int timeout_
                 return NT_OK;
             }
             if (rc == 0) return nt_fail(err, NT_ERR_IO, "connection closed by the server");
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
+            if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
                 return nt_fail(err, NT_ERR_IO, "%s", strerror(errno));
-            wait = POLLIN;
         }
-        int pr = netio_poll(io->fd, wait, timeout_ms);
-        if (pr == 0) return nt_fail(err, NT_ERR_IO, "timed out after %d ms", timeout_ms);
-        if (pr < 0) return nt_fail(err, NT_ERR_IO, "%s", strerror(errno));
+        if (errno != EINTR) {
+            io->broken = 1;
+            return nt_fail(err, NT_ERR_IO, "timed out after %d ms", timeout_ms);
+        }
     }
 }
 
