@@ -22,6 +22,9 @@ from harness import (REDIS_SERVER, Service, _read_reply, _resp, b64, discovery_r
 
 APP_PW = "app-Secret-Passw0rd-4f9c2e"
 USER = "app"
+# The service's user has the narrow access README recommends; the test's own client is `admin`.
+APP_ACL = "~nt:* -@all +@read +@write +@scripting +@transaction +@connection +wait"
+ADMIN_PW = "admin-Passw0rd-for-the-test-client"
 
 CA_CNF = """[ ca ]
 default_ca = ca_default
@@ -99,7 +102,8 @@ class TlsRedis:
         self.replica_of = replica_of
         self.dir = tempfile.mkdtemp(prefix="nt-tls-redis-")
         with open(os.path.join(self.dir, "users.acl"), "w") as f:
-            f.write(f"user default off\nuser {USER} on >{APP_PW} ~* &* +@all\n")
+            f.write(f"user default off\nuser {USER} on >{APP_PW} {APP_ACL}\n"
+                    f"user admin on >{ADMIN_PW} ~* &* +@all\n")
         self.proc = None
         self.start()
 
@@ -112,7 +116,7 @@ class TlsRedis:
                 "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"]
         if self.replica_of:
             args += ["--replicaof", "127.0.0.1", str(self.replica_of.port), "--tls-replication", "yes",
-                     "--masteruser", USER, "--masterauth", APP_PW,
+                     "--masteruser", "admin", "--masterauth", ADMIN_PW,
                      "--tls-client-cert-file", p("client.pem"), "--tls-client-key-file", p("client.key")]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: self.command("PING") == "PONG", what="TLS redis PING")
@@ -131,7 +135,7 @@ class TlsRedis:
         return f"rediss://{user + '@' if user else ''}{host}:{self.port}/0"
 
     def command(self, *args):
-        """One command over TLS as `app`, trusting the test CA, with the client certificate."""
+        """One command over TLS as `admin`, with the client certificate."""
         ctx = ssl.create_default_context(cafile=self.pki.path("ca.pem"))
         ctx.check_hostname = False  # the expired/foreign servers are reached on purpose
         ctx.verify_mode = ssl.CERT_NONE
@@ -139,7 +143,7 @@ class TlsRedis:
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as raw:
             with ctx.wrap_socket(raw) as s:
                 f = s.makefile("rb")
-                s.sendall(_resp(["AUTH", USER, APP_PW]))
+                s.sendall(_resp(["AUTH", "admin", ADMIN_PW]))
                 _read_reply(f)
                 s.sendall(_resp(list(args)))
                 return _read_reply(f)
