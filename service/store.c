@@ -2,9 +2,11 @@
  * store.c — the Redis layer (see store.h for the key layout and the contract).
  *
  * How it works:
- * - One `store` owns one blocking hiredis connection. Every public call builds
- *   its commands into a `batch` of pre-formatted RESP buffers, writes them all,
- *   then reads all replies: one pipelined round trip. Keeping the formatted
+ * - One `store` owns one connection: a netio stream (plain TCP, unix socket or
+ *   TLS — one code path, see netio.h) with hiredis' redisReader parsing the
+ *   replies; hiredis 0.14 has no TLS, so it formats and parses but does no I/O.
+ *   Every public call builds its commands into a `batch` of pre-formatted RESP
+ *   buffers, writes them all, then reads all replies: one pipelined round trip. Keeping the formatted
  *   buffers lets us resend exactly the commands that came back NOSCRIPT (after a
  *   SCRIPT FLUSH or a failover) without re-running the ones that succeeded;
  *   re-running a successful observation would turn its "new" into "seen".
@@ -14,6 +16,9 @@
  *   back off exponentially (100 ms .. 2 s) during which calls fail immediately
  *   with the last error, so a caller never waits on a dead Redis for longer than
  *   the configured timeouts.
+ * - With wait_replicas, store_observe appends `WAIT n timeout` to its batch, so
+ *   the replicas' acknowledgement costs no extra round trip; when NOSCRIPT
+ *   commands are resent, the WAIT is resent after them.
  * - The new-terms decision and the alert write happen inside one Lua script per
  *   observation (OBSERVE_LUA), which is what makes "exactly one alert per new
  *   term" hold across threads, replicas and retried deliveries.
@@ -36,7 +41,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 
 /* ---- Lua scripts ------------------------------------------------------------ */

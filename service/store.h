@@ -10,7 +10,7 @@
  * backoff (100 ms doubling to 2 s). It never sleeps: a call made while the
  * backoff runs fails at once with NT_ERR_STORE. A call blocks for at most
  * connect_timeout_ms (when it has to connect) plus command_timeout_ms per
- * socket read.
+ * socket read (plus wait_timeout_ms for a store_observe that ends with WAIT).
  *
  * Key layout (all keys start with "nt:"; use a separate database or Redis per
  * deployment; the scripts touch keys they build themselves, so this layout
