@@ -4,6 +4,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libhiredis-dev
       zlib1g-dev check redis-server curl python3 python3-yaml valgrind)
+# TLS to Redis: OpenSSL to build against, and the openssl tool the TLS tests make certificates with.
+pkgs+=(libssl-dev openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

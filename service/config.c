@@ -74,7 +74,7 @@ static const opt_def opt_table[] = {
     {"listen", "NEWTERMSD_LISTEN", K_LISTEN, 0, 0, 0, "0.0.0.0:8080", "HOST:PORT",
      "address to listen on ([IPv6]:PORT ok)"},
     {"redis", "NEWTERMSD_REDIS", K_REDIS, OFF(redis_url), 0, 0, "redis://127.0.0.1:6379/0", "URL",
-     "redis://host[:port][/db] or unix:///path"},
+     "redis[s]://[user@]host[:port][/db] or unix:///path"},
     {"rules", "NEWTERMSD_RULES", K_PATH, OFF(rules_dir), 0, 0, CONFIG_RULES_DEFAULT, "DIR",
      "folder of TOML rules"},
     {"workers", "NEWTERMSD_WORKERS", K_INT, OFF(workers), 1, 256, NULL, "N",
@@ -118,6 +118,22 @@ static const opt_def opt_table[] = {
      OFF(exception_max_entries), 1, 32, "32", "N", "most entries in one exception item"},
     {"exception-max-values", "NEWTERMSD_EXCEPTION_MAX_VALUES", K_COUNT, OFF(exception_max_values),
      1, 1024, "1024", "N", "most values in one match_any entry"},
+    /* Managed Redis: TLS (rediss:// only) and acknowledgement by replicas. */
+    {"redis-ca", "NEWTERMSD_REDIS_CA_FILE", K_PATH, OFF(redis_tls.ca_file), 0, 0, NULL, "FILE",
+     "PEM CA bundle to verify Redis' TLS certificate (default: the system store)"},
+    {"redis-cert", "NEWTERMSD_REDIS_CERT_FILE", K_PATH, OFF(redis_tls.cert_file), 0, 0, NULL,
+     "FILE", "PEM TLS client certificate for Redis (needs the key too)"},
+    {"redis-key", "NEWTERMSD_REDIS_KEY_FILE", K_PATH, OFF(redis_tls.key_file), 0, 0, NULL, "FILE",
+     "PEM private key of the TLS client certificate"},
+    {"redis-tls-server-name", "NEWTERMSD_REDIS_TLS_SERVER_NAME", K_PATH, OFF(redis_tls.server_name),
+     0, 0, NULL, "NAME",
+     "name to verify in Redis' certificate and send as SNI (default: the URL's host)"},
+    {"redis-tls-insecure", "NEWTERMSD_REDIS_TLS_INSECURE", K_BOOL, OFF(redis_tls.insecure), 0, 0,
+     "0", NULL, "do not verify Redis' TLS certificate (tests only; logged as a warning)"},
+    {"redis-wait-replicas", "NEWTERMSD_REDIS_WAIT_REPLICAS", K_INT, OFF(redis_wait_replicas), 0,
+     100, "0", "N", "answer a delivery only after N replicas have its writes (WAIT; 0 = off)"},
+    {"redis-wait-timeout-ms", "NEWTERMSD_REDIS_WAIT_TIMEOUT_MS", K_INT, OFF(redis_wait_timeout_ms),
+     1, 600000, "1000", "N", "how long WAIT waits for the replicas before the delivery gets 503"},
 };
 #define N_OPTS (sizeof opt_table / sizeof opt_table[0])
 
@@ -272,24 +288,45 @@ static nt_status parse_listen(config *c, const char *src, const char *v, nt_err 
     return NT_OK;
 }
 
+/* The URL's shape: redis[s]://[user@]host[:port][/db] or unix:///path. A
+ * password in the URL is refused (it would show in process listings and
+ * manifests); store_url_parse checks the rest again when the store opens. */
 static nt_status check_redis_url(const char *src, const char *v, nt_err *err)
 {
-    if (strchr(v, '@'))
-        return nt_fail(err, NT_ERR_INVALID,
-                       "%s: the URL must not hold credentials; the password is read from "
-                       "NEWTERMSD_REDIS_PASSWORD or NEWTERMSD_REDIS_PASSWORD_FILE",
-                       src);
-    if (strncmp(v, "rediss://", 9) == 0)
-        return nt_fail(err, NT_ERR_UNSUPPORTED, "%s: TLS (rediss://) is not supported", src);
     if (strncmp(v, "unix://", 7) == 0) {
+        if (strchr(v, '@'))
+            return nt_fail(err, NT_ERR_INVALID,
+                           "%s: the URL must not hold credentials; the password is read from "
+                           "NEWTERMSD_REDIS_PASSWORD or NEWTERMSD_REDIS_PASSWORD_FILE",
+                           src);
         if (v[7] != '/')
             return nt_fail(err, NT_ERR_INVALID,
                            "%s: '%.*s' needs an absolute socket path, e.g. unix:///run/redis.sock",
                            src, SHOW, v);
         return NT_OK;
     }
-    if (strncmp(v, "redis://", 8) != 0) goto bad;
-    const char *p = v + 8;
+    const char *p;
+    if (strncmp(v, "redis://", 8) == 0)
+        p = v + 8;
+    else if (strncmp(v, "rediss://", 9) == 0)
+        p = v + 9;
+    else
+        goto bad;
+    const char *at = NULL;
+    for (const char *q = p; *q && *q != '/'; q++)
+        if (*q == '@') at = q;
+    if (at) {
+        if (memchr(p, ':', (size_t)(at - p)))
+            return nt_fail(err, NT_ERR_INVALID,
+                           "%s: the URL must not hold a password (only a user name, "
+                           "rediss://user@host); the password is read from "
+                           "NEWTERMSD_REDIS_PASSWORD or NEWTERMSD_REDIS_PASSWORD_FILE",
+                           src);
+        for (const char *q = p; q < at; q++)
+            if (!isalnum((unsigned char)*q) && !strchr("._-~%", *q)) goto bad;
+        if (at == p) goto bad;
+        p = at + 1;
+    }
     if (*p == '[') {
         const char *close = strchr(p, ']');
         if (!close || close == p + 1) goto bad;
@@ -326,7 +363,9 @@ static nt_status check_redis_url(const char *src, const char *v, nt_err *err)
     return NT_OK;
 bad:
     return nt_fail(err, NT_ERR_INVALID,
-                   "%s: '%.*s' is not redis://host[:port][/db] or unix:///path", src, SHOW, v);
+                   "%s: '%.*s' is not redis://host[:port][/db] (or rediss:// for TLS, either "
+                   "with an optional user@) or unix:///path",
+                   src, SHOW, v);
 }
 
 /* Parse `v` (from `src`) for option `o` into c. */
@@ -797,6 +836,12 @@ void config_free(config *c)
     free(c->listen_host);
     free(c->redis_url);
     free(c->rules_dir);
+    free(c->redis_tls.ca_file);
+    free(c->redis_tls.cert_file);
+    free(c->redis_tls.key_file);
+    free(c->redis_tls.server_name);
+    c->redis_tls.ca_file = c->redis_tls.cert_file = c->redis_tls.key_file = NULL;
+    c->redis_tls.server_name = NULL;
     secret_string_free(&c->redis_password);
     secret_list_free(&c->firehose_keys);
     secret_list_free(&c->ingest_tokens);
@@ -863,6 +908,9 @@ void config_store(const config *c, store_config *out)
 {
     *out = (store_config){.url = c->redis_url,
                           .password = c->redis_password,
+                          .tls = c->redis_tls,
+                          .wait_replicas = c->redis_wait_replicas,
+                          .wait_timeout_ms = c->redis_wait_timeout_ms,
                           .connect_timeout_ms = c->redis_timeout_ms,
                           .command_timeout_ms = c->redis_timeout_ms,
                           .alert_retention_ms = c->alert_retention_ms,

@@ -18,7 +18,7 @@
  * | flag                  | environment                   | default                  | meaning |
  * |-----------------------|-------------------------------|--------------------------|---------|
  * | --listen HOST:PORT    | NEWTERMSD_LISTEN              | 0.0.0.0:8080             | address to listen on: IPv4, `localhost`, or `[IPv6]:port`; `:PORT` = all IPv4 interfaces; port 0..65535 (0 = any free port) |
- * | --redis URL           | NEWTERMSD_REDIS               | redis://127.0.0.1:6379/0 | `redis://host[:port][/db]` or `unix:///path/to/socket`; no password in the URL |
+ * | --redis URL           | NEWTERMSD_REDIS               | redis://127.0.0.1:6379/0 | `redis://[user@]host[:port][/db]`, `rediss://[user@]host[:port][/db]` (TLS) or `unix:///path/to/socket`; no password in the URL (a user name sends `AUTH user password`) |
  * | --rules DIR           | NEWTERMSD_RULES               | the shipped rules folder (NT_DEFAULT_RULES_DIR, else /etc/newtermsd/rules) | folder of TOML rules |
  * | --workers N           | NEWTERMSD_WORKERS             | online CPUs              | HTTP worker threads, 1..256 |
  * | --max-body SIZE       | NEWTERMSD_MAX_BODY            | 64MiB                    | largest request body (before gzip decoding) |
@@ -39,6 +39,13 @@
  * | --exception-max-bytes SIZE | NEWTERMSD_EXCEPTION_MAX_BYTES | 32KiB             | largest exception item, as stored (compact JSON), 256..1MiB (more: 413) |
  * | --exception-max-entries N | NEWTERMSD_EXCEPTION_MAX_ENTRIES | 32               | most entries in one item, 1..32 (more: 400) |
  * | --exception-max-values N | NEWTERMSD_EXCEPTION_MAX_VALUES | 1024               | most values in one match_any entry, 1..1024 (more: 400) |
+ * | --redis-ca FILE       | NEWTERMSD_REDIS_CA_FILE       | the system CA store      | PEM CA bundle that verifies Redis' TLS certificate (rediss:// only) |
+ * | --redis-cert FILE     | NEWTERMSD_REDIS_CERT_FILE     | none                     | PEM TLS client certificate for Redis (with --redis-key) |
+ * | --redis-key FILE      | NEWTERMSD_REDIS_KEY_FILE      | none                     | PEM private key of the client certificate |
+ * | --redis-tls-server-name NAME | NEWTERMSD_REDIS_TLS_SERVER_NAME | the URL's host | name verified in the certificate and sent as SNI (when connecting by IP) |
+ * | --redis-tls-insecure  | NEWTERMSD_REDIS_TLS_INSECURE=1 | off                     | accept any Redis certificate: tests only, logged as a warning |
+ * | --redis-wait-replicas N | NEWTERMSD_REDIS_WAIT_REPLICAS | 0 (off)                | after a delivery's writes, WAIT for N replicas; fewer within the timeout -> 503, 0..100 |
+ * | --redis-wait-timeout-ms N | NEWTERMSD_REDIS_WAIT_TIMEOUT_MS | 1000             | WAIT's timeout, 1..600000 |
  * | (none: secret)        | NEWTERMSD_FIREHOSE_ACCESS_KEY | none                     | X-Amz-Firehose-Access-Key for /v1/firehose |
  * | (none: secret)        | NEWTERMSD_INGEST_TOKEN        | none                     | bearer/basic secret for /v1/eventbridge and /v1/events |
  * | (none: secret)        | NEWTERMSD_API_READ_TOKEN      | none                     | bearer token that may GET /api/v1/... (and /metrics with --metrics-auth) |
@@ -64,6 +71,7 @@
 
 #include "common.h"
 #include "log.h"
+#include "netio.h"
 
 #include <stdio.h>
 
@@ -99,6 +107,9 @@ typedef struct config {
     int drain_timeout_s; /* SIGTERM: longest wait for in-flight requests */
     size_t exceptions_max, exceptions_per_rule_max, exception_max_bytes, exception_max_entries,
         exception_max_values;
+    netio_tls_config redis_tls; /* rediss:// options; strings owned */
+    int redis_wait_replicas;    /* 0 = off */
+    int redis_wait_timeout_ms;
     config_secret_list firehose_keys, ingest_tokens, read_tokens, write_tokens;
     int help;    /* -h, --help or `help` anywhere: print config_usage() and exit 0 */
     char **args; /* positional arguments after the command; owned */

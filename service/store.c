@@ -2,9 +2,11 @@
  * store.c — the Redis layer (see store.h for the key layout and the contract).
  *
  * How it works:
- * - One `store` owns one blocking hiredis connection. Every public call builds
- *   its commands into a `batch` of pre-formatted RESP buffers, writes them all,
- *   then reads all replies: one pipelined round trip. Keeping the formatted
+ * - One `store` owns one connection: a netio stream (plain TCP, unix socket or
+ *   TLS — one code path, see netio.h) with hiredis' redisReader parsing the
+ *   replies; hiredis 0.14 has no TLS, so it formats and parses but does no I/O.
+ *   Every public call builds its commands into a `batch` of pre-formatted RESP
+ *   buffers, writes them all, then reads all replies: one pipelined round trip. Keeping the formatted
  *   buffers lets us resend exactly the commands that came back NOSCRIPT (after a
  *   SCRIPT FLUSH or a failover) without re-running the ones that succeeded;
  *   re-running a successful observation would turn its "new" into "seen".
@@ -14,6 +16,9 @@
  *   back off exponentially (100 ms .. 2 s) during which calls fail immediately
  *   with the last error, so a caller never waits on a dead Redis for longer than
  *   the configured timeouts.
+ * - With wait_replicas, store_observe appends `WAIT n timeout` to its batch, so
+ *   the replicas' acknowledgement costs no extra round trip; when NOSCRIPT
+ *   commands are resent, the WAIT is resent after them.
  * - The new-terms decision and the alert write happen inside one Lua script per
  *   observation (OBSERVE_LUA), which is what makes "exactly one alert per new
  *   term" hold across threads, replicas and retried deliveries.
@@ -26,15 +31,17 @@
 #include "store.h"
 
 #include "base64.h"
+#include "log.h"
+#include "netio.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 
 /* ---- Lua scripts ------------------------------------------------------------ */
@@ -272,16 +279,25 @@ struct store {
     store_url url;
     char *password; /* effective: the config's, else the URL's (owned) */
     int connect_timeout_ms, command_timeout_ms;
+    int wait_replicas, wait_timeout_ms; /* WAIT after observations; 0 = off */
     nt_time_ms retention_ms;
     size_t alert_cap, reject_cap;
     char endpoint[320];
+    netio_tls *tls; /* rediss:// only (owned) */
 
-    redisContext *ctx;
+    /* The connection: a byte stream, hiredis' reply parser fed from it, and
+     * the formatted commands waiting for the next write. io == NULL while
+     * disconnected. */
+    netio *io;
+    redisReader *reader;
+    char *wbuf;
+    size_t wlen, wcap;
+
     char sha[SCRIPT_COUNT][41];
     int ever_connected;
     int64_t retry_at_ms; /* monotonic; no connect attempt before this */
     int backoff_ms;
-    char last_error[200];
+    char last_error[NT_ERR_MSG_MAX];
     store_counters counters;
 };
 
@@ -290,14 +306,6 @@ static int64_t mono_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static struct timeval tv_ms(int ms)
-{
-    struct timeval tv;
-    tv.tv_sec = ms / 1000;
-    tv.tv_usec = (ms % 1000) * 1000;
-    return tv;
 }
 
 /* Every NT_ERR_STORE leaves through here: counted, and prefixed with the
@@ -323,28 +331,85 @@ static nt_status store_nomem(nt_err *err)
     return NT_ERR_NOMEM;
 }
 
-/* A readable sentence for a failed hiredis context; errno_at is errno right
- * after the failing call (a SO_RCVTIMEO timeout shows up as EAGAIN). */
-static void ctx_error(const redisContext *c, int errno_at, int timeout_ms, char *buf, size_t n)
+/* ---- the connection: bytes through netio, RESP through hiredis ----------------- */
+
+/* Drops the connection, with the parser state and any queued bytes. */
+static void conn_drop(store *s)
 {
-    if (c->err == REDIS_ERR_IO && (errno_at == EAGAIN || errno_at == EWOULDBLOCK))
-        snprintf(buf, n, "timed out after %d ms", timeout_ms);
-    else if (c->err == REDIS_ERR_EOF)
-        snprintf(buf, n, "connection closed by the server");
-    else
-        snprintf(buf, n, "%s", c->errstr[0] ? c->errstr : "I/O error");
+    netio_close(s->io);
+    s->io = NULL;
+    if (s->reader) redisReaderFree(s->reader);
+    s->reader = NULL;
+    s->wlen = 0;
+}
+
+/* Queues one formatted command for the next conn_flush. -1 on OOM. */
+static int conn_queue(store *s, const char *cmd, size_t len)
+{
+    if (len > s->wcap - s->wlen) {
+        size_t cap = s->wcap ? s->wcap : 4096;
+        while (cap - s->wlen < len)
+            cap *= 2;
+        char *nb = realloc(s->wbuf, cap);
+        if (!nb) return -1;
+        s->wbuf = nb;
+        s->wcap = cap;
+    }
+    memcpy(s->wbuf + s->wlen, cmd, len);
+    s->wlen += len;
+    return 0;
+}
+
+/* Queues a command from a hiredis format ("SCRIPT LOAD %s"). -1 on OOM. */
+static int conn_queuef(store *s, const char *fmt, ...)
+{
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (len < 0) return -1;
+    int rc = conn_queue(s, cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    return rc;
+}
+
+/* Writes every queued byte. */
+static nt_status conn_flush(store *s, int timeout_ms, nt_err *err)
+{
+    nt_status st = netio_write(s->io, s->wbuf, s->wlen, timeout_ms, err);
+    s->wlen = 0;
+    return st;
+}
+
+/* Reads the next reply; each wait for bytes lasts at most timeout_ms. */
+static nt_status conn_reply(store *s, redisReply **out, int timeout_ms, nt_err *err)
+{
+    char buf[16384];
+    *out = NULL;
+    for (;;) {
+        void *r = NULL;
+        if (redisReaderGetReply(s->reader, &r) != REDIS_OK)
+            return nt_fail(err, NT_ERR_IO, "protocol error: %s", s->reader->errstr);
+        if (r) {
+            *out = r;
+            return NT_OK;
+        }
+        size_t got = 0;
+        nt_status st = netio_read(s->io, buf, sizeof buf, &got, timeout_ms, err);
+        if (st != NT_OK) return st;
+        if (redisReaderFeed(s->reader, buf, got) != REDIS_OK)
+            return nt_fail(err, NT_ERR_IO, "protocol error: %s", s->reader->errstr);
+    }
 }
 
 /* Drops a connection that failed mid-exchange; the next call reconnects at once
  * (a restarted Redis should cost one failed call, not a backoff). */
-static nt_status store_io_fail(store *s, int errno_at, int timeout_ms, nt_err *err)
+static nt_status store_io_fail(store *s, const nt_err *io, nt_err *err)
 {
-    char msg[160];
-    ctx_error(s->ctx, errno_at, timeout_ms, msg, sizeof msg);
-    redisFree(s->ctx);
-    s->ctx = NULL;
+    conn_drop(s);
     s->retry_at_ms = 0;
-    return store_failf(s, err, "%s", msg);
+    return store_failf(s, err, "%s", io->msg);
 }
 
 static int reply_is_error(const redisReply *r)
@@ -352,48 +417,122 @@ static int reply_is_error(const redisReply *r)
     return r && r->type == REDIS_REPLY_ERROR;
 }
 
+/* ---- connecting ------------------------------------------------------------------- */
+
+/* Connection failures are logged once per distinct cause for the whole process
+ * (a pool of connections failing the same way, again at every backoff step, is
+ * one line), and the recovery once. This is the module's only process-wide
+ * state; it exists because a TLS or AUTH failure is otherwise visible only as
+ * /readyz answering 503. */
+static pthread_mutex_t store_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char store_log_last[NT_ERR_MSG_MAX];
+
+static void store_log_connect(const store *s, const char *failure)
+{
+    pthread_mutex_lock(&store_log_lock);
+    int changed = failure ? strcmp(store_log_last, failure) != 0 : store_log_last[0] != '\0';
+    if (changed) snprintf(store_log_last, sizeof store_log_last, "%s", failure ? failure : "");
+    pthread_mutex_unlock(&store_log_lock);
+    if (!changed) return;
+    if (failure)
+        log_msg(NT_LOG_ERROR, "redis_connect", "redis %s%s: cannot connect: %s", s->endpoint,
+                s->url.is_tls ? " (TLS)" : "", failure);
+    else
+        log_msg(NT_LOG_INFO, "redis_connect", "redis %s%s: connected", s->endpoint,
+                s->url.is_tls ? " (TLS)" : "");
+}
+
+/* AUTH's error reply as a sentence naming the cause. Redis answers WRONGPASS
+ * both for an unknown user and for a wrong password (and for a disabled user),
+ * so with a user name the two cannot be told apart from outside. */
+static void store_auth_error(const store *s, const char *reply, char *msg, size_t n)
+{
+    if (strncmp(reply, "WRONGPASS", 9) == 0 && s->url.username)
+        snprintf(msg, n,
+                 "authentication failed for user '%.40s': wrong password or unknown user "
+                 "(%.80s)",
+                 s->url.username, reply);
+    else if (strncmp(reply, "WRONGPASS", 9) == 0)
+        snprintf(msg, n, "authentication failed: wrong password (%.80s)", reply);
+    else if (strstr(reply, "without any password configured"))
+        snprintf(msg, n,
+                 "authentication failed: a password is configured but the server has none for "
+                 "the default user");
+    else
+        snprintf(msg, n, "authentication failed: %.120s", reply);
+}
+
+/* A handshake command's error reply as a sentence. */
+static void store_handshake_error(const char *what, const char *reply, char *msg, size_t n)
+{
+    if (strncmp(reply, "NOAUTH", 6) == 0)
+        snprintf(msg, n, "the server requires a password and none is configured (%.80s)", reply);
+    else if (strncmp(reply, "NOPERM", 6) == 0)
+        snprintf(msg, n, "the Redis user may not run %s (%.100s)", what, reply);
+    else
+        snprintf(msg, n, "%s failed: %.120s", what, reply);
+}
+
+/* Queues AUTH; the formatted command holds the password, so it is wiped. */
+static int store_queue_auth(store *s)
+{
+    const char *argv[3] = {"AUTH", s->url.username ? s->url.username : s->password, s->password};
+    size_t lens[3] = {4, strlen(argv[1]), strlen(s->password)};
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, s->url.username ? 3 : 2, argv, lens);
+    if (len < 0) return -1;
+    int rc = conn_queue(s, cmd, (size_t)len);
+    explicit_bzero(cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    return rc;
+}
+
 /* The handshake of a fresh connection: AUTH, SELECT, SCRIPT LOAD, pipelined.
  * Returns 0, or -1 with a sentence in msg. */
-static int store_handshake(store *s, redisContext *c, int timeout_ms, char *msg, size_t n)
+static int store_handshake(store *s, int timeout_ms, char *msg, size_t n)
 {
     enum { OP_AUTH, OP_SELECT, OP_LOAD };
-    int ops[2 + SCRIPT_COUNT], nops = 0;
+    int ops[2 + SCRIPT_COUNT], nops = 0, oom = 0;
     if (s->password) {
-        const char *argv[3] = {"AUTH", s->url.username, s->password};
-        size_t lens[3] = {4, s->url.username ? strlen(s->url.username) : 0, strlen(s->password)};
-        if (s->url.username) {
-            redisAppendCommandArgv(c, 3, argv, lens);
-        } else {
-            argv[1] = s->password;
-            lens[1] = lens[2];
-            redisAppendCommandArgv(c, 2, argv, lens);
-        }
+        oom |= store_queue_auth(s);
         ops[nops++] = OP_AUTH;
     }
     if (s->url.db != 0) {
-        redisAppendCommand(c, "SELECT %d", s->url.db);
+        oom |= conn_queuef(s, "SELECT %d", s->url.db);
         ops[nops++] = OP_SELECT;
     }
     for (int i = 0; i < SCRIPT_COUNT; i++) {
-        redisAppendCommand(c, "SCRIPT LOAD %s", script_text[i]);
+        oom |= conn_queuef(s, "SCRIPT LOAD %s", script_text[i]);
         ops[nops++] = OP_LOAD;
     }
+    if (oom) {
+        snprintf(msg, n, "out of memory");
+        return -1;
+    }
     int64_t t0 = mono_us();
+    size_t queued = s->wlen;
+    nt_err io;
+    nt_status st = conn_flush(s, timeout_ms, &io);
+    explicit_bzero(s->wbuf, queued); /* the AUTH command */
+    if (st != NT_OK) {
+        snprintf(msg, n, "%s", io.msg);
+        return -1;
+    }
     int failed = 0, script = 0;
     for (int i = 0; i < nops; i++) {
         redisReply *r = NULL;
-        if (redisGetReply(c, (void **)&r) != REDIS_OK) {
-            ctx_error(c, errno, timeout_ms, msg, n);
+        if (conn_reply(s, &r, timeout_ms, &io) != NT_OK) {
+            if (!failed) snprintf(msg, n, "%s", io.msg);
             return -1;
         }
         if (!failed && reply_is_error(r)) {
             failed = 1;
             if (ops[i] == OP_AUTH)
-                snprintf(msg, n, "AUTH failed: %s", r->str);
+                store_auth_error(s, r->str, msg, n);
             else if (ops[i] == OP_SELECT)
-                snprintf(msg, n, "SELECT %d failed: %s", s->url.db, r->str);
+                store_handshake_error("SELECT", r->str, msg, n);
             else
-                snprintf(msg, n, "SCRIPT LOAD failed: %s", r->str);
+                store_handshake_error("SCRIPT LOAD", r->str, msg, n);
         } else if (!failed && ops[i] == OP_LOAD) {
             if (r->type != REDIS_REPLY_STRING || r->len != 40) {
                 failed = 1;
@@ -413,50 +552,46 @@ static int store_handshake(store *s, redisContext *c, int timeout_ms, char *msg,
 
 static nt_status store_connect(store *s, nt_err *err)
 {
-    if (s->ctx) return NT_OK;
+    if (s->io) return NT_OK;
     int64_t start = mono_us();
     int64_t now_ms = start / 1000;
     if (now_ms < s->retry_at_ms)
         return store_failf(s, err, "%s (next connection attempt in %lld ms)", s->last_error,
                            (long long)(s->retry_at_ms - now_ms));
 
-    char msg[200];
-    struct timeval tv = tv_ms(s->connect_timeout_ms);
-    redisContext *c = s->url.is_unix ? redisConnectUnixWithTimeout(s->url.path, tv)
-                                     : redisConnectWithTimeout(s->url.host, s->url.port, tv);
-    if (!c) {
-        snprintf(msg, sizeof msg, "cannot allocate a connection");
+    char msg[NT_ERR_MSG_MAX];
+    nt_err io;
+    nt_status st = s->url.is_unix
+                       ? netio_connect_unix(&s->io, s->url.path, s->connect_timeout_ms, &io)
+                       : netio_connect_tcp(&s->io, s->url.host, s->url.port, s->tls,
+                                           s->connect_timeout_ms, &io);
+    if (st != NT_OK) {
+        snprintf(msg, sizeof msg, "%s", io.msg);
         goto fail;
     }
-    if (c->err) {
-        snprintf(msg, sizeof msg, "%s", c->errstr);
+    s->reader = redisReaderCreate();
+    if (!s->reader) {
+        snprintf(msg, sizeof msg, "cannot allocate a connection");
         goto fail;
     }
     /* The handshake gets what is left of the connect timeout (at least 50 ms). */
     int remaining = s->connect_timeout_ms - (int)((mono_us() - start) / 1000);
     if (remaining < 50) remaining = 50;
-    if (redisSetTimeout(c, tv_ms(remaining)) != REDIS_OK) {
-        snprintf(msg, sizeof msg, "cannot set the socket timeout: %s", c->errstr);
-        goto fail;
-    }
-    if (store_handshake(s, c, remaining, msg, sizeof msg) != 0) goto fail;
-    if (redisSetTimeout(c, tv_ms(s->command_timeout_ms)) != REDIS_OK) {
-        snprintf(msg, sizeof msg, "cannot set the socket timeout: %s", c->errstr);
-        goto fail;
-    }
-    s->ctx = c;
+    if (store_handshake(s, remaining, msg, sizeof msg) != 0) goto fail;
     if (s->ever_connected) s->counters.reconnects++;
     s->ever_connected = 1;
     s->backoff_ms = 0;
     s->retry_at_ms = 0;
+    store_log_connect(s, NULL);
     return NT_OK;
 
 fail:
-    if (c) redisFree(c);
+    conn_drop(s);
     s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : STORE_BACKOFF_FIRST_MS;
     if (s->backoff_ms > STORE_BACKOFF_MAX_MS) s->backoff_ms = STORE_BACKOFF_MAX_MS;
     s->retry_at_ms = mono_us() / 1000 + s->backoff_ms;
     snprintf(s->last_error, sizeof s->last_error, "%s", msg);
+    store_log_connect(s, msg);
     return store_failf(s, err, "%s", msg);
 }
 
@@ -528,6 +663,7 @@ typedef struct batch {
     char **buf;
     size_t *len;
     size_t n, cap;
+    int last_is_wait; /* the last command is a WAIT (see store_exec) */
 } batch;
 
 static void batch_clear(batch *b)
@@ -584,17 +720,21 @@ static nt_status store_roundtrip(store *s, const batch *b, const size_t *which, 
 {
     for (size_t j = 0; j < k; j++) {
         size_t i = which ? which[j] : j;
-        if (redisAppendFormattedCommand(s->ctx, b->buf[i], b->len[i]) != REDIS_OK)
-            return store_io_fail(s, errno, s->command_timeout_ms, err);
+        if (conn_queue(s, b->buf[i], b->len[i]) != 0) {
+            s->wlen = 0;
+            return store_nomem(err);
+        }
     }
+    /* WAIT holds its reply back for up to its own timeout. */
+    int timeout_ms = s->command_timeout_ms + (b->last_is_wait ? s->wait_timeout_ms : 0);
+    nt_err io;
     int64_t t0 = mono_us();
+    if (conn_flush(s, timeout_ms, &io) != NT_OK) return store_io_fail(s, &io, err);
     for (size_t j = 0; j < k; j++) {
         size_t i = which ? which[j] : j;
-        if (redisGetReply(s->ctx, (void **)&rep[i]) != REDIS_OK) {
-            int e = errno;
-            rep[i] = NULL;
+        if (conn_reply(s, &rep[i], timeout_ms, &io) != NT_OK) {
             replies_free(rep, b->n);
-            return store_io_fail(s, e, s->command_timeout_ms, err);
+            return store_io_fail(s, &io, err);
         }
     }
     s->counters.round_trips++;
@@ -610,15 +750,21 @@ static int reply_is_noscript(const redisReply *r)
 /* Reloads every script on the current connection (one round trip). */
 static nt_status store_reload_scripts(store *s, nt_err *err)
 {
-    for (int i = 0; i < SCRIPT_COUNT; i++)
-        redisAppendCommand(s->ctx, "SCRIPT LOAD %s", script_text[i]);
+    for (int i = 0; i < SCRIPT_COUNT; i++) {
+        if (conn_queuef(s, "SCRIPT LOAD %s", script_text[i]) != 0) {
+            s->wlen = 0;
+            return store_nomem(err);
+        }
+    }
+    nt_err io;
     int64_t t0 = mono_us();
+    if (conn_flush(s, s->command_timeout_ms, &io) != NT_OK) return store_io_fail(s, &io, err);
     int bad = -1;
     char what[128] = "";
     for (int i = 0; i < SCRIPT_COUNT; i++) {
         redisReply *r = NULL;
-        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK)
-            return store_io_fail(s, errno, s->command_timeout_ms, err);
+        if (conn_reply(s, &r, s->command_timeout_ms, &io) != NT_OK)
+            return store_io_fail(s, &io, err);
         if (bad < 0 &&
             (r->type != REDIS_REPLY_STRING || r->len != 40 || memcmp(r->str, s->sha[i], 40) != 0)) {
             bad = i;
@@ -634,7 +780,8 @@ static nt_status store_reload_scripts(store *s, nt_err *err)
 }
 
 /* Runs batch b: connects if needed, one round trip, and when some replies are
- * NOSCRIPT reloads the scripts and resends just those commands. rep[0..b->n)
+ * NOSCRIPT reloads the scripts and resends just those commands (and a final
+ * WAIT, so that it counts the replicas of the resent writes too). rep[0..b->n)
  * receives the replies (error replies included; the caller judges them). */
 static nt_status store_exec(store *s, const batch *b, redisReply **rep, nt_err *err)
 {
@@ -648,15 +795,15 @@ static nt_status store_exec(store *s, const batch *b, redisReply **rep, nt_err *
     for (size_t i = 0; i < b->n; i++)
         k += reply_is_noscript(rep[i]);
     if (k == 0) return NT_OK;
-    size_t *which = malloc(k * sizeof *which);
+    size_t *which = malloc((k + 1) * sizeof *which);
     if (!which) {
         replies_free(rep, b->n);
         return store_nomem(err);
     }
     k = 0;
     for (size_t i = 0; i < b->n; i++) {
-        if (reply_is_noscript(rep[i])) {
-            freeReplyObject(rep[i]);
+        if (reply_is_noscript(rep[i]) || (b->last_is_wait && i == b->n - 1)) {
+            if (rep[i]) freeReplyObject(rep[i]);
             rep[i] = NULL;
             which[k++] = i;
         }
@@ -787,18 +934,23 @@ static nt_status url_parse_unix(const char *rest, store_url *u, nt_err *err)
     return NT_OK;
 }
 
-/* "user:password" or ":password" in auth[0..at), percent-decoded. */
+/* "user", "user:password" or ":password" in auth[0..at), percent-decoded. */
 static nt_status url_parse_userinfo(const char *auth, const char *at, store_url *u, nt_err *err)
 {
     const char *colon = memchr(auth, ':', (size_t)(at - auth));
-    if (!colon)
-        return nt_fail(err, NT_ERR_INVALID,
-                       "redis URL credentials must be ':password@' or 'user:password@'");
+    const char *uend = colon ? colon : at;
     int bad = 0;
-    if (colon > auth) {
-        u->username = pct_decode(auth, (size_t)(colon - auth), &bad);
+    if (!colon && uend == auth)
+        return nt_fail(err, NT_ERR_INVALID,
+                       "redis URL has an empty user name before '@' (redis://user@host)");
+    if (uend > auth) {
+        u->username = pct_decode(auth, (size_t)(uend - auth), &bad);
         if (!u->username) goto fail;
+        if (has_ctl_or_space(u->username, strlen(u->username)))
+            return nt_fail(err, NT_ERR_INVALID,
+                           "redis URL user name contains a space or control character");
     }
+    if (!colon) return NT_OK;
     u->password = pct_decode(colon + 1, (size_t)(at - colon - 1), &bad);
     if (!u->password) goto fail;
     if (u->password[0] == '\0')
@@ -878,28 +1030,42 @@ nt_status store_url_parse(const char *url, store_url *out, nt_err *err)
     nt_status st;
     if (strncmp(url, "redis://", 8) == 0) {
         st = url_parse_tcp(url + 8, out, err);
+    } else if (strncmp(url, "rediss://", 9) == 0) {
+        st = url_parse_tcp(url + 9, out, err);
+        out->is_tls = 1;
     } else if (strncmp(url, "unix://", 7) == 0) {
         st = url_parse_unix(url + 7, out, err);
-    } else if (strncmp(url, "rediss://", 9) == 0) {
-        return nt_fail(err, NT_ERR_UNSUPPORTED,
-                       "redis URL rediss:// (TLS) is not supported; use a TLS sidecar (stunnel) "
-                       "or a unix socket");
     } else {
         const char *sep = strstr(url, "://");
         int shown = sep && sep - url <= 16 ? (int)(sep - url) : 0;
         if (shown)
             return nt_fail(err, NT_ERR_INVALID,
-                           "redis URL scheme '%.*s' is not supported; use redis://host:port/db "
-                           "or unix:///path",
+                           "redis URL scheme '%.*s' is not supported; use redis://host:port/db, "
+                           "rediss://host:port/db (TLS) or unix:///path",
                            shown, url);
         return nt_fail(err, NT_ERR_INVALID,
-                       "redis URL must start with redis:// or unix:// (redis://host:port/db)");
+                       "redis URL must start with redis://, rediss:// or unix:// "
+                       "(redis://host:port/db)");
     }
     if (st != NT_OK) store_url_clear(out);
     return st;
 }
 
 /* ---- open / free ------------------------------------------------------------------ */
+
+/* NEWTERMSD_REDIS_TLS_INSECURE is said loudly, once per process. */
+static void store_warn_insecure(void)
+{
+    log_msg(NT_LOG_WARN, "redis_tls_insecure",
+            "Redis TLS certificate verification is OFF (NEWTERMSD_REDIS_TLS_INSECURE): anyone "
+            "on the network path can read and change what newtermsd stores; use this only in "
+            "tests");
+}
+
+static int tls_config_set(const netio_tls_config *t)
+{
+    return t->ca_file || t->cert_file || t->key_file || t->server_name || t->insecure;
+}
 
 nt_status store_open(store **out, const store_config *cfg, nt_err *err)
 {
@@ -909,6 +1075,8 @@ nt_status store_open(store **out, const store_config *cfg, nt_err *err)
         cfg->alert_retention_ms <= 0 || cfg->alert_cap == 0)
         return nt_fail(err, NT_ERR_INVALID,
                        "store timeouts, alert retention and alert cap must be positive");
+    if (cfg->wait_replicas < 0 || (cfg->wait_replicas > 0 && cfg->wait_timeout_ms <= 0))
+        return nt_fail(err, NT_ERR_INVALID, "WAIT needs a replica count >= 0 and a positive timeout");
     store *s = calloc(1, sizeof *s);
     if (!s) return store_nomem(err);
     nt_status st = store_url_parse(cfg->url, &s->url, err);
@@ -924,11 +1092,36 @@ nt_status store_open(store **out, const store_config *cfg, nt_err *err)
             return store_nomem(err);
         }
     }
+    if (s->url.username && !s->password) {
+        store_free(s);
+        return nt_fail(err, NT_ERR_INVALID,
+                       "redis URL names a user but no password is set "
+                       "(NEWTERMSD_REDIS_PASSWORD or NEWTERMSD_REDIS_PASSWORD_FILE)");
+    }
+    if (!s->url.is_tls && tls_config_set(&cfg->tls)) {
+        store_free(s);
+        return nt_fail(err, NT_ERR_INVALID,
+                       "Redis TLS options are set but the URL is not rediss://; use "
+                       "rediss://host:port/db for TLS");
+    }
+    if (s->url.is_tls) {
+        st = netio_tls_new(&s->tls, &cfg->tls, err);
+        if (st != NT_OK) {
+            store_free(s);
+            return st;
+        }
+        if (cfg->tls.insecure) {
+            static pthread_once_t once = PTHREAD_ONCE_INIT;
+            pthread_once(&once, store_warn_insecure);
+        }
+    }
     s->connect_timeout_ms = cfg->connect_timeout_ms;
     s->command_timeout_ms = cfg->command_timeout_ms;
     s->retention_ms = cfg->alert_retention_ms;
     s->alert_cap = cfg->alert_cap;
     s->reject_cap = cfg->reject_cap;
+    s->wait_replicas = cfg->wait_replicas;
+    s->wait_timeout_ms = cfg->wait_timeout_ms;
     if (s->url.is_unix)
         snprintf(s->endpoint, sizeof s->endpoint, "%s/%d", s->url.path, s->url.db);
     else if (strchr(s->url.host, ':'))
@@ -943,8 +1136,12 @@ nt_status store_open(store **out, const store_config *cfg, nt_err *err)
 void store_free(store *s)
 {
     if (!s) return;
-    if (s->ctx) redisFree(s->ctx);
+    conn_drop(s);
+    netio_tls_free(s->tls);
+    if (s->wbuf) explicit_bzero(s->wbuf, s->wcap); /* it held an AUTH command */
+    free(s->wbuf);
     store_url_clear(&s->url);
+    if (s->password) explicit_bzero(s->password, strlen(s->password));
     free(s->password);
     free(s);
 }
@@ -1097,8 +1294,17 @@ nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err)
         }
         st = batch_cmd(&b, &c, err);
     }
+    if (st == NT_OK && s->wait_replicas > 0) {
+        /* In the same round trip: the scripts' writes reach the replicas or the
+         * call fails, before anything is acknowledged. */
+        cmd_str(&c, "WAIT");
+        cmd_ll(&c, s->wait_replicas);
+        cmd_ll(&c, s->wait_timeout_ms);
+        st = batch_cmd(&b, &c, err);
+        b.last_is_wait = 1;
+    }
     if (st == NT_OK) {
-        rep = calloc(n, sizeof *rep);
+        rep = calloc(b.n, sizeof *rep);
         if (!rep) st = store_nomem(err);
     }
     if (st == NT_OK) st = store_exec(s, &b, rep, err);
@@ -1108,12 +1314,24 @@ nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err)
         else if (rep[i]->type != REDIS_REPLY_INTEGER || rep[i]->integer < 0 || rep[i]->integer > 4)
             st = store_failf(s, err, "observe script returned an unexpected reply");
     }
+    if (st == NT_OK && b.last_is_wait) {
+        const redisReply *w = rep[n];
+        if (reply_is_error(w))
+            st = store_failf(s, err, "WAIT failed: %s", w->str);
+        else if (w->type != REDIS_REPLY_INTEGER)
+            st = store_failf(s, err, "WAIT returned an unexpected reply");
+        else if (w->integer < s->wait_replicas)
+            st = store_failf(s, err,
+                             "only %lld of %d replicas acknowledged the writes within %d ms "
+                             "(WAIT); the delivery is not acknowledged",
+                             w->integer, s->wait_replicas, s->wait_timeout_ms);
+    }
     for (size_t i = 0; i < n && st == NT_OK; i++) {
         long long code = rep[i]->integer;
         obs[i].is_new = code >= 1 && code <= 3;
         obs[i].alert_written = code == 1;
     }
-    if (rep) replies_free(rep, n);
+    if (rep) replies_free(rep, b.n);
     free(rep);
     batch_clear(&b);
     return st;

@@ -2,14 +2,15 @@
  * store.h — the Redis layer: new-terms history, alerts, exceptions, the
  * dead-letter list of rejected records and per-rule counters.
  *
- * A `store` is ONE connection to Redis, used by one thread at a time (the
- * server keeps a pool of them). It connects lazily on the first call, loads its
+ * A `store` is ONE connection to Redis (TCP, TLS for rediss://, or a unix
+ * socket; see netio.h), used by one thread at a time (the server keeps a pool
+ * of them). It connects lazily on the first call, loads its
  * Lua scripts once per connection, and after any connection, I/O or timeout
  * error drops the connection and reconnects on a later call with exponential
  * backoff (100 ms doubling to 2 s). It never sleeps: a call made while the
  * backoff runs fails at once with NT_ERR_STORE. A call blocks for at most
  * connect_timeout_ms (when it has to connect) plus command_timeout_ms per
- * socket read.
+ * socket read (plus wait_timeout_ms for a store_observe that ends with WAIT).
  *
  * Key layout (all keys start with "nt:"; use a separate database or Redis per
  * deployment; the scripts touch keys they build themselves, so this layout
@@ -43,6 +44,10 @@
  * rules/accounts/users are trimmed lazily (they expire as a whole, and listing
  * skips ids whose hash is gone).
  *
+ * A failed connection attempt (refused, TLS certificate refused, AUTH refused)
+ * is also logged, once per distinct cause for the whole process (event
+ * "redis_connect"), and so is the recovery; never the password.
+ *
  * Errors: NT_ERR_STORE for anything Redis-side ("redis 127.0.0.1:6399:
  * Connection refused", "redis 127.0.0.1:6399: timed out after 500 ms", script
  * error replies); NT_ERR_INVALID for bad arguments; NT_ERR_NOTFOUND /
@@ -56,6 +61,7 @@
 #define NT_STORE_H
 
 #include "common.h"
+#include "netio.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -67,29 +73,37 @@ typedef struct store store;
  * config.c owns the defaults). store_open refuses a NULL url, a timeout,
  * retention or alert cap that is not positive. */
 typedef struct store_config {
-    const char *url;        /* redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N] */
-    const char *password;   /* may be NULL; overrides one in the URL */
-    int connect_timeout_ms; /* > 0 */
-    int command_timeout_ms; /* > 0 */
+    const char *url;               /* redis[s]://[user[:password]@]host[:port][/db] or
+                                      unix:///path[?db=N]; NULL = redis://127.0.0.1:6379/0 */
+    const char *password;          /* may be NULL; overrides one in the URL. A user in the URL
+                                      needs a password: AUTH user password */
+    netio_tls_config tls;          /* rediss:// only (any field set with redis:// is an error);
+                                      strings borrowed for store_open */
+    int wait_replicas;             /* 0 = off; N: every store_observe ends with WAIT N and fails
+                                      when fewer replicas acknowledged */
+    int wait_timeout_ms;           /* WAIT's timeout, > 0 */
+    int connect_timeout_ms;        /* > 0 */
+    int command_timeout_ms;        /* > 0 */
     nt_time_ms alert_retention_ms; /* > 0 */
     size_t alert_cap;              /* > 0 */
-    size_t reject_cap; /* 0 = keep no dead-lettered record (store_reject_push stores nothing) */
+    size_t reject_cap;             /* 0 = keep no dead-lettered record (store_reject_push stores nothing) */
 } store_config;
 
 /* A parsed Redis URL. Strings are owned (store_url_clear frees them). */
 typedef struct store_url {
     int is_unix;
+    int is_tls;     /* rediss:// */
     char *host;     /* TCP: host name or IP literal (IPv6 without brackets) */
     int port;       /* TCP: 1..65535, default 6379 */
     char *path;     /* unix: absolute socket path */
     int db;         /* 0.. */
-    char *username; /* NULL unless the URL has user:password@ */
+    char *username; /* NULL unless the URL has user@ or user:password@ */
     char *password; /* NULL when absent; percent-decoded */
 } store_url;
 
-/* Parse url into *out (zeroed first). Errors: NT_ERR_INVALID with a sentence
- * naming the bad part (never echoing a password), NT_ERR_UNSUPPORTED for
- * rediss:// (TLS). On error *out holds nothing to free. */
+/* Parse url (redis://, rediss:// or unix://) into *out (zeroed first). Errors:
+ * NT_ERR_INVALID with a sentence naming the bad part (never echoing a
+ * password). On error *out holds nothing to free. */
 nt_status store_url_parse(const char *url, store_url *out, nt_err *err);
 void store_url_clear(store_url *u);
 

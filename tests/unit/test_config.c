@@ -134,6 +134,14 @@ static void dump(const config *c, char *out, size_t cap)
              (long long)c->learning_ms, c->metrics_auth, (int)c->log_level, c->connection_limit,
              c->require_all_rules, fh, ing, rd, wr,
              c->redis_password ? c->redis_password : "(null)", args);
+    size_t len = strlen(out);
+    const netio_tls_config *t = &c->redis_tls;
+    snprintf(out + len, cap - len,
+             "redis_ca=%s redis_cert=%s redis_key=%s redis_server_name=%s redis_insecure=%d "
+             "redis_wait=%d redis_wait_timeout_ms=%d ",
+             t->ca_file ? t->ca_file : "(null)", t->cert_file ? t->cert_file : "(null)",
+             t->key_file ? t->key_file : "(null)", t->server_name ? t->server_name : "(null)",
+             t->insecure, c->redis_wait_replicas, c->redis_wait_timeout_ms);
 }
 
 /* ---- successful parses: (argv, env, every " key=value " that must appear) ----- */
@@ -173,6 +181,23 @@ static const struct {
      {"redis=redis://cache.internal:6380/2"}},
     {"serve --redis redis://[::1]:6379", {NULL}, {"redis=redis://[::1]:6379"}},
     {"serve --redis redis://h", {NULL}, {"redis=redis://h"}},
+    /* managed Redis: TLS, an ACL user, WAIT */
+    {"serve",
+     {NULL},
+     {"redis_ca=(null)", "redis_cert=(null)", "redis_key=(null)", "redis_server_name=(null)",
+      "redis_insecure=0", "redis_wait=0", "redis_wait_timeout_ms=1000"}},
+    {"serve --redis rediss://app@cache.example.com:6380/1",
+     {NULL},
+     {"redis=rediss://app@cache.example.com:6380/1"}},
+    {"serve --redis redis://app-user_1@h", {NULL}, {"redis=redis://app-user_1@h"}},
+    {"serve --redis-ca /etc/ca.pem --redis-tls-server-name redis.internal",
+     {"NEWTERMSD_REDIS_CERT_FILE=/c.pem", "NEWTERMSD_REDIS_KEY_FILE=/k.pem",
+      "NEWTERMSD_REDIS_TLS_INSECURE=1", NULL},
+     {"redis_ca=/etc/ca.pem", "redis_server_name=redis.internal", "redis_cert=/c.pem",
+      "redis_key=/k.pem", "redis_insecure=1"}},
+    {"serve --redis-wait-replicas 2",
+     {"NEWTERMSD_REDIS_WAIT_TIMEOUT_MS=250", NULL},
+     {"redis_wait=2", "redis_wait_timeout_ms=250"}},
     {"serve --rules /srv/rules", {"NEWTERMSD_RULES=/x", NULL}, {"rules=/srv/rules"}},
     {"serve", {"NEWTERMSD_RULES=/x", NULL}, {"rules=/x"}},
     /* sizes */
@@ -318,8 +343,14 @@ static const struct {
     {"serve --redis redis://h:0", {NULL}, "is not redis://"},
     {"serve --redis redis://h:abc", {NULL}, "is not redis://"},
     {"serve --redis redis://h/0?x=1", {NULL}, "is not redis://"},
-    {"serve --redis redis://:pw@h:6379", {NULL}, "the URL must not hold credentials"},
-    {"serve --redis rediss://h", {NULL}, "TLS (rediss://) is not supported"},
+    {"serve --redis redis://:pw@h:6379", {NULL}, "the URL must not hold a password"},
+    {"serve --redis rediss://app:pw@h", {NULL}, "the URL must not hold a password"},
+    {"serve --redis rediss://@h", {NULL}, "is not redis://"},
+    {"serve --redis unix://u@/run/r.sock", {NULL}, "the URL must not hold credentials"},
+    {"serve --redis-wait-replicas -1", {NULL}, "--redis-wait-replicas: -1 is out of range"},
+    {"serve",
+     {"NEWTERMSD_REDIS_WAIT_TIMEOUT_MS=0", NULL},
+     "NEWTERMSD_REDIS_WAIT_TIMEOUT_MS: 0 is out of range"},
     {"serve --redis unix://rel.sock", {NULL}, "needs an absolute socket path"},
     {"serve --rules=", {NULL}, "--rules: must not be empty"},
     {"serve --log-level loud", {NULL}, "--log-level: 'loud' is not a log level"},

@@ -136,6 +136,12 @@ static const struct {
     {"redis://:p@ss@host", 0, "host", 6379, 0, NULL, "p@ss"},
     {"redis://[::1]:6390/3", 0, "::1", 6390, 3, NULL, NULL},
     {"redis://[fe80::1]", 0, "fe80::1", 6379, 0, NULL, NULL},
+    {"redis://app@host:6380/1", 0, "host", 6380, 1, "app", NULL},
+    {"redis://svc%2Dbot@host", 0, "host", 6379, 0, "svc-bot", NULL},
+    {"rediss://host", 0, "host", 6379, 0, NULL, NULL},
+    {"rediss://app@master.cache.amazonaws.com:6379/2", 0, "master.cache.amazonaws.com", 6379, 2,
+     "app", NULL},
+    {"rediss://[::1]:6390", 0, "::1", 6390, 0, NULL, NULL},
     {"unix:///run/redis.sock", 1, "/run/redis.sock", 0, 0, NULL, NULL},
     {"unix:///tmp/r.sock?db=4", 1, "/tmp/r.sock", 0, 4, NULL, NULL},
 };
@@ -147,6 +153,7 @@ START_TEST(good_redis_urls_parse_into_their_parts)
     ck_assert_msg(store_url_parse(good_urls[_i].url, &u, &err) == NT_OK, "%s: %s",
                   good_urls[_i].url, err.msg);
     ck_assert_int_eq(u.is_unix, good_urls[_i].is_unix);
+    ck_assert_int_eq(u.is_tls, strncmp(good_urls[_i].url, "rediss://", 9) == 0);
     ck_assert_str_eq(u.is_unix ? u.path : u.host, good_urls[_i].host_or_path);
     if (!u.is_unix) ck_assert_int_eq(u.port, good_urls[_i].port);
     ck_assert_int_eq(u.db, good_urls[_i].db);
@@ -172,7 +179,10 @@ static const struct {
     {"", NT_ERR_INVALID, "empty"},
     {"http://host:6379", NT_ERR_INVALID, "scheme 'http'"},
     {"localhost:6379", NT_ERR_INVALID, "must start with redis://"},
-    {"rediss://host:6380", NT_ERR_UNSUPPORTED, "TLS"},
+    {"rediss://", NT_ERR_INVALID, "no host"},
+    {"rediss://@host", NT_ERR_INVALID, "empty user name"},
+    {"redis://a%zz@host", NT_ERR_INVALID, "percent-escape"},
+    {"redis://a%20b@host", NT_ERR_INVALID, "user name contains a space"},
     {"redis://", NT_ERR_INVALID, "no host"},
     {"redis://:6379/0", NT_ERR_INVALID, "no host"},
     {"redis://host:0", NT_ERR_INVALID, "port '0'"},
@@ -183,7 +193,6 @@ static const struct {
     {"redis://host:6379/-1", NT_ERR_INVALID, "database must be a number"},
     {"redis://host:6379/0/1", NT_ERR_INVALID, "database must be a number"},
     {"redis://host/1?timeout=5", NT_ERR_INVALID, "query"},
-    {"redis://user@host", NT_ERR_INVALID, "credentials must be"},
     {"redis://:@host", NT_ERR_INVALID, "empty password"},
     {"redis://:%zz@host", NT_ERR_INVALID, "percent-escape"},
     {"redis://:a%00b@host", NT_ERR_INVALID, "percent-escape"},
@@ -218,7 +227,7 @@ START_TEST(url_errors_never_echo_the_password)
     nt_err err = {{0}};
     ck_assert_int_eq(store_url_parse("redis://:hunter2@host:99999", &u, &err), NT_ERR_INVALID);
     ck_assert_ptr_null(strstr(err.msg, "hunter2"));
-    ck_assert_int_eq(store_url_parse("redis://hunter2@host", &u, &err), NT_ERR_INVALID);
+    ck_assert_int_eq(store_url_parse("rediss://app:hunter2@host:0", &u, &err), NT_ERR_INVALID);
     ck_assert_ptr_null(strstr(err.msg, "hunter2"));
 }
 END_TEST
@@ -232,6 +241,36 @@ START_TEST(store_open_refuses_a_bad_url)
     ck_assert_ptr_null(s);
     ck_assert_ptr_nonnull(strstr(err.msg, "port"));
     store_free(NULL);
+}
+END_TEST
+
+static const struct {
+    const char *url, *password;
+    netio_tls_config tls;
+    const char *fragment;
+} bad_opens[] = {
+    {"redis://app@h", NULL, {0}, "names a user but no password is set"},
+    {"redis://h", NULL, {.ca_file = "/etc/ca.pem"}, "the URL is not rediss://"},
+    {"unix:///run/r.sock", NULL, {.insecure = 1}, "the URL is not rediss://"},
+    {"rediss://h", NULL, {.cert_file = "/c.pem"}, "needs both a certificate file and a key file"},
+    {"rediss://h", NULL, {.ca_file = "/nonexistent/ca.pem"}, "cannot load the TLS CA bundle"},
+    {"rediss://h",
+     NULL,
+     {.cert_file = "/nonexistent/c.pem", .key_file = "/k.pem"},
+     "cannot load the TLS client certificate '/nonexistent/c.pem'"},
+};
+
+START_TEST(store_open_refuses_inconsistent_auth_or_tls_settings)
+{
+    store_config cfg = config_for(bad_opens[_i].url);
+    cfg.password = bad_opens[_i].password;
+    cfg.tls = bad_opens[_i].tls;
+    store *s = NULL;
+    nt_err err = {{0}};
+    ck_assert_int_ne(store_open(&s, &cfg, &err), NT_OK);
+    ck_assert_ptr_null(s);
+    ck_assert_msg(strstr(err.msg, bad_opens[_i].fragment), "%s: got '%s'", bad_opens[_i].url,
+                  err.msg);
 }
 END_TEST
 
@@ -1232,6 +1271,96 @@ static double elapsed_ms(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) * 1000.0 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* One LIVE observation with a WAIT; returns store_observe's status. */
+static nt_status observe_waiting(store *s, const char *term, const char *id, nt_err *err)
+{
+    char *doc = alert_json(id, "r1");
+    store_obs o;
+    memset(&o, 0, sizeof o);
+    o.rule_id = "r1";
+    o.term_hash = term;
+    o.ttl_ms = WINDOW_MS;
+    o.seen_ms = o.created_ms = T0;
+    o.mode = STORE_OBS_LIVE;
+    o.alert_id = id;
+    o.alert_json = doc;
+    nt_status st = store_observe(s, &o, 1, err);
+    free(doc);
+    return st;
+}
+
+START_TEST(waiting_for_a_replica_that_is_not_there_fails_after_the_writes)
+{
+    flush_shared();
+    store_config cfg = config_for(shared.url);
+    cfg.wait_replicas = 1;
+    cfg.wait_timeout_ms = 150;
+    store *s = open_with(&cfg);
+    nt_err err = {{0}};
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(observe_waiting(s, "a", "w1", &err), NT_ERR_STORE);
+    ck_assert_double_ge(elapsed_ms(&t0), 140.0);
+    ck_assert_msg(strstr(err.msg, "only 0 of 1 replicas acknowledged the writes within 150 ms"),
+                  "%s", err.msg);
+    /* The primary has the alert: a retry finds the term seen and duplicates nothing. */
+    ck_assert_int_eq(redis_ll(&shared, "ZCARD %s", "nt:alerts"), 1);
+    ck_assert_int_eq(observe_waiting(s, "a", "w1", &err), NT_ERR_STORE);
+    ck_assert_int_eq(redis_ll(&shared, "ZCARD %s", "nt:alerts"), 1);
+
+    /* After a SCRIPT FLUSH the resent script is followed by the WAIT again. */
+    redisReply *r = redis_harness_command(&shared, "SCRIPT FLUSH");
+    freeReplyObject(r);
+    ck_assert_int_eq(observe_waiting(s, "b", "w2", &err), NT_ERR_STORE);
+    ck_assert_msg(strstr(err.msg, "only 0 of 1 replicas"), "%s", err.msg);
+    store_counters c;
+    store_get_counters(s, &c);
+    ck_assert_int_eq(c.noscript_reloads, 1);
+    ck_assert_int_eq(redis_ll(&shared, "ZCARD %s", "nt:alerts"), 2);
+    /* Other calls never wait. */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(store_ping(s, &err), NT_OK);
+    ck_assert_double_lt(elapsed_ms(&t0), 100.0);
+    store_free(s);
+}
+END_TEST
+
+START_TEST(an_acl_user_in_the_url_authenticates_as_that_user)
+{
+    redisReply *r = redis_harness_command(&shared, "ACL SETUSER %s on >app-pw-123 ~* +@all", "app");
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_ne(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    char url[256];
+    snprintf(url, sizeof url, "redis://app@127.0.0.1:%d/0", shared.port);
+    store_config cfg = config_for(url);
+    cfg.password = "app-pw-123";
+    store *s = open_with(&cfg);
+    nt_err err = {{0}};
+    ck_assert_msg(store_ping(s, &err) == NT_OK, "%s", err.msg);
+    r = redis_harness_command(&shared, "CLIENT LIST");
+    ck_assert_ptr_nonnull(strstr(r->str, "user=app"));
+    freeReplyObject(r);
+    store_free(s);
+
+    const char *users[] = {"app", "nobody"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(url, sizeof url, "redis://%s@127.0.0.1:%d/0", users[i], shared.port);
+        cfg = config_for(url);
+        cfg.password = i == 0 ? "not-the-pw" : "app-pw-123";
+        s = open_with(&cfg);
+        ck_assert_int_eq(store_ping(s, &err), NT_ERR_STORE);
+        char want[128];
+        snprintf(want, sizeof want,
+                 "authentication failed for user '%s': wrong password or unknown user", users[i]);
+        ck_assert_msg(strstr(err.msg, want), "%s", err.msg);
+        ck_assert_ptr_null(strstr(err.msg, "not-the-pw"));
+        ck_assert_ptr_null(strstr(err.msg, "app-pw-123"));
+        store_free(s);
+    }
+}
+END_TEST
+
 START_TEST(a_stopped_redis_fails_fast_and_a_restarted_one_is_used_again)
 {
     redis_harness h;
@@ -1328,8 +1457,9 @@ START_TEST(a_wrong_or_missing_password_is_reported)
     cfg.password = "wrong";
     s = open_with(&cfg);
     ck_assert_int_eq(store_ping(s, &err), NT_ERR_STORE);
-    ck_assert_msg(strstr(err.msg, "AUTH failed: WRONGPASS"), "%s", err.msg);
-    ck_assert_ptr_null(strstr(err.msg, "wrong"));
+    ck_assert_msg(strstr(err.msg, "authentication failed: wrong password (WRONGPASS"), "%s",
+                  err.msg);
+    ck_assert_ptr_null(strstr(err.msg, "'wrong'"));
     store_free(s);
 
     char url[256];
@@ -1422,6 +1552,8 @@ static Suite *store_suite(void)
                         (int)(sizeof bad_urls / sizeof bad_urls[0]));
     tcase_add_test(url, url_errors_never_echo_the_password);
     tcase_add_test(url, store_open_refuses_a_bad_url);
+    tcase_add_loop_test(url, store_open_refuses_inconsistent_auth_or_tls_settings, 0,
+                        (int)(sizeof bad_opens / sizeof bad_opens[0]));
     suite_add_tcase(s, url);
 
     TCase *obs = tcase_create("observe");
@@ -1475,6 +1607,8 @@ static Suite *store_suite(void)
     tcase_add_test(conn, a_unix_socket_url_with_a_database_is_used);
     tcase_add_test(conn, a_tcp_url_selects_its_database);
     tcase_add_test(conn, an_unreachable_unix_socket_names_the_path);
+    tcase_add_test(conn, waiting_for_a_replica_that_is_not_there_fails_after_the_writes);
+    tcase_add_test(conn, an_acl_user_in_the_url_authenticates_as_that_user);
     suite_add_tcase(s, conn);
     return s;
 }
