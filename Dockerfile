@@ -15,6 +15,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       libmicrohttpd-dev libjansson-dev libhiredis-dev zlib1g-dev check \
+      libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the daemon is built from: a change under tests/, deploy/ or docs does not
@@ -30,12 +31,14 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 
 FROM debian:bookworm-slim AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
-# Runtime libraries of the build stage's -dev packages (bookworm sonames). No
-# ca-certificates: the daemon makes no outbound TLS connection (Redis is redis:// or unix://).
+# Runtime libraries of the build stage's -dev packages (bookworm sonames).
+# libcurl4 + ca-certificates: the alert outputs (--outputs) POST to https://
+# receivers (Slack, PagerDuty, webhooks) with certificate verification on.
 # apt's package caches (*.bin, ~75 MB) go too: not every base image has docker-clean.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libmicrohttpd12 libjansson4 libhiredis0.14 zlib1g \
+      libcurl4 ca-certificates \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb \
            /var/log/apt /var/log/dpkg.log
 COPY --from=build /src/build/newtermsd /usr/local/bin/newtermsd

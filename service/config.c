@@ -103,6 +103,15 @@ static const opt_def opt_table[] = {
      "1024", "N", "most concurrent HTTP connections"},
     {"strict-rules", "NEWTERMSD_STRICT_RULES", K_BOOL, OFF(require_all_rules), 0, 0, "0", NULL,
      "refuse to start if any rule file fails to load"},
+    /* outputs (deliver.c) */
+    {"outputs", "NEWTERMSD_OUTPUTS", K_PATH, OFF(outputs_file), 0, 0, NULL, "FILE",
+     "TOML file of [[output]] tables: webhook, slack, pagerduty (default: none)"},
+    {"output-max-age", "NEWTERMSD_OUTPUT_MAX_AGE", K_DURATION, OFF(output_max_age_ms), 0, 0, "24h",
+     "DURATION", "retry a delivery this long before dead-lettering it"},
+    {"output-timeout", "NEWTERMSD_OUTPUT_TIMEOUT", K_DURATION, OFF(output_timeout_ms), 0, 0, "10s",
+     "DURATION", "one delivery attempt (connect + response)"},
+    {"output-claim-idle", "NEWTERMSD_OUTPUT_CLAIM_IDLE", K_DURATION, OFF(output_claim_idle_ms), 0,
+     0, "60s", "DURATION", "take over deliveries another replica left pending this long"},
 };
 #define N_OPTS (sizeof opt_table / sizeof opt_table[0])
 
@@ -784,6 +793,7 @@ void config_free(config *c)
     free(c->listen_host);
     free(c->redis_url);
     free(c->rules_dir);
+    free(c->outputs_file);
     secret_string_free(&c->redis_password);
     secret_list_free(&c->firehose_keys);
     secret_list_free(&c->ingest_tokens);

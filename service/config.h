@@ -34,6 +34,10 @@
  * | --log-level L         | NEWTERMSD_LOG_LEVEL           | info                     | debug, info, warn or error |
  * | --connection-limit N  | NEWTERMSD_CONNECTION_LIMIT    | 1024                     | most concurrent HTTP connections, 1..1000000 |
  * | --strict-rules        | NEWTERMSD_STRICT_RULES=1      | off                      | refuse to start if any rule file fails to load |
+ * | --outputs FILE        | NEWTERMSD_OUTPUTS             | none                     | TOML file of [[output]] tables (webhook, slack, pagerduty) alerts are delivered to |
+ * | --output-max-age D    | NEWTERMSD_OUTPUT_MAX_AGE      | 24h                      | how long a delivery is retried before it is dead-lettered |
+ * | --output-timeout D    | NEWTERMSD_OUTPUT_TIMEOUT      | 10s                      | one delivery attempt, connect to response |
+ * | --output-claim-idle D | NEWTERMSD_OUTPUT_CLAIM_IDLE   | 60s                      | a delivery another replica left pending this long is taken over (must exceed --output-timeout) |
  * | (none: secret)        | NEWTERMSD_FIREHOSE_ACCESS_KEY | none                     | X-Amz-Firehose-Access-Key for /v1/firehose |
  * | (none: secret)        | NEWTERMSD_INGEST_TOKEN        | none                     | bearer/basic secret for /v1/eventbridge and /v1/events |
  * | (none: secret)        | NEWTERMSD_API_READ_TOKEN      | none                     | bearer token that may GET /api/v1/... (and /metrics with --metrics-auth) |
@@ -91,6 +95,10 @@ typedef struct config {
     log_level log_level;
     unsigned connection_limit;
     int require_all_rules;
+    char *outputs_file;              /* NULL = no outputs */
+    nt_time_ms output_max_age_ms;    /* 24h */
+    nt_time_ms output_timeout_ms;    /* 10s */
+    nt_time_ms output_claim_idle_ms; /* 60s */
     config_secret_list firehose_keys, ingest_tokens, read_tokens, write_tokens;
     int help;    /* -h, --help or `help` anywhere: print config_usage() and exit 0 */
     char **args; /* positional arguments after the command; owned */
