@@ -40,6 +40,10 @@
 #define DELIVER_BACKOFF_FIRST_MS 500
 #define DELIVER_BACKOFF_MAX_MS (5 * 60 * 1000)
 #define DELIVER_RETRY_AFTER_MAX_MS (60 * 60 * 1000)
+/* Threads (consumers) per webhook output: a burst of alerts is delivered four
+ * at a time. Slack (about one message a second per webhook) and PagerDuty
+ * (where a resolve must not overtake its trigger) keep one, in stream order. */
+#define DELIVER_WEBHOOK_THREADS 4
 
 typedef struct worker {
     struct deliver *d;
@@ -49,6 +53,7 @@ typedef struct worker {
     store *st;
     CURL *curl;
     int groups_ok;
+    char consumer[160];
     char k_retry[128], k_failed[128], k_stats[128];
     char labels[160];
     int64_t next_claim_ms, next_gauge_ms;
@@ -189,8 +194,7 @@ static void nap(worker *w, int64_t ms)
 static void touch(worker *w, const char *key, const char *id)
 {
     nt_err err;
-    redis_run(w->st, NULL, &err, "XCLAIM", key, w->o->name, w->d->consumer, "0", id, "JUSTID",
-              NULL);
+    redis_run(w->st, NULL, &err, "XCLAIM", key, w->o->name, w->consumer, "0", id, "JUSTID", NULL);
 }
 
 /* Waits ms (stop wakes it), refreshing the claim on key/id every claim_idle/3. */
@@ -534,7 +538,7 @@ static void claim_round(worker *w)
         for (int round = 0; round < 16 && !stopping(w); round++) {
             redisReply *r = NULL;
             nt_err err;
-            if (redis_run(w->st, &r, &err, "XAUTOCLAIM", keys[k], w->o->name, w->d->consumer, idle,
+            if (redis_run(w->st, &r, &err, "XAUTOCLAIM", keys[k], w->o->name, w->consumer, idle,
                           cursor, "COUNT", "32", NULL) != NT_OK)
                 return;
             int more = 0;
@@ -618,7 +622,7 @@ static void *worker_main(void *arg)
         }
         redisReply *r = NULL;
         nt_status s =
-            redis_run(w->st, &r, &err, "XREADGROUP", "GROUP", group, w->d->consumer, "COUNT", "16",
+            redis_run(w->st, &r, &err, "XREADGROUP", "GROUP", group, w->consumer, "COUNT", "16",
                       "BLOCK", block, "STREAMS", DELIVER_STREAM, w->k_retry, ">", ">", NULL);
         if (s != NT_OK) {
             if (strstr(err.msg, "NOGROUP")) w->groups_ok = 0;
@@ -686,54 +690,61 @@ nt_status deliver_start(deliver **out, outputs *outs, const deliver_config *cfg,
     }
     d->curl_inited = 1;
     describe();
-    d->w = calloc(outs->n, sizeof *d->w);
+    size_t nthreads = 0;
+    for (size_t i = 0; i < outs->n; i++)
+        nthreads += outs->items[i].type == OUTPUT_WEBHOOK ? DELIVER_WEBHOOK_THREADS : 1;
+    d->w = calloc(nthreads, sizeof *d->w);
     if (!d->w) {
         st = nt_fail(err, NT_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    d->n = nthreads;
     int cmd_timeout = cfg->redis_timeout_ms > 0 ? cfg->redis_timeout_ms : 2000;
     store_config sc = {.url = cfg->redis_url,
                        .password = cfg->redis_password,
                        .connect_timeout_ms = cmd_timeout,
                        /* a blocked XREADGROUP answers after DELIVER_BLOCK_MS */
                        .command_timeout_ms = cmd_timeout + DELIVER_BLOCK_MS};
+    size_t k = 0;
     for (size_t i = 0; i < outs->n; i++) {
-        worker *w = &d->w[i];
-        w->d = d;
-        w->o = &outs->items[i];
-        snprintf(w->k_retry, sizeof w->k_retry, "nt:outputs:retry:%s", w->o->name);
-        snprintf(w->k_failed, sizeof w->k_failed, "nt:outputs:failed:%s", w->o->name);
-        snprintf(w->k_stats, sizeof w->k_stats, "nt:outputs:stats:%s", w->o->name);
-        snprintf(w->labels, sizeof w->labels, "output=\"%s\"", w->o->name);
-        if ((st = store_open(&w->st, &sc, err)) != NT_OK) goto fail;
-        if (!(w->curl = curl_easy_init())) {
-            st = nt_fail(err, NT_ERR_NOMEM, "cannot create a libcurl handle");
-            goto fail;
+        int per = outs->items[i].type == OUTPUT_WEBHOOK ? DELIVER_WEBHOOK_THREADS : 1;
+        for (int j = 0; j < per; j++, k++) {
+            worker *w = &d->w[k];
+            w->d = d;
+            w->o = &outs->items[i];
+            snprintf(w->consumer, sizeof w->consumer, "%s-%d", d->consumer, j);
+            snprintf(w->k_retry, sizeof w->k_retry, "nt:outputs:retry:%s", w->o->name);
+            snprintf(w->k_failed, sizeof w->k_failed, "nt:outputs:failed:%s", w->o->name);
+            snprintf(w->k_stats, sizeof w->k_stats, "nt:outputs:stats:%s", w->o->name);
+            snprintf(w->labels, sizeof w->labels, "output=\"%s\"", w->o->name);
+            if ((st = store_open(&w->st, &sc, err)) != NT_OK) goto fail;
+            if (!(w->curl = curl_easy_init())) {
+                st = nt_fail(err, NT_ERR_NOMEM, "cannot create a libcurl handle");
+                goto fail;
+            }
+            if (j > 0) continue;
+            nt_err gerr;
+            /* Create the groups now, before ingestion starts, so the first alerts
+             * after this start are queued; a worker retries when Redis is down. */
+            w->groups_ok = ensure_groups(w->st, w->o, &gerr) == NT_OK;
+            if (!w->groups_ok)
+                log_msg(LOG_WARN, "output_groups",
+                        "output %s: cannot create its consumer group yet: %s", w->o->name,
+                        gerr.msg);
         }
-        nt_err gerr;
-        /* Create the groups now, before ingestion starts, so the first alerts
-         * after this start are queued; a worker retries when Redis is down. */
-        w->groups_ok = ensure_groups(w->st, w->o, &gerr) == NT_OK;
-        if (!w->groups_ok)
-            log_msg(LOG_WARN, "output_groups",
-                    "output %s: cannot create its consumer group yet: %s", w->o->name, gerr.msg);
-        metrics_counter_add("newtermsd_output_deliveries_total", NULL, 0);
     }
-    for (size_t i = 0; i < outs->n; i++) {
+    for (size_t i = 0; i < nthreads; i++) {
         if (pthread_create(&d->w[i].thread, NULL, worker_main, &d->w[i]) != 0) {
             st = nt_fail(err, NT_ERR_NOMEM, "cannot start the delivery thread");
             goto fail;
         }
         d->w[i].started = 1;
-        d->n = i + 1;
     }
-    d->n = outs->n;
     log_json(LOG_INFO, "outputs", "delivering alerts",
              json_pack("{s:i,s:s}", "outputs", (int)outs->n, "consumer", d->consumer));
     *out = d;
     return NT_OK;
 fail:
-    d->n = outs->n;
     deliver_stop(d);
     return st;
 }
