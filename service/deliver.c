@@ -24,7 +24,6 @@
 #include <curl/curl.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,17 +112,14 @@ static const char RETRY_LUA[] =
 
 /* ---- small Redis helpers ---------------------------------------------------------------- */
 
-/* Runs a NULL-terminated list of C-string arguments. */
-static nt_status redis_run(store *st, redisReply **out, nt_err *err, ...)
+/* Runs one command given as C-string arguments:
+ *   redis_run(st, &reply_or_NULL, err, "XACK", key, group, id). */
+#define redis_run(st, out, err, ...)                                                               \
+    redis_runv((st), (out), (err), (const char *[]){__VA_ARGS__},                                  \
+               (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)))
+
+static nt_status redis_runv(store *st, redisReply **out, nt_err *err, const char **argv, int argc)
 {
-    const char *argv[24];
-    int argc = 0;
-    va_list ap;
-    va_start(ap, err);
-    const char *a;
-    while (argc < 24 && (a = va_arg(ap, const char *)) != NULL)
-        argv[argc++] = a;
-    va_end(ap);
     redisReply *r = NULL;
     nt_status s = store_command(st, argc, argv, NULL, &r, err);
     if (out)
@@ -151,7 +147,7 @@ static long long reply_int(const redisReply *r)
 static nt_status group_create(store *st, const char *key, const char *group, const char *from,
                               nt_err *err)
 {
-    nt_status s = redis_run(st, NULL, err, "XGROUP", "CREATE", key, group, from, "MKSTREAM", NULL);
+    nt_status s = redis_run(st, NULL, err, "XGROUP", "CREATE", key, group, from, "MKSTREAM");
     if (s != NT_OK && strstr(err->msg, "BUSYGROUP")) s = NT_OK;
     return s;
 }
@@ -194,7 +190,7 @@ static void nap(worker *w, int64_t ms)
 static void touch(worker *w, const char *key, const char *id)
 {
     nt_err err;
-    redis_run(w->st, NULL, &err, "XCLAIM", key, w->o->name, w->consumer, "0", id, "JUSTID", NULL);
+    redis_run(w->st, NULL, &err, "XCLAIM", key, w->o->name, w->consumer, "0", id, "JUSTID");
 }
 
 /* Waits ms (stop wakes it), refreshing the claim on key/id every claim_idle/3. */
@@ -344,7 +340,7 @@ static void count(worker *w, const char *result)
 static void ack(worker *w, const char *key, const char *id)
 {
     nt_err err;
-    if (redis_run(w->st, NULL, &err, "XACK", key, w->o->name, id, NULL) != NT_OK)
+    if (redis_run(w->st, NULL, &err, "XACK", key, w->o->name, id) != NT_OK)
         log_msg(LOG_WARN, "output_ack", "output %s: cannot acknowledge %s: %s", w->o->name, id,
                 err.msg);
 }
@@ -418,8 +414,7 @@ static void note_error(worker *w, const char *error)
     nt_err err;
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)nt_now_ms());
-    redis_run(w->st, NULL, &err, "HSET", w->k_stats, "last_error", error, "last_error_ms", now,
-              NULL);
+    redis_run(w->st, NULL, &err, "HSET", w->k_stats, "last_error", error, "last_error_ms", now);
 }
 
 static int64_t backoff_ms(int attempts)
@@ -539,7 +534,7 @@ static void claim_round(worker *w)
             redisReply *r = NULL;
             nt_err err;
             if (redis_run(w->st, &r, &err, "XAUTOCLAIM", keys[k], w->o->name, w->consumer, idle,
-                          cursor, "COUNT", "32", NULL) != NT_OK)
+                          cursor, "COUNT", "32") != NT_OK)
                 return;
             int more = 0;
             if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2) {
@@ -565,7 +560,7 @@ static long long group_pending(store *st, const char *key, const char *group)
 {
     redisReply *r = NULL;
     nt_err err;
-    if (redis_run(st, &r, &err, "XINFO", "GROUPS", key, NULL) != NT_OK) return -1;
+    if (redis_run(st, &r, &err, "XINFO", "GROUPS", key) != NT_OK) return -1;
     long long total = -1;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         const redisReply *g = r->element[i];
@@ -623,7 +618,7 @@ static void *worker_main(void *arg)
         redisReply *r = NULL;
         nt_status s =
             redis_run(w->st, &r, &err, "XREADGROUP", "GROUP", group, w->consumer, "COUNT", "16",
-                      "BLOCK", block, "STREAMS", DELIVER_STREAM, w->k_retry, ">", ">", NULL);
+                      "BLOCK", block, "STREAMS", DELIVER_STREAM, w->k_retry, ">", ">");
         if (s != NT_OK) {
             if (strstr(err.msg, "NOGROUP")) w->groups_ok = 0;
             nap(w, 500);
@@ -693,7 +688,7 @@ nt_status deliver_start(deliver **out, outputs *outs, const deliver_config *cfg,
     size_t nthreads = 0;
     for (size_t i = 0; i < outs->n; i++)
         nthreads += outs->items[i].type == OUTPUT_WEBHOOK ? DELIVER_WEBHOOK_THREADS : 1;
-    d->w = calloc(nthreads, sizeof *d->w);
+    d->w = calloc(nthreads ? nthreads : 1, sizeof *d->w);
     if (!d->w) {
         st = nt_fail(err, NT_ERR_NOMEM, "out of memory");
         goto fail;
@@ -788,9 +783,9 @@ nt_status deliver_status(const outputs *o, store *st, json_t **out, nt_err *err)
         snprintf(k_stats, sizeof k_stats, "nt:outputs:stats:%s", op->name);
         snprintf(k_failed, sizeof k_failed, "nt:outputs:failed:%s", op->name);
         redisReply *h = NULL, *l = NULL;
-        nt_status s = redis_run(st, &h, err, "HMGET", k_stats, "delivered", "last_error",
-                                "last_success_ms", NULL);
-        if (s == NT_OK) s = redis_run(st, &l, err, "LLEN", k_failed, NULL);
+        nt_status s =
+            redis_run(st, &h, err, "HMGET", k_stats, "delivered", "last_error", "last_success_ms");
+        if (s == NT_OK) s = redis_run(st, &l, err, "LLEN", k_failed);
         long long pending = s == NT_OK ? output_pending(st, op->name) : 0;
         if (s != NT_OK) {
             if (h) freeReplyObject(h);
@@ -828,7 +823,7 @@ nt_status deliver_failed(store *st, const char *name, size_t limit, json_t **out
     snprintf(key, sizeof key, "nt:outputs:failed:%s", name);
     snprintf(stop, sizeof stop, "%zu", (limit ? limit : 100) - 1);
     redisReply *r = NULL;
-    nt_status s = redis_run(st, &r, err, "LRANGE", key, "0", stop, NULL);
+    nt_status s = redis_run(st, &r, err, "LRANGE", key, "0", stop);
     if (s != NT_OK) return s;
     json_t *arr = json_array();
     for (size_t i = 0; arr && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
@@ -848,8 +843,8 @@ nt_status deliver_retry(store *st, const char *name, long long *requeued, nt_err
     snprintf(k_failed, sizeof k_failed, "nt:outputs:failed:%s", name);
     snprintf(k_retry, sizeof k_retry, "nt:outputs:retry:%s", name);
     redisReply *r = NULL;
-    nt_status s = redis_run(st, &r, err, "EVAL", RETRY_LUA, "2", k_failed, k_retry,
-                            DELIVER_STREAM_MAXLEN, NULL);
+    nt_status s =
+        redis_run(st, &r, err, "EVAL", RETRY_LUA, "2", k_failed, k_retry, DELIVER_STREAM_MAXLEN);
     if (s != NT_OK) return s;
     *requeued = reply_int(r);
     freeReplyObject(r);

@@ -34,9 +34,10 @@ void notify_msg_clear(notify_msg *m)
 void notify_signature(const char *key, size_t keylen, const char *body, size_t len, char out[72])
 {
     unsigned char mac[32];
+    char hex[65];
     hmac_sha256(key, keylen, body, len, mac);
-    memcpy(out, "sha256=", 7);
-    sha256_hex(mac, 32, out + 7);
+    sha256_hex(mac, 32, hex);
+    snprintf(out, 72, "sha256=%s", hex);
 }
 
 const char *notify_pagerduty_severity(const char *severity)

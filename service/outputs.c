@@ -236,7 +236,7 @@ static nt_status parse_output(json_t *t, size_t index, const outputs *done,
     const char *nm = json_string_value(name);
     snprintf(who, sizeof who, "output %zu (\"%s\")", index + 1, nm);
     for (size_t i = 0; i < done->n; i++)
-        if (strcmp(done->items[i].name, nm) == 0)
+        if (done->items[i].name && strcmp(done->items[i].name, nm) == 0)
             return nt_fail(err, NT_ERR_INVALID, "%s: name is already used by output %zu", who,
                            i + 1);
     const char *key;
