@@ -5,15 +5,18 @@
  *
  *   ensure the consumer groups exist (after a start, a FLUSHALL, a failover)
  *   every claim_idle/2: XAUTOCLAIM entries idle for claim_idle from any consumer
- *   XREADGROUP GROUP <output> <consumer> COUNT 16 BLOCK 1000 STREAMS shared retry > >
+ *   XREADGROUP GROUP <output> <consumer> COUNT 1 BLOCK 1000 STREAMS shared retry > >
  *   for each entry: fetch the alert, filter, build the payload (notify.c),
  *                   POST until 2xx / permanent failure / max age, then XACK
  *
  * The XACK and its bookkeeping (delivered counter, dead-letter list) run in
  * one Lua script, so an entry is never counted twice and a dead letter never
- * lost between "pushed" and "acked". While one entry is being retried, later
- * entries of the same output wait behind it (a receiver that is down fails
- * them all anyway); other outputs are unaffected.
+ * lost between "pushed" and "acked". A thread reads one entry at a time (COUNT
+ * 1), so everything in its pending list is the entry it is working on and
+ * keeps fresh with XCLAIM; entries it has not started are never held where a
+ * claim could make two consumers send them. While a thread retries an entry,
+ * later entries wait for one of the output's other threads (a receiver that
+ * is down fails them all anyway); other outputs are unaffected.
  */
 #include "deliver.h"
 
@@ -522,7 +525,10 @@ static void handle_entries(worker *w, const char *key, const redisReply *list)
     }
 }
 
-/* Takes over entries another consumer (a dead replica) left idle. */
+/* Takes over entries another consumer (a dead replica) left idle, one at a
+ * time: an entry this thread holds is always the one it is working on, so an
+ * entry never sits in our pending list unattended (where another consumer
+ * could claim it and both would deliver it). */
 static void claim_round(worker *w)
 {
     char idle[24];
@@ -530,11 +536,11 @@ static void claim_round(worker *w)
     const char *keys[2] = {DELIVER_STREAM, w->k_retry};
     for (int k = 0; k < 2 && !stopping(w); k++) {
         char cursor[64] = "0-0";
-        for (int round = 0; round < 16 && !stopping(w); round++) {
+        for (int round = 0; round < 64 && !stopping(w); round++) {
             redisReply *r = NULL;
             nt_err err;
             if (redis_run(w->st, &r, &err, "XAUTOCLAIM", keys[k], w->o->name, w->consumer, idle,
-                          cursor, "COUNT", "32") != NT_OK)
+                          cursor, "COUNT", "1") != NT_OK)
                 return;
             int more = 0;
             if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2) {
@@ -617,7 +623,7 @@ static void *worker_main(void *arg)
         }
         redisReply *r = NULL;
         nt_status s =
-            redis_run(w->st, &r, &err, "XREADGROUP", "GROUP", group, w->consumer, "COUNT", "16",
+            redis_run(w->st, &r, &err, "XREADGROUP", "GROUP", group, w->consumer, "COUNT", "1",
                       "BLOCK", block, "STREAMS", DELIVER_STREAM, w->k_retry, ">", ">");
         if (s != NT_OK) {
             if (strstr(err.msg, "NOGROUP")) w->groups_ok = 0;
