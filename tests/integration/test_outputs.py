@@ -128,11 +128,17 @@ class OutputsBase(unittest.TestCase):
         return svc
 
     def tearDown(self):
+        codes = []
         for s in self.services:
+            codes.append(s.stop())
+            logs = s.logs()
             s.close()
+            self.assertNotIn("Sanitizer", logs)
+            self.assertNotIn("runtime error", logs)
         self.recv.close()
         self.redis.close()
         os.unlink(self.path)
+        self.assertTrue(all(c in (0, None) for c in codes), codes)
 
     def assert_no_secrets(self, svc):
         logs = svc.logs()
