@@ -42,6 +42,7 @@
 #define DELIVER_BACKOFF_FIRST_MS 500
 #define DELIVER_BACKOFF_MAX_MS (5 * 60 * 1000)
 #define DELIVER_RETRY_AFTER_MAX_MS (60 * 60 * 1000)
+#define DELIVER_CONSUMER_PRUNE_MS (60LL * 60 * 1000)
 /* Threads (consumers) per webhook output: a burst of alerts is delivered four
  * at a time. Slack (about one message a second per webhook) and PagerDuty
  * (where a resolve must not overtake its trigger) keep one, in stream order. */
@@ -525,6 +526,31 @@ static void handle_entries(worker *w, const char *key, const redisReply *list)
     }
 }
 
+/* Forgets consumers of dead processes (every restart makes new names): those
+ * with nothing pending and no read for DELIVER_CONSUMER_PRUNE_MS. A live
+ * consumer reads every second, and XREADGROUP would recreate one anyway. */
+static void prune_consumers(worker *w, const char *key)
+{
+    redisReply *r = NULL;
+    nt_err err;
+    if (redis_run(w->st, &r, &err, "XINFO", "CONSUMERS", key, w->o->name) != NT_OK) return;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *c = r->element[i];
+        const char *name = NULL;
+        long long pending = -1, idle = 0;
+        for (size_t j = 0; c->type == REDIS_REPLY_ARRAY && j + 1 < c->elements; j += 2) {
+            const redisReply *k = c->element[j], *v = c->element[j + 1];
+            if (reply_str_is(k, "name") && v->type == REDIS_REPLY_STRING) name = v->str;
+            if (reply_str_is(k, "pending")) pending = reply_int(v);
+            if (reply_str_is(k, "idle")) idle = reply_int(v);
+        }
+        if (name && pending == 0 && idle > DELIVER_CONSUMER_PRUNE_MS &&
+            strcmp(name, w->consumer) != 0)
+            redis_run(w->st, NULL, &err, "XGROUP", "DELCONSUMER", key, w->o->name, name);
+    }
+    freeReplyObject(r);
+}
+
 /* Takes over entries another consumer (a dead replica) left idle, one at a
  * time: an entry this thread holds is always the one it is working on, so an
  * entry never sits in our pending list unattended (where another consumer
@@ -557,6 +583,7 @@ static void claim_round(worker *w)
             freeReplyObject(r);
             if (!more) break;
         }
+        prune_consumers(w, keys[k]);
     }
 }
 

@@ -27,7 +27,8 @@
  * concern the output. Entries left pending by a replica that died (kill -9)
  * are taken over with XAUTOCLAIM once idle for claim_idle_ms; a thread that is
  * still retrying an entry refreshes its claim (XCLAIM ... JUSTID) well before
- * that, so a live replica's work is never stolen.
+ * that, so a live replica's work is never stolen. Consumers of dead processes
+ * (nothing pending, no read for an hour) are removed from the group.
  *
  * Retries: 408, 429, 5xx, timeouts and connection errors back off 0.5 s
  * doubling to 5 min with jitter (at least what Retry-After asks, at most 1 h)
