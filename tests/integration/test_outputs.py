@@ -8,7 +8,10 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import signal
+import ssl
+import subprocess
 import tempfile
 import threading
 import time
@@ -347,6 +350,47 @@ class Crash(OutputsBase):
         da = a.metric("newtermsd_output_deliveries_total", result="delivered")
         db = b.metric("newtermsd_output_deliveries_total", result="delivered")
         self.assertEqual(da + db, 120)
+
+
+def make_ca(folder):
+    """A throw-away CA and a server certificate for 127.0.0.1 signed by it (openssl CLI)."""
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=newtermsd test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
+        "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(folder, "san.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "srv.pem", "-days", "2", "-extfile", "san.ext")
+    return os.path.join(folder, "ca.pem"), os.path.join(folder, "srv.pem"), os.path.join(folder, "srv.key")
+
+
+@unittest.skipUnless(shutil.which("openssl"), "needs the openssl command")
+class Tls(OutputsBase):
+    def test_certificates_are_verified_and_a_private_ca_works_through_curl_ca_bundle(self):
+        folder = tempfile.mkdtemp(prefix="nt-ca-")
+        try:
+            ca, cert, key = make_ca(folder)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            self.recv.server.socket = ctx.wrap_socket(self.recv.server.socket, server_side=True)
+            with open(self.path, "w") as f:
+                f.write(f'[[output]]\nname = "tls-hook"\ntype = "webhook"\n'
+                        f'url = "https://127.0.0.1:{self.recv.port}/hook"\n')
+            svc = self.start()  # the system CAs do not know this one: refused, retried
+            ingest(svc, [discovery_record(user="tls1")])
+            wait_for(lambda: (svc.api("GET", "/outputs", token=READ_TOKEN)[1]["outputs"][0]
+                              ["last_error"] or "").lower().find("certificate") >= 0,
+                     what="a certificate error")
+            self.assertEqual(self.recv.ok("/hook"), [])
+            svc.stop()
+            svc.env["CURL_CA_BUNDLE"] = ca  # trust the private CA: the pending delivery goes out
+            svc.start()
+            self.wait_ok("/hook", 1, timeout=20)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class Startup(unittest.TestCase):
