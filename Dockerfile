@@ -16,6 +16,7 @@ RUN apt-get update \
       build-essential cmake pkg-config \
       libmicrohttpd-dev libjansson-dev libhiredis-dev zlib1g-dev \
       libssl-dev \
+      libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the daemon is built from: a change under tests/, deploy/ or docs does not
@@ -35,11 +36,13 @@ ENV DEBIAN_FRONTEND=noninteractive
 # Runtime libraries of the build stage's -dev packages (bookworm sonames). libssl3 is linked
 # directly (TLS to Redis, rediss://; libmicrohttpd uses GnuTLS, not OpenSSL), and
 # ca-certificates is the system CA store that verifies a managed Redis' certificate by default.
+# libcurl4: the alert outputs (--outputs) POST to https:// receivers (Slack, PagerDuty,
+# webhooks) with certificate verification on.
 # apt's package caches (*.bin, ~75 MB) go too: not every base image has docker-clean.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libmicrohttpd12 libjansson4 libhiredis0.14 zlib1g \
-      libssl3 ca-certificates \
+      libssl3 libcurl4 ca-certificates \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb \
            /var/log/apt /var/log/dpkg.log
 COPY --from=build /src/build/newtermsd /usr/local/bin/newtermsd

@@ -6,6 +6,8 @@ pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libhired
       zlib1g-dev check redis-server curl python3 python3-yaml valgrind)
 # TLS to Redis: OpenSSL to build against, and the openssl tool the TLS tests make certificates with.
 pkgs+=(libssl-dev openssl)
+# Alert outputs: libcurl (OpenSSL flavour) to build against and its runtime.
+pkgs+=(libcurl4-openssl-dev libcurl4)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

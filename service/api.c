@@ -14,6 +14,7 @@
  */
 #include "server.h"
 
+#include "deliver.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -655,6 +656,78 @@ static void rejects_list(server *s, const api_request *req, http_reply *r)
     r->json = json_pack("{s:o}", "rejects", items);
 }
 
+/* ---- outputs (deliver.c) ----------------------------------------------------- */
+
+static void method_not_allowed(http_reply *r, const char *allow);
+
+static void outputs_list(server *s, const api_request *req, http_reply *r)
+{
+    static const char *const allowed[] = {NULL};
+    if (!only_args(req, allowed, r)) return;
+    store *st = server_store_acquire(s);
+    json_t *doc = NULL;
+    nt_err err;
+    nt_status rc = deliver_status(deliver_outputs(s->deliver), st, &doc, &err);
+    server_store_release(s, st);
+    if (rc != NT_OK) {
+        fail_with(r, rc, &err);
+        return;
+    }
+    r->status = 200;
+    r->json = doc;
+}
+
+/* "/outputs/{name}/failed" and "/outputs/{name}/retry": 1 with name and action set. */
+static int outputs_route(const char *path, char *name, size_t cap, const char **action)
+{
+    static const char prefix[] = "/outputs/";
+    if (strncmp(path, prefix, sizeof prefix - 1) != 0) return 0;
+    const char *p = path + sizeof prefix - 1, *slash = strchr(p, '/');
+    if (!slash || slash == p || (size_t)(slash - p) >= cap) return 0;
+    if (strcmp(slash + 1, "failed") != 0 && strcmp(slash + 1, "retry") != 0) return 0;
+    memcpy(name, p, (size_t)(slash - p));
+    name[slash - p] = '\0';
+    *action = slash + 1;
+    return 1;
+}
+
+static void outputs_action(server *s, const api_request *req, const char *name, const char *action,
+                           http_reply *r)
+{
+    int get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    int failed = strcmp(action, "failed") == 0;
+    if (failed && !get) {
+        method_not_allowed(r, "GET");
+        return;
+    }
+    if (!failed && strcmp(req->method, "POST") != 0) {
+        method_not_allowed(r, "POST");
+        return;
+    }
+    if (!outputs_find(deliver_outputs(s->deliver), name)) {
+        http_error(r, 404, "not_found", "no output with that name is configured");
+        return;
+    }
+    static const char *const with_limit[] = {"limit", NULL}, *const none[] = {NULL};
+    size_t limit = 100;
+    if (!only_args(req, failed ? with_limit : none, r)) return;
+    if (failed && !parse_limit(req, 100, 1000, &limit, r)) return;
+    store *st = server_store_acquire(s);
+    nt_err err;
+    json_t *items = NULL;
+    long long requeued = 0;
+    nt_status rc = failed ? deliver_failed(st, name, limit, &items, &err)
+                          : deliver_retry(st, name, &requeued, &err);
+    server_store_release(s, st);
+    if (rc != NT_OK) {
+        fail_with(r, rc, &err);
+        return;
+    }
+    r->status = 200;
+    r->json = failed ? json_pack("{s:s,s:o}", "output", name, "failed", items)
+                     : json_pack("{s:s,s:I}", "output", name, "requeued", (json_int_t)requeued);
+}
+
 /* ---- routing --------------------------------------------------------------- */
 
 /* Match "/<kind>" or "/<kind>/<id>"; *id gets the decoded id (or NULL). */
@@ -685,6 +758,7 @@ void api_handle(server *s, const api_request *req, http_reply *r)
 {
     char id[256];
     int has_id = 0;
+    const char *action = NULL;
     const char *m = req->method;
     int get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
     if (strcmp(req->path, "/alerts/status") == 0) {
@@ -729,6 +803,13 @@ void api_handle(server *s, const api_request *req, http_reply *r)
             rules_get(s, has_id ? id : NULL, r);
         else
             method_not_allowed(r, "GET");
+    } else if (strcmp(req->path, "/outputs") == 0) {
+        if (get)
+            outputs_list(s, req, r);
+        else
+            method_not_allowed(r, "GET");
+    } else if (outputs_route(req->path, id, sizeof id, &action)) {
+        outputs_action(s, req, id, action, r);
     } else if (strcmp(req->path, "/rejects") == 0) {
         if (get)
             rejects_list(s, req, r);

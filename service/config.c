@@ -134,6 +134,15 @@ static const opt_def opt_table[] = {
      100, "0", "N", "answer a delivery only after N replicas have its writes (WAIT; 0 = off)"},
     {"redis-wait-timeout-ms", "NEWTERMSD_REDIS_WAIT_TIMEOUT_MS", K_INT, OFF(redis_wait_timeout_ms),
      1, 600000, "1000", "N", "how long WAIT waits for the replicas before the delivery gets 503"},
+    /* outputs (deliver.c) */
+    {"outputs", "NEWTERMSD_OUTPUTS", K_PATH, OFF(outputs_file), 0, 0, NULL, "FILE",
+     "TOML file of [[output]] tables: webhook, slack, pagerduty (default: none)"},
+    {"output-max-age", "NEWTERMSD_OUTPUT_MAX_AGE", K_DURATION, OFF(output_max_age_ms), 0, 0, "24h",
+     "DURATION", "retry a delivery this long before dead-lettering it"},
+    {"output-timeout", "NEWTERMSD_OUTPUT_TIMEOUT", K_DURATION, OFF(output_timeout_ms), 0, 0, "10s",
+     "DURATION", "one delivery attempt (connect + response)"},
+    {"output-claim-idle", "NEWTERMSD_OUTPUT_CLAIM_IDLE", K_DURATION, OFF(output_claim_idle_ms), 0,
+     0, "60s", "DURATION", "take over deliveries another replica left pending this long"},
 };
 #define N_OPTS (sizeof opt_table / sizeof opt_table[0])
 
@@ -842,6 +851,7 @@ void config_free(config *c)
     free(c->redis_tls.server_name);
     c->redis_tls.ca_file = c->redis_tls.cert_file = c->redis_tls.key_file = NULL;
     c->redis_tls.server_name = NULL;
+    free(c->outputs_file);
     secret_string_free(&c->redis_password);
     secret_list_free(&c->firehose_keys);
     secret_list_free(&c->ingest_tokens);

@@ -46,6 +46,10 @@
  * | --redis-tls-insecure  | NEWTERMSD_REDIS_TLS_INSECURE=1 | off                     | accept any Redis certificate: tests only, logged as a warning |
  * | --redis-wait-replicas N | NEWTERMSD_REDIS_WAIT_REPLICAS | 0 (off)                | after a delivery's writes, WAIT for N replicas; fewer within the timeout -> 503, 0..100 |
  * | --redis-wait-timeout-ms N | NEWTERMSD_REDIS_WAIT_TIMEOUT_MS | 1000             | WAIT's timeout, 1..600000 |
+ * | --outputs FILE        | NEWTERMSD_OUTPUTS             | none                     | TOML file of [[output]] tables (webhook, slack, pagerduty) alerts are delivered to |
+ * | --output-max-age D    | NEWTERMSD_OUTPUT_MAX_AGE      | 24h                      | how long a delivery is retried before it is dead-lettered |
+ * | --output-timeout D    | NEWTERMSD_OUTPUT_TIMEOUT      | 10s                      | one delivery attempt, connect to response |
+ * | --output-claim-idle D | NEWTERMSD_OUTPUT_CLAIM_IDLE   | 60s                      | a delivery another replica left pending this long is taken over (must exceed --output-timeout) |
  * | (none: secret)        | NEWTERMSD_FIREHOSE_ACCESS_KEY | none                     | X-Amz-Firehose-Access-Key for /v1/firehose |
  * | (none: secret)        | NEWTERMSD_INGEST_TOKEN        | none                     | bearer/basic secret for /v1/eventbridge and /v1/events |
  * | (none: secret)        | NEWTERMSD_API_READ_TOKEN      | none                     | bearer token that may GET /api/v1/... (and /metrics with --metrics-auth) |
@@ -110,6 +114,10 @@ typedef struct config {
     netio_tls_config redis_tls; /* rediss:// options; strings owned */
     int redis_wait_replicas;    /* 0 = off */
     int redis_wait_timeout_ms;
+    char *outputs_file;              /* NULL = no outputs */
+    nt_time_ms output_max_age_ms;    /* 24h */
+    nt_time_ms output_timeout_ms;    /* 10s */
+    nt_time_ms output_claim_idle_ms; /* 60s */
     config_secret_list firehose_keys, ingest_tokens, read_tokens, write_tokens;
     int help;    /* -h, --help or `help` anywhere: print config_usage() and exit 0 */
     char **args; /* positional arguments after the command; owned */

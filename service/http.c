@@ -20,6 +20,7 @@
 #include "http.h"
 
 #include "decode.h"
+#include "deliver.h"
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
@@ -500,7 +501,7 @@ static void api_label(request *rq, const char *url, const char *method_raw)
     /* Collapse ids so the metric has a bounded number of series. */
     const char *method = method_label(method_raw);
     const char *p = url + 8;
-    const char *kinds[] = {"alerts/status", "alerts", "exceptions", "rules", "rejects"};
+    const char *kinds[] = {"alerts/status", "alerts", "exceptions", "rules", "rejects", "outputs"};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         size_t n = strlen(kinds[i]);
         if (strncmp(p, kinds[i], n) == 0 && (p[n] == 0 || p[n] == '/')) {
@@ -847,6 +848,8 @@ static void *poller_main(void *arg)
 static void server_free(server *s)
 {
     if (!s) return;
+    deliver_stop(s->deliver); /* bounded: aborts transfers in flight */
+    s->deliver = NULL;
     if (s->poller_started) {
         atomic_store(&s->stopping, 1);
         pthread_join(s->poller, NULL);
@@ -945,6 +948,21 @@ nt_status http_server_start(server **out, config *cfg, nt_ruleset *rules, nt_err
         goto fail;
     }
     s->poller_started = 1;
+    /* outputs: parse --outputs (a bad file stops startup) and start the delivery
+     * threads before ingestion, so their consumer groups exist first. */
+    if (cfg->outputs_file) {
+        outputs *outs = NULL;
+        if ((st = outputs_load(cfg->outputs_file, NULL, &outs, err)) != NT_OK) goto fail;
+        for (size_t i = 0; i < outs->n; i++) {
+            if (outs->items[i].secret) log_add_secret(outs->items[i].secret);
+            if (outs->items[i].type == OUTPUT_SLACK) log_add_secret(outs->items[i].url);
+        }
+        deliver_config dc = {.max_age_ms = cfg->output_max_age_ms,
+                             .timeout_ms = cfg->output_timeout_ms,
+                             .claim_idle_ms = cfg->output_claim_idle_ms};
+        config_store(cfg, &dc.store);
+        if ((st = deliver_start(&s->deliver, outs, &dc, err)) != NT_OK) goto fail;
+    }
 
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);

@@ -44,6 +44,7 @@ typedef struct server {
     pthread_t poller;
     int poller_started;
     struct MHD_Daemon *mhd;
+    struct deliver *deliver; /* owned; NULL without --outputs */
 } server;
 
 /* Borrow a Redis connection (blocks while all are in use) and give it back. */

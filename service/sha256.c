@@ -95,3 +95,33 @@ void sha256_hex(const unsigned char digest[32], size_t nbytes, char *out)
     }
     out[2 * nbytes] = 0;
 }
+
+void hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
+                 unsigned char out[32])
+{
+    unsigned char k[64] = {0}, pad[64], inner[32];
+    sha256_ctx c;
+    if (keylen > sizeof k) {
+        sha256_init(&c);
+        sha256_update(&c, key, keylen);
+        sha256_final(&c, k);
+    } else if (keylen) {
+        memcpy(k, key, keylen);
+    }
+    for (size_t i = 0; i < sizeof pad; i++)
+        pad[i] = k[i] ^ 0x36;
+    sha256_init(&c);
+    sha256_update(&c, pad, sizeof pad);
+    sha256_update(&c, msg, msglen);
+    sha256_final(&c, inner);
+    for (size_t i = 0; i < sizeof pad; i++)
+        pad[i] = k[i] ^ 0x5c;
+    sha256_init(&c);
+    sha256_update(&c, pad, sizeof pad);
+    sha256_update(&c, inner, sizeof inner);
+    sha256_final(&c, out);
+    /* the padded key is secret material: do not leave it on the stack */
+    volatile unsigned char *v = k;
+    for (size_t i = 0; i < sizeof k; i++)
+        v[i] = 0;
+}

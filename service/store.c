@@ -114,6 +114,14 @@ static const char OBSERVE_LUA[] =
     "if last == nil or created > last then\n"
     "  redis.call('HSET', KEYS[2], 'last_alert_ms', ARGV[4])\n"
     "end\n"
+    /* outputs (deliver.c): queue the new alert for delivery in the same script,
+     * so a notification exists exactly when the alert does. Only while the
+     * stream exists, i.e. once some replica has outputs configured. */
+    "if redis.call('EXISTS', 'nt:outputs:stream') == 1 then\n"
+    "  redis.call('XADD', 'nt:outputs:stream', 'MAXLEN', '~', '100000', '*', 'alert', id,\n"
+    "    'event', 'trigger')\n"
+    "end\n"
+    /* end outputs */
     "return 1\n";
 
 /* KEYS: the candidate index zsets (the smallest is walked). ARGV[1] max score
@@ -180,6 +188,12 @@ static const char STATUS_LUA[] =
     "  local k = 'nt:alerts:status:' .. ARGV[2]\n"
     "  redis.call('ZADD', k, f[2] or ARGV[4], ARGV[1])\n"
     "  redis.call('PEXPIRE', k, ARGV[5])\n"
+    /* outputs (deliver.c): closing an alert queues a resolve event (PagerDuty) */
+    "  if ARGV[2] == 'closed' and redis.call('EXISTS', 'nt:outputs:stream') == 1 then\n"
+    "    redis.call('XADD', 'nt:outputs:stream', 'MAXLEN', '~', '100000', '*', 'alert',\n"
+    "      ARGV[1], 'event', 'resolve')\n"
+    "  end\n"
+    /* end outputs */
     "end\n"
     "return redis.call('HGETALL', KEYS[1])\n";
 
@@ -204,6 +218,12 @@ static const char STATUS_MANY_LUA[] =
     "    local s = 'nt:alerts:status:' .. ARGV[1]\n"
     "    redis.call('ZADD', s, f[2] or ARGV[3], id)\n"
     "    redis.call('PEXPIRE', s, ARGV[4])\n"
+    /* outputs (deliver.c): closing an alert queues a resolve event (PagerDuty) */
+    "    if ARGV[1] == 'closed' and redis.call('EXISTS', 'nt:outputs:stream') == 1 then\n"
+    "      redis.call('XADD', 'nt:outputs:stream', 'MAXLEN', '~', '100000', '*', 'alert', id,\n"
+    "        'event', 'resolve')\n"
+    "    end\n"
+    /* end outputs */
     "  end\n"
     "end\n"
     "return {1, #KEYS}\n";
@@ -2243,5 +2263,29 @@ nt_status store_learning_since(store *s, const char *rule_id, nt_time_ms now, nt
     }
     replies_free(rep, 2);
     batch_clear(&b);
+    return st;
+}
+
+/* ---- raw commands (outputs) ------------------------------------------------------------ */
+
+nt_status store_command(store *s, int argc, const char **argv, const size_t *lens,
+                        struct redisReply **out, nt_err *err)
+{
+    *out = NULL;
+    if (argc <= 0 || !argv) return nt_fail(err, NT_ERR_INVALID, "empty Redis command");
+    batch b = {0};
+    redisReply *r = NULL;
+    nt_status st = batch_argv(&b, argc, argv, lens, err);
+    if (st == NT_OK) st = store_exec(s, &b, &r, err);
+    batch_clear(&b);
+    if (st == NT_OK && reply_is_error(r)) {
+        char what[48];
+        snprintf(what, sizeof what, "%.*s", (int)(lens ? (lens[0] < 40 ? lens[0] : 40) : 0),
+                 argv[0]);
+        st = store_failf(s, err, "%s: %s", what, r->str);
+        freeReplyObject(r);
+        r = NULL;
+    }
+    *out = r;
     return st;
 }

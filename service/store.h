@@ -37,6 +37,11 @@
  *                                     for the per-rule quota
  *   nt:rejects                        list of reject JSON objects, newest
  *                                     first, LTRIM to reject_cap
+ *   nt:outputs:stream                 stream of {alert, event=trigger|resolve},
+ *                                     XADDed by the observe and status scripts
+ *                                     while it exists, MAXLEN ~ 100000; the
+ *                                     other nt:outputs:* keys belong to
+ *                                     deliver.c (see deliver.h)
  *
  * Alerts are trimmed when an alert is written: entries of nt:alerts older than
  * the retention, then the oldest beyond alert_cap, are removed from every index
@@ -253,6 +258,17 @@ nt_status store_rule_stats(store *s, const char *rule_id, json_t **out, nt_err *
 /* When the rule's learning period began: SET NX now, then GET (one round trip). */
 nt_status store_learning_since(store *s, const char *rule_id, nt_time_ms now, nt_time_ms *since,
                                nt_err *err);
+
+/* ---- raw commands (outputs) ---------------------------------------------- */
+
+/* Runs one command (argv[0..argc), lens may be NULL for C strings) on this
+ * store's connection, with its reconnect and timeout rules. *out = the reply
+ * (the caller freeReplyObject()s it); an error reply is NT_ERR_STORE naming the
+ * command. For modules that own a key space of their own (deliver.c:
+ * nt:outputs:*); everything else belongs in a typed function here. */
+struct redisReply;
+nt_status store_command(store *s, int argc, const char **argv, const size_t *lens,
+                        struct redisReply **out, nt_err *err);
 
 /* ---- counters -------------------------------------------------------------- */
 

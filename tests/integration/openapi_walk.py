@@ -19,7 +19,8 @@ The spec is the source of truth. The walker reads it (PyYAML) and, for each path
 Objects behind {id} paths are made first: a Firehose delivery (built from the spec's Firehose
 example, with a fresh user name and eventID, so its (account, user) pair is a new term) yields an
 alert, found with GET /api/v1/alerts?user=...; POST /api/v1/exceptions yields exception ids; GET
-/api/v1/rules yields a rule id. Exceptions the walker created are deleted at the end.
+/api/v1/rules yields a rule id; GET /api/v1/outputs yields an output name (the server needs an
+--outputs file for the /api/v1/outputs/{name}/... operations). Exceptions the walker created are deleted at the end.
 
 Environment: NT_URL (default http://127.0.0.1:8080), NT_READ_TOKEN, NT_WRITE_TOKEN, NT_INGEST_TOKEN,
 NT_FIREHOSE_KEY. Secrets are never printed.
@@ -73,6 +74,8 @@ PATH_OBJECTS = {
     "/api/v1/alerts/{id}": "alert",
     "/api/v1/exceptions/{id}": "exception",
     "/api/v1/rules/{rule_id}": "rule",
+    "/api/v1/outputs/{name}/failed": "output",
+    "/api/v1/outputs/{name}/retry": "output",
 }
 
 # A body each operation must refuse with 400 (only used when the operation lists 400). Every
@@ -650,6 +653,7 @@ class Walk:
         self.setup_rule(out)
         self.setup_alert(out)
         self.setup_exception(out)
+        self.setup_output(out)
 
     def example_id(self, kind):
         path = next(p for p, k in PATH_OBJECTS.items() if k == kind)
@@ -682,6 +686,25 @@ class Walk:
         learning = [f"{r['rule_id']} until {r['learning_until']}" for r in rules if r.get("learning_until")]
         note = f"; learning: {', '.join(learning)}" if learning else ""
         out(f"SETUP rule: {len(rules)} loaded, using {self.objects['rule']}{note}")
+
+    def setup_output(self, out):
+        """An output name for /api/v1/outputs/{name}/...: the first one the server lists (the
+        server must run with an --outputs file for those operations to be exercised)."""
+        op = self.spec.op("listOutputs")
+        if op is None:
+            self.missing["output"] = "the spec has no listOutputs operation"
+            return
+        resp = self.setup_send(out, "output", self.request(op, READ_REQUIREMENT, {}))
+        if resp is None:
+            self.objects["output"] = self.example_id("output")
+            return
+        names = [o["name"] for o in json_list(resp, "outputs") if isinstance(o, dict) and o.get("name")]
+        if resp.status != 200 or not names:
+            self.missing["output"] = (f"GET /api/v1/outputs gave {describe_answer(resp)} (start the server "
+                                      f"with --outputs)")
+            return
+        self.objects["output"] = names[0]
+        out(f"SETUP output: {len(names)} configured, using {names[0]}")
 
     def setup_alert(self, out):
         fh, lst = self.spec.op("ingestFirehose"), self.spec.op("listAlerts")
@@ -1045,6 +1068,8 @@ EXTRA_CHECKS = {
 
 
 def unknown_id(kind, walk):
+    if kind == "output":
+        return f"walk-{walk.run_id}-missing".lower()
     return "0" * 32 if kind == "alert" else f"walk-{walk.run_id}-missing-{kind}"
 
 
