@@ -288,6 +288,10 @@ size_t nt_utf8_invalid_at(const unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
+        if (s[i] < 0x80) { /* ASCII, the common case, without a call per byte */
+            i++;
+            continue;
+        }
         size_t k = nt_utf8_seq_len(s + i, n - i);
         if (k == 0) return i;
         i += k;
