@@ -222,7 +222,8 @@ class ValgrindClean(unittest.TestCase):
         self.expect(200, svc.get("/readyz"), "readyz")
         self.expect(200, svc.get("/healthz"), "healthz")
         # Limits: body over --max-body, gzip body over --max-inflate, a record over --max-record
-        # (decoded bytes) and a gzip'd record that inflates past the per-record cap (16 MiB).
+        # (decoded bytes), and a gzip'd record that inflates past what is left of the delivery's
+        # inflate budget (--max-inflate, 4 MiB here, below the per-record cap of 16 MiB).
         self.assertEqual(self.raw_post("/v1/firehose", 2 * 1024 * 1024 + 1, chunked=False), 413)
         self.assertEqual(self.raw_post("/v1/firehose", 2 * 1024 * 1024 + 1, chunked=True), 413)
         self.expect(413, svc.firehose(gzip.compress(b" " * (5 * 1024 * 1024)),
@@ -230,7 +231,11 @@ class ValgrindClean(unittest.TestCase):
         big = discovery_record(user="vg-big")
         big["requestParameters"] = {"pad": "p" * 1030000}
         bomb = base64.b64encode(gzip.compress(b" " * (17 * 1024 * 1024))).decode()
-        self.expect(200, svc.firehose(firehose_payload([b64(big), bomb])), "records over the limits")
+        self.expect(413, svc.firehose(firehose_payload([b64(big), bomb])), "delivery over its budget")
+        # A record over --max-record, and one whose JSON tree would pass DEC_MAX_TREE_BYTES
+        # (300,000 empty objects: ~91 MB of jansson tree from 900 KB of text): both too_large.
+        tree = base64.b64encode(gzip.compress(b"[" + b"{}," * 299999 + b"{}]")).decode()
+        self.expect(200, svc.firehose(firehose_payload([b64(big), tree])), "records over the limits")
         rejects = self.expect(200, self.call("GET", "/api/v1/rejects?limit=2", token="read"), "rejects")
         self.assertEqual([r["reason"] for r in rejects["rejects"]], ["too_large", "too_large"])
         # Concurrent deliveries from several clients (the MHD thread pool and the Redis pool).
