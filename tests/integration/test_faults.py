@@ -163,7 +163,9 @@ class Shutdown(unittest.TestCase):
                       + f"X-Amz-Firehose-Access-Key: {FIREHOSE_KEY}\r\n".encode()
                       + f"Content-Length: {len(big)}\r\nConnection: close\r\n\r\n".encode()
                       + big[:-1])
-            time.sleep(0.3)
+            # Accepted by the service (this connection and the /metrics one are open).
+            wait_for(lambda: svc.metric("newtermsd_http_connections_open") >= 2, timeout=10,
+                     what="the service to accept the delivery's connection")
             svc.proc.send_signal(signal.SIGTERM)
             time.sleep(0.1)
             c.sendall(big[-1:])
@@ -177,7 +179,7 @@ class Shutdown(unittest.TestCase):
             rc = svc.proc.wait(30)
             self.assertEqual(rc, 0)
             # A dropped request (no answer) fails here: only a 200 passes.
-            self.assertTrue(reply.startswith(b"HTTP/1.1 200 "), reply[:200])
+            self.assertTrue(reply.startswith(b"HTTP/1.1 200 "), (reply[:200], svc.logs()[-2000:]))
         finally:
             svc.close()
             redis.close()

@@ -230,20 +230,20 @@ class ValgrindClean(unittest.TestCase):
         self.expect(200, svc.get("/readyz"), "readyz")
         self.expect(200, svc.get("/healthz"), "healthz")
         # Limits: body over --max-body, gzip body over --max-inflate, a record over --max-record
-        # (decoded bytes) and a gzip'd record that inflates past the per-record cap (16 MiB).
+        # (decoded bytes), and a gzip'd record that inflates past what is left of the delivery's
+        # inflate budget (--max-inflate, 4 MiB here, below the per-record cap of 16 MiB).
         self.assertEqual(self.raw_post("/v1/firehose", 2 * 1024 * 1024 + 1, chunked=False), 413)
         self.assertEqual(self.raw_post("/v1/firehose", 2 * 1024 * 1024 + 1, chunked=True), 413)
         self.expect(413, svc.firehose(gzip.compress(b" " * (5 * 1024 * 1024)),
                                       extra_headers={"Content-Encoding": "gzip"}), "inflate over the limit")
         big = discovery_record(user="vg-big")
         big["requestParameters"] = {"pad": "p" * 1030000}
-        big2 = discovery_record(user="vg-big2")
-        big2["requestParameters"] = {"pad": "q" * 1030000}
-        self.expect(200, svc.firehose(firehose_payload([b64(big)])), "record over the limit")
-        self.expect(200, svc.firehose(firehose_payload([b64(big2)])), "another record over the limit")
-        # A gzip'd record inflating past the delivery's budget (--max-inflate) refuses the delivery.
         bomb = base64.b64encode(gzip.compress(b" " * (17 * 1024 * 1024))).decode()
-        self.expect(413, svc.firehose(firehose_payload([bomb])), "records over the inflate budget")
+        self.expect(413, svc.firehose(firehose_payload([b64(big), bomb])), "delivery over its budget")
+        # A record over --max-record, and one whose JSON tree would pass DEC_MAX_TREE_BYTES
+        # (300,000 empty objects: ~91 MB of jansson tree from 900 KB of text): both too_large.
+        tree = base64.b64encode(gzip.compress(b"[" + b"{}," * 299999 + b"{}]")).decode()
+        self.expect(200, svc.firehose(firehose_payload([b64(big), tree])), "records over the limits")
         rejects = self.expect(200, self.call("GET", "/api/v1/rejects?limit=2", token="read"), "rejects")
         self.assertEqual([r["reason"] for r in rejects["rejects"]], ["too_large", "too_large"])
         # Concurrent deliveries from several clients (the MHD thread pool and the Redis pool).
