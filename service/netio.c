@@ -280,16 +280,16 @@ static int netio_connect_fd(int fd, const struct sockaddr *addr, socklen_t len, 
     return -1;
 }
 
-static nt_status netio_wrap(netio **out, int fd, nt_err *err)
+/* A netio owning fd; NULL (fd closed) when out of memory. */
+static netio *netio_wrap(int fd)
 {
     netio *io = calloc(1, sizeof *io);
     if (!io) {
         close(fd);
-        return nt_fail(err, NT_ERR_NOMEM, "out of memory");
+        return NULL;
     }
     io->fd = fd;
-    *out = io;
-    return NT_OK;
+    return io;
 }
 
 /* Connected (and handshaken): from now on blocking I/O with socket timeouts. */
@@ -335,9 +335,9 @@ nt_status netio_connect_tcp(netio **out, const char *host, int port, const netio
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    netio *io = NULL;
-    nt_status st = netio_wrap(&io, fd, err);
-    if (st != NT_OK) return st;
+    netio *io = netio_wrap(fd);
+    if (!io) return nt_fail(err, NT_ERR_NOMEM, "out of memory");
+    nt_status st = NT_OK;
     if (tls) st = netio_tls_start(io, tls, host, deadline, timeout_ms, err);
     if (st == NT_OK) st = netio_make_blocking(io, err);
     if (st != NT_OK) {
@@ -365,11 +365,15 @@ nt_status netio_connect_unix(netio **out, const char *path, int timeout_ms, nt_e
         close(fd);
         return nt_fail(err, NT_ERR_IO, "%s", why);
     }
-    netio *io = NULL;
-    nt_status st = netio_wrap(&io, fd, err);
-    if (st == NT_OK && (st = netio_make_blocking(io, err)) != NT_OK) netio_close(io);
-    if (st == NT_OK) *out = io;
-    return st;
+    netio *io = netio_wrap(fd);
+    if (!io) return nt_fail(err, NT_ERR_NOMEM, "out of memory");
+    nt_status st = netio_make_blocking(io, err);
+    if (st != NT_OK) {
+        netio_close(io);
+        return st;
+    }
+    *out = io;
+    return NT_OK;
 }
 
 /* ---- reading and writing -------------------------------------------------------- */

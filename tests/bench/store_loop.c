@@ -63,10 +63,11 @@ int main(int argc, char **argv)
         store_free(s);
         return 1;
     }
+    int rc = 1;
     store_obs *obs = calloc((size_t)batch, sizeof *obs);
     char(*terms)[32] = calloc((size_t)batch, sizeof *terms);
     char(*ids)[48] = calloc((size_t)batch, sizeof *ids);
-    if (!obs || !terms || !ids) return 1;
+    if (!obs || !terms || !ids) goto done;
     long long t0 = 1795843752000LL;
     double start = now_s(), cpu0 = cpu_s();
     for (int r = 0; r < rounds; r++) {
@@ -86,7 +87,7 @@ int main(int argc, char **argv)
         }
         if (store_observe(s, obs, (size_t)batch, &err) != NT_OK) {
             fprintf(stderr, "store_loop: round %d: %s\n", r, err.msg);
-            return 1;
+            goto done;
         }
     }
     double observe_s = now_s() - start, observe_cpu = cpu_s() - cpu0;
@@ -95,7 +96,7 @@ int main(int argc, char **argv)
     for (int r = 0; r < rounds; r++) {
         if (store_ping(s, &err) != NT_OK) {
             fprintf(stderr, "store_loop: ping: %s\n", err.msg);
-            return 1;
+            goto done;
         }
     }
     double ping_s = now_s() - start, ping_cpu = cpu_s() - cpu0;
@@ -106,9 +107,11 @@ int main(int argc, char **argv)
            (int)strcspn(argv[1], ":"), argv[1], rounds, batch, cfg.wait_replicas,
            rounds / observe_s, observe_s * 1000 / rounds, observe_cpu * 1e6 / rounds,
            rounds / ping_s, ping_s * 1e6 / rounds, ping_cpu * 1e6 / rounds);
+    rc = 0;
+done:
     free(obs);
     free(terms);
     free(ids);
     store_free(s);
-    return 0;
+    return rc;
 }
