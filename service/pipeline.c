@@ -111,11 +111,19 @@ static size_t rule_index(const nt_ruleset *rs, const nt_rule *r)
     return 0;
 }
 
+static store_obs_kind kind_of(const nt_rule *r)
+{
+    return r->type == RULE_QUERY       ? STORE_KIND_QUERY
+           : r->type == RULE_THRESHOLD ? STORE_KIND_THRESHOLD
+                                       : STORE_KIND_NEW_TERMS;
+}
+
 static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
 {
     cand_ctx *cc = ud;
     pipe_run *p = cc->p;
     if (p->fatal) return;
+    if (p->backfill && c->rule->type != RULE_NEW_TERMS) return;
     if (p->n_obs == p->cap_obs) {
         size_t cap = p->cap_obs ? p->cap_obs * 2 : 16;
         store_obs *o = realloc(p->obs, cap * sizeof *o);
@@ -138,12 +146,19 @@ static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
     memset(it, 0, sizeof *it);
     memcpy(it->term_hash, c->term_hash, sizeof it->term_hash);
     memcpy(it->alert_id, c->alert_id, sizeof it->alert_id);
+    if (c->supp) memcpy(it->supp_hash, c->supp_hash, sizeof it->supp_hash);
+    memcpy(it->card, c->card, sizeof it->card);
     it->event_time = cc->event_time;
     it->seq = p->n_obs;
     it->account = first_value_dup(ev, p->rs, "cloud.account.id");
     it->user = first_value_dup(ev, p->rs, "user.name");
 
     o->rule_id = c->rule->rule_id;
+    o->kind = kind_of(c->rule);
+    o->thr_value = c->rule->thr_value;
+    o->card_value = c->rule->card_field ? c->rule->card_value : 0;
+    o->event_time = cc->event_time;
+    o->supp_ms = c->supp ? c->rule->supp_ms : 0;
     o->created_ms = cc->clock;
     o->seen_ms = cc->clock;
     o->ttl_ms = c->rule->window_ms;
@@ -390,6 +405,8 @@ nt_status pipe_commit(pipe_run *p, nt_history *h, nt_err *err)
     for (size_t i = 0; i < p->n_obs; i++) {
         p->obs[i].term_hash = p->items[i].term_hash;
         p->obs[i].alert_id = p->items[i].alert_id;
+        p->obs[i].supp_hash = p->items[i].supp_hash;
+        p->obs[i].card = p->items[i].card;
         p->obs[i].alert_json = p->items[i].alert_text;
         p->obs[i].account = p->items[i].account;
         p->obs[i].user = p->items[i].user;

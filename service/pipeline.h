@@ -17,7 +17,8 @@
  * refreshes its term for one window from now. Replay sets event_clock, so
  * each record is judged at its own eventTime. Backfill sets backfill, so terms
  * are written with the TTL left to them (eventTime + window − now) and no
- * alert is ever raised.
+ * alert is ever raised (and only new_terms rules take part: query and
+ * threshold rules have no history to build).
  */
 #ifndef NT_PIPELINE_H
 #define NT_PIPELINE_H
@@ -52,8 +53,10 @@ typedef struct pipe_reject {
 typedef struct pipe_item {
     char term_hash[65];
     char alert_id[33];
-    char *alert_text; /* owned; NULL unless LIVE */
-    json_t *alert;    /* owned; only with keep_alerts */
+    char supp_hash[65];                         /* "" = not suppressed */
+    char card[ENGINE_MAX_CARD_VALUES * 17 + 1]; /* threshold cardinality values */
+    char *alert_text;                           /* owned; NULL unless LIVE */
+    json_t *alert;                              /* owned; only with keep_alerts */
     char *account, *user;
     nt_time_ms event_time;
     size_t seq;
