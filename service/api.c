@@ -524,8 +524,7 @@ static json_t *rule_doc(server *s, store *st, size_t i, nt_status *rc, nt_err *e
         /* Groups now counting toward the threshold (events within the window
          * that have not yet gone into an alert). */
         long long groups = 0;
-        *rc = store_threshold_groups(st, rule->rule_id, nt_now_ms(), rule->window_ms, &groups,
-                                     err);
+        *rc = store_threshold_groups(st, rule->rule_id, nt_now_ms(), rule->window_ms, &groups, err);
         json_object_set_new(stats, "threshold_groups", json_integer((json_int_t)groups));
     }
     json_object_set_new(doc, "counters", stats ? stats : json_null());
