@@ -193,12 +193,12 @@ static void evaluate_rule(const nt_rule *r, const nt_field_source *src, const ex
 }
 
 void engine_evaluate(const nt_ruleset *rs, const exc_set *exc, ct_event *ev, nt_time_ms now,
-                     engine_candidate_fn fn, void *ud, engine_stats *st)
+                     const unsigned char *only, engine_candidate_fn fn, void *ud, engine_stats *st)
 {
     nt_field_source src = ct_schema_source(rs->schema);
     st->events++;
     for (size_t i = 0; i < rs->n; i++)
-        evaluate_rule(rs->rules[i], &src, exc, ev, now, fn, ud, st);
+        if (!only || only[i]) evaluate_rule(rs->rules[i], &src, exc, ev, now, fn, ud, st);
 }
 
 void engine_stats_add(engine_stats *a, const engine_stats *b)

@@ -67,9 +67,12 @@ typedef struct engine_stats {
 typedef void (*engine_candidate_fn)(void *ud, ct_event *ev, const nt_candidate *c);
 
 /* Evaluate one event against every rule; fn is called once per candidate.
- * `exc` may be NULL. `now` decides exception expiry. Allocates nothing. */
+ * `exc` may be NULL. `now` decides exception expiry. `only` (NULL = every
+ * rule) has one byte per rule of the set: 0 = skip the rule, which the caller
+ * proved cannot match (its raw-byte prefilter failed on the bytes the event
+ * came from). Allocates nothing. */
 void engine_evaluate(const nt_ruleset *rs, const exc_set *exc, ct_event *ev, nt_time_ms now,
-                     engine_candidate_fn fn, void *ud, engine_stats *st);
+                     const unsigned char *only, engine_candidate_fn fn, void *ud, engine_stats *st);
 
 /* Add b's counters to a. */
 void engine_stats_add(engine_stats *a, const engine_stats *b);

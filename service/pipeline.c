@@ -46,6 +46,7 @@ void pipe_free(pipe_run *p)
     free(p->obs);
     free(p->items);
     free(p->rejects);
+    free(p->may);
     dec_buf_free(&p->scratch);
     memset(p, 0, sizeof *p);
 }
@@ -207,7 +208,7 @@ void pipe_record(pipe_run *p, json_t *record, dec_shape shape, size_t index)
         ct_event_init(&ev, p->rs->schema, record, et);
     }
     unsigned long long before = p->st.candidates;
-    engine_evaluate(p->rs, p->exc, &ev, cc.clock, on_candidate, &cc, &p->st);
+    engine_evaluate(p->rs, p->exc, &ev, cc.clock, p->only, on_candidate, &cc, &p->st);
     p->accepted++;
     p->counts[shape][p->st.candidates > before ? PIPE_CANDIDATE : PIPE_NO_MATCH]++;
 }
@@ -239,25 +240,43 @@ static void on_split_bad(void *ud, size_t sub_index, nt_status status, const cha
     sc->p->counts[PIPE_SHAPE_RAW][PIPE_REJECTED]++;
 }
 
-static int any_rule_may_match(const pipe_run *p, const char *text, size_t len)
+/* Runs every rule's prefilter once on the unit: p->may[i] = rule i may
+ * match. Returns 1 when any may; without memory for p->may, 1 (parse). */
+static int any_rule_may_match(pipe_run *p, const char *text, size_t len)
 {
-    for (size_t i = 0; i < p->rs->n; i++)
-        if (kql_prefilter(p->rs->rules[i]->query, text, len)) return 1;
-    return 0;
+    if (!p->may && p->rs->n) p->may = malloc(p->rs->n);
+    int any = 0;
+    for (size_t i = 0; i < p->rs->n; i++) {
+        int m = kql_prefilter(p->rs->rules[i]->query, text, len);
+        if (p->may)
+            p->may[i] = (unsigned char)m;
+        else if (m)
+            return 1;
+        any |= m;
+    }
+    return any;
 }
 
 int pipe_skip_unparsed(pipe_run *p, const char *text, size_t len)
 {
-    if (!p->prefilter || any_rule_may_match(p, text, len)) return 0;
+    p->may_valid = 0;
+    if (!p->prefilter) return 0;
+    int any = any_rule_may_match(p, text, len);
     size_t i = 0;
     while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t'))
         i++;
     if (i == len) return 0;
     /* Every shape we accept is JSON carrying CloudTrail records, and every
      * record has an "eventVersion" key: anything else is parsed, so it is
-     * rejected with a precise reason instead of silently accepted. */
+     * rejected with a precise reason instead of silently accepted. (A
+     * CloudWatch Logs envelope carries its records JSON-escaped: parsed, and
+     * judged against every rule.) */
     if ((text[i] != '{' && text[i] != '[') || !nt_search(text, len, "\"eventVersion\"", 14))
         return 0;
+    if (any) {
+        p->may_valid = p->may != NULL;
+        return 0;
+    }
     p->accepted++;
     p->counts[PIPE_SHAPE_RAW][PIPE_PREFILTERED]++;
     return 1;
@@ -268,7 +287,11 @@ void pipe_unit(pipe_run *p, size_t index, size_t sub_index, const char *text, si
     if (pipe_skip_unparsed(p, text, len)) return;
     split_ctx sc = {.p = p, .index = index, .sub_base = sub_index};
     nt_err err;
+    /* Every record of the unit is a part of its bytes: a rule whose prefilter
+     * failed on the unit cannot match any of them. */
+    p->only = p->may_valid ? p->may : NULL;
     dec_split(text, len, on_split_record, on_split_bad, &sc, &err);
+    p->only = NULL;
 }
 
 typedef struct fh_ctx {

@@ -86,6 +86,9 @@ typedef struct pipe_run {
     size_t alerts;             /* new alerts after pipe_commit */
     engine_stats st;
     /* internal */
+    unsigned char *may;        /* per rule: its prefilter passed on the current unit */
+    int may_valid;             /* the unit's records are raw parts of its bytes */
+    const unsigned char *only; /* = may while a prefiltered unit is split; else NULL */
     dec_buf scratch;
     size_t cur_index;
     nt_status fatal; /* NT_ERR_NOMEM seen: the delivery must fail */
@@ -104,7 +107,9 @@ void pipe_unit(pipe_run *p, size_t index, size_t sub_index, const char *text, si
 
 /* 1 when the prefilter proves no rule can match text and it looks like JSON
  * carrying CloudTrail records: it is then counted as accepted and prefiltered
- * without being parsed. 0: the caller must parse it. */
+ * without being parsed. 0: the caller must parse it. Every rule's prefilter
+ * is run once and the result kept in p->may, so that records split from this
+ * unit are evaluated only against the rules that may match them. */
 int pipe_skip_unparsed(pipe_run *p, const char *text, size_t len);
 
 /* A whole /v1/events or /v1/eventbridge body. NT_ERR_PARSE / NT_ERR_INVALID /
