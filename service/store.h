@@ -163,7 +163,9 @@ typedef struct store_obs {
     /* LIVE: 1 when this observation stored the alert (0 when an alert with that
      * id was already stored, e.g. by a retried delivery after the term expired). */
     int alert_written;
-    /* 1 when the alert was suppressed: counted on alert supp_into instead. */
+    /* 1 when the alert was suppressed: the event belongs on alert supp_into
+     * (Redis: also when a retry finds it counted already; memhist: only the
+     * first time, so `replay` can count docs_count from it). */
     int suppressed;
     char supp_into[33];
     /* threshold, when is_new (the threshold was reached): the group's count,

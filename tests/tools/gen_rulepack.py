@@ -32,7 +32,7 @@ RULES = os.path.join(ROOT, "rules", "elastic-aws")
 OUT = os.path.join(ROOT, "tests", "data", "rulepack")
 NS = uuid.UUID("6f1c2a34-7e0b-4d9a-9c61-0d5a2b7e4f10")
 ACCOUNT = "111122223333"
-BASE_MS = 1795000000000  # 2026-11-17T...Z; every event time is relative to this
+BASE_MS = 1795000000000  # 2026-11-18T11:06:40Z; every event time is relative to this
 
 # ---- KQL: parse ---------------------------------------------------------------
 
