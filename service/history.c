@@ -19,6 +19,7 @@
 #include "sha256.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,7 +182,7 @@ static nt_status alert_or_suppress(memhist *h, store_obs *o, nt_err *err)
         make_key(key, 'S', o->rule_id, o->supp_hash);
         s = find(h, key);
         s->expires = o->seen_ms + o->supp_ms;
-        memcpy(s->alert_id, o->alert_id, sizeof s->alert_id);
+        snprintf(s->alert_id, sizeof s->alert_id, "%s", o->alert_id);
     }
     return NT_OK;
 nomem:
@@ -266,7 +267,7 @@ static nt_status observe_threshold(memhist *h, store_obs *o, nt_err *err)
         g->cap = cap;
     }
     mh_event *ne = &g->ev[g->n++];
-    memcpy(ne->id, o->alert_id, sizeof ne->id);
+    snprintf(ne->id, sizeof ne->id, "%s", o->alert_id);
     ne->etime = etime;
     ne->seen = o->seen_ms;
     ne->used = 0;
