@@ -602,6 +602,13 @@ static json_t *rule_doc(server *s, store *st, size_t i, nt_status *rc, nt_err *e
     json_t *doc = rule_to_json(rule);
     json_t *stats = NULL;
     *rc = store_rule_stats(st, rule->rule_id, &stats, err);
+    if (*rc == NT_OK && rule->type == RULE_THRESHOLD && stats) {
+        /* Groups now counting toward the threshold (events within the window
+         * that have not yet gone into an alert). */
+        long long groups = 0;
+        *rc = store_threshold_groups(st, rule->rule_id, nt_now_ms(), rule->window_ms, &groups, err);
+        json_object_set_new(stats, "threshold_groups", json_integer((json_int_t)groups));
+    }
     json_object_set_new(doc, "counters", stats ? stats : json_null());
     nt_time_ms since = atomic_load(&s->learning_since[i]);
     char buf[NT_TIME_BUF];

@@ -403,8 +403,8 @@ static void dead_letter(worker *w, const char *key, const char *id, const char *
     const char *keys[] = {key, w->k_stats, w->k_failed};
     const char *args[] = {w->o->name, id, text, now, error, cap};
     if (eval(w, DEAD_LUA, keys, 3, args, 6, &err) != NT_OK)
-        log_msg(NT_LOG_WARN, "output_dead_letter", "output %s: cannot dead-letter %s: %s", w->o->name,
-                id, err.msg);
+        log_msg(NT_LOG_WARN, "output_dead_letter", "output %s: cannot dead-letter %s: %s",
+                w->o->name, id, err.msg);
     free(text);
     count(w, "dead_lettered");
     log_msg(NT_LOG_WARN, "output_dead_letter",

@@ -83,6 +83,63 @@ static void candidate_ids(nt_candidate *c, const char *event_id)
     sha256_hex(d, 16, c->alert_id);
 }
 
+/* Suppression group of one event (see nt_candidate.supp). Hashes each
+ * group_by field's values in order; a missing field hashes as a marker. */
+static void suppression_group(const nt_rule *r, const nt_field_source *src, ct_event *ev,
+                              nt_candidate *c)
+{
+    c->supp = 0;
+    if (!r->supp) return;
+    if (r->type == RULE_THRESHOLD) {
+        memcpy(c->supp_hash, c->term_hash, sizeof c->supp_hash);
+        c->supp = 1;
+        return;
+    }
+    sha256_ctx h;
+    unsigned char d[32];
+    sha256_init(&h);
+    sha256_update(&h, "supp", 5);
+    for (size_t i = 0; i < r->n_supp; i++) {
+        nt_value v[NT_FIELD_MAX_VALUES];
+        size_t n = r->supp_ids[i] >= 0
+                       ? src->get(src->ctx, ev, r->supp_ids[i], v, NT_FIELD_MAX_VALUES)
+                       : 0;
+        if (n == 0 && !r->supp_missing_ok) return; /* doNotSuppress: alerts on its own */
+        nt_value missing = {.ptr = "", .len = 0, .type = (nt_value_type)0xff};
+        if (n == 0) hash_value(&h, r->supp_fields[i], &missing);
+        for (size_t k = 0; k < n; k++)
+            hash_value(&h, r->supp_fields[i], &v[k]);
+    }
+    sha256_final(&h, d);
+    sha256_hex(d, 32, c->supp_hash);
+    c->supp = 1;
+}
+
+/* Threshold cardinality: hashes of the event's distinct values of the field. */
+static void cardinality_values(const nt_rule *r, const nt_field_source *src, ct_event *ev,
+                               nt_candidate *c)
+{
+    c->card[0] = 0;
+    if (r->type != RULE_THRESHOLD || !r->card_field || r->card_id < 0) return;
+    nt_value v[NT_FIELD_MAX_VALUES];
+    size_t n = src->get(src->ctx, ev, r->card_id, v, NT_FIELD_MAX_VALUES);
+    size_t used = 0, kept = 0;
+    for (size_t i = 0; i < n && kept < ENGINE_MAX_CARD_VALUES; i++) {
+        if (v[i].len > ENGINE_VALUE_MAX) continue;
+        sha256_ctx h;
+        unsigned char d[32];
+        char hex[65];
+        sha256_init(&h);
+        hash_value(&h, r->card_field, &v[i]);
+        sha256_final(&h, d);
+        sha256_hex(d, 8, hex);
+        if (strstr(c->card, hex)) continue; /* distinct values only */
+        used +=
+            (size_t)snprintf(c->card + used, sizeof c->card - used, "%s%s", kept ? "," : "", hex);
+        kept++;
+    }
+}
+
 static void evaluate_rule(const nt_rule *r, const nt_field_source *src, const exc_set *exc,
                           ct_event *ev, nt_time_ms now, engine_candidate_fn fn, void *ud,
                           engine_stats *st)
@@ -98,6 +155,8 @@ static void evaluate_rule(const nt_rule *r, const nt_field_source *src, const ex
     term_values tv[RULE_MAX_TERMS];
     for (size_t i = 0; i < RULE_MAX_TERMS; i++)
         tv[i].n = 0;
+    /* query: n_terms = 0. threshold: a group-by field missing from the event
+     * keeps it out of every group, as Elastic's terms aggregation does. */
     for (size_t i = 0; i < r->n_terms; i++) {
         if (collect(src, ev, r->term_ids[i], &tv[i], arena, &used) == 0) {
             st->missing_terms++;
@@ -117,9 +176,12 @@ static void evaluate_rule(const nt_rule *r, const nt_field_source *src, const ex
         for (size_t i = 0; i < r->n_terms; i++)
             c.terms[i] = tv[i].v[idx[i]];
         candidate_ids(&c, event_id);
+        suppression_group(r, src, ev, &c);
+        cardinality_values(r, src, ev, &c);
         st->candidates++;
         emitted++;
         fn(ud, ev, &c);
+        if (r->n_terms == 0) return;
         size_t k = r->n_terms;
         while (k > 0) {
             k--;
@@ -127,17 +189,16 @@ static void evaluate_rule(const nt_rule *r, const nt_field_source *src, const ex
             idx[k] = 0;
             if (k == 0) return;
         }
-        if (r->n_terms == 0) return;
     }
 }
 
 void engine_evaluate(const nt_ruleset *rs, const exc_set *exc, ct_event *ev, nt_time_ms now,
-                     engine_candidate_fn fn, void *ud, engine_stats *st)
+                     const unsigned char *only, engine_candidate_fn fn, void *ud, engine_stats *st)
 {
     nt_field_source src = ct_schema_source(rs->schema);
     st->events++;
     for (size_t i = 0; i < rs->n; i++)
-        evaluate_rule(rs->rules[i], &src, exc, ev, now, fn, ud, st);
+        if (!only || only[i]) evaluate_rule(rs->rules[i], &src, exc, ev, now, fn, ud, st);
 }
 
 void engine_stats_add(engine_stats *a, const engine_stats *b)
@@ -218,21 +279,75 @@ json_t *engine_alert(const nt_candidate *c, ct_event *ev, nt_time_ms now)
                  c->terms[i].ptr);
     }
     char reason[2048];
-    snprintf(reason, sizeof reason,
-             "%s called %s %s in account %s from %s; the combination %s was not seen in the "
-             "previous %s, so rule \"%s\" raised a %s alert.",
-             user, provider, action, account, ip, termtext, r->window_text, r->name, r->severity);
+    if (r->type == RULE_NEW_TERMS)
+        snprintf(reason, sizeof reason,
+                 "%s called %s %s in account %s from %s; the combination %s was not seen in the "
+                 "previous %s, so rule \"%s\" raised a %s alert.",
+                 user, provider, action, account, ip, termtext, r->window_text, r->name,
+                 r->severity);
+    else if (r->type == RULE_THRESHOLD)
+        snprintf(reason, sizeof reason,
+                 "%s called %s %s in account %s from %s; the group %s reached the threshold of "
+                 "rule \"%s\" (%lld events%s%s within %s), which raised a %s alert.",
+                 user, provider, action, account, ip, c->n_terms ? termtext : "(all events)",
+                 r->name, r->thr_value, r->card_field ? " and distinct " : "",
+                 r->card_field ? r->card_field : "", r->window_text, r->severity);
+    else
+        snprintf(reason, sizeof reason,
+                 "%s called %s %s in account %s from %s, which matches rule \"%s\" and raised a "
+                 "%s alert.",
+                 user, provider, action, account, ip, r->name, r->severity);
 
     json_t *rule = json_pack("{s:s,s:s,s:s,s:i,s:s,s:O}", "id", r->rule_id, "name", r->name,
                              "severity", r->severity, "risk_score", r->risk_score, "type",
-                             "new_terms", "threat", r->threat);
+                             rule_type_name(r->type), "threat", r->threat);
     const char *eid = ct_event_id(ev);
-    json_t *doc = json_pack("{s:s,s:s,s:o,s:o,s:o,s:s,s:s,s:o,s:o,s:O?}", "id", c->alert_id,
-                            "created_at", created, "rule", rule, "new_terms_fields", fields_arr,
-                            "new_terms", terms, "history_window", r->window_text, "reason", reason,
-                            "event_id", eid ? json_string(eid) : json_null(), "fields",
-                            fields ? fields : json_object(), "event", ev->record);
-    if (doc && et >= 0)
+    json_t *doc =
+        json_pack("{s:s,s:s,s:o,s:s,s:o,s:o,s:O?}", "id", c->alert_id, "created_at", created,
+                  "rule", rule, "reason", reason, "event_id", eid ? json_string(eid) : json_null(),
+                  "fields", fields ? fields : json_object(), "event", ev->record);
+    if (!doc) {
+        json_decref(fields_arr);
+        json_decref(terms);
+        return NULL;
+    }
+    if (r->type == RULE_NEW_TERMS) {
+        json_object_set_new(doc, "new_terms_fields", fields_arr);
+        json_object_set_new(doc, "new_terms", terms);
+        json_object_set_new(doc, "history_window", json_string(r->window_text));
+    } else {
+        json_decref(fields_arr);
+        json_decref(terms);
+    }
+    if (r->type == RULE_THRESHOLD) {
+        json_t *tterms = json_array(), *card = json_array();
+        for (size_t i = 0; i < c->n_terms; i++)
+            json_array_append_new(tterms, json_pack("{s:s,s:o}", "field", r->term_fields[i],
+                                                    "value", value_json(&c->terms[i])));
+        if (r->card_field)
+            json_array_append_new(
+                card, json_pack("{s:s,s:I}", "field", r->card_field, "value", (json_int_t)0));
+        json_object_set_new(doc, "threshold_result",
+                            json_pack("{s:o,s:I,s:o,s:s}", "terms", tterms, "count", (json_int_t)0,
+                                      "cardinality", card, "window", r->window_text));
+    }
+    if (r->supp && c->supp) {
+        json_t *sterms = json_array();
+        char *const *gnames = r->type == RULE_THRESHOLD ? r->term_fields : r->supp_fields;
+        size_t n_names = r->type == RULE_THRESHOLD ? r->n_terms : r->n_supp;
+        for (size_t i = 0; i < n_names; i++) {
+            nt_value v[NT_FIELD_MAX_VALUES];
+            int id = ct_schema_resolve((ct_schema *)schema, gnames[i], strlen(gnames[i]));
+            size_t nv = id >= 0 ? ct_view_get(ev, id, v, NT_FIELD_MAX_VALUES) : 0;
+            json_t *val = nv == 0 ? json_null() : nv == 1 ? value_json(&v[0]) : json_array();
+            for (size_t k = 0; nv > 1 && k < nv; k++)
+                json_array_append_new(val, value_json(&v[k]));
+            json_array_append_new(sterms, json_pack("{s:s,s:o}", "field", gnames[i], "value", val));
+        }
+        json_object_set_new(doc, "suppression",
+                            json_pack("{s:o,s:s}", "terms", sterms, "duration", r->supp_text));
+    }
+    if (et >= 0)
         json_object_set_new(doc, "original_time", json_string(nt_time_format(et, original)));
     return doc;
 }

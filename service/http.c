@@ -1045,8 +1045,9 @@ void http_server_stop(server *s)
         }
         long left = atomic_load(&s->inflight);
         if (left > 0)
-            log_msg(NT_LOG_WARN, "drain", "%ld requests still in flight after %d s; stopping anyway",
-                    left, s->cfg->drain_timeout_s);
+            log_msg(NT_LOG_WARN, "drain",
+                    "%ld requests still in flight after %d s; stopping anyway", left,
+                    s->cfg->drain_timeout_s);
         MHD_stop_daemon(s->mhd);
         if (lfd != MHD_INVALID_SOCKET) close(lfd);
     }

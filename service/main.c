@@ -270,6 +270,55 @@ static nt_status replay_buffer(pipe_run *p, const char *buf, size_t len, nt_err 
     return st;
 }
 
+/* The alerts of a committed replay as NDJSON, in event-time order, each with
+ * its threshold figures and the events suppressed onto it. Returns how many. */
+static size_t replay_print(pipe_run *p)
+{
+    store_alert_state *states = calloc(p->n_obs ? p->n_obs : 1, sizeof *states);
+    if (!states) {
+        fprintf(stderr, "error: out of memory\n");
+        return 0;
+    }
+    for (size_t i = 0; i < p->n_obs; i++) {
+        const store_obs *o = &p->obs[i];
+        if (o->is_new && p->items[i].alert) {
+            states[i].has_thr = o->kind == STORE_KIND_THRESHOLD;
+            states[i].thr_count = o->thr_count;
+            states[i].thr_card = o->thr_card;
+            states[i].thr_first = o->thr_first;
+            states[i].thr_last = o->thr_last;
+            states[i].thr_from = o->seen_ms - o->ttl_ms;
+            states[i].has_supp = o->supp_ms > 0;
+            states[i].supp_start = states[i].supp_end = o->seen_ms;
+        } else if (o->suppressed) {
+            for (size_t j = i; j-- > 0;) {
+                if (!states[j].has_supp || strcmp(p->items[j].alert_id, o->supp_into) != 0)
+                    continue;
+                states[j].supp_docs++;
+                if (o->seen_ms > states[j].supp_end) states[j].supp_end = o->seen_ms;
+                break;
+            }
+        }
+    }
+    size_t alerts = 0;
+    for (size_t i = 0; i < p->n_obs; i++) {
+        if (!p->obs[i].is_new || !p->items[i].alert) continue;
+        json_t *a = p->items[i].alert;
+        store_alert_apply_state(a, &states[i]);
+        json_object_set_new(a, "status", json_string("open"));
+        json_object_set_new(a, "status_reason", json_null());
+        json_object_set(a, "updated_at", json_object_get(a, "created_at"));
+        char *line = json_dumps(a, JSON_COMPACT);
+        if (line) {
+            puts(line);
+            free(line);
+        }
+        alerts++;
+    }
+    free(states);
+    return alerts;
+}
+
 static int cmd_replay(config *c)
 {
     if (c->n_args == 0) {
@@ -315,19 +364,7 @@ static int cmd_replay(config *c)
             fprintf(stderr, "error: %s\n", err.msg);
             rc = 1;
         }
-        for (size_t i = 0; rc == 0 && i < p.n_obs; i++) {
-            if (!p.obs[i].is_new || !p.items[i].alert) continue;
-            json_t *a = p.items[i].alert;
-            json_object_set_new(a, "status", json_string("open"));
-            json_object_set_new(a, "status_reason", json_null());
-            json_object_set(a, "updated_at", json_object_get(a, "created_at"));
-            char *line = json_dumps(a, JSON_COMPACT);
-            if (line) {
-                puts(line);
-                free(line);
-            }
-            alerts++;
-        }
+        if (rc == 0) alerts = replay_print(&p);
     } else if (!mh) {
         rc = 1;
     }

@@ -46,6 +46,7 @@ void pipe_free(pipe_run *p)
     free(p->obs);
     free(p->items);
     free(p->rejects);
+    free(p->may);
     dec_buf_free(&p->scratch);
     memset(p, 0, sizeof *p);
 }
@@ -108,11 +109,19 @@ static size_t rule_index(const nt_ruleset *rs, const nt_rule *r)
     return 0;
 }
 
+static store_obs_kind kind_of(const nt_rule *r)
+{
+    return r->type == RULE_QUERY       ? STORE_KIND_QUERY
+           : r->type == RULE_THRESHOLD ? STORE_KIND_THRESHOLD
+                                       : STORE_KIND_NEW_TERMS;
+}
+
 static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
 {
     cand_ctx *cc = ud;
     pipe_run *p = cc->p;
     if (p->fatal) return;
+    if (p->backfill && c->rule->type != RULE_NEW_TERMS) return;
     if (p->n_obs == p->cap_obs) {
         size_t cap = p->cap_obs ? p->cap_obs * 2 : 16;
         store_obs *o = realloc(p->obs, cap * sizeof *o);
@@ -135,12 +144,19 @@ static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
     memset(it, 0, sizeof *it);
     memcpy(it->term_hash, c->term_hash, sizeof it->term_hash);
     memcpy(it->alert_id, c->alert_id, sizeof it->alert_id);
+    if (c->supp) memcpy(it->supp_hash, c->supp_hash, sizeof it->supp_hash);
+    memcpy(it->card, c->card, sizeof it->card);
     it->event_time = cc->event_time;
     it->seq = p->n_obs;
     it->account = first_value_dup(ev, p->rs, "cloud.account.id");
     it->user = first_value_dup(ev, p->rs, "user.name");
 
     o->rule_id = c->rule->rule_id;
+    o->kind = kind_of(c->rule);
+    o->thr_value = c->rule->thr_value;
+    o->card_value = c->rule->card_field ? c->rule->card_value : 0;
+    o->event_time = cc->event_time;
+    o->supp_ms = c->supp ? c->rule->supp_ms : 0;
     o->created_ms = cc->clock;
     o->seen_ms = cc->clock;
     o->ttl_ms = c->rule->window_ms;
@@ -189,7 +205,7 @@ void pipe_record(pipe_run *p, json_t *record, dec_shape shape, size_t index)
         ct_event_init(&ev, p->rs->schema, record, et);
     }
     unsigned long long before = p->st.candidates;
-    engine_evaluate(p->rs, p->exc, &ev, cc.clock, on_candidate, &cc, &p->st);
+    engine_evaluate(p->rs, p->exc, &ev, cc.clock, p->only, on_candidate, &cc, &p->st);
     p->accepted++;
     p->counts[shape][p->st.candidates > before ? PIPE_CANDIDATE : PIPE_NO_MATCH]++;
 }
@@ -221,25 +237,43 @@ static void on_split_bad(void *ud, size_t sub_index, nt_status status, const cha
     sc->p->counts[PIPE_SHAPE_RAW][PIPE_REJECTED]++;
 }
 
-static int any_rule_may_match(const pipe_run *p, const char *text, size_t len)
+/* Runs every rule's prefilter once on the unit: p->may[i] = rule i may
+ * match. Returns 1 when any may; without memory for p->may, 1 (parse). */
+static int any_rule_may_match(pipe_run *p, const char *text, size_t len)
 {
-    for (size_t i = 0; i < p->rs->n; i++)
-        if (kql_prefilter(p->rs->rules[i]->query, text, len)) return 1;
-    return 0;
+    if (!p->may && p->rs->n) p->may = malloc(p->rs->n);
+    int any = 0;
+    for (size_t i = 0; i < p->rs->n; i++) {
+        int m = kql_prefilter(p->rs->rules[i]->query, text, len);
+        if (p->may)
+            p->may[i] = (unsigned char)m;
+        else if (m)
+            return 1;
+        any |= m;
+    }
+    return any;
 }
 
 int pipe_skip_unparsed(pipe_run *p, const char *text, size_t len)
 {
-    if (!p->prefilter || any_rule_may_match(p, text, len)) return 0;
+    p->may_valid = 0;
+    if (!p->prefilter) return 0;
+    int any = any_rule_may_match(p, text, len);
     size_t i = 0;
     while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t'))
         i++;
     if (i == len) return 0;
     /* Every shape we accept is JSON carrying CloudTrail records, and every
      * record has an "eventVersion" key: anything else is parsed, so it is
-     * rejected with a precise reason instead of silently accepted. */
+     * rejected with a precise reason instead of silently accepted. (A
+     * CloudWatch Logs envelope carries its records JSON-escaped: parsed, and
+     * judged against every rule.) */
     if ((text[i] != '{' && text[i] != '[') || !nt_search(text, len, "\"eventVersion\"", 14))
         return 0;
+    if (any) {
+        p->may_valid = p->may != NULL;
+        return 0;
+    }
     /* Nor is a unit skipped unless it is complete JSON structurally: a
      * truncated or garbled record must reach the dead-letter list (not_json),
      * not be counted as prefiltered. A single pass, no parse. */
@@ -254,7 +288,11 @@ void pipe_unit(pipe_run *p, size_t index, size_t sub_index, const char *text, si
     if (pipe_skip_unparsed(p, text, len)) return;
     split_ctx sc = {.p = p, .index = index, .sub_base = sub_index};
     nt_err err;
+    /* Every record of the unit is a part of its bytes: a rule whose prefilter
+     * failed on the unit cannot match any of them. */
+    p->only = p->may_valid ? p->may : NULL;
     dec_split(text, len, on_split_record, on_split_bad, &sc, &err);
+    p->only = NULL;
 }
 
 static nt_status on_unit(void *ud, const char *text, size_t len, const dec_origin *origin,
@@ -408,6 +446,8 @@ nt_status pipe_commit(pipe_run *p, nt_history *h, nt_err *err)
     for (size_t i = 0; i < p->n_obs; i++) {
         p->obs[i].term_hash = p->items[i].term_hash;
         p->obs[i].alert_id = p->items[i].alert_id;
+        p->obs[i].supp_hash = p->items[i].supp_hash;
+        p->obs[i].card = p->items[i].card;
         p->obs[i].alert_json = p->items[i].alert_text;
         p->obs[i].account = p->items[i].account;
         p->obs[i].user = p->items[i].user;

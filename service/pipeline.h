@@ -17,7 +17,8 @@
  * refreshes its term for one window from now. Replay sets event_clock, so
  * each record is judged at its own eventTime. Backfill sets backfill, so terms
  * are written with the TTL left to them (eventTime + window − now) and no
- * alert is ever raised.
+ * alert is ever raised (and only new_terms rules take part: query and
+ * threshold rules have no history to build).
  */
 #ifndef NT_PIPELINE_H
 #define NT_PIPELINE_H
@@ -52,8 +53,10 @@ typedef struct pipe_reject {
 typedef struct pipe_item {
     char term_hash[65];
     char alert_id[33];
-    char *alert_text; /* owned; NULL unless LIVE */
-    json_t *alert;    /* owned; only with keep_alerts */
+    char supp_hash[65];                         /* "" = not suppressed */
+    char card[ENGINE_MAX_CARD_VALUES * 17 + 1]; /* threshold cardinality values */
+    char *alert_text;                           /* owned; NULL unless LIVE */
+    json_t *alert;                              /* owned; only with keep_alerts */
     char *account, *user;
     nt_time_ms event_time;
     size_t seq;
@@ -83,6 +86,9 @@ typedef struct pipe_run {
     size_t alerts;             /* new alerts after pipe_commit */
     engine_stats st;
     /* internal */
+    unsigned char *may;        /* per rule: its prefilter passed on the current unit */
+    int may_valid;             /* the unit's records are raw parts of its bytes */
+    const unsigned char *only; /* = may while a prefiltered unit is split; else NULL */
     dec_buf scratch;
     size_t cur_index;
     nt_status fatal;       /* NT_ERR_NOMEM seen: the delivery must fail */
@@ -105,7 +111,9 @@ void pipe_unit(pipe_run *p, size_t index, size_t sub_index, const char *text, si
  * carrying CloudTrail records and it is structurally complete JSON
  * (nt_json_structure_ok): it is then counted as accepted and prefiltered
  * without being parsed. 0: the caller must parse it (and so rejects a
- * truncated unit as not_json). */
+ * truncated unit as not_json). Every rule's prefilter is run once and the
+ * result kept in p->may, so that records split from this unit are evaluated
+ * only against the rules that may match them. */
 int pipe_skip_unparsed(pipe_run *p, const char *text, size_t len);
 
 /* A whole /v1/events or /v1/eventbridge body. NT_ERR_PARSE / NT_ERR_INVALID /

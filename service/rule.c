@@ -68,6 +68,9 @@ void rule_free(nt_rule *r)
     kql_free(r->query);
     for (size_t i = 0; i < r->n_terms; i++)
         free(r->term_fields[i]);
+    free(r->card_field);
+    for (size_t i = 0; i < r->n_supp; i++)
+        free(r->supp_fields[i]);
     for (size_t i = 0; i < r->n_inv; i++)
         free(r->inv_fields[i]);
     free(r->inv_fields);
@@ -178,6 +181,147 @@ static nt_status load_terms(nt_rule *r, json_t *doc, ct_schema *schema, nt_err *
                            r->window_text, sizeof r->window_text, err);
 }
 
+/* A list of 0..3 distinct field names (a string counts as a list of one),
+ * resolved in the schema; unknown fields are warnings. `what` names the key. */
+static nt_status load_field_list(nt_rule *r, json_t *v, const char *what, size_t min,
+                                 ct_schema *schema, char **names, int *ids, size_t *n, nt_err *err)
+{
+    json_t *one = json_is_string(v) ? v : NULL;
+    size_t count = one ? 1 : json_array_size(v);
+    if (!one && !json_is_array(v))
+        return nt_fail(err, NT_ERR_INVALID, "%s must be a list of field names", what);
+    if (count < min || count > RULE_MAX_TERMS)
+        return nt_fail(err, NT_ERR_INVALID, "%s needs %zu to 3 fields, not %zu", what, min, count);
+    for (size_t i = 0; i < count; i++) {
+        json_t *f = one ? one : json_array_get(v, i);
+        if (!json_is_string(f) || json_string_length(f) == 0)
+            return nt_fail(err, NT_ERR_INVALID, "%s[%zu] is not a field name", what, i);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(names[j], json_string_value(f)) == 0)
+                return nt_fail(err, NT_ERR_INVALID, "%s lists '%s' twice", what,
+                               json_string_value(f));
+        names[i] = strdup(json_string_value(f));
+        if (!names[i]) return nt_fail(err, NT_ERR_NOMEM, "out of memory");
+        *n = i + 1;
+        ids[i] = ct_schema_resolve(schema, names[i], strlen(names[i]));
+        if (ids[i] < 0)
+            warn(r, "unknown_field",
+                 "%s field '%s' is not produced by the CloudTrail view: no event will ever carry "
+                 "it",
+                 what, names[i]);
+    }
+    return NT_OK;
+}
+
+static int positive_int(json_t *v, long long *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 1) return 0;
+    *out = (long long)json_integer_value(v);
+    return 1;
+}
+
+/* [rule.threshold]: field (0..3), value >= 1, cardinality [{field, value}] (at most one). */
+static nt_status load_threshold(nt_rule *r, json_t *doc, ct_schema *schema, nt_err *err)
+{
+    json_t *t = path_get(doc, "rule.threshold");
+    if (!json_is_object(t))
+        return nt_fail(err, NT_ERR_INVALID,
+                       "rule.threshold is missing (a threshold rule needs it)");
+    json_t *fields = json_object_get(t, "field");
+    if (fields) {
+        nt_status st = load_field_list(r, fields, "rule.threshold.field", 0, schema, r->term_fields,
+                                       r->term_ids, &r->n_terms, err);
+        if (st != NT_OK) return st;
+    }
+    if (!positive_int(json_object_get(t, "value"), &r->thr_value))
+        return nt_fail(err, NT_ERR_INVALID, "rule.threshold.value must be an integer >= 1");
+    json_t *card = json_object_get(t, "cardinality");
+    if (card && !json_is_array(card))
+        return nt_fail(err, NT_ERR_INVALID, "rule.threshold.cardinality must be a list");
+    if (json_array_size(card) > 1)
+        return nt_fail(err, NT_ERR_INVALID,
+                       "rule.threshold.cardinality has %zu entries; Elastic allows one",
+                       json_array_size(card));
+    if (json_array_size(card) == 1) {
+        json_t *c0 = json_array_get(card, 0);
+        const char *f = json_string_value(json_object_get(c0, "field"));
+        if (!f || !*f)
+            return nt_fail(err, NT_ERR_INVALID, "rule.threshold.cardinality[0].field is missing");
+        if (!positive_int(json_object_get(c0, "value"), &r->card_value))
+            return nt_fail(err, NT_ERR_INVALID,
+                           "rule.threshold.cardinality[0].value must be an integer >= 1");
+        if (!(r->card_field = strdup(f))) return nt_fail(err, NT_ERR_NOMEM, "out of memory");
+        r->card_id = ct_schema_resolve(schema, f, strlen(f));
+        if (r->card_id < 0)
+            warn(r, "unknown_field",
+                 "threshold cardinality field '%s' is not produced by the CloudTrail view: the "
+                 "rule can never alert",
+                 f);
+    }
+    return NT_OK;
+}
+
+/* [rule.alert_suppression]: group_by (1..3; a threshold rule uses its own
+ * group-by and may not set one), duration {value, unit s|m|h} (optional),
+ * missing_fields_strategy suppress | doNotSuppress. */
+static nt_status load_suppression(nt_rule *r, json_t *doc, ct_schema *schema, nt_err *err)
+{
+    json_t *s = path_get(doc, "rule.alert_suppression");
+    if (!s) return NT_OK;
+    if (!json_is_object(s))
+        return nt_fail(err, NT_ERR_INVALID, "rule.alert_suppression must be a table");
+    r->supp = 1;
+    json_t *gb = json_object_get(s, "group_by");
+    if (r->type == RULE_THRESHOLD) {
+        if (gb)
+            return nt_fail(err, NT_ERR_INVALID,
+                           "rule.alert_suppression.group_by is not allowed on a threshold rule: "
+                           "it suppresses by the threshold's own group-by fields");
+        r->n_supp = 0;
+    } else {
+        if (!gb) return nt_fail(err, NT_ERR_INVALID, "rule.alert_suppression.group_by is missing");
+        nt_status st = load_field_list(r, gb, "rule.alert_suppression.group_by", 1, schema,
+                                       r->supp_fields, r->supp_ids, &r->n_supp, err);
+        if (st != NT_OK) return st;
+    }
+    json_t *d = json_object_get(s, "duration");
+    if (d) {
+        long long v = 0;
+        const char *unit = json_string_value(json_object_get(d, "unit"));
+        if (!positive_int(json_object_get(d, "value"), &v) || !unit ||
+            (strcmp(unit, "s") != 0 && strcmp(unit, "m") != 0 && strcmp(unit, "h") != 0))
+            return nt_fail(err, NT_ERR_INVALID,
+                           "rule.alert_suppression.duration must be {value = N, unit = \"s\", "
+                           "\"m\" or \"h\"}");
+        long long mult = unit[0] == 's' ? 1000 : unit[0] == 'm' ? 60000 : 3600000;
+        if (v > 365LL * 24 * 3600)
+            return nt_fail(err, NT_ERR_INVALID, "rule.alert_suppression.duration is too long");
+        r->supp_ms = v * mult;
+        snprintf(r->supp_text, sizeof r->supp_text, "%d%s", (int)v, unit);
+    } else {
+        /* Elastic suppresses for one rule execution without a duration; a
+         * stream has no executions, so one interval stands in for one. */
+        r->supp_ms = r->interval_ms;
+        snprintf(r->supp_text, sizeof r->supp_text, "%llds",
+                 (long long)(r->interval_ms / 1000) % 100000000000LL);
+    }
+    const char *mfs = json_string_value(json_object_get(s, "missing_fields_strategy"));
+    if (!mfs || strcmp(mfs, "suppress") == 0)
+        r->supp_missing_ok = 1;
+    else if (strcmp(mfs, "doNotSuppress") == 0)
+        r->supp_missing_ok = 0;
+    else
+        return nt_fail(err, NT_ERR_INVALID,
+                       "rule.alert_suppression.missing_fields_strategy must be \"suppress\" or "
+                       "\"doNotSuppress\"");
+    return NT_OK;
+}
+
+const char *rule_type_name(nt_rule_type t)
+{
+    return t == RULE_QUERY ? "query" : t == RULE_THRESHOLD ? "threshold" : "new_terms";
+}
+
 nt_status rule_load(const char *path, const char *text, size_t len, ct_schema *schema,
                     nt_rule **out, nt_err *err)
 {
@@ -195,9 +339,17 @@ nt_status rule_load(const char *path, const char *text, size_t len, ct_schema *s
         st = nt_fail(err, NT_ERR_INVALID, "rule.type is missing");
         goto fail;
     }
-    if (strcmp(type, "new_terms") != 0) {
+    if (strcmp(type, "new_terms") == 0) {
+        r->type = RULE_NEW_TERMS;
+    } else if (strcmp(type, "query") == 0) {
+        r->type = RULE_QUERY;
+    } else if (strcmp(type, "threshold") == 0) {
+        r->type = RULE_THRESHOLD;
+    } else {
         st = nt_fail(err, NT_ERR_UNSUPPORTED,
-                     "rule type '%s' is not supported: newtermsd runs new_terms rules only", type);
+                     "rule type '%s' is not supported: newtermsd runs new_terms, query and "
+                     "threshold rules",
+                     type);
         goto fail;
     }
     const char *lang = json_string_value(path_get(doc, "rule.language"));
@@ -208,10 +360,6 @@ nt_status rule_load(const char *path, const char *text, size_t len, ct_schema *s
     }
     if (path_get(doc, "rule.filters")) {
         st = nt_fail(err, NT_ERR_UNSUPPORTED, "rule.filters (Query DSL filters) are not supported");
-        goto fail;
-    }
-    if (path_get(doc, "rule.alert_suppression")) {
-        st = nt_fail(err, NT_ERR_UNSUPPORTED, "rule.alert_suppression is not supported");
         goto fail;
     }
     r->rule_id = dup_string(path_get(doc, "rule.rule_id"));
@@ -234,13 +382,34 @@ nt_status rule_load(const char *path, const char *text, size_t len, ct_schema *s
         st = nt_fail(err, NT_ERR_INVALID, "rule.risk_score %d is outside 0..100", r->risk_score);
         goto fail;
     }
-    if ((st = load_terms(r, doc, schema, err)) != NT_OK) goto fail;
-
     const char *from = json_string_value(path_get(doc, "rule.from"));
-    if ((st = parse_now_minus("rule.from", from ? from : "now-6m", &r->lookback_ms, NULL, 0,
-                              err)) != NT_OK)
+    char from_text[16] = "";
+    if ((st = parse_now_minus("rule.from", from ? from : "now-6m", &r->lookback_ms, from_text,
+                              sizeof from_text, err)) != NT_OK)
         goto fail;
-    if (r->window_ms <= r->lookback_ms) {
+    const char *interval = json_string_value(path_get(doc, "rule.interval"));
+    r->interval_ms = 5 * 60 * 1000;
+    if (interval) {
+        nt_err ierr;
+        if (nt_duration_parse(interval, strlen(interval), &r->interval_ms, &ierr) != NT_OK ||
+            r->interval_ms <= 0) {
+            st = nt_fail(err, NT_ERR_INVALID, "rule.interval '%s' is not a duration such as 5m",
+                         interval);
+            goto fail;
+        }
+    }
+    r->card_id = -1;
+    if (r->type == RULE_NEW_TERMS) {
+        if ((st = load_terms(r, doc, schema, err)) != NT_OK) goto fail;
+    } else {
+        /* query and threshold: the window is the look-back. */
+        r->window_ms = r->lookback_ms;
+        snprintf(r->window_text, sizeof r->window_text, "%s", from_text);
+        if (r->type == RULE_THRESHOLD && (st = load_threshold(r, doc, schema, err)) != NT_OK)
+            goto fail;
+    }
+    if ((st = load_suppression(r, doc, schema, err)) != NT_OK) goto fail;
+    if (r->type == RULE_NEW_TERMS && r->window_ms <= r->lookback_ms) {
         st = nt_fail(err, NT_ERR_INVALID,
                      "history window %s is not longer than the rule's lookback (from = %s): "
                      "'history_window_start' must be earlier than 'from'",
@@ -249,7 +418,12 @@ nt_status rule_load(const char *path, const char *text, size_t len, ct_schema *s
     }
 
     json_t *learn = path_get(doc, "newtermsd.learning_period");
-    if (learn) {
+    if (learn && r->type != RULE_NEW_TERMS) {
+        warn(r, "ignored_key",
+             "[newtermsd] learning_period applies to new_terms rules only; a %s rule has no "
+             "history to learn",
+             rule_type_name(r->type));
+    } else if (learn) {
         nt_err derr;
         if (!json_is_string(learn) ||
             nt_duration_parse(json_string_value(learn), json_string_length(learn), &r->learning_ms,
@@ -304,15 +478,44 @@ fail:
     return st;
 }
 
+static json_t *names_json(char *const *names, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(names[i]));
+    return a;
+}
+
 json_t *rule_to_json(const nt_rule *r)
 {
-    json_t *fields = json_array();
-    for (size_t i = 0; i < r->n_terms; i++)
-        json_array_append_new(fields, json_string(r->term_fields[i]));
-    return json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:o,s:s,s:O}", "rule_id", r->rule_id, "name",
-                     r->name, "severity", r->severity, "risk_score", r->risk_score, "type",
-                     "new_terms", "query", r->query_text, "new_terms_fields", fields,
-                     "history_window", r->window_text, "warnings", r->warnings);
+    json_t *doc =
+        json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:O}", "rule_id", r->rule_id, "name", r->name,
+                  "severity", r->severity, "risk_score", r->risk_score, "type",
+                  rule_type_name(r->type), "query", r->query_text, "warnings", r->warnings);
+    if (!doc) return NULL;
+    if (r->type == RULE_NEW_TERMS) {
+        json_object_set_new(doc, "new_terms_fields", names_json(r->term_fields, r->n_terms));
+        json_object_set_new(doc, "history_window", json_string(r->window_text));
+    } else if (r->type == RULE_THRESHOLD) {
+        json_t *card = json_array();
+        if (r->card_field)
+            json_array_append_new(card, json_pack("{s:s,s:I}", "field", r->card_field, "value",
+                                                  (json_int_t)r->card_value));
+        json_object_set_new(
+            doc, "threshold",
+            json_pack("{s:o,s:I,s:o,s:s}", "field", names_json(r->term_fields, r->n_terms), "value",
+                      (json_int_t)r->thr_value, "cardinality", card, "window", r->window_text));
+    }
+    if (r->supp) {
+        json_object_set_new(doc, "alert_suppression",
+                            json_pack("{s:o,s:s,s:s}", "group_by",
+                                      r->type == RULE_THRESHOLD
+                                          ? names_json(r->term_fields, r->n_terms)
+                                          : names_json(r->supp_fields, r->n_supp),
+                                      "duration", r->supp_text, "missing_fields_strategy",
+                                      r->supp_missing_ok ? "suppress" : "doNotSuppress"));
+    }
+    return doc;
 }
 
 void ruleset_free(nt_ruleset *rs)
@@ -336,7 +539,8 @@ const nt_rule *ruleset_find(const nt_ruleset *rs, const char *rule_id)
 void ruleset_set_default_learning(nt_ruleset *rs, nt_time_ms learning_ms)
 {
     for (size_t i = 0; i < rs->n; i++)
-        if (rs->rules[i]->learning_ms == 0) rs->rules[i]->learning_ms = learning_ms;
+        if (rs->rules[i]->type == RULE_NEW_TERMS && rs->rules[i]->learning_ms == 0)
+            rs->rules[i]->learning_ms = learning_ms;
 }
 
 static nt_status read_file(const char *path, char **text, size_t *len, nt_err *err)

@@ -4,13 +4,25 @@
  *
  * A rule file is parsed by toml.c into a JSON tree; rule_load() reads the
  * fields newtermsd uses (rule_id, name, severity, risk_score, type, language,
- * query, new_terms fields, history_window_start, from, investigation fields,
- * threat) and compiles the KQL query against the CloudTrail→ECS view.
+ * query, new_terms fields, history_window_start, from, interval, threshold,
+ * alert_suppression, investigation fields, threat) and compiles the KQL query
+ * against the CloudTrail→ECS view.
+ *
+ * Rule types (docs/rule-types.md says how each one runs as a stream):
+ *   new_terms  alert on a tuple of 1–3 fields not seen within the history window
+ *   query      every matching event is an alert
+ *   threshold  alert when a group (0–3 group-by fields) reaches `value` matching
+ *              events, and optionally `cardinality` distinct values of one field,
+ *              within the rule's look-back (`from`)
+ * Any of them may carry [rule.alert_suppression] (group_by 1–3 fields — a
+ * threshold rule's own group-by fields —, duration, missing_fields_strategy).
  *
  * Errors stop a rule from loading: TOML/KQL syntax errors (with line and
- * column), a type other than new_terms, a language other than kuery, missing
- * keys, 0 or more than 3 new_terms fields, a history window that is not longer
- * than the rule's lookback. Warnings do not: fields the view cannot produce,
+ * column), a type other than new_terms/query/threshold ("rule type 'eql' is not
+ * supported"), a language other than kuery, missing keys, 0 or more than 3
+ * new_terms fields, more than 3 threshold or suppression fields, a threshold
+ * value below 1, a history window that is not longer than the rule's lookback.
+ * Warnings do not: fields the view cannot produce,
  * event.action values that are not API actions of the named event.provider
  * ("did you mean …?"). Elastic's rule as published loads and runs exactly as
  * written, typo included.
@@ -30,6 +42,10 @@
 
 #define RULE_MAX_TERMS 3
 
+typedef enum nt_rule_type { RULE_NEW_TERMS, RULE_QUERY, RULE_THRESHOLD } nt_rule_type;
+
+const char *rule_type_name(nt_rule_type t); /* "new_terms", "query", "threshold" */
+
 typedef struct nt_rule {
     char *path; /* file it came from */
     char *rule_id;
@@ -38,13 +54,31 @@ typedef struct nt_rule {
     int risk_score;
     char *query_text;
     kql_query *query;
-    size_t n_terms;                    /* 1..3 */
-    char *term_fields[RULE_MAX_TERMS]; /* new_terms_fields, in order */
+    nt_rule_type type;
+    /* new_terms: the new_terms fields (1..3). threshold: the group-by fields
+     * (0..3; 0 = one group for every matching event). query: none. */
+    size_t n_terms;
+    char *term_fields[RULE_MAX_TERMS]; /* in order */
     int term_ids[RULE_MAX_TERMS];      /* resolved in the rule set's schema; -1 if unknown */
-    nt_time_ms window_ms;              /* history window length (now-10d → 10 days) */
-    char window_text[16];              /* "10d" */
+    nt_time_ms window_ms;              /* new_terms: history window (now-10d → 10 days);
+                                          threshold: = lookback_ms; query: = lookback_ms */
+    char window_text[16];              /* "10d" / "6m" */
     nt_time_ms lookback_ms;            /* `from` (now-6m → 6 minutes) */
-    nt_time_ms learning_ms;            /* [newtermsd] learning_period, 0 = none */
+    nt_time_ms interval_ms;            /* `interval`, default 5m */
+    /* threshold */
+    long long thr_value;  /* count >= thr_value (>= 1) */
+    char *card_field;     /* NULL = no cardinality condition */
+    int card_id;          /* resolved; -1 if unknown */
+    long long card_value; /* distinct card_field values >= card_value */
+    /* alert suppression */
+    int supp;                          /* 1 when [rule.alert_suppression] is present */
+    size_t n_supp;                     /* group_by fields (threshold: its own group-by) */
+    char *supp_fields[RULE_MAX_TERMS]; /* query/new_terms: group_by; threshold: NULL */
+    int supp_ids[RULE_MAX_TERMS];
+    nt_time_ms supp_ms;     /* duration; without one, the rule's interval (one "run") */
+    char supp_text[32];     /* "5m" */
+    int supp_missing_ok;    /* missing_fields_strategy: 1 suppress (default), 0 doNotSuppress */
+    nt_time_ms learning_ms; /* [newtermsd] learning_period, 0 = none */
     size_t n_inv;
     char **inv_fields; /* investigation_fields.field_names */
     json_t *threat;    /* array, owned */
@@ -74,11 +108,15 @@ nt_status ruleset_load_dir(const char *dir, int require_all, nt_ruleset **out, n
 void ruleset_free(nt_ruleset *rs);
 const nt_rule *ruleset_find(const nt_ruleset *rs, const char *rule_id);
 
-/* Apply a default learning period to rules that do not set their own. */
+/* Apply a default learning period to new_terms rules that do not set their
+ * own (query and threshold rules have no history to learn). */
 void ruleset_set_default_learning(nt_ruleset *rs, nt_time_ms learning_ms);
 
 /* Rule summary for the API and check-rules: id, name, severity, risk_score,
- * type, query, new_terms_fields, history_window, warnings. New reference. */
+ * type, query, new_terms_fields + history_window (new_terms), threshold
+ * {field, value, cardinality, window} (threshold), alert_suppression
+ * {group_by, duration, missing_fields_strategy} (when set), warnings. New
+ * reference. */
 json_t *rule_to_json(const nt_rule *r);
 
 #endif

@@ -6,10 +6,10 @@
  *   TLS — one code path, see netio.h) with hiredis' redisReader parsing the
  *   replies; hiredis 0.14 has no TLS, so it formats and parses but does no I/O.
  *   Every public call builds its commands into a `batch` of pre-formatted RESP
- *   buffers, writes them all, then reads all replies: one pipelined round trip. Keeping the formatted
- *   buffers lets us resend exactly the commands that came back NOSCRIPT (after a
- *   SCRIPT FLUSH or a failover) without re-running the ones that succeeded;
- *   re-running a successful observation would turn its "new" into "seen".
+ *   buffers, writes them all, then reads all replies: one pipelined round trip. Keeping the
+ * formatted buffers lets us resend exactly the commands that came back NOSCRIPT (after a SCRIPT
+ * FLUSH or a failover) without re-running the ones that succeeded; re-running a successful
+ * observation would turn its "new" into "seen".
  * - Connecting is lazy and includes a handshake in one round trip: AUTH, SELECT
  *   and SCRIPT LOAD of the four Lua scripts below. Any I/O error or timeout
  *   drops the connection; the next call reconnects at once, and failed connects
@@ -46,83 +46,192 @@
 
 /* ---- Lua scripts ------------------------------------------------------------ */
 
-/* KEYS[1] term  KEYS[2] rule stats; LIVE also KEYS[3] alert hash, KEYS[4]
- * nt:alerts, KEYS[5] rule index, KEYS[6] status:open index, then the account
- * index (when ARGV[8] ~= '') and the user index (when ARGV[9] ~= '', last).
- * ARGV[1] mode L|R(learn)|B  ARGV[2] seen_ms  ARGV[3] ttl_ms; LIVE also ARGV[4]
- * created_ms ARGV[5] id ARGV[6] doc ARGV[7] rule_id ARGV[8] account ARGV[9] user
- * ARGV[10] retention_ms ARGV[11] cap.
- * Returns 0 seen before, 1 new and alert written, 2 new but the alert id was
- * already stored, 3 new without alert (learn/backfill), 4 backfill too old. */
+/* One observation of one rule for one event (or one tuple of it), atomically.
+ * Every call passes all 13 keys and 17 arguments, whatever the rule type:
+ * KEYS[1] the term (new_terms) or group (threshold) key name  KEYS[2] rule stats
+ * KEYS[3] alert hash  KEYS[4] nt:alerts  KEYS[5] rule index  KEYS[6] status:open
+ * index  KEYS[7] account index (used when ARGV[8] ~= '')  KEYS[8] user index
+ * (when ARGV[9] ~= '')  KEYS[9] suppression key  KEYS[10] threshold window zset
+ * KEYS[11] threshold consumed zset  KEYS[12] threshold cardinality zset
+ * KEYS[13] the rule's zset of threshold groups with pending events.
+ * ARGV[1] mode L(ive)|R(learn)|B(ackfill)  ARGV[2] seen_ms  ARGV[3] ttl_ms (the
+ * history window, or the threshold window)  ARGV[4] created_ms  ARGV[5] alert id
+ * ARGV[6] doc  ARGV[7] rule_id  ARGV[8] account  ARGV[9] user  ARGV[10]
+ * retention_ms  ARGV[11] cap  ARGV[12] kind n(ew_terms)|q(uery)|t(hreshold)
+ * ARGV[13] suppression duration ms (0 = none)  ARGV[14] threshold value
+ * ARGV[15] cardinality value (0 = none)  ARGV[16] cardinality value hashes,
+ * comma-separated  ARGV[17] event time ms.
+ * Returns {code, count, cardinality, first_event_ms, last_event_ms, owner}: code
+ * 0 nothing to alert (term seen before / threshold not reached / duplicate
+ * event), 1 alert written, 2 the alert id was already stored, 3 would alert
+ * but learning/backfill, 4 backfill too old, 5 suppressed: counted on alert
+ * `owner`. count..last_event_ms describe a threshold group when it was reached. */
 static const char OBSERVE_LUA[] =
     "local mode, seen, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
-    "if mode == 'B' then\n"
-    "  local since = tonumber(redis.call('HGET', KEYS[2], 'history_since_ms'))\n"
-    "  if since == nil or tonumber(seen) < since then\n"
-    "    redis.call('HSET', KEYS[2], 'history_since_ms', seen)\n"
+    "local kind, supp_ms = ARGV[12], tonumber(ARGV[13])\n"
+    "local stats = KEYS[2]\n"
+    /* create_alert: the one place an alert is written (hash, indexes, trimming,
+     * counters); every rule type goes through it. extra = more hash fields. */
+    "local function create_alert(extra)\n"
+    "  local alert, id, created = KEYS[3], ARGV[5], tonumber(ARGV[4])\n"
+    "  if redis.call('EXISTS', alert) == 1 then return 2 end\n"
+    "  local retention, cap = tonumber(ARGV[10]), tonumber(ARGV[11])\n"
+    "  redis.call('HSET', alert, 'doc', ARGV[6], 'status', 'open', 'created_ms', ARGV[4],\n"
+    "    'updated_ms', ARGV[4], 'rule_id', ARGV[7])\n"
+    "  if #extra > 0 then redis.call('HSET', alert, unpack(extra)) end\n"
+    "  local idx = {KEYS[4], KEYS[5], KEYS[6]}\n"
+    "  if ARGV[8] ~= '' then redis.call('HSET', alert, 'account', ARGV[8]) idx[#idx + 1] = KEYS[7] "
+    "end\n"
+    "  if ARGV[9] ~= '' then redis.call('HSET', alert, 'user', ARGV[9]) idx[#idx + 1] = KEYS[8] "
+    "end\n"
+    "  redis.call('PEXPIRE', alert, ARGV[10])\n"
+    "  local cutoff = string.format('(%.0f', created - retention)\n"
+    "  local function drop(old)\n"
+    "    local key = 'nt:alert:' .. old\n"
+    "    local f = redis.call('HMGET', key, 'rule_id', 'account', 'user', 'status')\n"
+    "    redis.call('ZREM', 'nt:alerts', old)\n"
+    "    if f[1] then redis.call('ZREM', 'nt:alerts:rule:' .. f[1], old) end\n"
+    "    if f[2] then redis.call('ZREM', 'nt:alerts:account:' .. f[2], old) end\n"
+    "    if f[3] then redis.call('ZREM', 'nt:alerts:user:' .. f[3], old) end\n"
+    "    if f[4] then redis.call('ZREM', 'nt:alerts:status:' .. f[4], old) end\n"
+    "    redis.call('DEL', key, key .. ':suppressed')\n"
     "  end\n"
-    "  if ttl <= 0 then return 4 end\n"
-    "  local pttl = redis.call('PTTL', KEYS[1])\n"
-    "  if pttl == -2 then redis.call('SET', KEYS[1], seen, 'PX', ARGV[3]) return 3 end\n"
-    "  if pttl >= 0 and ttl > pttl then redis.call('SET', KEYS[1], seen, 'PX', ARGV[3]) end\n"
-    "  return 0\n"
-    "end\n"
-    "redis.call('HINCRBY', KEYS[2], 'events_matched', 1)\n"
-    "redis.call('HSETNX', KEYS[2], 'history_since_ms', seen)\n"
-    "if not redis.call('SET', KEYS[1], seen, 'PX', ARGV[3], 'NX') then\n"
-    "  redis.call('SET', KEYS[1], seen, 'PX', ARGV[3])\n"
-    "  return 0\n"
-    "end\n"
-    "if mode ~= 'L' then return 3 end\n"
-    "local alert, id, created = KEYS[3], ARGV[5], tonumber(ARGV[4])\n"
-    "if redis.call('EXISTS', alert) == 1 then return 2 end\n"
-    "local retention, cap = tonumber(ARGV[10]), tonumber(ARGV[11])\n"
-    "redis.call('HSET', alert, 'doc', ARGV[6], 'status', 'open', 'created_ms', ARGV[4],\n"
-    "  'updated_ms', ARGV[4], 'rule_id', ARGV[7], 'window_ms', ARGV[3],\n"
-    "  'history_since_ms', redis.call('HGET', KEYS[2], 'history_since_ms'))\n"
-    "local idx = {KEYS[4], KEYS[5], KEYS[6]}\n"
-    "if ARGV[8] ~= '' then redis.call('HSET', alert, 'account', ARGV[8]) idx[#idx + 1] = KEYS[7] "
-    "end\n"
-    "if ARGV[9] ~= '' then redis.call('HSET', alert, 'user', ARGV[9]) idx[#idx + 1] = KEYS[#KEYS] "
-    "end\n"
-    "redis.call('PEXPIRE', alert, ARGV[10])\n"
-    "local cutoff = string.format('(%.0f', created - retention)\n"
-    "local function drop(old)\n"
-    "  local key = 'nt:alert:' .. old\n"
-    "  local f = redis.call('HMGET', key, 'rule_id', 'account', 'user', 'status')\n"
-    "  redis.call('ZREM', 'nt:alerts', old)\n"
-    "  if f[1] then redis.call('ZREM', 'nt:alerts:rule:' .. f[1], old) end\n"
-    "  if f[2] then redis.call('ZREM', 'nt:alerts:account:' .. f[2], old) end\n"
-    "  if f[3] then redis.call('ZREM', 'nt:alerts:user:' .. f[3], old) end\n"
-    "  if f[4] then redis.call('ZREM', 'nt:alerts:status:' .. f[4], old) end\n"
-    "  redis.call('DEL', key)\n"
-    "end\n"
-    "for _, k in ipairs(idx) do\n"
-    "  redis.call('ZADD', k, ARGV[4], id)\n"
-    "  redis.call('PEXPIRE', k, ARGV[10])\n"
-    "end\n"
-    "for _, old in ipairs(redis.call('ZRANGEBYSCORE', 'nt:alerts', '-inf', cutoff,\n"
-    "    'LIMIT', 0, 100)) do drop(old) end\n"
-    "local excess = redis.call('ZCARD', 'nt:alerts') - cap\n"
-    "if excess > 0 then\n"
-    "  if excess > 100 then excess = 100 end\n"
-    "  for _, old in ipairs(redis.call('ZRANGE', 'nt:alerts', 0, excess - 1)) do drop(old) end\n"
-    "end\n"
-    "for _, k in ipairs(idx) do redis.call('ZREMRANGEBYSCORE', k, '-inf', cutoff) end\n"
-    "redis.call('HINCRBY', KEYS[2], 'alerts', 1)\n"
-    "local last = tonumber(redis.call('HGET', KEYS[2], 'last_alert_ms'))\n"
-    "if last == nil or created > last then\n"
-    "  redis.call('HSET', KEYS[2], 'last_alert_ms', ARGV[4])\n"
-    "end\n"
+    "  for _, k in ipairs(idx) do\n"
+    "    redis.call('ZADD', k, ARGV[4], id)\n"
+    "    redis.call('PEXPIRE', k, ARGV[10])\n"
+    "  end\n"
+    "  for _, old in ipairs(redis.call('ZRANGEBYSCORE', 'nt:alerts', '-inf', cutoff,\n"
+    "      'LIMIT', 0, 100)) do drop(old) end\n"
+    "  local excess = redis.call('ZCARD', 'nt:alerts') - cap\n"
+    "  if excess > 0 then\n"
+    "    if excess > 100 then excess = 100 end\n"
+    "    for _, old in ipairs(redis.call('ZRANGE', 'nt:alerts', 0, excess - 1)) do drop(old) end\n"
+    "  end\n"
+    "  for _, k in ipairs(idx) do redis.call('ZREMRANGEBYSCORE', k, '-inf', cutoff) end\n"
+    "  redis.call('HINCRBY', stats, 'alerts', 1)\n"
+    "  local last = tonumber(redis.call('HGET', stats, 'last_alert_ms'))\n"
+    "  if last == nil or created > last then\n"
+    "    redis.call('HSET', stats, 'last_alert_ms', ARGV[4])\n"
+    "  end\n"
     /* outputs (deliver.c): queue the new alert for delivery in the same script,
      * so a notification exists exactly when the alert does. Only while the
      * stream exists, i.e. once some replica has outputs configured. */
-    "if redis.call('EXISTS', 'nt:outputs:stream') == 1 then\n"
-    "  redis.call('XADD', 'nt:outputs:stream', 'MAXLEN', '~', '100000', '*', 'alert', id,\n"
-    "    'event', 'trigger')\n"
-    "end\n"
+    "  if redis.call('EXISTS', 'nt:outputs:stream') == 1 then\n"
+    "    redis.call('XADD', 'nt:outputs:stream', 'MAXLEN', '~', '100000', '*', 'alert', id,\n"
+    "      'event', 'trigger')\n"
+    "  end\n"
     /* end outputs */
-    "return 1\n";
+    "  return 1\n"
+    "end\n"
+    /* Alert suppression: while the group's suppression key names an alert that
+     * is not closed, the event is counted on it (once per event id, so retries
+     * do not count twice) instead of creating one. Returns code, owner. */
+    "local function alert_or_suppress(extra)\n"
+    "  if supp_ms > 0 then\n"
+    "    local owner = redis.call('GET', KEYS[9])\n"
+    "    if owner == ARGV[5] then return 2, '' end\n"
+    "    if owner then\n"
+    "      local okey = 'nt:alert:' .. owner\n"
+    "      local status = redis.call('HGET', okey, 'status')\n"
+    "      if status and status ~= 'closed' then\n"
+    "        if redis.call('SADD', okey .. ':suppressed', ARGV[5]) == 1 then\n"
+    "          redis.call('HINCRBY', okey, 'supp_docs_count', 1)\n"
+    "          local e = tonumber(redis.call('HGET', okey, 'supp_end_ms'))\n"
+    "          if e == nil or tonumber(seen) > e then redis.call('HSET', okey, 'supp_end_ms', "
+    "seen) end\n"
+    "          redis.call('PEXPIRE', okey .. ':suppressed', ARGV[10])\n"
+    "        end\n"
+    "        return 5, owner\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  local code = create_alert(extra)\n"
+    "  if code == 1 and supp_ms > 0 then\n"
+    "    redis.call('HSET', KEYS[3], 'supp_start_ms', seen, 'supp_end_ms', seen,\n"
+    "      'supp_docs_count', 0)\n"
+    "    redis.call('SET', KEYS[9], ARGV[5], 'PX', supp_ms)\n"
+    "  end\n"
+    "  return code, ''\n"
+    "end\n"
+    /* ---- new_terms: the term key, TTL = history window ---- */
+    "if kind == 'n' then\n"
+    "  if mode == 'B' then\n"
+    "    local since = tonumber(redis.call('HGET', stats, 'history_since_ms'))\n"
+    "    if since == nil or tonumber(seen) < since then\n"
+    "      redis.call('HSET', stats, 'history_since_ms', seen)\n"
+    "    end\n"
+    "    if ttl <= 0 then return {4, 0, 0, 0, 0, ''} end\n"
+    "    local pttl = redis.call('PTTL', KEYS[1])\n"
+    "    if pttl == -2 then redis.call('SET', KEYS[1], seen, 'PX', ARGV[3]) return {3, 0, 0, 0, 0, "
+    "''} "
+    "end\n"
+    "    if pttl >= 0 and ttl > pttl then redis.call('SET', KEYS[1], seen, 'PX', ARGV[3]) end\n"
+    "    return {0, 0, 0, 0, 0, ''}\n"
+    "  end\n"
+    "  redis.call('HINCRBY', stats, 'events_matched', 1)\n"
+    "  redis.call('HSETNX', stats, 'history_since_ms', seen)\n"
+    "  if not redis.call('SET', KEYS[1], seen, 'PX', ARGV[3], 'NX') then\n"
+    "    redis.call('SET', KEYS[1], seen, 'PX', ARGV[3])\n"
+    "    return {0, 0, 0, 0, 0, ''}\n"
+    "  end\n"
+    "  if mode ~= 'L' then return {3, 0, 0, 0, 0, ''} end\n"
+    "  local code, owner = alert_or_suppress({'window_ms', ARGV[3],\n"
+    "    'history_since_ms', redis.call('HGET', stats, 'history_since_ms')})\n"
+    "  return {code, 0, 0, 0, 0, owner}\n"
+    "end\n"
+    "redis.call('HINCRBY', stats, 'events_matched', 1)\n"
+    /* ---- query: every event is an alert ---- */
+    "if kind == 'q' then\n"
+    "  if mode ~= 'L' then return {3, 0, 0, 0, 0, ''} end\n"
+    "  if redis.call('EXISTS', KEYS[3]) == 1 then return {2, 0, 0, 0, 0, ''} end\n"
+    "  local code, owner = alert_or_suppress({})\n"
+    "  return {code, 0, 0, 0, 0, owner}\n"
+    "end\n"
+    /* ---- threshold: a sliding window of ttl ms per group ----
+     * win: pending events (member 'eventTimeMs:alertId', score seen); used:
+     * events that went into an alert (kept for the window so a retried event is
+     * recognised); card: cardinality value hashes scored by their latest
+     * sighting. Reaching the threshold moves win into used: the next alert
+     * needs `value` new events (Elastic's threshold signal history). */
+    "local win, used, card, groups = KEYS[10], KEYS[11], KEYS[12], KEYS[13]\n"
+    "local now = tonumber(seen)\n"
+    "local cut = string.format('(%.0f', now - ttl)\n"
+    "local keep = ttl + 60000\n"
+    "for _, k in ipairs({win, used, card, groups}) do\n"
+    "  redis.call('ZREMRANGEBYSCORE', k, '-inf', cut)\n"
+    "end\n"
+    "local member = ARGV[17] .. ':' .. ARGV[5]\n"
+    "if redis.call('ZSCORE', win, member) or redis.call('ZSCORE', used, member) then\n"
+    "  return {0, 0, 0, 0, 0, ''}\n"
+    "end\n"
+    "redis.call('ZADD', win, seen, member)\n"
+    "redis.call('PEXPIRE', win, keep)\n"
+    "for v in string.gmatch(ARGV[16], '[^,]+') do redis.call('ZADD', card, seen, v) end\n"
+    "if ARGV[16] ~= '' then redis.call('PEXPIRE', card, keep) end\n"
+    "local count, distinct = redis.call('ZCARD', win), redis.call('ZCARD', card)\n"
+    "local cval = tonumber(ARGV[15])\n"
+    "if count < tonumber(ARGV[14]) or (cval > 0 and distinct < cval) then\n"
+    "  redis.call('ZADD', groups, seen, KEYS[1])\n"
+    "  redis.call('PEXPIRE', groups, keep)\n"
+    "  return {0, count, distinct, 0, 0, ''}\n"
+    "end\n"
+    "local first, last\n"
+    "for _, m in ipairs(redis.call('ZRANGE', win, 0, -1)) do\n"
+    "  local t = tonumber(string.match(m, '^(-?%d+):'))\n"
+    "  if t then\n"
+    "    if first == nil or t < first then first = t end\n"
+    "    if last == nil or t > last then last = t end\n"
+    "  end\n"
+    "end\n"
+    "redis.call('ZUNIONSTORE', used, 2, used, win, 'AGGREGATE', 'MAX')\n"
+    "redis.call('PEXPIRE', used, keep)\n"
+    "redis.call('DEL', win, card)\n"
+    "redis.call('ZREM', groups, KEYS[1])\n"
+    "first, last = first or now, last or now\n"
+    "if mode ~= 'L' then return {3, count, distinct, first, last, ''} end\n"
+    "local code, owner = alert_or_suppress({'thr_count', count, 'thr_card', distinct,\n"
+    "  'thr_first_ms', first, 'thr_last_ms', last, 'thr_from_ms', now - ttl})\n"
+    "return {code, count, distinct, first, last, owner}\n";
 
 /* KEYS: the candidate index zsets (the smallest is walked). ARGV[1] max score
  * ARGV[2] min score ARGV[3] cursor score ('' = none) ARGV[4] cursor id ARGV[5]
@@ -617,7 +726,7 @@ fail:
 
 /* ---- commands and batches ------------------------------------------------------ */
 
-#define CMD_ARGS 24
+#define CMD_ARGS 40
 
 /* One command's arguments. Numbers and formatted keys live in the command. */
 typedef struct cmd {
@@ -1096,7 +1205,8 @@ nt_status store_open(store **out, const store_config *cfg, nt_err *err)
         return nt_fail(err, NT_ERR_INVALID,
                        "store timeouts, alert retention and alert cap must be positive");
     if (cfg->wait_replicas < 0 || (cfg->wait_replicas > 0 && cfg->wait_timeout_ms <= 0))
-        return nt_fail(err, NT_ERR_INVALID, "WAIT needs a replica count >= 0 and a positive timeout");
+        return nt_fail(err, NT_ERR_INVALID,
+                       "WAIT needs a replica count >= 0 and a positive timeout");
     store *s = calloc(1, sizeof *s);
     if (!s) return store_nomem(err);
     nt_status st = store_url_parse(cfg->url, &s->url, err);
@@ -1253,21 +1363,102 @@ static nt_status obs_check(const store_obs *o, size_t i, nt_err *err)
         return nt_fail(err, NT_ERR_INVALID, "observation %zu has no rule id or term hash", i);
     if (o->mode != STORE_OBS_LIVE && o->mode != STORE_OBS_LEARN && o->mode != STORE_OBS_BACKFILL)
         return nt_fail(err, NT_ERR_INVALID, "observation %zu has an unknown mode", i);
+    if (o->kind != STORE_KIND_NEW_TERMS && o->kind != STORE_KIND_QUERY &&
+        o->kind != STORE_KIND_THRESHOLD)
+        return nt_fail(err, NT_ERR_INVALID, "observation %zu has an unknown rule kind", i);
+    if (o->kind != STORE_KIND_NEW_TERMS && o->mode == STORE_OBS_BACKFILL)
+        return nt_fail(err, NT_ERR_INVALID, "observation %zu: only new_terms rules backfill", i);
     if (o->mode != STORE_OBS_BACKFILL && o->ttl_ms <= 0)
         return nt_fail(err, NT_ERR_INVALID, "observation %zu has a non-positive history window", i);
-    if (o->mode == STORE_OBS_LIVE) {
+    if (o->kind == STORE_KIND_THRESHOLD && o->thr_value < 1)
+        return nt_fail(err, NT_ERR_INVALID, "observation %zu has a threshold below 1", i);
+    if (o->supp_ms > 0 && !nonempty(o->supp_hash))
+        return nt_fail(err, NT_ERR_INVALID, "observation %zu has no suppression group", i);
+    if (o->kind == STORE_KIND_THRESHOLD || o->mode == STORE_OBS_LIVE) {
         if (!id_valid(o->alert_id))
             return nt_fail(err, NT_ERR_INVALID, "observation %zu has an invalid alert id", i);
-        if (!o->alert_json)
-            return nt_fail(err, NT_ERR_INVALID, "observation %zu has no alert document", i);
     }
+    if (o->mode == STORE_OBS_LIVE && !o->alert_json)
+        return nt_fail(err, NT_ERR_INVALID, "observation %zu has no alert document", i);
     return NT_OK;
+}
+
+/* The EVALSHA of OBSERVE_LUA for one observation: always 13 keys, 17 args. */
+static void observe_cmd(store *s, cmd *c, const store_obs *o)
+{
+    static const char kinds[] = {'n', 'q', 't'};
+    static const char *const modes[] = {"L", "R", "B"};
+    const char *group = o->supp_ms > 0 ? o->supp_hash : "-";
+    cmd_str(c, "EVALSHA");
+    cmd_str(c, s->sha[SCRIPT_OBSERVE]);
+    cmd_ll(c, 13);
+    if (o->kind == STORE_KIND_THRESHOLD)
+        cmd_fmt(c, "nt:thr:%s:%s", o->rule_id, o->term_hash);
+    else
+        cmd_fmt(c, "nt:term:%s:%s", o->rule_id, o->term_hash);
+    cmd_fmt(c, "nt:rule:%s:stats", o->rule_id);
+    cmd_fmt(c, "nt:alert:%s", o->alert_id ? o->alert_id : "-");
+    cmd_str(c, "nt:alerts");
+    cmd_fmt(c, "nt:alerts:rule:%s", o->rule_id);
+    cmd_str(c, "nt:alerts:status:open");
+    cmd_fmt(c, "nt:alerts:account:%s", or_empty(o->account));
+    cmd_fmt(c, "nt:alerts:user:%s", or_empty(o->user));
+    cmd_fmt(c, "nt:supp:%s:%s", o->rule_id, group);
+    cmd_fmt(c, "nt:thr:%s:%s:w", o->rule_id, o->term_hash);
+    cmd_fmt(c, "nt:thr:%s:%s:u", o->rule_id, o->term_hash);
+    cmd_fmt(c, "nt:thr:%s:%s:c", o->rule_id, o->term_hash);
+    cmd_fmt(c, "nt:thr:%s:groups", o->rule_id);
+    cmd_str(c, modes[o->mode]);
+    cmd_ll(c, o->seen_ms);
+    cmd_ll(c, o->ttl_ms);
+    cmd_ll(c, o->created_ms);
+    cmd_str(c, o->alert_id ? o->alert_id : "");
+    cmd_str(c, o->mode == STORE_OBS_LIVE ? o->alert_json : "");
+    cmd_str(c, o->rule_id);
+    cmd_str(c, or_empty(o->account));
+    cmd_str(c, or_empty(o->user));
+    cmd_ll(c, s->retention_ms);
+    cmd_ll(c, (long long)s->alert_cap);
+    cmd_arg(c, &kinds[o->kind], 1);
+    cmd_ll(c, o->supp_ms > 0 ? o->supp_ms : 0);
+    cmd_ll(c, o->thr_value);
+    cmd_ll(c, o->card_value);
+    cmd_str(c, or_empty(o->card));
+    cmd_ll(c, o->event_time >= 0 ? o->event_time : o->seen_ms);
+}
+
+/* Reads {code, count, cardinality, first, last, owner} into o. -1 when the
+ * reply has another shape. */
+static int observe_reply(const redisReply *r, store_obs *o)
+{
+    long long v[5];
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 6) return -1;
+    for (int i = 0; i < 5; i++)
+        if (reply_ll(r->element[i], &v[i]) != 0) return -1;
+    const redisReply *owner = r->element[5];
+    if (v[0] < 0 || v[0] > 5 || owner->type != REDIS_REPLY_STRING) return -1;
+    o->is_new = v[0] >= 1 && v[0] <= 3;
+    o->alert_written = v[0] == 1;
+    o->suppressed = v[0] == 5;
+    if (o->suppressed) {
+        if (owner->len == 0 || owner->len >= sizeof o->supp_into) return -1;
+        memcpy(o->supp_into, owner->str, owner->len);
+        o->supp_into[owner->len] = '\0';
+    }
+    o->thr_count = v[1];
+    o->thr_card = v[2];
+    o->thr_first = v[3];
+    o->thr_last = v[4];
+    return 0;
 }
 
 nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err)
 {
     for (size_t i = 0; i < n; i++) {
-        obs[i].is_new = obs[i].alert_written = 0;
+        obs[i].is_new = obs[i].alert_written = obs[i].suppressed = 0;
+        obs[i].supp_into[0] = '\0';
+        obs[i].thr_count = obs[i].thr_card = 0;
+        obs[i].thr_first = obs[i].thr_last = 0;
         nt_status st = obs_check(&obs[i], i, err);
         if (st != NT_OK) return st;
     }
@@ -1279,39 +1470,7 @@ nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err)
     redisReply **rep = NULL;
     nt_status st = NT_OK;
     for (size_t i = 0; i < n && st == NT_OK; i++) {
-        const store_obs *o = &obs[i];
-        cmd_str(&c, "EVALSHA");
-        cmd_str(&c, s->sha[SCRIPT_OBSERVE]);
-        if (o->mode == STORE_OBS_LIVE) {
-            int has_acct = nonempty(o->account), has_user = nonempty(o->user);
-            cmd_ll(&c, 6 + has_acct + has_user);
-            cmd_fmt(&c, "nt:term:%s:%s", o->rule_id, o->term_hash);
-            cmd_fmt(&c, "nt:rule:%s:stats", o->rule_id);
-            cmd_fmt(&c, "nt:alert:%s", o->alert_id);
-            cmd_str(&c, "nt:alerts");
-            cmd_fmt(&c, "nt:alerts:rule:%s", o->rule_id);
-            cmd_str(&c, "nt:alerts:status:open");
-            if (has_acct) cmd_fmt(&c, "nt:alerts:account:%s", o->account);
-            if (has_user) cmd_fmt(&c, "nt:alerts:user:%s", o->user);
-            cmd_str(&c, "L");
-            cmd_ll(&c, o->seen_ms);
-            cmd_ll(&c, o->ttl_ms);
-            cmd_ll(&c, o->created_ms);
-            cmd_str(&c, o->alert_id);
-            cmd_str(&c, o->alert_json);
-            cmd_str(&c, o->rule_id);
-            cmd_str(&c, or_empty(o->account));
-            cmd_str(&c, or_empty(o->user));
-            cmd_ll(&c, s->retention_ms);
-            cmd_ll(&c, (long long)s->alert_cap);
-        } else {
-            cmd_ll(&c, 2);
-            cmd_fmt(&c, "nt:term:%s:%s", o->rule_id, o->term_hash);
-            cmd_fmt(&c, "nt:rule:%s:stats", o->rule_id);
-            cmd_str(&c, o->mode == STORE_OBS_LEARN ? "R" : "B");
-            cmd_ll(&c, o->seen_ms);
-            cmd_ll(&c, o->ttl_ms);
-        }
+        observe_cmd(s, &c, &obs[i]);
         st = batch_cmd(&b, &c, err);
     }
     if (st == NT_OK && s->wait_replicas > 0) {
@@ -1331,7 +1490,7 @@ nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err)
     for (size_t i = 0; i < n && st == NT_OK; i++) {
         if (reply_is_error(rep[i]))
             st = store_failf(s, err, "observe script failed: %s", rep[i]->str);
-        else if (rep[i]->type != REDIS_REPLY_INTEGER || rep[i]->integer < 0 || rep[i]->integer > 4)
+        else if (observe_reply(rep[i], &obs[i]) != 0)
             st = store_failf(s, err, "observe script returned an unexpected reply");
     }
     if (st == NT_OK && b.last_is_wait) {
@@ -1346,11 +1505,11 @@ nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err)
                              "(WAIT); the delivery is not acknowledged",
                              w->integer, s->wait_replicas, s->wait_timeout_ms);
     }
-    for (size_t i = 0; i < n && st == NT_OK; i++) {
-        long long code = rep[i]->integer;
-        obs[i].is_new = code >= 1 && code <= 3;
-        obs[i].alert_written = code == 1;
-    }
+    if (st != NT_OK) /* all or nothing for the caller: no partial outcomes */
+        for (size_t i = 0; i < n; i++) {
+            obs[i].is_new = obs[i].alert_written = obs[i].suppressed = 0;
+            obs[i].thr_count = obs[i].thr_card = 0;
+        }
     if (rep) replies_free(rep, b.n);
     free(rep);
     batch_clear(&b);
@@ -1385,6 +1544,28 @@ static int field_is(const redisReply *k, const char *name)
            memcmp(k->str, name, k->len) == 0;
 }
 
+void store_alert_apply_state(json_t *doc, const store_alert_state *st)
+{
+    char buf[NT_TIME_BUF];
+    json_t *thr = json_object_get(doc, "threshold_result");
+    if (st->has_thr && json_is_object(thr)) {
+        json_object_set_new(thr, "count", json_integer((json_int_t)st->thr_count));
+        json_t *card = json_array_get(json_object_get(thr, "cardinality"), 0);
+        if (json_is_object(card))
+            json_object_set_new(card, "value", json_integer((json_int_t)st->thr_card));
+        json_object_set_new(thr, "from", json_string(nt_time_format(st->thr_from, buf)));
+        json_object_set_new(thr, "first_event_time",
+                            json_string(nt_time_format(st->thr_first, buf)));
+        json_object_set_new(thr, "last_event_time", json_string(nt_time_format(st->thr_last, buf)));
+    }
+    json_t *supp = json_object_get(doc, "suppression");
+    if (st->has_supp && json_is_object(supp)) {
+        json_object_set_new(supp, "start", json_string(nt_time_format(st->supp_start, buf)));
+        json_object_set_new(supp, "end", json_string(nt_time_format(st->supp_end, buf)));
+        json_object_set_new(supp, "docs_count", json_integer((json_int_t)st->supp_docs));
+    }
+}
+
 /* Builds the full document from an HGETALL reply. NT_ERR_NOTFOUND for an empty
  * hash. */
 static nt_status alert_document(store *s, const char *id, const redisReply *h, json_t **out,
@@ -1396,6 +1577,7 @@ static nt_status alert_document(store *s, const char *id, const redisReply *h, j
     const redisReply *doc = NULL, *status = NULL, *reason = NULL;
     long long created = 0, updated = 0, since = 0, window = 0;
     int has_since = 0, has_window = 0;
+    store_alert_state ast = {0};
     for (size_t i = 0; i + 1 < h->elements; i += 2) {
         const redisReply *k = h->element[i], *v = h->element[i + 1];
         if (v->type != REDIS_REPLY_STRING) continue;
@@ -1413,6 +1595,22 @@ static nt_status alert_document(store *s, const char *id, const redisReply *h, j
             has_since = reply_ll(v, &since) == 0;
         else if (field_is(k, "window_ms"))
             has_window = reply_ll(v, &window) == 0;
+        else if (field_is(k, "thr_count"))
+            ast.has_thr = reply_ll(v, &ast.thr_count) == 0;
+        else if (field_is(k, "thr_card"))
+            reply_ll(v, &ast.thr_card);
+        else if (field_is(k, "thr_first_ms"))
+            reply_ll(v, &ast.thr_first);
+        else if (field_is(k, "thr_last_ms"))
+            reply_ll(v, &ast.thr_last);
+        else if (field_is(k, "thr_from_ms"))
+            reply_ll(v, &ast.thr_from);
+        else if (field_is(k, "supp_docs_count"))
+            ast.has_supp = reply_ll(v, &ast.supp_docs) == 0;
+        else if (field_is(k, "supp_start_ms"))
+            reply_ll(v, &ast.supp_start);
+        else if (field_is(k, "supp_end_ms"))
+            reply_ll(v, &ast.supp_end);
     }
     if (!doc || !status) return store_failf(s, err, "alert %s is stored without a document", id);
     json_error_t jerr;
@@ -1421,26 +1619,32 @@ static nt_status alert_document(store *s, const char *id, const redisReply *h, j
         json_decref(d);
         return store_failf(s, err, "alert %s: stored document is not a JSON object", id);
     }
-    if (!has_window) {
-        const char *hw = json_string_value(json_object_get(d, "history_window"));
+    store_alert_apply_state(d, &ast);
+    const char *hw = json_string_value(json_object_get(d, "history_window"));
+    if (!has_window && hw) {
         nt_time_ms w;
-        if (hw && nt_duration_parse(hw, strlen(hw), &w, NULL) == NT_OK) {
+        if (nt_duration_parse(hw, strlen(hw), &w, NULL) == NT_OK) {
             window = w;
             has_window = 1;
         }
     }
-    long long depth_ms = has_since && created > since ? created - since : 0;
-    json_t *history = json_pack("{s:o, s:I, s:b}", "since", json_time_or_null(has_since, since),
-                                "depth_seconds", (json_int_t)(depth_ms / 1000), "complete",
-                                has_since && has_window && window > 0 && depth_ms >= window);
-    int bad = !history;
+    int bad = 0;
+    /* Only new_terms alerts stand on a history; query and threshold alerts
+     * carry no history block. */
+    if (hw) {
+        long long depth_ms = has_since && created > since ? created - since : 0;
+        json_t *history = json_pack("{s:o, s:I, s:b}", "since", json_time_or_null(has_since, since),
+                                    "depth_seconds", (json_int_t)(depth_ms / 1000), "complete",
+                                    has_since && has_window && window > 0 && depth_ms >= window);
+        bad |= !history;
+        bad |= json_object_set_new(d, "history", history);
+    }
     bad |= json_object_set_new(d, "id", json_string(id));
     bad |= json_object_set_new(d, "status", json_stringn(status->str, status->len));
     bad |= json_object_set_new(d, "status_reason",
                                reason ? json_stringn(reason->str, reason->len) : json_null());
     bad |= json_object_set_new(d, "created_at", json_time_or_null(1, created));
     bad |= json_object_set_new(d, "updated_at", json_time_or_null(1, updated));
-    bad |= json_object_set_new(d, "history", history);
     if (bad) {
         json_decref(d);
         return store_nomem(err);
@@ -2232,6 +2436,24 @@ nt_status store_rule_stats(store *s, const char *rule_id, json_t **out, nt_err *
                      (json_int_t)alerts, "last_alert_at", json_time_or_null(has_last, last),
                      "history_since", json_time_or_null(has_since, since));
     return *out ? NT_OK : store_nomem(err);
+}
+
+nt_status store_threshold_groups(store *s, const char *rule_id, nt_time_ms now,
+                                 nt_time_ms window_ms, long long *out, nt_err *err)
+{
+    *out = 0;
+    if (!nonempty(rule_id)) return nt_fail(err, NT_ERR_INVALID, "rule id is empty");
+    cmd c = {0};
+    cmd_str(&c, "ZCOUNT");
+    cmd_fmt(&c, "nt:thr:%s:groups", rule_id);
+    cmd_ll(&c, now - window_ms);
+    cmd_str(&c, "+inf");
+    redisReply *r;
+    nt_status st = store_run1(s, &c, "ZCOUNT", &r, err);
+    if (st != NT_OK) return st;
+    if (reply_ll(r, out) != 0) st = store_failf(s, err, "ZCOUNT returned an unexpected reply");
+    freeReplyObject(r);
+    return st;
 }
 
 nt_status store_learning_since(store *s, const char *rule_id, nt_time_ms now, nt_time_ms *since,

@@ -17,11 +17,29 @@
  * needs a standalone Redis, not Redis Cluster):
  *
  *   nt:term:{rule_id}:{term_hash}     string = last-seen ms; PX = history window,
- *                                     refreshed on every live sighting
+ *                                     refreshed on every live sighting (new_terms)
+ *   nt:thr:{rule_id}:{group}:w        zset: a threshold group's pending events,
+ *                                     member "eventTimeMs:alertId", score = seen ms;
+ *                                     PEXPIRE window + 1 min
+ *   nt:thr:{rule_id}:{group}:u        zset: events already counted in an alert (so a
+ *                                     retried event is not counted again), same
+ *   nt:thr:{rule_id}:{group}:c        zset: cardinality value hashes, score = the
+ *                                     latest sighting; same
+ *   nt:thr:{rule_id}:groups           zset: groups with pending events, score = last
+ *                                     sighting (GET /api/v1/rules counts them)
+ *   nt:supp:{rule_id}:{group}         string = the id of the alert that later events
+ *                                     of the group are counted on; PX = the rule's
+ *                                     suppression duration
+ *   nt:alert:{id}:suppressed          set of event alert ids counted on alert id
+ *                                     (once each); PEXPIRE = retention
  *   nt:alert:{id}                     hash: doc (alert JSON without status
  *                                     fields), status, status_reason, created_ms,
  *                                     updated_ms, rule_id, account, user,
- *                                     history_since_ms, window_ms;
+ *                                     history_since_ms, window_ms (new_terms),
+ *                                     thr_count, thr_card, thr_first_ms,
+ *                                     thr_last_ms, thr_from_ms (threshold),
+ *                                     supp_start_ms, supp_end_ms,
+ *                                     supp_docs_count (suppressed rules);
  *                                     PEXPIRE = alert retention
  *   nt:alerts                         zset score created_ms, member alert id
  *   nt:alerts:rule:{rule_id}          the same, per rule        } filter indexes,
@@ -129,9 +147,17 @@ typedef enum {
     STORE_OBS_BACKFILL /* set the term only if that lengthens its TTL; never alert */
 } store_obs_mode;
 
+/* What the observation decides, by rule type (see OBSERVE_LUA in store.c). */
+typedef enum {
+    STORE_KIND_NEW_TERMS, /* alert when the term is new within ttl_ms */
+    STORE_KIND_QUERY,     /* alert for every observation (one per alert id) */
+    STORE_KIND_THRESHOLD  /* count in the group's window of ttl_ms; alert on reaching it */
+} store_obs_kind;
+
 typedef struct store_obs {
     /* in */
-    const char *rule_id, *term_hash; /* non-empty */
+    store_obs_kind kind;             /* BACKFILL and LEARN are for new_terms only */
+    const char *rule_id, *term_hash; /* non-empty; threshold: the group hash */
     /* LIVE/LEARN: the history window (> 0). BACKFILL: eventTime + window - now;
      * <= 0 means too old: no term key is written (history_since is still lowered). */
     nt_time_ms ttl_ms;
@@ -141,6 +167,18 @@ typedef struct store_obs {
     const char *alert_id;       /* LIVE: [A-Za-z0-9._-]{1,128}, deterministic */
     const char *alert_json;     /* LIVE: the alert JSON object without status fields */
     const char *account, *user; /* LIVE: index values; NULL or "" = not indexed */
+    /* threshold: alert when the group holds thr_value events (and card_value
+     * distinct cardinality values, when card_value > 0) within ttl_ms of
+     * seen_ms; card = comma-separated value hashes of this event ("" or NULL:
+     * none); event_time names the event (with alert_id) and gives the alert's
+     * first/last event times. */
+    long long thr_value, card_value;
+    const char *card;
+    nt_time_ms event_time;
+    /* alert suppression: supp_ms > 0 → later alerts of group supp_hash within
+     * supp_ms of the first are counted on it instead of being created. */
+    nt_time_ms supp_ms;
+    const char *supp_hash;
     /* out */
     /* 1 when the term had no history key before this observation (LIVE: the
      * alert alert_id now exists; LEARN/BACKFILL: never an alert). */
@@ -148,10 +186,37 @@ typedef struct store_obs {
     /* LIVE: 1 when this observation stored the alert (0 when an alert with that
      * id was already stored, e.g. by a retried delivery after the term expired). */
     int alert_written;
+    /* 1 when the alert was suppressed: the event belongs on alert supp_into
+     * (Redis: also when a retry finds it counted already; memhist: only the
+     * first time, so `replay` can count docs_count from it). */
+    int suppressed;
+    char supp_into[33];
+    /* threshold, when is_new (the threshold was reached): the group's count,
+     * distinct cardinality values and first/last event times. */
+    long long thr_count, thr_card;
+    nt_time_ms thr_first, thr_last;
 } store_obs;
 
+/* The live state of an alert beyond its stored document: threshold figures
+ * and suppression counters. has_* = 0 when the alert has none. */
+typedef struct store_alert_state {
+    int has_thr;
+    long long thr_count, thr_card;
+    long long thr_first, thr_last, thr_from; /* ms */
+    int has_supp;
+    long long supp_start, supp_end; /* ms */
+    long long supp_docs;
+} store_alert_state;
+
+/* Writes st into an alert document: threshold_result.count / .cardinality[0].value /
+ * .from / .first_event_time / .last_event_time, and suppression.start / .end /
+ * .docs_count. Used for stored alerts and by `replay`. */
+void store_alert_apply_state(json_t *doc, const store_alert_state *st);
+
 /* One pipelined round trip: one EVALSHA of the observe script per observation.
- * Each observation is atomic on the server. LIVE and LEARN count events_matched;
+ * Each observation is atomic on the server. A query observation alerts unless
+ * its id exists; new_terms and threshold as described above; then suppression.
+ * LIVE and LEARN count events_matched;
  * every mode sets history_since_ms (BACKFILL lowers it to seen_ms). On any error
  * the whole call fails (observations before the failing one may have been
  * applied; a retry is safe because alert ids are deterministic and never
@@ -255,6 +320,9 @@ nt_status store_reject_list(store *s, size_t limit, json_t **out, nt_err *err);
 /* *out = {"events_matched": N, "alerts": N, "last_alert_at": RFC3339|null,
  *         "history_since": RFC3339|null}; zeros/nulls for an unknown rule. */
 nt_status store_rule_stats(store *s, const char *rule_id, json_t **out, nt_err *err);
+/* Threshold groups of a rule that hold pending events within window_ms of now. */
+nt_status store_threshold_groups(store *s, const char *rule_id, nt_time_ms now,
+                                 nt_time_ms window_ms, long long *out, nt_err *err);
 /* When the rule's learning period began: SET NX now, then GET (one round trip). */
 nt_status store_learning_since(store *s, const char *rule_id, nt_time_ms now, nt_time_ms *since,
                                nt_err *err);

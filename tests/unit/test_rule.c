@@ -41,20 +41,84 @@ START_TEST(every_elastic_aws_new_terms_rule_loads)
 }
 END_TEST
 
-START_TEST(query_rules_are_refused_with_the_reason)
+START_TEST(all_query_and_threshold_rules_load)
 {
     nt_ruleset *rs = NULL;
     nt_err err;
-    ck_assert_int_eq(ruleset_load_dir(NT_TEST_DATA "/toml/rules/aws-query", 0, &rs, &err), NT_OK);
-    ck_assert_int_eq(rs->n, 0);
-    ck_assert_int_eq(json_array_size(rs->errors), 85);
-    json_t *e0 = json_array_get(rs->errors, 0);
-    ck_assert_str_eq(json_string_value(json_object_get(e0, "message")),
-                     "rule type 'query' is not supported: newtermsd runs new_terms rules only");
+    ck_assert_int_eq(ruleset_load_dir(NT_TEST_DATA "/toml/rules/aws-query", 1, &rs, &err), NT_OK);
+    ck_assert_int_eq(rs->n, 85);
+    for (size_t i = 0; i < rs->n; i++)
+        ck_assert_int_eq(rs->rules[i]->type, RULE_QUERY);
+    /* the one query rule with alert suppression */
+    const nt_rule *s3 = ruleset_find(rs, "2f0ee9fe-4529-4b9e-9f78-6c81ef33c6ba");
+    ck_assert_ptr_nonnull(s3);
+    ck_assert_int_eq(s3->supp, 1);
+    ck_assert_int_eq(s3->n_supp, 2);
+    ck_assert_str_eq(s3->supp_fields[0], "source.ip");
+    ck_assert_str_eq(s3->supp_fields[1], "cloud.account.id");
+    ck_assert_int_eq(s3->supp_ms, 5 * 60 * 1000);
+    ck_assert_int_eq(s3->supp_missing_ok, 1);
+    json_t *j = rule_to_json(s3);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "type")), "query");
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(j, "alert_suppression"), "duration")),
+        "5m");
+    json_decref(j);
     ruleset_free(rs);
-    ck_assert_int_eq(ruleset_load_dir(NT_TEST_DATA "/toml/rules/aws-query", 1, &rs, &err),
-                     NT_ERR_INVALID);
-    ck_assert_ptr_nonnull(strstr(err.msg, "not supported"));
+
+    ck_assert_int_eq(ruleset_load_dir(NT_TEST_DATA "/toml/rules/aws-threshold", 1, &rs, &err),
+                     NT_OK);
+    ck_assert_int_eq(rs->n, 5);
+    const nt_rule *root = ruleset_find(rs, "4d50a94f-2844-43fa-8395-6afbd5e1c5ef");
+    ck_assert_ptr_nonnull(root);
+    ck_assert_int_eq(root->type, RULE_THRESHOLD);
+    ck_assert_int_eq(root->n_terms, 1);
+    ck_assert_str_eq(root->term_fields[0], "cloud.account.id");
+    ck_assert_int_eq(root->thr_value, 10);
+    ck_assert_ptr_null(root->card_field);
+    ck_assert_int_eq(root->window_ms, 6 * 60 * 1000);
+    const nt_rule *enumr = ruleset_find(rs, "5f0234fd-7f21-42af-8391-511d5fd11d5c");
+    ck_assert_ptr_nonnull(enumr);
+    ck_assert_int_eq(enumr->n_terms, 3);
+    ck_assert_int_eq(enumr->thr_value, 1);
+    ck_assert_str_eq(enumr->card_field, "event.id");
+    ck_assert_int_eq(enumr->card_value, 40);
+    ck_assert_int_ge(enumr->card_id, 0);
+    j = rule_to_json(enumr);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "type")), "threshold");
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(
+            json_array_get(json_object_get(json_object_get(j, "threshold"), "cardinality"), 0),
+            "value")),
+        40);
+    json_decref(j);
+    ruleset_free(rs);
+}
+END_TEST
+
+START_TEST(other_rule_types_are_refused_with_the_reason)
+{
+    static const char *const types[] = {"eql", "esql", "machine_learning"};
+    char *text =
+        tu_read_file(NT_TEST_DATA "/../../rules/aws_account_discovery_by_rare_user.toml", NULL);
+    ck_assert_ptr_nonnull(text);
+    char *at = strstr(text, "type = \"new_terms\"");
+    ck_assert_ptr_nonnull(at);
+    for (size_t i = 0; i < 3; i++) {
+        char edited[65536];
+        snprintf(edited, sizeof edited, "%.*stype = \"%s\"%s", (int)(at - text), text, types[i],
+                 at + strlen("type = \"new_terms\""));
+        ct_schema *schema = ct_schema_new();
+        nt_rule *r = NULL;
+        nt_err err = {{0}};
+        ck_assert_int_eq(rule_load("x.toml", edited, strlen(edited), schema, &r, &err),
+                         NT_ERR_UNSUPPORTED);
+        char want[128];
+        snprintf(want, sizeof want, "rule type '%s' is not supported", types[i]);
+        ck_assert_msg(strstr(err.msg, want), "%s", err.msg);
+        ct_schema_free(schema);
+    }
+    free(text);
 }
 END_TEST
 
@@ -87,7 +151,18 @@ END_TEST
 static const struct {
     const char *find, *replace, *want;
 } broken[] = {
-    {"type = \"new_terms\"", "type = \"query\"", "rule type 'query' is not supported"},
+    {"type = \"new_terms\"", "type = \"eql\"", "rule type 'eql' is not supported"},
+    {"type = \"new_terms\"", "type = \"threshold\"", "rule.threshold is missing"},
+    {"[rule.new_terms]", "[rule.alert_suppression]\ngroup_by = []\n[rule.new_terms]",
+     "group_by needs 1 to 3 fields, not 0"},
+    {"[rule.new_terms]",
+     "[rule.alert_suppression]\ngroup_by = [\"user.name\"]\nduration = {value = 5, unit = "
+     "\"d\"}\n[rule.new_terms]",
+     "duration must be"},
+    {"[rule.new_terms]",
+     "[rule.alert_suppression]\ngroup_by = [\"user.name\"]\nmissing_fields_strategy = "
+     "\"ignore\"\n[rule.new_terms]",
+     "missing_fields_strategy"},
     {"language = \"kuery\"", "language = \"lucene\"", "query language 'lucene' is not supported"},
     {"value = \"now-10d\"", "value = \"now-5m\"", "is not longer than the rule's lookback"},
     {"value = \"now-10d\"", "value = \"yesterday\"", "not of the form now-<duration>"},
@@ -177,7 +252,8 @@ static Suite *rule_suite(void)
     TCase *tc = tcase_create("load");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, every_elastic_aws_new_terms_rule_loads);
-    tcase_add_test(tc, query_rules_are_refused_with_the_reason);
+    tcase_add_test(tc, all_query_and_threshold_rules_load);
+    tcase_add_test(tc, other_rule_types_are_refused_with_the_reason);
     tcase_add_test(tc, the_upstream_typo_is_a_warning_with_a_suggestion);
     tcase_add_loop_test(tc, broken_rules_are_refused_with_a_precise_message, 0,
                         sizeof broken / sizeof broken[0]);

@@ -7,6 +7,8 @@
  */
 #include "store.h"
 
+#include "history.h"
+
 #include "redis_harness.h"
 #include "testutil.h"
 
@@ -1542,6 +1544,171 @@ START_TEST(an_unreachable_unix_socket_names_the_path)
 }
 END_TEST
 
+/* ---- rule kinds: query, threshold, suppression ------------------------------ */
+
+typedef struct kind_case {
+    store_obs_kind kind;
+    const char *group, *id; /* term/group hash, alert id */
+    long long at;           /* seen_ms offset from T0 */
+    const char *card;
+    const char *supp; /* suppression group or NULL */
+} kind_case;
+
+/* One sequence, observed one at a time through Redis and through memhist:
+ * the outcomes must be the same (the in-memory history mirrors the script). */
+static const kind_case kind_cases[] = {
+    /* threshold value 3, window 60 s */
+    {STORE_KIND_THRESHOLD, "g1", "e1", 0, "", NULL},
+    {STORE_KIND_THRESHOLD, "g1", "e2", 1000, "", NULL},
+    {STORE_KIND_THRESHOLD, "g1", "e2", 1500, "", NULL},  /* retry: not counted */
+    {STORE_KIND_THRESHOLD, "g2", "e3", 2000, "", NULL},  /* another group */
+    {STORE_KIND_THRESHOLD, "g1", "e4", 3000, "", NULL},  /* third: alert, count 3 */
+    {STORE_KIND_THRESHOLD, "g1", "e4", 3500, "", NULL},  /* retry after the alert */
+    {STORE_KIND_THRESHOLD, "g1", "e5", 4000, "", NULL},  /* starts over: 1 */
+    {STORE_KIND_THRESHOLD, "g1", "e6", 70000, "", NULL}, /* e5 left the window: 1 */
+    {STORE_KIND_THRESHOLD, "g1", "e7", 71000, "", NULL},
+    {STORE_KIND_THRESHOLD, "g1", "e8", 72000, "", NULL}, /* alert */
+    /* query with suppression (duration 1 h) */
+    {STORE_KIND_QUERY, "q", "q1", 0, NULL, "s1"},    /* alert */
+    {STORE_KIND_QUERY, "q", "q2", 1000, NULL, "s1"}, /* counted on q1 */
+    {STORE_KIND_QUERY, "q", "q2", 1000, NULL, "s1"}, /* retry: not counted again */
+    {STORE_KIND_QUERY, "q", "q1", 1000, NULL, "s1"}, /* q1 retried: exists */
+    {STORE_KIND_QUERY, "q", "q3", 2000, NULL, "s2"}, /* other group: alert */
+    {STORE_KIND_QUERY, "q", "q4", 3000, NULL, NULL}, /* no suppression: alert */
+    {STORE_KIND_QUERY, "q", "q4", 3000, NULL, NULL}, /* retried: exists */
+};
+
+static void kind_obs(store_obs *o, const kind_case *k, const char *rule)
+{
+    memset(o, 0, sizeof *o);
+    o->kind = k->kind;
+    o->rule_id = rule;
+    o->term_hash = k->group;
+    o->alert_id = k->id;
+    o->alert_json = "{}";
+    o->mode = STORE_OBS_LIVE;
+    o->seen_ms = o->created_ms = T0 + k->at;
+    o->event_time = T0 + k->at;
+    if (strcmp(k->id, "e2") == 0 || strcmp(k->id, "e4") == 0) o->event_time = T0; /* retries */
+    o->ttl_ms = 60000;
+    o->thr_value = 3;
+    o->card = k->card;
+    o->supp_hash = k->supp;
+    o->supp_ms = k->supp ? 3600000 : 0;
+}
+
+START_TEST(query_threshold_and_suppression_decide_alike_in_redis_and_in_memory)
+{
+    flush_shared();
+    store *s = open_shared();
+    memhist *mh = memhist_new();
+    nt_history h = memhist_history(mh);
+    const size_t n = sizeof kind_cases / sizeof kind_cases[0];
+    int want_new[] = {0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 0};
+    int want_supp[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0};
+    for (size_t i = 0; i < n; i++) {
+        store_obs a, b;
+        kind_obs(&a, &kind_cases[i], "rk");
+        kind_obs(&b, &kind_cases[i], "rk");
+        nt_err err = {{0}};
+        ck_assert_msg(store_observe(s, &a, 1, &err) == NT_OK, "%zu: %s", i, err.msg);
+        ck_assert_int_eq(h.observe(h.ctx, &b, 1, &err), NT_OK);
+        /* Redis reports a retried alert id as "new, already stored" (2);
+         * memhist says not new. Both raise nothing. */
+        int redis_new = a.is_new && (a.alert_written || a.kind == STORE_KIND_THRESHOLD);
+        ck_assert_msg(redis_new == want_new[i], "%zu redis is_new %d", i, a.is_new);
+        ck_assert_msg(b.is_new == want_new[i], "%zu memhist is_new %d", i, b.is_new);
+        /* memhist counts an event once; Redis says "suppressed" on retries too */
+        ck_assert_msg(b.suppressed == want_supp[i], "%zu memhist suppressed", i);
+        if (want_supp[i]) {
+            ck_assert_int_eq(a.suppressed, 1);
+            ck_assert_str_eq(a.supp_into, "q1");
+            ck_assert_str_eq(b.supp_into, "q1");
+        }
+        if (want_new[i] && a.kind == STORE_KIND_THRESHOLD) {
+            ck_assert_int_eq(a.thr_count, 3);
+            ck_assert_int_eq(b.thr_count, 3);
+            ck_assert_int_eq(a.thr_first, b.thr_first);
+            ck_assert_int_eq(a.thr_last, b.thr_last);
+        }
+    }
+    /* the suppressed alert counted q2 once, and its document says so */
+    ck_assert_int_eq(redis_ll(&shared, "HGET %s supp_docs_count", "nt:alert:q1"), 1);
+    ck_assert_int_eq(redis_ll(&shared, "HGET %s thr_count", "nt:alert:e4"), 3);
+    ck_assert_int_eq(redis_ll(&shared, "HGET %s thr_first_ms", "nt:alert:e4"), T0);
+    ck_assert_int_eq(redis_ll(&shared, "ZCARD %s", "nt:alerts:rule:rk"), 5);
+    /* g2 still counts; g1 went into its alert */
+    long long groups = -1;
+    nt_err err = {{0}};
+    ck_assert_int_eq(store_threshold_groups(s, "rk", T0 + 72000, 60000, &groups, &err), NT_OK);
+    ck_assert_int_eq(groups, 0); /* g2's only event (at +2 s) left the window */
+    store_obs g3;
+    kind_case k3 = {STORE_KIND_THRESHOLD, "g3", "e9", 73000, "", NULL};
+    kind_obs(&g3, &k3, "rk");
+    ck_assert_int_eq(store_observe(s, &g3, 1, &err), NT_OK);
+    ck_assert_int_eq(g3.is_new, 0);
+    ck_assert_int_eq(store_threshold_groups(s, "rk", T0 + 73000, 60000, &groups, &err), NT_OK);
+    ck_assert_int_eq(groups, 1);
+    /* a closed alert ends suppression: the group's next event alerts */
+    ck_assert_int_eq(store_alert_set_status(s, "q1", "closed", NULL, T0, NULL, &err), NT_OK);
+    store_obs o;
+    kind_case next = {STORE_KIND_QUERY, "q", "q9", 5000, NULL, "s1"};
+    kind_obs(&o, &next, "rk");
+    ck_assert_int_eq(store_observe(s, &o, 1, &err), NT_OK);
+    ck_assert_int_eq(o.alert_written, 1);
+    ck_assert_int_eq(o.suppressed, 0);
+    json_t *doc = NULL;
+    ck_assert_int_eq(store_alert_get(s, "e4", &doc, &err), NT_OK);
+    ck_assert_ptr_null(json_object_get(doc, "history")); /* no history block but new_terms' */
+    json_decref(doc);
+    memhist_free(mh);
+    store_free(s);
+}
+END_TEST
+
+START_TEST(threshold_cardinality_counts_distinct_values_in_the_window)
+{
+    flush_shared();
+    store *s = open_shared();
+    memhist *mh = memhist_new();
+    nt_history h = memhist_history(mh);
+    /* value 1, cardinality 3: a, b, a, c → alert at c (3 distinct) */
+    static const char *const cards[] = {"aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "aaaaaaaaaaaaaaaa",
+                                        "cccccccccccccccc"};
+    static const char *const ids[] = {"c1", "c2", "c3", "c4"};
+    for (int i = 0; i < 4; i++) {
+        store_obs o[2];
+        for (int k = 0; k < 2; k++) {
+            memset(&o[k], 0, sizeof o[k]);
+            o[k].kind = STORE_KIND_THRESHOLD;
+            o[k].rule_id = "rc";
+            o[k].term_hash = "g";
+            o[k].alert_id = ids[i];
+            o[k].alert_json = "{}";
+            o[k].mode = STORE_OBS_LIVE;
+            o[k].seen_ms = o[k].created_ms = o[k].event_time = T0 + i * 1000;
+            o[k].ttl_ms = 60000;
+            o[k].thr_value = 1;
+            o[k].card_value = 3;
+            o[k].card = cards[i];
+        }
+        nt_err err = {{0}};
+        ck_assert_int_eq(store_observe(s, &o[0], 1, &err), NT_OK);
+        ck_assert_int_eq(h.observe(h.ctx, &o[1], 1, &err), NT_OK);
+        ck_assert_int_eq(o[0].is_new, i == 3);
+        ck_assert_int_eq(o[1].is_new, i == 3);
+        if (i == 3) {
+            ck_assert_int_eq(o[0].thr_card, 3);
+            ck_assert_int_eq(o[1].thr_card, 3);
+            ck_assert_int_eq(o[0].thr_count, 4);
+            ck_assert_int_eq(o[1].thr_count, 4);
+        }
+    }
+    memhist_free(mh);
+    store_free(s);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -1569,6 +1736,8 @@ static Suite *store_suite(void)
     tcase_add_test(obs, a_script_error_fails_the_whole_batch_with_the_redis_message);
     tcase_add_test(obs, bad_observations_are_refused_before_anything_is_sent);
     tcase_add_test(obs, alerts_beyond_the_cap_or_the_retention_are_trimmed_from_every_index);
+    tcase_add_test(obs, query_threshold_and_suppression_decide_alike_in_redis_and_in_memory);
+    tcase_add_test(obs, threshold_cardinality_counts_distinct_values_in_the_window);
     suite_add_tcase(s, obs);
 
     TCase *list = tcase_create("alerts");

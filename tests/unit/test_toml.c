@@ -17,7 +17,7 @@
 #define RULES_DIR NT_TEST_DATA "/toml/rules"
 #define SEED_RULE RULES_DIR "/aws_account_discovery_by_rare_user.toml"
 /* The seed plus 49 new_terms and 85 query rules (see rules/SOURCES.txt). */
-#define RULE_FILE_COUNT 135
+#define RULE_FILE_COUNT 140
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -450,8 +450,9 @@ static void check_rule_file(const char *path, void *ctx)
     ck_assert_msg(strlen(string_at(doc, "rule.rule_id")) == 36, "%s: rule_id is not a UUID", path);
     ck_assert_msg(strlen(string_at(doc, "rule.query")) > 0, "%s: empty query", path);
     const char *type = string_at(doc, "rule.type");
-    ck_assert_msg(strcmp(type, "new_terms") == 0 || strcmp(type, "query") == 0, "%s: type %s", path,
-                  type);
+    ck_assert_msg(strcmp(type, "new_terms") == 0 || strcmp(type, "query") == 0 ||
+                      strcmp(type, "threshold") == 0,
+                  "%s: type %s", path, type);
     json_decref(doc);
     free(text);
 }
