@@ -34,6 +34,7 @@
  * | --log-level L         | NEWTERMSD_LOG_LEVEL           | info                     | debug, info, warn or error |
  * | --connection-limit N  | NEWTERMSD_CONNECTION_LIMIT    | 1024                     | most concurrent HTTP connections, 1..1000000 |
  * | --strict-rules        | NEWTERMSD_STRICT_RULES=1      | off                      | refuse to start if any rule file fails to load |
+ * | --geoip-db PATH       | NEWTERMSD_GEOIP_DB            | none                     | MaxMind DB file (GeoLite2-ASN/-City/-Country or compatible) for source.as.* and source.geo.*; the flag may be repeated, the variable takes comma-separated paths; at most CONFIG_MAX_GEOIP_DBS |
  * | (none: secret)        | NEWTERMSD_FIREHOSE_ACCESS_KEY | none                     | X-Amz-Firehose-Access-Key for /v1/firehose |
  * | (none: secret)        | NEWTERMSD_INGEST_TOKEN        | none                     | bearer/basic secret for /v1/eventbridge and /v1/events |
  * | (none: secret)        | NEWTERMSD_API_READ_TOKEN      | none                     | bearer token that may GET /api/v1/... (and /metrics with --metrics-auth) |
@@ -63,6 +64,12 @@
 #include <stdio.h>
 
 #define CONFIG_MAX_SECRETS 64
+#define CONFIG_MAX_GEOIP_DBS 8
+
+typedef struct config_path_list {
+    char **items; /* owned */
+    size_t n;
+} config_path_list;
 
 typedef struct config_secret_list {
     char **items; /* owned */
@@ -91,6 +98,7 @@ typedef struct config {
     log_level log_level;
     unsigned connection_limit;
     int require_all_rules;
+    config_path_list geoip_dbs; /* --geoip-db, in the order given */
     config_secret_list firehose_keys, ingest_tokens, read_tokens, write_tokens;
     int help;    /* -h, --help or `help` anywhere: print config_usage() and exit 0 */
     char **args; /* positional arguments after the command; owned */
