@@ -3,7 +3,8 @@
 # Safe to run again; does nothing when everything is present.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libhiredis-dev
-      zlib1g-dev check redis-server curl python3 python3-yaml valgrind)
+      zlib1g-dev check redis-server curl python3 python3-yaml valgrind
+      libmaxminddb-dev)  # GeoIP enrichment (service/geoip.c); brings libmaxminddb0
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
