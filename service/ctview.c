@@ -32,6 +32,11 @@
  *   UTF-16 units, as in the pipeline.
  * - All walks over nested payloads stop at CT_MAX_DEPTH levels, so hostile
  *   nesting cannot exhaust the stack; a payload that deep yields nothing.
+ * - source.as.* and source.geo.* come from the geoip_db the schema was given
+ *   (ct_schema_set_geoip; none by default, and then they do not resolve). The
+ *   first read of any of them parses sourceIPAddress as source.ip does, looks
+ *   it up once and keeps the whole answer in the event, so events whose rules
+ *   never read these fields never pay for a lookup.
  */
 #include "ctview.h"
 
