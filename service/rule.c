@@ -315,6 +315,12 @@ nt_status rule_load(const char *path, const char *text, size_t len, ct_schema *s
                 r->n_inv++;
         }
     }
+    r->uses_geoip = r->needs_geoip || strstr(r->query_text, "source.as.") ||
+                    strstr(r->query_text, "source.geo.");
+    for (size_t i = 0; i < r->n_terms; i++)
+        r->uses_geoip |= is_enrichment_field(r->term_fields[i]);
+    for (size_t i = 0; i < r->n_inv; i++)
+        r->uses_geoip |= is_enrichment_field(r->inv_fields[i]);
     json_t *threat = path_get(doc, "rule.threat");
     r->threat = json_is_array(threat) ? json_incref(threat) : json_array();
     json_decref(doc);

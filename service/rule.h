@@ -50,6 +50,7 @@ typedef struct nt_rule {
     json_t *threat;    /* array, owned */
     json_t *warnings;  /* array of {"code","message"}, owned */
     int needs_geoip;   /* names source.as.* / source.geo.* fields the schema cannot answer */
+    int uses_geoip;    /* its query, new terms or investigation fields name source.as/geo.* */
 } nt_rule;
 
 /* Load and lint one TOML rule. On failure *out is NULL and err says why

@@ -430,6 +430,24 @@ START_TEST(lint_warns_about_source_as_only_without_a_database_that_has_it)
 }
 END_TEST
 
+START_TEST(only_rules_that_name_enrichment_fields_put_them_in_alerts)
+{
+    geoip_db *g = open_dbs(ASN, CITY);
+    nt_ruleset *rs = NULL;
+    nt_err err;
+    ck_assert_int_eq(ruleset_load_dir_geoip(NT_TEST_DATA "/geoip/rules", 0, g, &rs, &err), NT_OK);
+    ck_assert_uint_eq(rs->n, 1);
+    ck_assert_int_eq(rs->rules[0]->uses_geoip, 1);
+    ck_assert_int_eq(rs->rules[0]->needs_geoip, 0);
+    ruleset_free(rs);
+    ck_assert_int_eq(ruleset_load_dir_geoip(NT_TEST_DATA "/rules", 0, g, &rs, &err), NT_OK);
+    ck_assert_uint_eq(rs->n, 1);
+    ck_assert_int_eq(rs->rules[0]->uses_geoip, 0); /* the seed rule: its alerts never look up */
+    ruleset_free(rs);
+    geoip_free(g);
+}
+END_TEST
+
 START_TEST(the_rule_list_is_cut_cleanly)
 {
     nt_ruleset *rs = NULL;
@@ -463,6 +481,7 @@ int main(void)
     tcase_add_test(tc, alert_fields_carry_typed_values);
     tcase_add_test(tc, kql_and_exceptions_read_the_enrichment);
     tcase_add_test(tc, lint_warns_about_source_as_only_without_a_database_that_has_it);
+    tcase_add_test(tc, only_rules_that_name_enrichment_fields_put_them_in_alerts);
     tcase_add_test(tc, the_rule_list_is_cut_cleanly);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
