@@ -18,7 +18,6 @@
  */
 #include "geoip.h"
 
-#include <arpa/inet.h>
 #include <maxminddb.h>
 #include <netinet/in.h>
 #include <stdio.h>
