@@ -17,6 +17,7 @@ RUN apt-get update \
       libmicrohttpd-dev libjansson-dev libhiredis-dev zlib1g-dev \
       libssl-dev \
       libcurl4-openssl-dev \
+      libmaxminddb-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the daemon is built from: a change under tests/, deploy/ or docs does not
@@ -42,13 +43,18 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libmicrohttpd12 libjansson4 libhiredis0.14 zlib1g \
-      libssl3 libcurl4 ca-certificates \
+      libssl3 libcurl4 ca-certificates libmaxminddb0 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb \
            /var/log/apt /var/log/dpkg.log
 COPY --from=build /src/build/newtermsd /usr/local/bin/newtermsd
 COPY rules/ /etc/newtermsd/rules/
 # Fail the image build, not the first pod start, if a shared library is missing.
 RUN if ldd /usr/local/bin/newtermsd | grep 'not found'; then exit 1; fi
+# GeoIP (optional): mount MaxMind DB files here read-only and name them, e.g.
+#   -v /srv/geoip:/var/lib/newtermsd/geoip:ro \
+#   -e NEWTERMSD_GEOIP_DB=/var/lib/newtermsd/geoip/GeoLite2-ASN.mmdb,/var/lib/newtermsd/geoip/GeoLite2-City.mmdb
+# No database ships in the image (GeoLite2's licence needs a MaxMind account; README "GeoIP").
+RUN mkdir -p /var/lib/newtermsd/geoip
 ENV NEWTERMSD_RULES=/etc/newtermsd/rules \
     NEWTERMSD_LISTEN=0.0.0.0:8080
 LABEL org.opencontainers.image.title="newtermsd" \

@@ -8,6 +8,8 @@ pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libhired
 pkgs+=(libssl-dev openssl)
 # Alert outputs: libcurl (OpenSSL flavour) to build against and its runtime.
 pkgs+=(libcurl4-openssl-dev libcurl4)
+# GeoIP enrichment (service/geoip.c); brings libmaxminddb0.
+pkgs+=(libmaxminddb-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

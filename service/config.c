@@ -55,6 +55,7 @@ typedef enum {
     K_PERIOD,   /* nt_time_ms, "0" or a duration */
     K_BOOL,     /* int 0/1; the flag takes no value */
     K_LOGLEVEL, /* log_level */
+    K_PATHS,    /* config_path_list: the flag may repeat, the variable is comma-separated */
 } opt_kind;
 
 typedef struct opt_def {
@@ -143,6 +144,8 @@ static const opt_def opt_table[] = {
      "DURATION", "one delivery attempt (connect + response)"},
     {"output-claim-idle", "NEWTERMSD_OUTPUT_CLAIM_IDLE", K_DURATION, OFF(output_claim_idle_ms), 0,
      0, "60s", "DURATION", "take over deliveries another replica left pending this long"},
+    {"geoip-db", "NEWTERMSD_GEOIP_DB", K_PATHS, OFF(geoip_dbs), 0, 0, NULL, "PATH",
+     "MaxMind DB for source.as.*/source.geo.* (repeatable; env: comma-separated)"},
 };
 #define N_OPTS (sizeof opt_table / sizeof opt_table[0])
 
@@ -378,10 +381,48 @@ bad:
 }
 
 /* Parse `v` (from `src`) for option `o` into c. */
+/* Append v[0..len) (trimmed of whitespace) to a path list. */
+static nt_status paths_add(config_path_list *l, const char *src, const char *v, size_t len,
+                           nt_err *err)
+{
+    while (len > 0 && isspace((unsigned char)*v))
+        v++, len--;
+    while (len > 0 && isspace((unsigned char)v[len - 1]))
+        len--;
+    if (len == 0)
+        return nt_fail(err, NT_ERR_INVALID, "%s: empty path (a doubled or trailing comma?)", src);
+    if (l->n >= CONFIG_MAX_GEOIP_DBS)
+        return nt_fail(err, NT_ERR_LIMIT, "%s: at most %d files", src, CONFIG_MAX_GEOIP_DBS);
+    if (!l->items && !(l->items = calloc(CONFIG_MAX_GEOIP_DBS, sizeof *l->items)))
+        return nt_fail(err, NT_ERR_NOMEM, "out of memory");
+    if (!(l->items[l->n] = strndup(v, len))) return nt_fail(err, NT_ERR_NOMEM, "out of memory");
+    l->n++;
+    return NT_OK;
+}
+
+static void paths_free(config_path_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
 static nt_status apply_opt(config *c, const opt_def *o, const char *src, const char *v, nt_err *err)
 {
     char *base = (char *)c;
     switch (o->kind) {
+    case K_PATHS: { /* from the environment: comma-separated */
+        config_path_list *l = (config_path_list *)(void *)(base + o->offset);
+        for (;;) {
+            const char *end = strchr(v, ',');
+            size_t len = end ? (size_t)(end - v) : strlen(v);
+            nt_status st = paths_add(l, src, v, len, err);
+            if (st != NT_OK || !end) return st;
+            v = end + 1;
+        }
+    }
     case K_LISTEN:
         return parse_listen(c, src, v, err);
     case K_REDIS: {
@@ -788,6 +829,13 @@ nt_status config_parse(config *c, int argc, char **argv, const char *(*getenv_fn
             st = nt_fail(err, NT_ERR_INVALID, "--%s needs a value (%s)", o->flag, o->arg);
             goto fail;
         }
+        if (o->kind == K_PATHS) { /* repeatable: every occurrence counts, commas and all */
+            char fsrc[64];
+            snprintf(fsrc, sizeof fsrc, "--%s", o->flag);
+            st = paths_add((config_path_list *)(void *)((char *)c + o->offset), fsrc, val,
+                           strlen(val), err);
+            if (st != NT_OK) goto fail;
+        }
         flag_val[oi] = val;
         snprintf(srcbuf[oi], sizeof srcbuf[oi], "--%s", o->flag);
         flag_src[oi] = srcbuf[oi];
@@ -797,6 +845,7 @@ nt_status config_parse(config *c, int argc, char **argv, const char *(*getenv_fn
     for (size_t k = 0; k < N_OPTS; k++) {
         const opt_def *o = &opt_table[k];
         const char *v = flag_val[k], *src = flag_src[k];
+        if (v && o->kind == K_PATHS) continue; /* applied while reading argv */
         if (!v) {
             v = env(o->env);
             src = o->env;
@@ -857,6 +906,7 @@ void config_free(config *c)
     secret_list_free(&c->ingest_tokens);
     secret_list_free(&c->read_tokens);
     secret_list_free(&c->write_tokens);
+    paths_free(&c->geoip_dbs);
     for (size_t i = 0; i < c->n_args; i++)
         free(c->args[i]);
     free(c->args);

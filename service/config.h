@@ -50,6 +50,7 @@
  * | --output-max-age D    | NEWTERMSD_OUTPUT_MAX_AGE      | 24h                      | how long a delivery is retried before it is dead-lettered |
  * | --output-timeout D    | NEWTERMSD_OUTPUT_TIMEOUT      | 10s                      | one delivery attempt, connect to response |
  * | --output-claim-idle D | NEWTERMSD_OUTPUT_CLAIM_IDLE   | 60s                      | a delivery another replica left pending this long is taken over (must exceed --output-timeout) |
+ * | --geoip-db PATH       | NEWTERMSD_GEOIP_DB            | none                     | MaxMind DB file (GeoLite2-ASN/-City/-Country or compatible) for source.as.* and source.geo.*; the flag may be repeated, the variable takes comma-separated paths; at most CONFIG_MAX_GEOIP_DBS |
  * | (none: secret)        | NEWTERMSD_FIREHOSE_ACCESS_KEY | none                     | X-Amz-Firehose-Access-Key for /v1/firehose |
  * | (none: secret)        | NEWTERMSD_INGEST_TOKEN        | none                     | bearer/basic secret for /v1/eventbridge and /v1/events |
  * | (none: secret)        | NEWTERMSD_API_READ_TOKEN      | none                     | bearer token that may GET /api/v1/... (and /metrics with --metrics-auth) |
@@ -80,6 +81,12 @@
 #include <stdio.h>
 
 #define CONFIG_MAX_SECRETS 64
+#define CONFIG_MAX_GEOIP_DBS 8
+
+typedef struct config_path_list {
+    char **items; /* owned */
+    size_t n;
+} config_path_list;
 
 typedef struct config_secret_list {
     char **items; /* owned */
@@ -118,6 +125,7 @@ typedef struct config {
     nt_time_ms output_max_age_ms;    /* 24h */
     nt_time_ms output_timeout_ms;    /* 10s */
     nt_time_ms output_claim_idle_ms; /* 60s */
+    config_path_list geoip_dbs; /* --geoip-db, in the order given */
     config_secret_list firehose_keys, ingest_tokens, read_tokens, write_tokens;
     int help;    /* -h, --help or `help` anywhere: print config_usage() and exit 0 */
     char **args; /* positional arguments after the command; owned */

@@ -32,6 +32,11 @@
  *   UTF-16 units, as in the pipeline.
  * - All walks over nested payloads stop at CT_MAX_DEPTH levels, so hostile
  *   nesting cannot exhaust the stack; a payload that deep yields nothing.
+ * - source.as.* and source.geo.* come from the geoip_db the schema was given
+ *   (ct_schema_set_geoip; none by default, and then they do not resolve). The
+ *   first read of any of them parses sourceIPAddress as source.ip does, looks
+ *   it up once and keeps the whole answer in the event, so events whose rules
+ *   never read these fields never pay for a lookup.
  */
 #include "ctview.h"
 
@@ -128,7 +133,22 @@
     X(CT_CONSOLE_MFA_USED, "aws.cloudtrail.console_login.additional_eventdata.mfa_used", 0)        \
     X(CT_CONSOLE_MOBILE_VERSION,                                                                   \
       "aws.cloudtrail.console_login.additional_eventdata.mobile_version", 0)                       \
-    X(CT_CONSOLE_LOGIN_TO, "aws.cloudtrail.console_login.additional_eventdata.login_to", 1)
+    X(CT_CONSOLE_LOGIN_TO, "aws.cloudtrail.console_login.additional_eventdata.login_to", 1)        \
+    CT_GEO_FIELDS(X)
+
+/* The enrichment fields, in geoip_field order (geoip.h); they resolve only in
+ * a schema given a geoip_db that can answer them (ct_schema_set_geoip). */
+#define CT_GEO_FIELDS(X)                                                                           \
+    X(SOURCE_AS_NUMBER, "source.as.number", 0)                                                     \
+    X(SOURCE_AS_ORG_NAME, "source.as.organization.name", 0)                                        \
+    X(SOURCE_GEO_COUNTRY_ISO_CODE, "source.geo.country_iso_code", 0)                               \
+    X(SOURCE_GEO_COUNTRY_NAME, "source.geo.country_name", 0)                                       \
+    X(SOURCE_GEO_CONTINENT_CODE, "source.geo.continent_code", 0)                                   \
+    X(SOURCE_GEO_CONTINENT_NAME, "source.geo.continent_name", 0)                                   \
+    X(SOURCE_GEO_REGION_ISO_CODE, "source.geo.region_iso_code", 0)                                 \
+    X(SOURCE_GEO_REGION_NAME, "source.geo.region_name", 0)                                         \
+    X(SOURCE_GEO_CITY_NAME, "source.geo.city_name", 0)                                             \
+    X(SOURCE_GEO_LOCATION, "source.geo.location", 0)
 
 enum ct_field {
 #define X(id, name, verbatim) F_##id,
@@ -136,6 +156,15 @@ enum ct_field {
 #undef X
         F_STATIC_COUNT
 };
+
+_Static_assert(F_SOURCE_GEO_LOCATION - F_SOURCE_AS_NUMBER == GEOIP_LOCATION - GEOIP_AS_NUMBER &&
+                   F_SOURCE_GEO_LOCATION + 1 == F_STATIC_COUNT,
+               "CT_GEO_FIELDS follows geoip_field and ends the table");
+
+static int is_geo_field(int f)
+{
+    return f >= F_SOURCE_AS_NUMBER && f <= F_SOURCE_GEO_LOCATION;
+}
 
 static const struct {
     const char *name;
@@ -172,7 +201,8 @@ typedef struct ct_dynamic {
  * allocated whole, appends happen under `lock`, and n_dyn is published with
  * release/acquire so a reader sees only complete entries. */
 struct ct_schema {
-    ct_dynamic *dyn; /* CT_SCHEMA_MAX_DYNAMIC entries, never reallocated */
+    const geoip_db *geoip; /* borrowed; NULL = no enrichment fields */
+    ct_dynamic *dyn;       /* CT_SCHEMA_MAX_DYNAMIC entries, never reallocated */
     atomic_size_t n_dyn;
     pthread_mutex_t lock;
 };
@@ -210,12 +240,29 @@ void ct_schema_free(ct_schema *s)
     free(s);
 }
 
-static int static_lookup(const char *name, size_t len)
+/* Whether the schema's databases can answer enrichment field f. */
+static int geo_available(const ct_schema *s, int f)
+{
+    return s &&
+           (geoip_kinds(s->geoip) & geoip_field_kind((geoip_field)(f - F_SOURCE_AS_NUMBER))) != 0;
+}
+
+static int static_lookup(const ct_schema *s, const char *name, size_t len)
 {
     for (int i = 0; i < F_STATIC_COUNT; i++)
         if (strlen(static_fields[i].name) == len && memcmp(static_fields[i].name, name, len) == 0)
-            return i;
+            return is_geo_field(i) && !geo_available(s, i) ? -1 : i;
     return -1;
+}
+
+void ct_schema_set_geoip(ct_schema *s, const geoip_db *g)
+{
+    if (s) s->geoip = g;
+}
+
+const geoip_db *ct_schema_geoip(const ct_schema *s)
+{
+    return s ? s->geoip : NULL;
 }
 
 /* Payload index when name is "<flat_prefix>.<non-empty path>", else -1. */
@@ -246,9 +293,9 @@ static void spec_static(int f, ct_spec *spec)
 
 /* Build a spec from a name without registering anything; 0 on success, -1
  * when the view cannot produce the field. */
-static int spec_lookup(const char *name, size_t len, ct_spec *spec)
+static int spec_lookup(const ct_schema *s, const char *name, size_t len, ct_spec *spec)
 {
-    int f = static_lookup(name, len);
+    int f = static_lookup(s, name, len);
     if (f >= 0) {
         spec_static(f, spec);
         return 0;
@@ -282,7 +329,7 @@ static int spec_by_id(const ct_schema *s, int id, ct_spec *spec)
 int ct_schema_resolve(ct_schema *s, const char *name, size_t len)
 {
     if (!s || !name) return -1;
-    int f = static_lookup(name, len);
+    int f = static_lookup(s, name, len);
     if (f >= 0) return f;
     size_t off;
     int p = flat_parse(name, len, &off);
@@ -727,6 +774,38 @@ static ct_str source_ip(ct_event *ev)
     size_t n = format_ipv6(a, buf);
     if (n == raw.len && memcmp(buf, raw.ptr, n) == 0) return raw;
     return memo_store(ev, MEMO_FIELD(F_SOURCE_IP), buf, n);
+}
+
+/* The address of source.ip as 16 bytes (IPv4 as ::ffff:a.b.c.d); 0 when
+ * source.ip is missing. */
+static int source_addr(ct_event *ev, unsigned char a[16])
+{
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    ct_str raw = get_str(ev->record, "sourceIPAddress");
+    if (!raw.ptr) return 0;
+    if (parse_ipv4(raw.ptr, raw.len, a + 12)) {
+        memcpy(a, mapped, sizeof mapped);
+        return 1;
+    }
+    return parse_ipv6(raw.ptr, raw.len, a);
+}
+
+/* source.as.* / source.geo.*: one lookup per event, on first use. */
+static void get_geo(ct_event *ev, int f, vout *o)
+{
+    if (!geo_available(ev->schema, f)) return;
+    if (!ev->geo_done) {
+        unsigned char a[16];
+        ev->geo_done = 1;
+        if (source_addr(ev, a))
+            geoip_lookup(ev->schema->geoip, a, &ev->geo);
+        else
+            ev->geo.present = 0;
+    }
+    geoip_field g = (geoip_field)(f - F_SOURCE_AS_NUMBER);
+    if (!((ev->geo.present >> g) & 1u)) return;
+    vput(o, ev->geo.ptr[g], ev->geo.len[g], g == GEOIP_AS_NUMBER ? NT_VAL_NUMBER : NT_VAL_STRING,
+         NULL);
 }
 
 /* ---- numbers as Java prints them -------------------------------------------------- */
@@ -1456,6 +1535,18 @@ static void get_static(ct_event *ev, int f, vout *o)
     case F_RELATED_HOSTS:
         get_related_hosts(ev, o);
         break;
+    case F_SOURCE_AS_NUMBER:
+    case F_SOURCE_AS_ORG_NAME:
+    case F_SOURCE_GEO_COUNTRY_ISO_CODE:
+    case F_SOURCE_GEO_COUNTRY_NAME:
+    case F_SOURCE_GEO_CONTINENT_CODE:
+    case F_SOURCE_GEO_CONTINENT_NAME:
+    case F_SOURCE_GEO_REGION_ISO_CODE:
+    case F_SOURCE_GEO_REGION_NAME:
+    case F_SOURCE_GEO_CITY_NAME:
+    case F_SOURCE_GEO_LOCATION:
+        get_geo(ev, f, o);
+        break;
     case F_TLS_VERSION:
         get_tls_version(ev, 0, o);
         break;
@@ -1620,6 +1711,14 @@ static json_t *value_to_json(const nt_value *v, json_t *node)
 {
     if (node) return json_copy(node);
     if (v->type == NT_VAL_BOOL) return json_boolean(v->len == 4 && memcmp(v->ptr, "true", 4) == 0);
+    if (v->type == NT_VAL_NUMBER && v->len > 0 && v->len < 20) {
+        char buf[24];
+        memcpy(buf, v->ptr, v->len);
+        buf[v->len] = '\0';
+        char *end;
+        long long n = strtoll(buf, &end, 10);
+        if (*end == '\0') return json_integer(n);
+    }
     return json_stringn(v->ptr, v->len);
 }
 
@@ -1629,9 +1728,13 @@ json_t *ct_view_fields_json(ct_event *ev, const char *const *names, size_t n)
     if (!obj || !ev) return obj;
     for (size_t i = 0; i < n; i++) {
         ct_spec spec;
-        if (!names[i] || spec_lookup(names[i], strlen(names[i]), &spec) != 0) continue;
+        if (!names[i] || spec_lookup(ev->schema, names[i], strlen(names[i]), &spec) != 0) continue;
         json_t *val = NULL;
-        if (spec.field < 0 && spec.plen == 0) {
+        if (spec.field == F_SOURCE_GEO_LOCATION) {
+            nt_value v[1];
+            if (get_spec(ev, &spec, v, 1, NULL) == 1)
+                val = json_pack("{s:f,s:f}", "lat", ev->geo.lat, "lon", ev->geo.lon);
+        } else if (spec.field < 0 && spec.plen == 0) {
             if (flattened_allowed(ev, spec.payload))
                 val = clean_copy(payload_json(ev, spec.payload), 1, payload_hide(ev, spec.payload));
         } else {

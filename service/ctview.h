@@ -35,6 +35,7 @@
 #define NT_CTVIEW_H
 
 #include "common.h"
+#include "geoip.h"
 
 #include <jansson.h>
 
@@ -45,8 +46,22 @@ typedef struct ct_schema ct_schema;
 ct_schema *ct_schema_new(void);
 void ct_schema_free(ct_schema *s);
 
+/* IP enrichment: let the schema answer source.as.number,
+ * source.as.organization.name and source.geo.{country_iso_code, country_name,
+ * continent_code, continent_name, region_iso_code, region_name, city_name,
+ * location} from `g` (borrowed: it must outlive the schema; NULL = none, the
+ * default). Call it before resolving any name: only the fields g's files can
+ * answer (geoip_kinds) resolve, so rule lint still warns about the others.
+ * The view looks an address up only when one of these fields is read, once
+ * per event; source.geo.location reads as "lat,lon" (Elasticsearch's
+ * geo_point text) and as {"lat": …, "lon": …} in ct_view_fields_json;
+ * source.as.number is NT_VAL_NUMBER. */
+void ct_schema_set_geoip(ct_schema *s, const geoip_db *g);
+const geoip_db *ct_schema_geoip(const ct_schema *s);
+
 /* Field id for a dotted ECS name (not NUL-terminated: len bytes), or -1 when
- * the view can never produce it (source.as.*, source.geo.*, user_agent.name,
+ * the view can never produce it (source.as.* and source.geo.* without a
+ * GeoIP database that has them, user_agent.name,
  * host.*, event.category, related.entity, entity.target.id, … and any name not
  * listed in ctview.c). Flattened payload paths are registered on first use and
  * keep their id; at most CT_SCHEMA_MAX_DYNAMIC of them, each name at most
@@ -101,7 +116,8 @@ typedef struct ct_event {
     nt_time_ms arrival;      /* event.ingested */
 
     unsigned char ui_done, identity_done, time_done, hide_additional_username, service_actor;
-    json_t *user_identity; /* the userIdentity object or NULL */
+    unsigned char geo_done; /* `geo` below holds the lookup of source.ip */
+    json_t *user_identity;  /* the userIdentity object or NULL */
     ct_str user_name, user_id, session_name, email, service_name;
     nt_time_ms event_time;
     ct_payload_cache payload[4];
@@ -112,6 +128,7 @@ typedef struct ct_event {
     /* not cleared by ct_event_init: only memo[0..memo_used) and the used part
      * of the scratch are ever read */
     ct_memo memo[CT_EVENT_MEMO];
+    geoip_result geo;
     _Alignas(8) char scratch[CT_EVENT_SCRATCH];
 } ct_event;
 

@@ -256,6 +256,18 @@ json_t *engine_alert(const nt_candidate *c, ct_event *ev, nt_time_ms now)
         names[n++] = r->term_fields[i];
     for (size_t i = 0; i < sizeof always / sizeof always[0] && n < 64; i++)
         names[n++] = always[i];
+    /* IP enrichment next to source.ip, for rules that use it when a GeoIP
+     * database is configured (fields the databases do not have for this address
+     * are omitted). Other rules' alerts do not look up: the document is built
+     * for every candidate, and candidates of those rules must not pay. */
+    static const char *const enrichment[] = {
+        "source.as.number",        "source.as.organization.name", "source.geo.country_iso_code",
+        "source.geo.country_name", "source.geo.continent_name",   "source.geo.region_name",
+        "source.geo.city_name",    "source.geo.location"};
+    for (size_t i = 0; r->uses_geoip && ct_schema_geoip(schema) &&
+                       i < sizeof enrichment / sizeof enrichment[0] && n < 64;
+         i++)
+        names[n++] = enrichment[i];
     size_t uniq = 0;
     for (size_t i = 0; i < n; i++) {
         size_t j;

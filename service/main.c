@@ -9,6 +9,10 @@
  *                TTLs), never alert
  *   check-rules  load and lint a folder of rules; exit 1 on any error
  *
+ * Every command opens the GeoIP databases of --geoip-db / NEWTERMSD_GEOIP_DB
+ * (geoip.c) before loading rules, hands them to the rule set's schema and
+ * closes them after the rule set is gone.
+ *
  * Files for replay and backfill may be CloudTrail S3 log files (.json or
  * .json.gz), NDJSON, EventBridge events, arrays of records or folders of them
  * (walked recursively, in name order).
@@ -17,6 +21,7 @@
 #include "config.h"
 #include "decode.h"
 #include "gz.h"
+#include "geoip.h"
 #include "history.h"
 #include "http.h"
 #include "log.h"
@@ -173,11 +178,50 @@ static void file_list_free(file_list *fl)
 
 /* ---- rules ---------------------------------------------------------------- */
 
-static nt_ruleset *load_rules(const config *c, int quiet)
+/* Open the --geoip-db files: *out stays NULL when none are configured.
+ * Returns 0 (logged) when a file cannot be opened. */
+static int open_geoip(const config *c, int quiet, geoip_db **out)
+{
+    *out = NULL;
+    if (c->geoip_dbs.n == 0) return 1;
+    nt_err err;
+    if (geoip_open((const char *const *)c->geoip_dbs.items, c->geoip_dbs.n, out, &err) != NT_OK) {
+        log_msg(NT_LOG_ERROR, "geoip", "%s", err.msg);
+        return 0;
+    }
+    for (size_t i = 0; !quiet && i < geoip_file_count(*out); i++)
+        log_json(NT_LOG_INFO, "geoip", "GeoIP database opened",
+                 json_pack("{s:s,s:s}", "file", geoip_file_path(*out, i), "database_type",
+                           geoip_file_type(*out, i)));
+    return 1;
+}
+
+/* One warning naming every rule whose source.as.* / source.geo.* fields no
+ * configured database can answer. */
+static void warn_geoip_rules(const nt_ruleset *rs, const geoip_db *geoip)
+{
+    char names[2048];
+    size_t n = ruleset_geoip_rules(rs, names, sizeof names);
+    if (n == 0) return;
+    if (!geoip)
+        log_json(NT_LOG_WARN, "geoip_missing",
+                 "rules use source.as.* / source.geo.* fields but no GeoIP database is configured "
+                 "(--geoip-db PATH or NEWTERMSD_GEOIP_DB, e.g. GeoLite2-ASN.mmdb and "
+                 "GeoLite2-City.mmdb): those fields are missing and these rules cannot match on "
+                 "them",
+                 json_pack("{s:I,s:s}", "count", (json_int_t)n, "rules", names));
+    else
+        log_json(NT_LOG_WARN, "geoip_missing",
+                 "rules use source.as.* / source.geo.* fields that none of the configured GeoIP "
+                 "databases has (an ASN file gives source.as.*, a City file source.geo.*)",
+                 json_pack("{s:I,s:s}", "count", (json_int_t)n, "rules", names));
+}
+
+static nt_ruleset *load_rules(const config *c, int quiet, const geoip_db *geoip)
 {
     nt_ruleset *rs = NULL;
     nt_err err;
-    if (ruleset_load_dir(c->rules_dir, c->require_all_rules, &rs, &err) != NT_OK) {
+    if (ruleset_load_dir_geoip(c->rules_dir, c->require_all_rules, geoip, &rs, &err) != NT_OK) {
         log_msg(NT_LOG_ERROR, "rules", "%s", err.msg);
         return NULL;
     }
@@ -203,6 +247,7 @@ static nt_ruleset *load_rules(const config *c, int quiet)
         ruleset_free(rs);
         return NULL;
     }
+    warn_geoip_rules(rs, geoip);
     ruleset_set_default_learning(rs, c->learning_ms);
     return rs;
 }
@@ -214,8 +259,15 @@ static int cmd_check_rules(config *c)
     const char *dir = c->n_args ? c->args[0] : c->rules_dir;
     nt_ruleset *rs = NULL;
     nt_err err;
-    if (ruleset_load_dir(dir, 0, &rs, &err) != NT_OK) {
+    geoip_db *geoip = NULL;
+    if (c->geoip_dbs.n && geoip_open((const char *const *)c->geoip_dbs.items, c->geoip_dbs.n,
+                                     &geoip, &err) != NT_OK) {
         fprintf(stderr, "error: %s\n", err.msg);
+        return 1;
+    }
+    if (ruleset_load_dir_geoip(dir, 0, geoip, &rs, &err) != NT_OK) {
+        fprintf(stderr, "error: %s\n", err.msg);
+        geoip_free(geoip);
         return 1;
     }
     size_t warnings = 0, i;
@@ -237,6 +289,7 @@ static int cmd_check_rules(config *c)
     size_t errors = json_array_size(rs->errors);
     printf("%zu rules loaded, %zu errors, %zu warnings\n", rs->n, errors, warnings);
     ruleset_free(rs);
+    geoip_free(geoip);
     return errors ? 1 : 0;
 }
 
@@ -325,8 +378,13 @@ static int cmd_replay(config *c)
         fprintf(stderr, "usage: newtermsd replay [--rules DIR] FILE|FOLDER...\n");
         return 2;
     }
-    nt_ruleset *rs = load_rules(c, 1);
-    if (!rs) return 1;
+    geoip_db *geoip = NULL;
+    if (!open_geoip(c, 1, &geoip)) return 1;
+    nt_ruleset *rs = load_rules(c, 1, geoip);
+    if (!rs) {
+        geoip_free(geoip);
+        return 1;
+    }
     file_list fl = {0};
     nt_err err;
     int rc = 0;
@@ -373,6 +431,7 @@ static int cmd_replay(config *c)
     memhist_free(mh);
     file_list_free(&fl);
     ruleset_free(rs);
+    geoip_free(geoip);
     return rc;
 }
 
@@ -382,8 +441,13 @@ static int cmd_backfill(config *c)
         fprintf(stderr, "usage: newtermsd backfill [--redis URL] [--rules DIR] FILE|FOLDER...\n");
         return 2;
     }
-    nt_ruleset *rs = load_rules(c, 1);
-    if (!rs) return 1;
+    geoip_db *geoip = NULL;
+    if (!open_geoip(c, 1, &geoip)) return 1;
+    nt_ruleset *rs = load_rules(c, 1, geoip);
+    if (!rs) {
+        geoip_free(geoip);
+        return 1;
+    }
     file_list fl = {0};
     nt_err err;
     int rc = 0;
@@ -434,6 +498,7 @@ static int cmd_backfill(config *c)
     store_free(st);
     file_list_free(&fl);
     ruleset_free(rs);
+    geoip_free(geoip);
     return rc;
 }
 
@@ -455,13 +520,19 @@ static int cmd_serve(config *c)
         log_msg(NT_LOG_WARN, "config",
                 "no NEWTERMSD_API_READ_TOKEN or NEWTERMSD_API_WRITE_TOKEN is set: the REST API "
                 "refuses every request with 401");
-    nt_ruleset *rs = load_rules(c, 0);
-    if (!rs) return 1;
+    geoip_db *geoip = NULL;
+    if (!open_geoip(c, 0, &geoip)) return 1;
+    nt_ruleset *rs = load_rules(c, 0, geoip);
+    if (!rs) {
+        geoip_free(geoip);
+        return 1;
+    }
     size_t nrules = rs->n;
     server *s = NULL;
     nt_err err;
     if (http_server_start(&s, c, rs, &err) != NT_OK) {
         log_msg(NT_LOG_ERROR, "startup", "%s", err.msg);
+        geoip_free(geoip);
         return 1;
     }
     log_json(NT_LOG_INFO, "started", "newtermsd is listening",
@@ -470,7 +541,8 @@ static int cmd_serve(config *c)
     int sig = 0;
     sigwait(&set, &sig);
     log_msg(NT_LOG_INFO, "stopping", "signal %d: draining in-flight requests", sig);
-    http_server_stop(s);
+    http_server_stop(s); /* frees the rule set, the last user of geoip */
+    geoip_free(geoip);
     log_msg(NT_LOG_INFO, "stopped", "bye");
     return 0;
 }

@@ -138,6 +138,12 @@ static void lint_term(void *ud, const char *field, const char *value, size_t len
              column, (int)len, value, names);
 }
 
+/* source.as.* / source.geo.*: fields a GeoIP database gives. */
+static int is_enrichment_field(const char *name)
+{
+    return strncmp(name, "source.as.", 10) == 0 || strncmp(name, "source.geo.", 11) == 0;
+}
+
 static nt_status load_terms(nt_rule *r, json_t *doc, ct_schema *schema, nt_err *err)
 {
     json_t *nt = path_get(doc, "rule.new_terms");
@@ -165,7 +171,14 @@ static nt_status load_terms(nt_rule *r, json_t *doc, ct_schema *schema, nt_err *
         if (!r->term_fields[i]) return nt_fail(err, NT_ERR_NOMEM, "out of memory");
         r->n_terms = i + 1;
         r->term_ids[i] = ct_schema_resolve(schema, r->term_fields[i], strlen(r->term_fields[i]));
-        if (r->term_ids[i] < 0)
+        if (r->term_ids[i] < 0 && is_enrichment_field(r->term_fields[i])) {
+            r->needs_geoip = 1;
+            warn(r, "unknown_field",
+                 "new_terms field '%s' comes from IP enrichment and no GeoIP database that has it "
+                 "is configured (--geoip-db / NEWTERMSD_GEOIP_DB): no event will carry it, so the "
+                 "rule can never alert",
+                 r->term_fields[i]);
+        } else if (r->term_ids[i] < 0)
             warn(r, "unknown_field",
                  "new_terms field '%s' is not produced by the CloudTrail view: no event will ever "
                  "carry it, so the rule can never alert",
@@ -443,10 +456,19 @@ nt_status rule_load(const char *path, const char *text, size_t len, ct_schema *s
     }
     const char *const *unknown = NULL;
     size_t n_unknown = kql_unknown_fields(r->query, &unknown);
-    for (size_t i = 0; i < n_unknown; i++)
+    for (size_t i = 0; i < n_unknown; i++) {
+        if (is_enrichment_field(unknown[i])) {
+            r->needs_geoip = 1;
+            warn(r, "unknown_field",
+                 "query field '%s' comes from IP enrichment and no GeoIP database that has it is "
+                 "configured (--geoip-db / NEWTERMSD_GEOIP_DB): it is treated as missing",
+                 unknown[i]);
+            continue;
+        }
         warn(r, "unknown_field",
              "query field '%s' is not produced by the CloudTrail view: it is treated as missing",
              unknown[i]);
+    }
     action_lint al = {.rule = r};
     kql_visit_terms(r->query, lint_term, &al);
     al.pass = 1;
@@ -467,6 +489,12 @@ nt_status rule_load(const char *path, const char *text, size_t len, ct_schema *s
                 r->n_inv++;
         }
     }
+    r->uses_geoip = r->needs_geoip || strstr(r->query_text, "source.as.") ||
+                    strstr(r->query_text, "source.geo.");
+    for (size_t i = 0; i < r->n_terms; i++)
+        r->uses_geoip |= is_enrichment_field(r->term_fields[i]);
+    for (size_t i = 0; i < r->n_inv; i++)
+        r->uses_geoip |= is_enrichment_field(r->inv_fields[i]);
     json_t *threat = path_get(doc, "rule.threat");
     r->threat = json_is_array(threat) ? json_incref(threat) : json_array();
     json_decref(doc);
@@ -571,7 +599,32 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+size_t ruleset_geoip_rules(const nt_ruleset *rs, char *buf, size_t cap)
+{
+    size_t n = 0, used = 0;
+    if (cap) buf[0] = '\0';
+    for (size_t i = 0; rs && i < rs->n; i++) {
+        if (!rs->rules[i]->needs_geoip) continue;
+        n++;
+        if (!cap || used >= cap) continue;
+        int w = snprintf(buf + used, cap - used, "%s%s", used ? "; " : "", rs->rules[i]->name);
+        if (w < 0 || (size_t)w >= cap - used) {
+            if (cap > 4) snprintf(buf + cap - 5, 5, "%s", "...");
+            used = cap;
+        } else {
+            used += (size_t)w;
+        }
+    }
+    return n;
+}
+
 nt_status ruleset_load_dir(const char *dir, int require_all, nt_ruleset **out, nt_err *err)
+{
+    return ruleset_load_dir_geoip(dir, require_all, NULL, out, err);
+}
+
+nt_status ruleset_load_dir_geoip(const char *dir, int require_all, const geoip_db *geoip,
+                                 nt_ruleset **out, nt_err *err)
 {
     *out = NULL;
     DIR *d = opendir(dir);
@@ -608,6 +661,7 @@ nt_status ruleset_load_dir(const char *dir, int require_all, nt_ruleset **out, n
         st = nt_fail(err, NT_ERR_NOMEM, "out of memory");
         goto done;
     }
+    ct_schema_set_geoip(rs->schema, geoip);
     for (size_t i = 0; i < n_names; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);

@@ -83,6 +83,8 @@ typedef struct nt_rule {
     char **inv_fields; /* investigation_fields.field_names */
     json_t *threat;    /* array, owned */
     json_t *warnings;  /* array of {"code","message"}, owned */
+    int needs_geoip;   /* names source.as.* / source.geo.* fields the schema cannot answer */
+    int uses_geoip;    /* its query, new terms or investigation fields name source.as/geo.* */
 } nt_rule;
 
 /* Load and lint one TOML rule. On failure *out is NULL and err says why
@@ -105,12 +107,22 @@ typedef struct nt_ruleset {
  * the folder cannot be read, two files share a rule_id, or, with
  * require_all, any file failed. */
 nt_status ruleset_load_dir(const char *dir, int require_all, nt_ruleset **out, nt_err *err);
+/* The same, with IP enrichment: the schema answers source.as.* / source.geo.*
+ * from `geoip` (borrowed, must outlive the rule set; NULL = none, which is
+ * ruleset_load_dir). */
+nt_status ruleset_load_dir_geoip(const char *dir, int require_all, const geoip_db *geoip,
+                                 nt_ruleset **out, nt_err *err);
 void ruleset_free(nt_ruleset *rs);
 const nt_rule *ruleset_find(const nt_ruleset *rs, const char *rule_id);
 
 /* Apply a default learning period to new_terms rules that do not set their
  * own (query and threshold rules have no history to learn). */
 void ruleset_set_default_learning(nt_ruleset *rs, nt_time_ms learning_ms);
+
+/* The names of the rules with needs_geoip set, separated by "; ", into buf (at
+ * most cap bytes, "..." when cut); returns how many rules. For the startup
+ * warning. */
+size_t ruleset_geoip_rules(const nt_ruleset *rs, char *buf, size_t cap);
 
 /* Rule summary for the API and check-rules: id, name, severity, risk_score,
  * type, query, new_terms_fields + history_window (new_terms), threshold

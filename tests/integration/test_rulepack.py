@@ -36,9 +36,17 @@ class CheckRules(unittest.TestCase):
         last = p.stdout.strip().splitlines()[-1]
         self.assertTrue(last.startswith("139 rules loaded, 0 errors, "), last)
         # the lint still names the fields only enrichment or entity tables give
-        for field in ("source.as.organization.name", "source.as.number", "entity.target.id",
-                      "related.entity"):
+        for field in ("entity.target.id", "related.entity"):
             self.assertIn(f"'{field}' is not produced", p.stdout)
+        # and, with no GeoIP database configured, the ones only IP enrichment gives
+        for field in ("source.as.organization.name", "source.as.number"):
+            self.assertIn(f"'{field}' comes from IP enrichment and no GeoIP database", p.stdout)
+        geo = os.path.join(DATA, "geoip")
+        with_db = subprocess.run([BIN, "check-rules", "--geoip-db", os.path.join(geo, "test-asn.mmdb"),
+                                  PACK], capture_output=True, text=True, timeout=60)
+        self.assertEqual(with_db.returncode, 0, with_db.stdout + with_db.stderr)
+        self.assertNotIn("comes from IP enrichment", with_db.stdout)
+        self.assertIn("'entity.target.id' is not produced", with_db.stdout)
 
 
 class Replay(unittest.TestCase):

@@ -495,6 +495,8 @@ START_TEST(the_usage_text_names_every_flag_and_variable)
         "--log-level",
         "--connection-limit",
         "--strict-rules",
+        "--geoip-db",
+        "NEWTERMSD_GEOIP_DB",
         "NEWTERMSD_FIREHOSE_ACCESS_KEY",
         "NEWTERMSD_INGEST_TOKEN",
         "NEWTERMSD_API_READ_TOKEN",
@@ -529,6 +531,49 @@ START_TEST(the_real_environment_is_used_without_a_getenv_function)
 }
 END_TEST
 
+/* --geoip-db repeats; NEWTERMSD_GEOIP_DB is comma-separated; the flags win. */
+static const struct {
+    const char *line, *env, *want[4]; /* want: the paths in order, or want[0] = error text */
+    int ok;
+} geoip_cases[] = {
+    {"serve", NULL, {NULL}, 1},
+    {"serve --geoip-db /a.mmdb", NULL, {"/a.mmdb"}, 1},
+    {"serve --geoip-db /a.mmdb --geoip-db=/b,c.mmdb", NULL, {"/a.mmdb", "/b,c.mmdb"}, 1},
+    {"serve", "NEWTERMSD_GEOIP_DB=/a.mmdb, /b.mmdb ,/c.mmdb", {"/a.mmdb", "/b.mmdb", "/c.mmdb"}, 1},
+    {"serve --geoip-db /x.mmdb", "NEWTERMSD_GEOIP_DB=/a.mmdb,/b.mmdb", {"/x.mmdb"}, 1},
+    {"serve", "NEWTERMSD_GEOIP_DB=/a.mmdb,,/b.mmdb", {"NEWTERMSD_GEOIP_DB: empty path"}, 0},
+    {"serve", "NEWTERMSD_GEOIP_DB=1,2,3,4,5,6,7,8,9", {"NEWTERMSD_GEOIP_DB: at most 8 files"}, 0},
+    {"serve --geoip-db", NULL, {"--geoip-db needs a value"}, 0},
+};
+
+START_TEST(geoip_databases_come_from_repeated_flags_or_a_list)
+{
+    char store[512], *argv[16];
+    int argc = split_args(geoip_cases[_i].line, store, sizeof store, argv, 16);
+    const char *env[2] = {geoip_cases[_i].env, NULL};
+    cur_env = env;
+    config c;
+    nt_err err = {{0}};
+    nt_status st = config_parse(&c, argc, argv, fake_getenv, &err);
+    cur_env = NULL;
+    if (!geoip_cases[_i].ok) {
+        ck_assert_int_ne(st, NT_OK);
+        ck_assert_msg(strstr(err.msg, geoip_cases[_i].want[0]), "%s: \"%s\"", geoip_cases[_i].line,
+                      err.msg);
+        return;
+    }
+    ck_assert_msg(st == NT_OK, "%s: %s", geoip_cases[_i].line, err.msg);
+    size_t n = 0;
+    while (n < 4 && geoip_cases[_i].want[n])
+        n++;
+    ck_assert_uint_eq(c.geoip_dbs.n, n);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_str_eq(c.geoip_dbs.items[i], geoip_cases[_i].want[i]);
+    config_free(&c);
+    ck_assert_uint_eq(c.geoip_dbs.n, 0);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -544,6 +589,8 @@ static Suite *config_suite(void)
     tcase_add_test(tc, config_free_is_null_safe_and_idempotent_and_keeps_help);
     tcase_add_test(tc, the_usage_text_names_every_flag_and_variable);
     tcase_add_test(tc, the_real_environment_is_used_without_a_getenv_function);
+    tcase_add_loop_test(tc, geoip_databases_come_from_repeated_flags_or_a_list, 0,
+                        sizeof geoip_cases / sizeof geoip_cases[0]);
     suite_add_tcase(s, tc);
     return s;
 }
