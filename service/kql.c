@@ -2007,6 +2007,7 @@ typedef struct pf_eval {
     const kql_query *q;
     const char *raw;
     size_t len;
+    int clean;                       /* a full search saw no backslash in raw */
     unsigned char memo[KQL_PF_MEMO]; /* 0 not searched, 1 found, 2 absent */
 } pf_eval;
 
@@ -2014,7 +2015,8 @@ static int pf_has(pf_eval *ev, int li)
 {
     if (li < KQL_PF_MEMO && ev->memo[li]) return ev->memo[li] == 1;
     const kql_pflit *l = &ev->q->pflits[li];
-    int found = nt_search(ev->raw, ev->len, l->s, l->n) != NULL;
+    int found =
+        nt_search_clean(ev->raw, ev->len, l->s, l->n, ev->clean ? NULL : &ev->clean) != NULL;
     if (li < KQL_PF_MEMO) ev->memo[li] = found ? 1 : 2;
     return found;
 }
@@ -2043,11 +2045,13 @@ int kql_prefilter(const kql_query *q, const char *raw, size_t len)
     ev.q = q;
     ev.raw = raw;
     ev.len = len;
+    ev.clean = 0;
     memset(ev.memo, 0, q->npflits < KQL_PF_MEMO ? q->npflits : KQL_PF_MEMO);
     if (pf_eval_node(&ev, q->pfroot)) return 1;
     /* The record cannot match, unless a JSON \u escape could be hiding one
-     * of the literals. */
-    return nt_has_unicode_escape(raw, len);
+     * of the literals (a search that read all of raw may already know there
+     * is no backslash at all). */
+    return ev.clean ? 0 : nt_has_unicode_escape(raw, len);
 }
 
 static void put_bounded(char *buf, size_t cap, size_t *o, const char *s, size_t n)
