@@ -125,12 +125,10 @@ __attribute__((target("avx2"))) static size_t b64_decode_avx2(const unsigned cha
 
 static int b64_avx2_ok(void)
 {
-    static int ok = -1; /* benign race: every thread computes the same answer */
-    if (ok < 0) {
-        __builtin_cpu_init();
-        ok = __builtin_cpu_supports("avx2") ? 1 : 0;
-    }
-    return ok;
+    /* __builtin_cpu_init is idempotent and cheap once done; no cache of our
+     * own, so no data race between worker threads */
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
 }
 #endif
 

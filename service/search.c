@@ -79,12 +79,10 @@ search_avx2(const char *hay, size_t n, const char *needle, size_t m, int *clean)
 
 static int have_avx2(void)
 {
-    static int ok = -1; /* benign race: every thread computes the same answer */
-    if (ok < 0) {
-        __builtin_cpu_init();
-        ok = __builtin_cpu_supports("avx2") ? 1 : 0;
-    }
-    return ok;
+    /* __builtin_cpu_init is idempotent and cheap once done; no cache of our
+     * own, so no data race between worker threads */
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
 }
 #endif
 
