@@ -12,6 +12,16 @@
  * tables (base64_tables.h) so a quad is four loads, three ORs and one store:
  * measured with callgrind, this took b64_decode from ~9.5 to ~3 instructions
  * per input character.
+ * On x86-64 CPUs with AVX2 (checked once at run time), 32 characters at a time
+ * go through the vector decoder of W. Muła and D. Lemire ("Faster Base64
+ * Encoding and Decoding Using AVX2 Instructions", 2018), as in aklomp/base64:
+ * two nibble lookups validate the block (any byte outside the alphabet, '='
+ * included, makes the block fall back to the table loop, which then names the
+ * offending offset), one more gives each byte its delta to the 6-bit value,
+ * and two multiply-adds plus two shuffles pack 32 values into 24 bytes. The
+ * block's 32-byte store runs 8 bytes ahead, so it is only used while 32 bytes
+ * of the output remain before the final quad's bytes. ~0.5 instructions per
+ * character instead of ~3.5.
  */
 #include "base64.h"
 
@@ -19,6 +29,11 @@
 
 #include <stdint.h>
 #include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define B64_HAVE_AVX2 1
+#endif
 
 #define B64_BAD 0x80
 
@@ -61,6 +76,62 @@ static nt_status b64_bad_char(const char *in, size_t from, size_t len, nt_err *e
     return nt_fail(err, NT_ERR_PARSE, "invalid base64 character 0x%02x at offset %zu", c, i);
 }
 
+#ifdef B64_HAVE_AVX2
+/* Decodes whole 32-character blocks of s[0..n) while 32 output bytes fit in
+ * out[0..room); stops before the first block holding a byte outside the
+ * alphabet. Returns the characters consumed (a multiple of 32; 3/4 of it
+ * were written). */
+__attribute__((target("avx2"))) static size_t b64_decode_avx2(const unsigned char *s, size_t n,
+                                                              unsigned char *out, size_t room)
+{
+    const __m256i lut_lo =
+        _mm256_setr_epi8(0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1A,
+                         0x1B, 0x1B, 0x1B, 0x1A, 0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
+                         0x11, 0x11, 0x13, 0x1A, 0x1B, 0x1B, 0x1B, 0x1A);
+    const __m256i lut_hi =
+        _mm256_setr_epi8(0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10, 0x10,
+                         0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08,
+                         0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10);
+    const __m256i lut_roll =
+        _mm256_setr_epi8(0, 16, 19, 4, -65, -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 19, 4,
+                         -65, -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m256i mask_2f = _mm256_set1_epi8(0x2F);
+    const __m256i merge1 = _mm256_set1_epi32(0x01400140);
+    const __m256i merge2 = _mm256_set1_epi32(0x00011000);
+    const __m256i pack = _mm256_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1, 2,
+                                          1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1);
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7);
+    size_t i = 0, o = 0;
+    while (i + 32 <= n && o + 32 <= room) {
+        __m256i str = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
+        const __m256i hi_nibbles = _mm256_and_si256(_mm256_srli_epi32(str, 4), mask_2f);
+        const __m256i lo_nibbles = _mm256_and_si256(str, mask_2f);
+        const __m256i hi = _mm256_shuffle_epi8(lut_hi, hi_nibbles);
+        const __m256i lo = _mm256_shuffle_epi8(lut_lo, lo_nibbles);
+        if (!_mm256_testz_si256(lo, hi)) break;
+        const __m256i eq_2f = _mm256_cmpeq_epi8(str, mask_2f);
+        const __m256i roll = _mm256_shuffle_epi8(lut_roll, _mm256_add_epi8(eq_2f, hi_nibbles));
+        str = _mm256_add_epi8(str, roll);
+        str = _mm256_maddubs_epi16(str, merge1);
+        str = _mm256_madd_epi16(str, merge2);
+        str = _mm256_shuffle_epi8(str, pack);
+        str = _mm256_permutevar8x32_epi32(str, lanes);
+        _mm256_storeu_si256((__m256i *)(void *)(out + o), str);
+        i += 32;
+        o += 24;
+    }
+    return i;
+}
+
+static int b64_avx2_ok(void)
+{
+    /* __builtin_cpu_init is idempotent and cheap once done; no cache of our
+     * own, so no data race between worker threads */
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
+}
+#endif
+
 nt_status b64_decode(const char *in, size_t len, unsigned char *out, size_t cap, size_t *outlen,
                      nt_err *err)
 {
@@ -80,6 +151,15 @@ nt_status b64_decode(const char *in, size_t len, unsigned char *out, size_t cap,
     size_t body = len - 4; /* every quad but the last has no padding */
     size_t i = 0;
     unsigned char *o = out;
+#ifdef B64_HAVE_AVX2
+    /* The blocks stay before the last quad, and their 32-byte stores inside
+     * the first `need` bytes (the final quad writes at least one byte after
+     * body's 3/4 * body bytes). */
+    if (body >= 64 && b64_avx2_ok()) {
+        i = b64_decode_avx2(s, body, out, need);
+        o += i / 4 * 3;
+    }
+#endif
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     /* Fast path: four table loads, three ORs and one 4-byte store per quad.
      * The store writes one byte past the quad's three, which the next quad

@@ -35,6 +35,15 @@
  * `"v"` for an exact value, the glob's literal with the quote on the anchored
  * side(s) for a wildcard. Any string with bytes JSON might escape (`"`, `\`,
  * `/`, controls, non-ASCII) drops its clause, keeping the filter conservative.
+ * The clauses describe the filter (kql_prefilter_describe); kql_prefilter
+ * itself evaluates a tree with the query's own and/or structure, built from
+ * the same literals (pf_build): an and/or of "one of these literals is in the
+ * record" leaves, where anything else is true. It is at least as strict as the
+ * clauses, and stricter where they lose the structure: the CNF of the seed rule
+ * (organizations ∧ its actions) ∨ (iam ∧ its actions) keeps only
+ * "organizations" ∨ "iam", so an iam GetRole record passed it; the tree drops
+ * it. Conjuncts are ordered cheapest first and each literal is searched at
+ * most once per record (a stack memo, so kql_prefilter never allocates).
  */
 #include "kql.h"
 
@@ -181,6 +190,19 @@ typedef struct kql_clause {
     size_t minlen; /* length of the shortest literal */
 } kql_clause;
 
+/* The prefilter as a tree that keeps the query's and/or structure (see
+ * kql_prefilter): PF_LITS is true when one of its literals is in the record. */
+typedef enum kql_pfop { PF_LITS, PF_AND, PF_OR } kql_pfop;
+
+typedef struct kql_pfnode {
+    kql_pfop op;
+    int kid, next; /* first child, next sibling; -1 = none (PF_AND, PF_OR) */
+    int *lit;      /* PF_LITS: indices into pflits */
+    size_t nlit;
+} kql_pfnode;
+
+#define KQL_PF_MEMO 256 /* literals whose search result kql_prefilter remembers per record */
+
 struct kql_query {
     kql_arena arena;
     nt_field_source src;
@@ -198,6 +220,11 @@ struct kql_query {
     size_t nunknown, unknown_cap;
     kql_clause *clauses;
     size_t nclauses;
+    kql_pfnode *pfnodes; /* in the arena; pfroot -1 = every record passes */
+    size_t npfnodes;
+    int pfroot;
+    kql_pflit *pflits; /* distinct literals of the tree, in the arena */
+    size_t npflits;
 };
 
 /* ------------------------------------------------------- text utilities */
@@ -1776,20 +1803,184 @@ static nt_status pf_finish(kql_query *q, pf_set *set)
     return NT_OK;
 }
 
+/* ---- the tree: the query's and/or structure over literal presence ---- */
+
+/* Index of literal l in q->pflits, added when new; -1 when out of memory. */
+static int pf_lit_index(kql_query *q, size_t *cap, const kql_pflit *l)
+{
+    for (size_t i = 0; i < q->npflits; i++)
+        if (pflit_eq(&q->pflits[i], l)) return (int)i;
+    if (q->npflits == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        kql_pflit *n = arena_alloc(&q->arena, nc * sizeof *n);
+        if (!n) return -1;
+        if (q->npflits) memcpy(n, q->pflits, q->npflits * sizeof *n);
+        q->pflits = n;
+        *cap = nc;
+    }
+    char *d = arena_strndup(&q->arena, l->s, l->n);
+    if (!d) return -1;
+    q->pflits[q->npflits].s = d;
+    q->pflits[q->npflits].n = l->n;
+    return (int)q->npflits++;
+}
+
+typedef struct pf_tree_builder {
+    kql_query *q;
+    kql_arena *ta;
+    size_t nodes_cap, lits_cap;
+} pf_tree_builder;
+
+static int pf_new_node(pf_tree_builder *b, kql_pfop op)
+{
+    kql_query *q = b->q;
+    if (q->npfnodes == b->nodes_cap) {
+        size_t nc = b->nodes_cap ? b->nodes_cap * 2 : 8;
+        kql_pfnode *n = arena_alloc(&q->arena, nc * sizeof *n);
+        if (!n) return -1;
+        if (q->npfnodes) memcpy(n, q->pfnodes, q->npfnodes * sizeof *n);
+        q->pfnodes = n;
+        b->nodes_cap = nc;
+    }
+    kql_pfnode *n = &q->pfnodes[q->npfnodes];
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->kid = n->next = -1;
+    return (int)q->npfnodes++;
+}
+
+/* Rough cost of proving a node false or true: literal searches it may do. */
+static size_t pf_cost(const kql_query *q, int node)
+{
+    const kql_pfnode *n = &q->pfnodes[node];
+    if (n->op == PF_LITS) return n->nlit;
+    size_t c = 0;
+    for (int k = n->kid; k >= 0; k = q->pfnodes[k].next)
+        c += pf_cost(q, k);
+    return c;
+}
+
+/* Builds the tree of program node idx into *out: -1 when it constrains no
+ * bytes (TRUE). Returns NT_ERR_NOMEM or NT_OK. */
+static nt_status pf_build(pf_tree_builder *b, int idx, int *out)
+{
+    kql_query *q = b->q;
+    const kql_enode *e = &q->nodes[idx];
+    *out = -1;
+    if (e->op == E_TERMS) {
+        if (e->field < 0 || !q->src.verbatim || q->src.verbatim(q->src.ctx, e->field) != 1)
+            return NT_OK;
+        size_t k = 0;
+        for (int t = e->arg; t >= 0; t = q->terms[t].next)
+            k++;
+        int *lits = arena_alloc(&q->arena, k * sizeof *lits);
+        if (!lits) return NT_ERR_NOMEM;
+        size_t i = 0;
+        for (int t = e->arg; t >= 0; t = q->terms[t].next) {
+            kql_pflit l;
+            int r = pf_literal(b->ta, &q->terms[t], &l);
+            if (r < 0) return NT_ERR_NOMEM;
+            if (r == 0) return NT_OK; /* one unusable value: any record may match */
+            int li = pf_lit_index(q, &b->lits_cap, &l);
+            if (li < 0) return NT_ERR_NOMEM;
+            int dup = 0;
+            for (size_t j = 0; j < i && !dup; j++)
+                dup = lits[j] == li;
+            if (!dup) lits[i++] = li;
+        }
+        int n = pf_new_node(b, PF_LITS);
+        if (n < 0) return NT_ERR_NOMEM;
+        q->pfnodes[n].lit = lits;
+        q->pfnodes[n].nlit = i;
+        *out = n;
+        return NT_OK;
+    }
+    if (e->op != E_AND && e->op != E_OR) return NT_OK; /* NOT, EXISTS, RANGE, TRUE */
+    int first = -1, count = 0;
+    for (int k = e->kid; k >= 0; k = q->nodes[k].next) {
+        int kid;
+        if (pf_build(b, k, &kid) != NT_OK) return NT_ERR_NOMEM;
+        if (kid < 0) {
+            if (e->op == E_OR) return NT_OK; /* one unconstrained alternative */
+            continue;                        /* AND: drop the unconstrained part */
+        }
+        /* insert by cost, cheapest first, so a conjunction fails early */
+        size_t c = pf_cost(q, kid);
+        int *link = &first;
+        while (*link >= 0 && pf_cost(q, *link) <= c)
+            link = &q->pfnodes[*link].next;
+        q->pfnodes[kid].next = *link;
+        *link = kid;
+        count++;
+    }
+    if (count == 0) return NT_OK;
+    if (count == 1) {
+        *out = first;
+        return NT_OK;
+    }
+    int n = pf_new_node(b, e->op == E_AND ? PF_AND : PF_OR);
+    if (n < 0) return NT_ERR_NOMEM;
+    q->pfnodes[n].kid = first;
+    *out = n;
+    return NT_OK;
+}
+
+static nt_status pf_tree(kql_query *q, kql_arena *ta)
+{
+    pf_tree_builder b = {q, ta, 0, 0};
+    q->pfroot = -1;
+    return pf_build(&b, q->root, &q->pfroot);
+}
+
+typedef struct pf_eval {
+    const kql_query *q;
+    const char *raw;
+    size_t len;
+    int clean;                       /* a full search saw no backslash in raw */
+    unsigned char memo[KQL_PF_MEMO]; /* 0 not searched, 1 found, 2 absent */
+} pf_eval;
+
+static int pf_has(pf_eval *ev, int li)
+{
+    if (li < KQL_PF_MEMO && ev->memo[li]) return ev->memo[li] == 1;
+    const kql_pflit *l = &ev->q->pflits[li];
+    int found =
+        nt_search_clean(ev->raw, ev->len, l->s, l->n, ev->clean ? NULL : &ev->clean) != NULL;
+    if (li < KQL_PF_MEMO) ev->memo[li] = found ? 1 : 2;
+    return found;
+}
+
+static int pf_eval_node(pf_eval *ev, int node)
+{
+    const kql_pfnode *n = &ev->q->pfnodes[node];
+    if (n->op == PF_LITS) {
+        for (size_t i = 0; i < n->nlit; i++)
+            if (pf_has(ev, n->lit[i])) return 1;
+        return 0;
+    }
+    for (int k = n->kid; k >= 0; k = ev->q->pfnodes[k].next) {
+        int v = pf_eval_node(ev, k);
+        if (n->op == PF_AND && !v) return 0;
+        if (n->op == PF_OR && v) return 1;
+    }
+    return n->op == PF_AND;
+}
+
 int kql_prefilter(const kql_query *q, const char *raw, size_t len)
 {
-    if (!q || q->nclauses == 0) return 1;
+    if (!q || q->pfroot < 0) return 1;
     if (!raw || len == 0) return 0;
-    for (size_t i = 0; i < q->nclauses; i++) {
-        const kql_clause *c = &q->clauses[i];
-        size_t j = 0;
-        while (j < c->n && !nt_search(raw, len, c->lits[j].s, c->lits[j].n))
-            j++;
-        /* A clause failed: the record cannot match, unless a JSON \u escape
-         * could be hiding one of its literals. */
-        if (j == c->n) return nt_has_unicode_escape(raw, len);
-    }
-    return 1;
+    pf_eval ev;
+    ev.q = q;
+    ev.raw = raw;
+    ev.len = len;
+    ev.clean = 0;
+    memset(ev.memo, 0, q->npflits < KQL_PF_MEMO ? q->npflits : KQL_PF_MEMO);
+    if (pf_eval_node(&ev, q->pfroot)) return 1;
+    /* The record cannot match, unless a JSON \u escape could be hiding one
+     * of the literals (a search that read all of raw may already know there
+     * is no backslash at all). */
+    return ev.clean ? 0 : nt_has_unicode_escape(raw, len);
 }
 
 static void put_bounded(char *buf, size_t cap, size_t *o, const char *s, size_t n)
@@ -1839,6 +2030,7 @@ nt_status kql_compile(const char *text, size_t len, const nt_field_source *src, 
     if (!q) return nt_fail(err, NT_ERR_NOMEM, "out of memory compiling KQL");
     q->src = *src;
     q->root = -1;
+    q->pfroot = -1;
     st = kql_parse_text(&q->arena, text, len, &q->ast, err);
     if (st != NT_OK || !q->ast) {
         if (st == NT_OK) st = nt_fail(err, NT_ERR_INVALID, "the query parsed to nothing");
@@ -1855,7 +2047,9 @@ nt_status kql_compile(const char *text, size_t len, const nt_field_source *src, 
         goto fail;
     }
     pf_set set;
-    if (pf_derive(q, &ta, q->root, &set) != NT_OK || pf_finish(q, &set) != NT_OK) goto oom;
+    if (pf_derive(q, &ta, q->root, &set) != NT_OK || pf_finish(q, &set) != NT_OK ||
+        pf_tree(q, &ta) != NT_OK)
+        goto oom;
     arena_free(&ta);
     *out = q;
     return NT_OK;

@@ -76,10 +76,13 @@ char *kql_ast_json(const kql_query *q);
 nt_status kql_parse_json(const char *text, size_t len, char **json, nt_err *err);
 
 /* Conservative raw-record prefilter: 0 when the raw record bytes cannot match
- * the query, 1 when they may. The query is reduced at compile time to clauses
- * of byte strings (from fields src->verbatim declares); a record passes when
- * every clause has one of its strings in raw. Records containing the bytes
- * `\u` always pass (a JSON escape could hide a string). Never allocates. */
+ * the query, 1 when they may. The query is reduced at compile time to byte
+ * strings (from fields src->verbatim declares) combined with the query's own
+ * and/or structure: a record passes when that formula holds with "the string
+ * is in raw" for each of its leaves (so every clause kql_prefilter_describe
+ * lists has one of its strings in raw, but not every such record passes).
+ * Records containing the bytes `\u` always pass (a JSON escape could hide a
+ * string). Never allocates. */
 int kql_prefilter(const kql_query *q, const char *raw, size_t len);
 
 /* Writes the prefilter clauses as text, e.g.

@@ -1,9 +1,12 @@
 -- bench_common.lua: shared wrk hooks for the newtermsd benchmark (loaded by firehose.lua and eventbridge.lua).
 --
--- Bodies: one per line of an NDJSON file written by gen_deliveries.py; each wrk thread cycles through all of
--- them, starting at a different offset. Firehose bodies get a fresh requestId per request (the part of the
--- line after `"requestId":"` up to the next quote is replaced), so no receiver can short-cut a repeated
--- delivery; the same id goes into X-Amz-Firehose-Request-Id.
+-- Bodies: one per line of an NDJSON file written by gen_deliveries.py. Every request is formatted ONCE, in
+-- init(): for Firehose bodies, IDS (default 2) copies of each body with distinct requestIds (the part of the
+-- line after `"requestId":"` up to the next quote is replaced; the same id goes into
+-- X-Amz-Firehose-Request-Id), so the set of distinct request ids is bodies x IDS per thread. request() only
+-- hands out the next pre-built string. (Building a fresh 1.28 MB body per request made wrk's core the
+-- bottleneck: the service sat at ~20% CPU and "full load" measured the client.) Each wrk thread cycles
+-- through all of them, starting at a different offset.
 --
 -- Rate limiting (wrk2 is not in Debian): when a rate is given, each thread owns an equal share of the
 -- request budget and hands out send slots at start + k/rate; wrk's delay() hook holds a connection until its
@@ -30,8 +33,8 @@ local counter = 1
 
 -- cfg = { path = "/v1/firehose", headers = function(id) return {..} end, rewrite_request_id = bool }
 function M.install(cfg)
-  local heads, tails, n = {}, {}, 0
-  local idx, seq, sent = 0, 0, 0
+  local reqs, sizes, n = {}, {}, 0
+  local idx, sent = 0, 0
   local rate, slot_ms, next_slot = 0, 0, nil
   local nonce = ""
 
@@ -48,27 +51,35 @@ function M.install(cfg)
     -- init() runs in the thread's own Lua state before later threads exist, so the count comes from run.sh
     local nthreads = tonumber(args[4] or "1") or 1
     nonce = args[5] or tostring(os.time())
+    local ids = tonumber(args[6] or "2") or 2
     if not file then
-      error("usage: wrk ... -s script.lua URL -- BODIES.ndjson SECRET [RATE_PER_S] [THREADS] [NONCE]")
+      error("usage: wrk ... -s script.lua URL -- BODIES.ndjson SECRET [RATE_PER_S] [THREADS] [NONCE] [IDS]")
     end
+    local tid = tonumber(wrk.thread:get("tid")) or 1
+    local lines = {}
     for line in io.lines(file) do
-      if #line > 0 then
-        n = n + 1
+      if #line > 0 then lines[#lines + 1] = line end
+    end
+    if #lines == 0 then error("no bodies in " .. file) end
+    for copy = 1, (cfg.rewrite_request_id and ids or 1) do
+      for i, line in ipairs(lines) do
+        local body, hdrs
         if cfg.rewrite_request_id then
           local _, e = line:find('"requestId":"', 1, true)
           local q = line:find('"', e + 1, true)
-          heads[n] = line:sub(1, e)
-          tails[n] = line:sub(q)
+          local rid = string.format("bench-%s-%d-%d-%d", nonce, tid, copy, i)
+          body = line:sub(1, e) .. rid .. line:sub(q)
+          hdrs = cfg.headers(rid, cfg.secret)
         else
-          heads[n] = line
-          tails[n] = ""
+          body = line
+          hdrs = cfg.headers(nil, cfg.secret)
         end
+        n = n + 1
+        reqs[n] = wrk.format("POST", cfg.path, hdrs, body)
+        sizes[n] = #body
       end
     end
-    if n == 0 then error("no bodies in " .. file) end
-    local tid = tonumber(wrk.thread:get("tid")) or 1
     idx = ((tid - 1) * 7) % n
-    seq = 0
     if total_rate > 0 then
       rate = total_rate / nthreads
       slot_ms = 1000 / rate
@@ -77,19 +88,9 @@ function M.install(cfg)
 
   function request()
     idx = idx % n + 1
-    seq = seq + 1
-    local body, hdrs
-    if cfg.rewrite_request_id then
-      local rid = string.format("bench-%s-%d-%d", nonce, tonumber(wrk.thread:get("tid")) or 0, seq)
-      body = heads[idx] .. rid .. tails[idx]
-      hdrs = cfg.headers(rid, cfg.secret)
-    else
-      body = heads[idx]
-      hdrs = cfg.headers(nil, cfg.secret)
-    end
-    sent = sent + #body
+    sent = sent + sizes[idx]
     wrk.thread:set("sent", sent)
-    return wrk.format("POST", cfg.path, hdrs, body)
+    return reqs[idx]
   end
 
   if cfg.paced then

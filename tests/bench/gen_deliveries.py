@@ -8,6 +8,12 @@ What it writes (into --out, default tests/bench/out/):
   firehose_cwl.ndjson   same 500 CloudTrail records per delivery, but as CloudWatch Logs subscription
                         messages: 10 Firehose records, each base64(gzip(DATA_MESSAGE with 50 logEvents))
   eventbridge.ndjson    single EventBridge events, one per line, for POST /v1/eventbridge
+  firehose_mixb.ndjson  Mix B (issue 14): 500 EventBridge-wrapped records per delivery, pretty separators
+                        (`", "`, `": "`), 1% candidates from four principals (organizations ListAccounts /
+                        DescribeOrganization, iam GetAccountSummary), 10% iam.amazonaws.com reads the rule does
+                        not list (GetRole, ListRoles: Terraform, AWS Config, scanners), the rest sts / ec2 / kms
+                        / s3 / logs / lambda / ssm / secretsmanager / monitoring; AssumeRole responses carry
+                        long session tokens and many user agents say `organizations.list-accounts`.
   manifest.json         counts the driver checks the service against: records and rule candidates per
                         body, the distinct (cloud.account.id, user.name) pairs the candidates carry
                         (= the alerts a fresh Redis must produce), mean record sizes.
@@ -375,6 +381,99 @@ class Gen:
             rec["sessionCredentialFromConsole"] = "false"
         return rec, (acct, name)
 
+    # ---- Mix B ---------------------------------------------------------------------------------------
+    def candidate_b(self, i):
+        """Mix B candidates: four principals, ListAccounts / DescribeOrganization / GetAccountSummary."""
+        kind, acct, name = self.discoverers[i % 4]
+        ident = self.iam_user(acct, name) if kind == "IAMUser" else self.assumed(acct, name)
+        if self.r.random() < 0.7:
+            src, action = "organizations.amazonaws.com", self.r.choice(["ListAccounts", "DescribeOrganization"])
+            cmd = "organizations.list-accounts" if action == "ListAccounts" else "organizations.describe-organization"
+        else:
+            src, action, cmd = "iam.amazonaws.com", "GetAccountSummary", "iam.get-account-summary"
+        rec = self.base(src, action, ident, acct, region="us-east-1", ua=self.ua(cmd))
+        return rec, (acct, name)
+
+    def iam_read_b(self):
+        """iam.amazonaws.com reads the rule does not list: Terraform refreshes, AWS Config, CSPM scanners."""
+        account = self.r.choice(ACCOUNTS)
+        who = self.r.random()
+        if who < 0.2:
+            ident = self.assumed(account, "AWSServiceRoleForConfig", invoked_by="config.amazonaws.com")
+            ua = src_ip = "config.amazonaws.com"
+        else:
+            ident = self.assumed(account, self.r.choice(["terraform-apply", "ci-deploy", "cspm-scanner",
+                                                         "DatadogIntegrationRole"]))
+            ua, src_ip = (TF_UA.format(m=self.r.randrange(10, 99)) if who < 0.7 else self.ua("iam.get-role")), None
+        name = self.r.choice(["GetRole", "GetRole", "ListRoles"])
+        rec = self.base("iam.amazonaws.com", name, ident, account, region="us-east-1", src_ip=src_ip, ua=ua)
+        if src_ip:
+            rec.pop("tlsDetails", None)
+        if name == "GetRole":
+            rec["requestParameters"] = {"roleName": self.r.choice(["OrganizationAccountAccessRole",
+                                                                   "eks-node-group-role", "terraform-apply"])}
+        else:
+            rec["requestParameters"] = {"maxItems": 100, "pathPrefix": "/"}
+        return rec
+
+    def sts_assume_b(self):
+        """AssumeRole with a long session token, often on behalf of `aws organizations list-accounts`."""
+        rec = self.sts_assume()
+        rec["responseElements"]["credentials"]["sessionToken"] = base64.b64encode(
+            self.r.randbytes(self.r.randrange(360, 560))).decode()
+        if self.r.random() < 0.5:
+            rec["userAgent"] = self.ua("organizations.list-accounts")
+        return rec
+
+    def logs_lambda_b(self):
+        for _ in range(50):  # lambda_logs_ddb without DynamoDB (not in Mix B's list)
+            rec = self.lambda_logs_ddb()
+            if rec["eventSource"] != "dynamodb.amazonaws.com":
+                return rec
+        return self.lambda_logs_ddb()
+
+    def slim_b(self, rec):
+        """Mix B records are leaner, as many real management events are: no resources list on reads that
+        CloudTrail logs without one, one filter / metric query, and service callers without tlsDetails."""
+        src = rec["eventSource"]
+        if src in ("ec2.amazonaws.com", "ssm.amazonaws.com", "secretsmanager.amazonaws.com", "logs.amazonaws.com",
+                   "monitoring.amazonaws.com", "lambda.amazonaws.com"):
+            rec.pop("resources", None)
+        rp = rec.get("requestParameters") or {}
+        if "filterSet" in rp:
+            rp["filterSet"]["items"] = rp["filterSet"]["items"][:1]
+            rp.pop("instancesSet", None)
+        if "metricDataQueries" in rp:
+            rp["metricDataQueries"] = rp["metricDataQueries"][:1]
+        if src == "s3.amazonaws.com":
+            rec.pop("additionalEventData", None)
+            rec["resources"] = rec["resources"][:1]
+        return rec
+
+    NOISE_B = [("s3_object", 20), ("kms", 18), ("sts_assume_b", 12), ("ec2_describe", 12), ("ssm_secret", 10),
+               ("logs_lambda_b", 14), ("cloudwatch", 4)]
+
+    def batch_b(self, body_index):
+        recs, pairs = [], {}
+        for i in range(CANDIDATES_PER_BODY):
+            rec, pair = self.candidate_b(body_index * CANDIDATES_PER_BODY + i)
+            recs.append(rec)
+            pairs[rec["eventID"]] = pair
+        recs += [self.iam_read_b() for _ in range(RECORDS_PER_BODY // 10)]
+        total = sum(w for _, w in self.NOISE_B)
+        while len(recs) < RECORDS_PER_BODY:
+            x = self.r.randrange(total)
+            for name, w in self.NOISE_B:
+                if x < w:
+                    rec = self.slim_b(getattr(self, name)())
+                    if self.r.random() < 0.08 and rec["eventSource"] != "kms.amazonaws.com":
+                        rec["userAgent"] = self.ua("organizations.list-accounts")
+                    recs.append(rec)
+                    break
+                x -= w
+        self.r.shuffle(recs)
+        return recs, pairs
+
     NOISE = [("s3_object", 26), ("kms", 18), ("sts_assume", 10), ("ec2_describe", 12), ("ssm_secret", 10),
              ("lambda_logs_ddb", 15), ("cloudwatch", 4)]
 
@@ -465,6 +564,20 @@ def main():
     finally:
         for f in files.values():
             f.close()
+    # Mix B: its own generator state, so adding it left the other variants byte for byte as they were
+    gb = Gen(args.seed + 1, g.now_s)
+    pairs_b, sizes_b, bytes_b, rec_b = set(), [], 0, 0
+    with open(os.path.join(args.out, "firehose_mixb.ndjson"), "w") as f:
+        for b in range(args.bodies):
+            recs, pairs = gb.batch_b(b)
+            pairs_b.update(pairs.values())
+            ebs = [json.dumps(gb.eventbridge(r)).encode() for r in recs]
+            sizes_b += [len(e) for e in ebs]
+            rec_b += sum(len(json.dumps(r)) for r in recs)
+            body = firehose_body(gb, ebs)
+            bytes_b += len(body)
+            f.write(body + "\n")
+    pairs_all.update(pairs_b)
     single_candidates = 0
     with open(os.path.join(args.out, "eventbridge.ndjson"), "w") as f:
         made = 0
@@ -485,13 +598,19 @@ def main():
         "mean_record_bytes": round(sizes["record"] / sizes["n"], 1),
         "mean_eventbridge_bytes": round(sizes["eventbridge"] / sizes["n"], 1),
         "mean_body_bytes": {v: round(n / args.bodies) for v, n in body_bytes.items()},
+        "mixb": {"bodies": args.bodies, "records_per_body": RECORDS_PER_BODY,
+                 "candidates_per_body": CANDIDATES_PER_BODY, "iam_other_per_body": RECORDS_PER_BODY // 10,
+                 "mean_record_bytes": round(rec_b / len(sizes_b), 1),
+                 "mean_eventbridge_bytes": round(sum(sizes_b) / len(sizes_b), 1),
+                 "mean_body_bytes": round(bytes_b / args.bodies),
+                 "candidate_pairs": sorted(list(p) for p in pairs_b)},
         "candidate_pairs": sorted(list(p) for p in pairs_all),
         "expected_alerts_fresh_redis": len(pairs_all),
     }
     with open(os.path.join(args.out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
     print(json.dumps({k: manifest[k] for k in ("mean_record_bytes", "mean_eventbridge_bytes", "mean_body_bytes",
-                                               "expected_alerts_fresh_redis")}))
+                                               "expected_alerts_fresh_redis", "mixb")}))
 
 
 if __name__ == "__main__":

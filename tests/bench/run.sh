@@ -24,6 +24,16 @@
 #   perf                 with PERF=1: perf record (DWARF call graphs) of the service for SHORT s under the eb
 #                        and the cwl load; top functions by self and inclusive time go to perf-top.txt
 #   eb_2workers          SHORT NEWTERMSD_WORKERS=2, service unpinned on both cores, wrk -t2 on both too (shared!)
+# Mix B (issue 14), right after the eb steps:
+#   mixb_1core           DUR   Mix B deliveries (500 EventBridge-wrapped records, 10% iam reads the rule skips)
+#   yard_mixb            SHORT yardstick.py: the bare no-HTTP Python loop over the same bodies, on core 0 (ratio ≥4×)
+#   mixb_1core_half      DUR   Mix B paced at half of mixb_1core's req/s                          (p99 ≤10 ms)
+#   mixb_roundN/yard_mixb_roundN  ROUNDS pairs of SHORT runs back to back, for the ratio
+#   yard_eb              SHORT the yardstick over the eb bodies, for the eb ratio
+# wrk sends pre-built requests (bench_common.lua formats IDS copies of every body, each with its own
+# requestId, once at start), so wrk needs ~15% of core 1. A full-load step where the server side (service +
+# redis) used under 90% of core 0 measured something else (the client, or a neighbour on the machine):
+# report.py marks it "not a measurement" and no target is judged on it.
 # Then the service's /metrics are checked against what wrk delivered, and the table is printed (also written
 # to tests/bench/out/results.md). Peak RSS is the service's VmHWM (reset per phase via /proc/PID/clear_refs).
 set -euo pipefail
@@ -40,7 +50,9 @@ PERF=${PERF:-0}
 [ "$SHORT" -le 20 ] || SHORT=20
 KEY=bench-firehose-key-$$
 TOKEN=bench-ingest-token-$$
-PY=${PYTHON:-python3}
+# The fastest python3 here: Debian's optimised build when present (a pyenv build is often ~2× slower).
+if [ -z "${PYTHON:-}" ] && [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=${PYTHON:-python3}; fi
+IDS=${IDS:-2}
 RUN=$OUT/run-$(date +%Y%m%d-%H%M%S)
 RESULTS=$RUN/results.jsonl
 
@@ -69,7 +81,7 @@ fi
 RULES=${RULES:-$SRC/rules}
 
 # ---- corpus ------------------------------------------------------------------------------------------
-if [ ! -s "$OUT/manifest.json" ] || [ "${REGEN:-0}" = 1 ]; then
+if [ ! -s "$OUT/manifest.json" ] || [ ! -s "$OUT/firehose_mixb.ndjson" ] || [ "${REGEN:-0}" = 1 ]; then
     echo "generating deliveries into $OUT"
     "$PY" "$HERE/gen_deliveries.py" --out "$OUT"
 fi
@@ -125,14 +137,24 @@ step() {
     local name=$1 target=$2 kind=$3 script=$4 file=$5 secret=$6 rate=$7 threads=$8 conns=$9 dur=${10}
     local cpus=${11} rpr=${12}
     shift 12
+    local full=0
+    [ "$rate" = 0 ] && full=1
+    # wrk formats every request in init() before it starts its clock: that takes a moment, not counted
     "$PY" "$HERE/report.py" snap "$URL" "$@" >"$RUN/$name.before.json"
-    timeout $(( dur + 15 )) taskset -c "$cpus" wrk -t"$threads" -c"$conns" -d"${dur}s" --timeout 10s --latency \
-        -s "$HERE/$script" "$URL" -- "$file" "$secret" "$rate" "$threads" "$name" >"$RUN/$name.wrk.txt" 2>&1 \
+    timeout $(( dur + 60 )) taskset -c "$cpus" wrk -t"$threads" -c"$conns" -d"${dur}s" --timeout 10s --latency \
+        -s "$HERE/$script" "$URL" -- "$file" "$secret" "$rate" "$threads" "$name" "$IDS" >"$RUN/$name.wrk.txt" 2>&1 \
         || { cat "$RUN/$name.wrk.txt" >&2; die "wrk failed in step $name"; }
     sleep 1  # let in-flight deliveries finish before reading the counters
     "$PY" "$HERE/report.py" snap "$URL" "$@" >"$RUN/$name.after.json"
     "$PY" "$HERE/report.py" step "$RESULTS" "$name" "$RUN/$name.wrk.txt" "$RUN/$name.before.json" \
-        "$RUN/$name.after.json" --target "$target" --kind "$kind" --records-per-request "$rpr"
+        "$RUN/$name.after.json" --target "$target" --kind "$kind" --records-per-request "$rpr" --full-load "$full"
+}
+
+# yard NAME BODIES SECONDS: the no-HTTP Python yardstick on core 0 (the service's core; the service is idle)
+yard() {
+    timeout $(( $3 + 120 )) taskset -c 0 "$PY" "$HERE/yardstick.py" "$2" --seconds "$3" --json >"$RUN/$1.yard.json" \
+        || die "yardstick failed in step $1"
+    "$PY" "$HERE/report.py" yard "$RESULTS" "$1" "$RUN/$1.yard.json"
 }
 
 req_s_of() { "$PY" -c 'import json,sys
@@ -158,6 +180,7 @@ echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine distu
 echo "results: $RUN"
 echo
 
+MIXB=$OUT/firehose_mixb.ndjson
 EB=$OUT/firehose_eb.ndjson BARE=$OUT/firehose_bare.ndjson CWL=$OUT/firehose_cwl.ndjson SINGLE=$OUT/eventbridge.ndjson
 
 # ---- one core: newtermsd + redis on core 0, the Python reference on core 0 too (idle unless measured), wrk on core 1
@@ -204,6 +227,17 @@ for i in $(seq 1 "${ROUNDS:-3}"); do
 done
 stop_pid "$REF_PID"
 stop_pid "$REFF_PID"
+# ---- Mix B and the no-HTTP yardstick, both on core 0
+sstep warmup_mixb firehose firehose.lua "$MIXB" "$KEY" 0 1 "$CONNS" 3 1 500
+sstep mixb_1core firehose firehose.lua "$MIXB" "$KEY" 0 1 "$CONNS" "$DUR" 1 500
+yard yard_mixb "$MIXB" "$SHORT"
+HALF=$("$PY" -c 'import sys; print(round(float(sys.argv[1]) / 2, 1))' "$(req_s_of mixb_1core)")
+sstep mixb_1core_half firehose firehose.lua "$MIXB" "$KEY" "$HALF" 1 "$CONNS" "$DUR" 1 500
+for i in $(seq 1 "${ROUNDS:-3}"); do
+    sstep "mixb_round$i" firehose firehose.lua "$MIXB" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
+    yard "yard_mixb_round$i" "$MIXB" "$SHORT"
+done
+yard yard_eb "$EB" "$SHORT"
 URL=$SVC_URL
 curl -fsS -H "Authorization: Bearer bench-read-$$" "$URL/api/v1/alerts?limit=1000" >"$RUN/alerts.json" || true
 profile() { # name bodies: perf record (DWARF call graphs) of the service for SHORT s under full load
@@ -224,6 +258,7 @@ profile() { # name bodies: perf record (DWARF call graphs) of the service for SH
 }
 if [ "$PERF" = 1 ]; then
     profile eb "$EB"
+    profile mixb "$MIXB"
     profile cwl "$CWL"
     cat "$RUN"/perf-top-*.txt >"$RUN/perf-top.txt"
 fi

@@ -19,6 +19,8 @@
  *     errors carry one of the documented statuses and a message.
  *   - pipeline: the raw-byte KQL prefilter never changes the observations
  *     (the same delivery with and without it yields the same alert ids).
+ *   - b64_decode (AVX2 blocks where the CPU has them) accepts exactly what a
+ *     one-character-at-a-time decoder accepts, and decodes to the same bytes.
  *   - ctview: a verbatim field's values appear quoted in the raw record when
  *     the record has no JSON escapes (the prefilter depends on that).
  *   - KQL: whatever the query, an event it matches passes its prefilter;
@@ -648,8 +650,57 @@ static void pipeline_twice(const fuzz_env *env, const char *b64, size_t b64len, 
     free(without.ids);
 }
 
+/* Strict base64 one character at a time: 1 and the bytes when in[0..len)
+ * is valid (padded, '=' only at the end, zero padding bits), else 0. */
+static int b64_reference(const char *in, size_t len, unsigned char *out, size_t *outlen)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (len % 4) return 0;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        unsigned v[4], pad = 0;
+        for (size_t k = 0; k < 4; k++) {
+            char c = in[i + k];
+            const char *at = c ? strchr(alphabet, c) : NULL;
+            if (c == '=' && i + 4 == len && k >= 2 && (k == 3 || in[i + 3] == '=')) {
+                v[k] = 0;
+                pad++;
+            } else if (at && !pad) {
+                v[k] = (unsigned)(at - alphabet);
+            } else {
+                return 0;
+            }
+        }
+        unsigned x = v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3];
+        if ((pad == 1 && (v[2] & 3)) || (pad == 2 && (v[1] & 15))) return 0;
+        out[o++] = (unsigned char)(x >> 16);
+        if (pad < 2) out[o++] = (unsigned char)(x >> 8);
+        if (pad < 1) out[o++] = (unsigned char)x;
+    }
+    *outlen = o;
+    return 1;
+}
+
+static void b64_against_reference(const char *b64, size_t len)
+{
+    size_t cap = b64_decoded_max(len) + 1;
+    unsigned char *a = malloc(cap), *b = malloc(cap);
+    FUZZ_CHECK(a && b, "out of memory");
+    size_t alen = 0, blen = 0;
+    nt_err err;
+    int ok = b64_decode(b64, len, a, cap, &alen, &err) == NT_OK;
+    int ref = b64_reference(b64, len, b, &blen);
+    FUZZ_CHECK(ok == ref, "b64_decode says %s, the reference %s", ok ? "valid" : "invalid",
+               ref ? "valid" : "invalid");
+    FUZZ_CHECK(!ok || (alen == blen && memcmp(a, b, alen) == 0), "b64_decode's bytes differ");
+    free(a);
+    free(b);
+}
+
 static void record_b64(const fuzz_env *env, const char *b64, size_t len)
 {
+    b64_against_reference(b64, len);
     dec_buf scratch;
     dec_buf_init(&scratch);
     for (size_t index = 0; index < 2; index++) { /* twice: grown buffers are reused */

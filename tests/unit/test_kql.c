@@ -551,10 +551,21 @@ static const struct {
      0},
     /* the same unrelated record, but with a \u escape somewhere: must pass */
     {"{\"data_stream\":{\"dataset\":\"aws.guardduty\"},\"x\":\"caf\\u00e9\"}", 1},
-    /* every clause present */
+    /* every clause present, but no action of the iam branch: the query's
+     * structure, (organizations and its actions) or (iam and its actions),
+     * rules it out (an iam GetRole record is never parsed) */
     {"{\"data_stream\":{\"dataset\":\"aws.cloudtrail\"},\"event\":{\"outcome\":\"success\","
-     "\"provider\":\"iam.amazonaws.com\"}}",
+     "\"provider\":\"iam.amazonaws.com\",\"action\":\"GetRole\"}}",
+     0},
+    /* the iam provider with an iam action */
+    {"{\"data_stream\":{\"dataset\":\"aws.cloudtrail\"},\"event\":{\"outcome\":\"success\","
+     "\"provider\":\"iam.amazonaws.com\",\"action\":\"GetAccountSummary\"}}",
      1},
+    /* an organizations action beside the iam provider: the branches cross,
+     * which the clauses alone could not tell from a match */
+    {"{\"data_stream\":{\"dataset\":\"aws.cloudtrail\"},\"event\":{\"outcome\":\"success\","
+     "\"provider\":\"iam.amazonaws.com\",\"action\":\"ListAccounts\"}}",
+     0},
     {"", 0},
 };
 
@@ -596,6 +607,43 @@ static const struct {
     {"a: { b: \"q\" }", "\"q\""},
     {"", ""},
 };
+
+static const struct {
+    const char *query;
+    const char *raw;
+    int want;
+} prefilter_trees[] = {
+    {"(a: x and b: yy) or (a: z and b: ww)", "{\"a\":\"x\",\"b\":\"yy\"}", 1},
+    {"(a: x and b: yy) or (a: z and b: ww)", "{\"a\":\"z\",\"b\":\"ww\"}", 1},
+    /* every CNF clause holds ("x" or "z", "yy" or "ww", ...), the structure does not */
+    {"(a: x and b: yy) or (a: z and b: ww)", "{\"a\":\"x\",\"b\":\"ww\"}", 0},
+    {"(a: x and b: yy) or (a: z and b: ww)", "{\"a\":\"x\",\"b\":\"w\\u0077\"}", 1},
+    {"a: x and not b: y", "{\"a\":\"x\",\"b\":\"y\"}", 1}, /* not: no constraint */
+    {"a: x and not b: y", "{\"a\":\"q\",\"b\":\"y\"}", 0},
+    {"a: x or b: *", "{\"c\":1}", 1},
+    {"a: x and (b: yy or n: 5)", "{\"a\":\"x\"}", 1}, /* n is typed: unconstrained */
+    {"a: x and (b: yy or c: *zz*)", "{\"a\":\"x\",\"c\":\"azzb\"}", 1},
+    {"a: x and (b: yy or c: *zz*)", "{\"a\":\"x\",\"c\":\"azb\"}", 0},
+    {"a: (x or yy) and b: (x or yy)", "{\"a\":\"x\",\"b\":\"x\"}", 1}, /* one search, remembered */
+};
+
+START_TEST(prefilter_follows_the_and_or_structure)
+{
+    doc_src s = {0};
+    json_t *typed = json_pack("[s]", "n");
+    s.typed = typed;
+    nt_field_source src = source_of(&s);
+    kql_query *q = NULL;
+    nt_err err = {{0}};
+    const char *qt = prefilter_trees[_i].query, *raw = prefilter_trees[_i].raw;
+    ck_assert_msg(kql_compile(qt, strlen(qt), &src, &q, &err) == NT_OK, "%s: %s", qt, err.msg);
+    ck_assert_msg(kql_prefilter(q, raw, strlen(raw)) == prefilter_trees[_i].want,
+                  "%s on %s: want %d", qt, raw, prefilter_trees[_i].want);
+    kql_free(q);
+    src_done(&s);
+    json_decref(typed);
+}
+END_TEST
 
 START_TEST(prefilter_clauses_follow_the_query_shape)
 {
@@ -1116,6 +1164,8 @@ static Suite *kql_suite(void)
     tcase_add_test(tc, prefilter_of_the_seed_rule_has_three_clauses_most_selective_first);
     tcase_add_loop_test(tc, prefilter_rejects_unrelated_records_and_passes_escaped_ones, 0,
                         (int)(sizeof seed_raw / sizeof seed_raw[0]));
+    tcase_add_loop_test(tc, prefilter_follows_the_and_or_structure, 0,
+                        (int)(sizeof prefilter_trees / sizeof prefilter_trees[0]));
     tcase_add_loop_test(tc, prefilter_clauses_follow_the_query_shape, 0,
                         (int)(sizeof prefilter_shapes / sizeof prefilter_shapes[0]));
     tcase_add_loop_test(tc, malformed_queries_fail_with_line_and_column, 0,

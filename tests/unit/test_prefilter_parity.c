@@ -9,7 +9,14 @@
  * misses for every query and threshold rule; the other files are also tried
  * with provider/action pairs planted, so more rules get records that reach
  * their queries.
+ * Each file is also tried with provider/action pairs that cross the branches
+ * of an (A and B) or (C and D) query (iam GetRole, iam ListAccounts,
+ * organizations GetAccountSummary), which the structured prefilter rejects
+ * without parsing. Every unit also goes in as the base64 "data" of a Firehose
+ * record (the AVX2 decoder and the prefilter on the decoded bytes): the same
+ * candidates.
  */
+#include "base64.h"
 #include "pipeline.h"
 #include "rule.h"
 #include "testutil.h"
@@ -45,13 +52,23 @@ static void corpus_walk(corpus *c, const char *dir)
     tu_walk(dir, NULL, 8, corpus_add_file, c);
 }
 
-/* Candidates of one unit, as "rule_id term_hash alert_id" lines. */
-static char *candidates(const char *text, int prefilter)
+/* Candidates of one unit, as "rule_id term_hash alert_id" lines; as_b64: the
+ * unit is the base64 data of a Firehose record. */
+static char *candidates_of(const char *text, int prefilter, int as_b64)
 {
     pipe_run p;
     pipe_init(&p, rules, NULL, 1795843752000);
     p.prefilter = prefilter;
-    pipe_unit(&p, 0, 0, text, strlen(text));
+    if (as_b64) {
+        size_t n = strlen(text), cap = b64_encoded_len(n) + 1, elen = 0;
+        char *b64 = malloc(cap);
+        ck_assert_ptr_nonnull(b64);
+        ck_assert_int_eq(b64_encode((const unsigned char *)text, n, b64, cap, &elen, NULL), NT_OK);
+        pipe_firehose_record(&p, 0, b64, elen, 0);
+        free(b64);
+    } else {
+        pipe_unit(&p, 0, 0, text, strlen(text));
+    }
     size_t cap = 64 + p.n_obs * 400, used = 0;
     char *out = malloc(cap);
     out[0] = 0;
@@ -63,16 +80,25 @@ static char *candidates(const char *text, int prefilter)
     return out;
 }
 
+static char *candidates(const char *text, int prefilter)
+{
+    return candidates_of(text, prefilter, 0);
+}
+
 static size_t compared, with_candidates;
 
 static void check_parity(const char *text, const char *what)
 {
     char *a = candidates(text, 1), *b = candidates(text, 0);
     ck_assert_msg(strcmp(a, b) == 0, "%s: with prefilter:\n%s\nwithout:\n%s", what, a, b);
+    char *c = candidates_of(text, 1, 1);
+    ck_assert_msg(strcmp(c, b) == 0, "%s: as Firehose base64 with prefilter:\n%s\nwithout:\n%s",
+                  what, c, b);
     compared++;
     if (*b) with_candidates++;
     free(a);
     free(b);
+    free(c);
 }
 
 START_TEST(the_prefilter_never_changes_a_candidate)
@@ -113,6 +139,9 @@ START_TEST(the_prefilter_never_changes_a_candidate)
             {"signin.amazonaws.com", "ConsoleLogin"},
             {"lambda.amazonaws.com", "Invoke"},
             {"secretsmanager.amazonaws.com", "GetSecretValue"},
+            {"iam.amazonaws.com", "GetRole"},
+            {"iam.amazonaws.com", "ListAccounts"},
+            {"organizations.amazonaws.com", "GetAccountSummary"},
         };
         for (size_t k = 0; k < sizeof pairs / sizeof pairs[0]; k++) {
             json_object_set_new(doc, "eventSource", json_string(pairs[k][0]));

@@ -34,6 +34,33 @@ START_TEST(agrees_with_memmem_on_random_text)
 }
 END_TEST
 
+/* nt_search_clean finds what nt_search finds, and sets *clean exactly when
+ * there is no match and no backslash anywhere: a backslash at every position
+ * of every length up to 200 (the vector loop's first and last bytes, the
+ * tail after it) must be seen. */
+START_TEST(clean_is_set_only_without_a_match_and_without_a_backslash)
+{
+    char hay[201];
+    for (size_t n = 0; n <= 200; n++) {
+        for (size_t bs = 0; bs <= n; bs++) { /* bs == n: no backslash */
+            for (size_t k = 0; k < n; k++)
+                hay[k] = "abcdefgh.\"ListAccounts"[k % 8];
+            if (bs < n) hay[bs] = '\\';
+            for (size_t w = 0; w < sizeof needles / sizeof needles[0]; w++) {
+                const char *nd = needles[w];
+                size_t m = strlen(nd);
+                int clean = 0;
+                const char *got = nt_search_clean(hay, n, nd, m, &clean);
+                ck_assert_ptr_eq(got, memmem(hay, n, nd, m));
+                int want = !got && bs == n;
+                ck_assert_msg(clean == want, "n %zu backslash at %zu needle %s: clean %d", n, bs,
+                              nd, clean);
+            }
+        }
+    }
+}
+END_TEST
+
 START_TEST(edge_lengths)
 {
     ck_assert_ptr_null(nt_search("abc", 3, "abcd", 4));
@@ -226,8 +253,10 @@ static Suite *search_suite(void)
 {
     Suite *s = suite_create("search");
     TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60); /* the backslash-at-every-position sweep, on a shared machine */
     tcase_add_loop_test(tc, agrees_with_memmem_on_random_text, 0, 8);
     tcase_add_test(tc, edge_lengths);
+    tcase_add_test(tc, clean_is_set_only_without_a_match_and_without_a_backslash);
     tcase_add_test(tc, unicode_escapes_are_found);
     tcase_add_loop_test(tc, the_structure_scan_accepts_complete_json_and_refuses_broken_units, 0,
                         (int)(sizeof structure_cases / sizeof structure_cases[0]));
