@@ -109,7 +109,7 @@ typedef struct store_config {
     int command_timeout_ms;        /* > 0 */
     nt_time_ms alert_retention_ms; /* > 0 */
     size_t alert_cap;              /* > 0 */
-    size_t reject_cap;             /* 0 = keep no dead-lettered record (store_reject_push stores nothing) */
+    size_t reject_cap; /* 0 = keep no dead-lettered record (store_reject_push stores nothing) */
 } store_config;
 
 /* A parsed Redis URL. Strings are owned (store_url_clear frees them). */
