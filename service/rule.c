@@ -141,7 +141,7 @@ static void lint_term(void *ud, const char *field, const char *value, size_t len
 /* source.as.* / source.geo.*: fields a GeoIP database gives. */
 static int is_enrichment_field(const char *name)
 {
-    return strncmp(name, "source.as.", 10) == 0 || strncmp(name, "source.geo.", 11) == 0;
+    return name && (strncmp(name, "source.as.", 10) == 0 || strncmp(name, "source.geo.", 11) == 0);
 }
 
 static nt_status load_terms(nt_rule *r, json_t *doc, ct_schema *schema, nt_err *err)
