@@ -33,8 +33,11 @@
  * one clause from each child (only if every child has one), NOT/EXISTS/RANGE
  * give none. Strings come only from fields the source declares verbatim:
  * `"v"` for an exact value, the glob's literal with the quote on the anchored
- * side(s) for a wildcard. Any string with bytes JSON might escape (`"`, `\`,
- * `/`, controls, non-ASCII) drops its clause, keeping the filter conservative.
+ * side(s) for a wildcard. Bytes JSON might escape (`"`, `\`, `/`, controls,
+ * non-ASCII) are never searched: the literal is the value's longest run
+ * without them (a general glob's too, between its wildcards), quoted only on
+ * a side where the run is anchored; a value made only of such bytes gives
+ * no clause. So the filter stays conservative.
  * The clauses describe the filter (kql_prefilter_describe); kql_prefilter
  * itself evaluates a tree with the query's own and/or structure, built from
  * the same literals (pf_build): an and/or of "one of these literals is in the
@@ -1619,35 +1622,83 @@ typedef struct pf_set {
     size_t n;
 } pf_set;
 
-/* 1 when s[0..n) appears byte-for-byte in any JSON encoding of it. */
-static int pf_usable(const char *s, size_t n)
+/* 1 when JSON may write byte ch escaped (so it is not searched verbatim). */
+static int pf_escapable(unsigned char ch)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\' || ch == '/' || ch < 0x20 || ch >= 0x7F) return 0;
-    }
-    return 1;
+    return ch == '"' || ch == '\\' || ch == '/' || ch < 0x20 || ch >= 0x7F;
 }
 
+/* The literal every JSON encoding of a matching value contains: the longest
+ * run of bytes JSON never escapes, with the quote on each side the run is
+ * anchored at (the value's start or end). An exact value or a glob's single
+ * literal is one candidate run; a general glob's literal runs between its
+ * wildcards are the others. An empty run gives a literal only when anchored
+ * on both sides (the empty value, `""`). */
+#define PF_MIN_RUN 1
 static int pf_literal(kql_arena *ta, const kql_term *t, kql_pflit *out)
 {
-    const char *s = t->text;
-    size_t n = t->len;
-    int lead = 1, trail = 1;
-    if (t->wild) {
+    const char *best = NULL;
+    size_t best_n = 0;
+    int best_lead = 0, best_trail = 0;
+    /* A candidate run [s, s+n) that may start at the value's start (lead)
+     * and/or end at its end (trail): split it at escapable bytes. */
+#define PF_RUNS(S, N, LEAD, TRAIL)                                                                 \
+    do {                                                                                           \
+        const char *rs_ = (S);                                                                     \
+        size_t rn_ = (N), st_ = 0;                                                                 \
+        for (size_t i_ = 0; i_ <= rn_; i_++) {                                                     \
+            if (i_ < rn_ && !pf_escapable((unsigned char)rs_[i_])) continue;                       \
+            size_t len_ = i_ - st_;                                                                \
+            int l_ = (LEAD) && st_ == 0, t_ = (TRAIL) && i_ == rn_;                                \
+            if (len_ + (size_t)l_ + (size_t)t_ >                                                   \
+                    best_n + (size_t)best_lead + (size_t)best_trail &&                             \
+                (len_ > 0 || (l_ && t_))) {                                                        \
+                best = rs_ + st_;                                                                  \
+                best_n = len_;                                                                     \
+                best_lead = l_;                                                                    \
+                best_trail = t_;                                                                   \
+            }                                                                                      \
+            st_ = i_ + 1;                                                                          \
+        }                                                                                          \
+    } while (0)
+    if (!t->wild) {
+        PF_RUNS(t->text, t->len, 1, 1);
+    } else if (t->glob.kind == NT_GLOB_GENERAL) {
+        /* Each run of literal bytes between wildcard ops, copied (the arena
+         * keeps the one chosen). */
+        const uint16_t *ops = t->glob.ops;
+        size_t i = 0, m = t->glob.ops_len;
+        while (i < m) {
+            if (ops[i] > 255) {
+                i++;
+                continue;
+            }
+            size_t j = i;
+            while (j < m && ops[j] <= 255)
+                j++;
+            char *seg = arena_alloc(ta, j - i);
+            if (!seg) return -1;
+            for (size_t k = i; k < j; k++)
+                seg[k - i] = (char)ops[k];
+            PF_RUNS(seg, j - i, i == 0, j == m);
+            i = j;
+        }
+    } else {
+        const char *s;
+        size_t n;
         nt_glob_longest_literal(&t->glob, &s, &n);
         if (!s || n == 0) return 0;
-        lead = t->glob.kind == NT_GLOB_EXACT || t->glob.kind == NT_GLOB_PREFIX;
-        trail = t->glob.kind == NT_GLOB_EXACT || t->glob.kind == NT_GLOB_SUFFIX;
+        PF_RUNS(s, n, t->glob.kind == NT_GLOB_PREFIX, t->glob.kind == NT_GLOB_SUFFIX);
     }
-    if (!pf_usable(s, n)) return 0;
-    char *d = arena_alloc(ta, n + 2);
+#undef PF_RUNS
+    if (!best || (best_n < PF_MIN_RUN && !(best_lead && best_trail))) return 0;
+    char *d = arena_alloc(ta, best_n + 2);
     if (!d) return -1;
     size_t o = 0;
-    if (lead) d[o++] = '"';
-    if (n) memcpy(d + o, s, n);
-    o += n;
-    if (trail) d[o++] = '"';
+    if (best_lead) d[o++] = '"';
+    if (best_n) memcpy(d + o, best, best_n);
+    o += best_n;
+    if (best_trail) d[o++] = '"';
     out->s = d;
     out->n = o;
     return 1;

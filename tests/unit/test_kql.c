@@ -590,17 +590,20 @@ static const struct {
     {"a: x*", "\"x"},
     {"a: *x", "x\""},
     {"a: *mid*", "mid"},
-    {"a: *x*y*", ""}, /* general pattern: no literal */
+    {"a: *x*y*", "x"}, /* general pattern: its longest literal run, unquoted */
     {"a: (x or y)", "(\"x\" OR \"y\")"},
     {"a: x or b: *yy*", "(\"x\" OR yy)"},
     {"a: x or b: *", ""}, /* exists gives no clause, so the OR gives none */
     {"not a: x", ""},
     {"a > 5", ""},
-    {"a: \"x/y\"", ""},       /* '/' may be escaped as \/ in JSON */
-    {"a: \"caf\u00e9\"", ""}, /* non-ASCII may be \u-escaped */
-    {"a: \"say \\\"hi\\\"\"", ""},
-    {"a: (x or \"y/z\")", ""}, /* one unusable alternative drops the clause */
-    {"n: 5", ""},              /* n is not verbatim (typed) */
+    {"a: \"x/y\"", "\"x"},               /* '/' may be escaped as \/ in JSON: the run before it */
+    {"a: \"caf\u00e9\"", "\"caf"},       /* non-ASCII may be \u-escaped */
+    {"a: \"say \\\"hi\\\"\"", "\"say "}, /* the longest run JSON never escapes */
+    {"a: *role/AgentCore-*", "AgentCore-"},
+    {"a: *role/*BedrockAgentCore*", "BedrockAgentCore"},
+    {"a: arn*role/x", "\"arn"},
+    {"a: (x or \"y/z\")", "(\"x\" OR \"y)"}, /* each alternative keeps a run */
+    {"n: 5", ""},                            /* n is not verbatim (typed) */
     {"a: x and b: longer and a: x", "\"longer\" AND \"x\""},
     {"a: x and (a: x or b: y)", "\"x\""},                    /* the OR clause is implied by "x" */
     {"(a: x and b: yyyy) or c: zz", "(\"yyyy\" OR \"zz\")"}, /* longest of equally short */
