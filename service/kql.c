@@ -1989,10 +1989,22 @@ typedef struct pf_eval {
     size_t len;
     int clean;                       /* a full search saw no backslash in raw */
     unsigned char memo[KQL_PF_MEMO]; /* 0 not searched, 1 found, 2 absent */
+    const int *gmap;                 /* shared: query literal -> table literal, else NULL */
+    kql_pfrec *rec;                  /* shared: the record's memo and clean flag */
 } pf_eval;
 
 static int pf_has(pf_eval *ev, int li)
 {
+    if (ev->gmap) {
+        int gi = ev->gmap[li];
+        kql_pfrec *r = ev->rec;
+        if (r->memo[gi]) return r->memo[gi] == 1;
+        const kql_pflit *l = &ev->q->pflits[li];
+        int found =
+            nt_search_clean(r->raw, r->len, l->s, l->n, r->clean ? NULL : &r->clean) != NULL;
+        r->memo[gi] = found ? 1 : 2;
+        return found;
+    }
     if (li < KQL_PF_MEMO && ev->memo[li]) return ev->memo[li] == 1;
     const kql_pflit *l = &ev->q->pflits[li];
     int found =
@@ -2026,12 +2038,120 @@ int kql_prefilter(const kql_query *q, const char *raw, size_t len)
     ev.raw = raw;
     ev.len = len;
     ev.clean = 0;
+    ev.gmap = NULL;
+    ev.rec = NULL;
     memset(ev.memo, 0, q->npflits < KQL_PF_MEMO ? q->npflits : KQL_PF_MEMO);
     if (pf_eval_node(&ev, q->pfroot)) return 1;
     /* The record cannot match, unless a JSON \u escape could be hiding one
      * of the literals (a search that read all of raw may already know there
      * is no backslash at all). */
     return ev.clean ? 0 : nt_has_unicode_escape(raw, len);
+}
+
+struct kql_pfshare {
+    const kql_query **qs; /* owned array; the queries are not */
+    size_t nq;
+    int **map;      /* map[qi][li]: table index of the query's literal li (NULL: none) */
+    size_t nlits;   /* distinct literals */
+    kql_pflit *lit; /* the distinct literals, pointing into the queries */
+};
+
+void kql_pfshare_free(kql_pfshare *s)
+{
+    if (!s) return;
+    if (s->map)
+        for (size_t i = 0; i < s->nq; i++)
+            free(s->map[i]);
+    free(s->map);
+    free(s->qs);
+    free(s->lit);
+    free(s);
+}
+
+static uint64_t pf_hash(const kql_pflit *l)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < l->n; i++)
+        h = (h ^ (unsigned char)l->s[i]) * 1099511628211ULL;
+    return h;
+}
+
+kql_pfshare *kql_pfshare_new(const kql_query *const *qs, size_t n)
+{
+    kql_pfshare *s = calloc(1, sizeof *s);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        if (qs[i]) total += qs[i]->npflits;
+    size_t hcap = 16;
+    while (hcap < total * 2)
+        hcap *= 2;
+    int *slot = malloc(hcap * sizeof *slot); /* open addressing: table index or -1 */
+    if (!s || !slot) goto fail;
+    s->nq = n;
+    s->qs = malloc((n ? n : 1) * sizeof *s->qs);
+    s->map = calloc(n ? n : 1, sizeof *s->map);
+    if (!s->qs || !s->map) goto fail;
+    for (size_t i = 0; i < n; i++)
+        s->qs[i] = qs[i];
+    s->lit = malloc((total ? total : 1) * sizeof *s->lit);
+    if (!s->map || !s->lit) goto fail;
+    for (size_t i = 0; i < hcap; i++)
+        slot[i] = -1;
+    for (size_t qi = 0; qi < n; qi++) {
+        const kql_query *q = qs[qi];
+        if (!q || !q->npflits) continue;
+        s->map[qi] = malloc(q->npflits * sizeof *s->map[qi]);
+        if (!s->map[qi]) goto fail;
+        for (size_t li = 0; li < q->npflits; li++) {
+            const kql_pflit *l = &q->pflits[li];
+            size_t h = (size_t)(pf_hash(l) & (hcap - 1));
+            while (slot[h] >= 0 && !pflit_eq(&s->lit[slot[h]], l))
+                h = (h + 1) & (hcap - 1);
+            if (slot[h] < 0) {
+                slot[h] = (int)s->nlits;
+                s->lit[s->nlits++] = *l;
+            }
+            s->map[qi][li] = slot[h];
+        }
+    }
+    free(slot);
+    return s;
+fail:
+    free(slot);
+    kql_pfshare_free(s);
+    return NULL;
+}
+
+size_t kql_pfshare_nlits(const kql_pfshare *s)
+{
+    return s ? s->nlits : 0;
+}
+
+void kql_pfrec_reset(kql_pfrec *r, const kql_pfshare *s, const char *raw, size_t len)
+{
+    r->raw = raw;
+    r->len = len;
+    r->clean = 0;
+    r->uescape = 0;
+    if (s->nlits) memset(r->memo, 0, s->nlits);
+}
+
+int kql_prefilter_shared(const kql_pfshare *s, size_t qi, kql_pfrec *r)
+{
+    const kql_query *q = s->qs[qi];
+    if (!q || q->pfroot < 0) return 1;
+    if (!r->raw || r->len == 0) return 0;
+    pf_eval ev;
+    ev.q = q;
+    ev.raw = r->raw;
+    ev.len = r->len;
+    ev.clean = 0;
+    ev.gmap = s->map[qi];
+    ev.rec = r;
+    if (pf_eval_node(&ev, q->pfroot)) return 1;
+    if (r->clean) return 0;
+    if (!r->uescape) r->uescape = nt_has_unicode_escape(r->raw, r->len) ? 1 : 2;
+    return r->uescape == 1;
 }
 
 static void put_bounded(char *buf, size_t cap, size_t *o, const char *s, size_t n)

@@ -53,12 +53,14 @@ static void corpus_walk(corpus *c, const char *dir)
 }
 
 /* Candidates of one unit, as "rule_id term_hash alert_id" lines; as_b64: the
- * unit is the base64 data of a Firehose record. */
+ * unit is the base64 data of a Firehose record. prefilter: 0 none, 1 each
+ * rule's own, 2 the rules' literals shared (searched once per unit). */
 static char *candidates_of(const char *text, int prefilter, int as_b64)
 {
     pipe_run p;
     pipe_init(&p, rules, NULL, 1795843752000);
-    p.prefilter = prefilter;
+    p.prefilter = prefilter != 0;
+    p.pf_shared = prefilter == 2;
     if (as_b64) {
         size_t n = strlen(text), cap = b64_encoded_len(n) + 1, elen = 0;
         char *b64 = malloc(cap);
@@ -89,9 +91,11 @@ static size_t compared, with_candidates;
 
 static void check_parity(const char *text, const char *what)
 {
-    char *a = candidates(text, 1), *b = candidates(text, 0);
+    char *a = candidates(text, 2), *b = candidates(text, 0), *d = candidates(text, 1);
     ck_assert_msg(strcmp(a, b) == 0, "%s: with prefilter:\n%s\nwithout:\n%s", what, a, b);
-    char *c = candidates_of(text, 1, 1);
+    ck_assert_msg(strcmp(d, b) == 0, "%s: with per-rule prefilter:\n%s\nwithout:\n%s", what, d, b);
+    free(d);
+    char *c = candidates_of(text, 2, 1);
     ck_assert_msg(strcmp(c, b) == 0, "%s: as Firehose base64 with prefilter:\n%s\nwithout:\n%s",
                   what, c, b);
     compared++;
