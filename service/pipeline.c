@@ -8,6 +8,7 @@
  */
 #include "pipeline.h"
 
+#include "jsonout.h"
 #include "kql.h"
 #include "search.h"
 
@@ -172,7 +173,7 @@ static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
     }
     if (o->mode == STORE_OBS_LIVE) {
         json_t *alert = engine_alert(c, ev, cc->clock);
-        it->alert_text = alert ? json_dumps(alert, JSON_COMPACT) : NULL;
+        it->alert_text = alert ? nt_json_dumps(alert) : NULL; /* = json_dumps, faster */
         if (!it->alert_text) {
             json_decref(alert);
             free(it->account);
