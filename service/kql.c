@@ -1913,40 +1913,114 @@ static size_t pf_cost(const kql_query *q, int node)
 
 /* Builds the tree of program node idx into *out: -1 when it constrains no
  * bytes (TRUE). Returns NT_ERR_NOMEM or NT_OK. */
+/* For a field whose values are verbatim strings or the texts of number and
+ * boolean leaves (verbatim == 2): 1 when no such text can contain literal
+ * l's bytes (a byte no number text has, and not part of true, false,
+ * Infinity or NaN), so a matching value is a verbatim string. */
+static int pf_string_only(const kql_pflit *l)
+{
+    char run[64];
+    size_t n = 0;
+    int other = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        char c = l->s[i];
+        if (c == '"') continue;
+        if (!strchr("0123456789.eE+-", c)) other = 1;
+        if (n < sizeof run - 1) run[n++] = c;
+    }
+    run[n] = 0;
+    if (!other || n >= sizeof run - 1) return other;
+    static const char *const words[] = {"true", "false", "-Infinity", "NaN"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strstr(words[i], run)) return 0;
+    return 1;
+}
+
+/* The PF_LITS node of a TERMS node's values (*out = -1: unconstrained). */
+static nt_status pf_values_node(pf_tree_builder *b, const kql_enode *e, int *out)
+{
+    kql_query *q = b->q;
+    *out = -1;
+    int vb = e->field >= 0 && q->src.verbatim ? q->src.verbatim(q->src.ctx, e->field) : 0;
+    if (vb != 1 && vb != 2) return NT_OK;
+    size_t k = 0;
+    for (int t = e->arg; t >= 0; t = q->terms[t].next)
+        k++;
+    int *lits = arena_alloc(&q->arena, k * sizeof *lits);
+    if (!lits) return NT_ERR_NOMEM;
+    size_t i = 0;
+    for (int t = e->arg; t >= 0; t = q->terms[t].next) {
+        kql_pflit l;
+        int r = pf_literal(b->ta, &q->terms[t], &l);
+        if (r < 0) return NT_ERR_NOMEM;
+        if (r == 0) return NT_OK; /* one unusable value: any record may match */
+        if (vb == 2 && !pf_string_only(&l)) return NT_OK;
+        int li = pf_lit_index(q, &b->lits_cap, &l);
+        if (li < 0) return NT_ERR_NOMEM;
+        int dup = 0;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = lits[j] == li;
+        if (!dup) lits[i++] = li;
+    }
+    int n = pf_new_node(b, PF_LITS);
+    if (n < 0) return NT_ERR_NOMEM;
+    q->pfnodes[n].lit = lits;
+    q->pfnodes[n].nlit = i;
+    *out = n;
+    return NT_OK;
+}
+
+/* A PF_LITS node with the field's key literal `key"` when the source names a
+ * key every record with a value of the field carries (*out = -1: none). */
+static nt_status pf_key_node(pf_tree_builder *b, int field, int *out)
+{
+    kql_query *q = b->q;
+    *out = -1;
+    size_t n = 0;
+    const char *k =
+        field >= 0 && q->src.key_suffix ? q->src.key_suffix(q->src.ctx, field, &n) : NULL;
+    if (!k || n == 0) return NT_OK;
+    for (size_t i = 0; i < n; i++)
+        if (pf_escapable((unsigned char)k[i])) return NT_OK;
+    char *d = arena_alloc(b->ta, n + 1);
+    int *lits = arena_alloc(&q->arena, sizeof *lits);
+    if (!d || !lits) return NT_ERR_NOMEM;
+    memcpy(d, k, n);
+    d[n] = '"';
+    kql_pflit l = {d, n + 1};
+    int li = pf_lit_index(q, &b->lits_cap, &l);
+    if (li < 0) return NT_ERR_NOMEM;
+    lits[0] = li;
+    int node = pf_new_node(b, PF_LITS);
+    if (node < 0) return NT_ERR_NOMEM;
+    q->pfnodes[node].lit = lits;
+    q->pfnodes[node].nlit = 1;
+    *out = node;
+    return NT_OK;
+}
+
 static nt_status pf_build(pf_tree_builder *b, int idx, int *out)
 {
     kql_query *q = b->q;
     const kql_enode *e = &q->nodes[idx];
     *out = -1;
-    if (e->op == E_TERMS) {
-        if (e->field < 0 || !q->src.verbatim || q->src.verbatim(q->src.ctx, e->field) != 1)
+    if (e->op == E_TERMS || e->op == E_EXISTS) {
+        int key = -1, vals = -1;
+        if (pf_key_node(b, e->field, &key) != NT_OK) return NT_ERR_NOMEM;
+        if (e->op == E_TERMS && pf_values_node(b, e, &vals) != NT_OK) return NT_ERR_NOMEM;
+        if (key < 0 || vals < 0) {
+            *out = key >= 0 ? key : vals;
             return NT_OK;
-        size_t k = 0;
-        for (int t = e->arg; t >= 0; t = q->terms[t].next)
-            k++;
-        int *lits = arena_alloc(&q->arena, k * sizeof *lits);
-        if (!lits) return NT_ERR_NOMEM;
-        size_t i = 0;
-        for (int t = e->arg; t >= 0; t = q->terms[t].next) {
-            kql_pflit l;
-            int r = pf_literal(b->ta, &q->terms[t], &l);
-            if (r < 0) return NT_ERR_NOMEM;
-            if (r == 0) return NT_OK; /* one unusable value: any record may match */
-            int li = pf_lit_index(q, &b->lits_cap, &l);
-            if (li < 0) return NT_ERR_NOMEM;
-            int dup = 0;
-            for (size_t j = 0; j < i && !dup; j++)
-                dup = lits[j] == li;
-            if (!dup) lits[i++] = li;
         }
-        int n = pf_new_node(b, PF_LITS);
+        /* both: the key literal (one search, shared by the pack) first */
+        int n = pf_new_node(b, PF_AND);
         if (n < 0) return NT_ERR_NOMEM;
-        q->pfnodes[n].lit = lits;
-        q->pfnodes[n].nlit = i;
+        q->pfnodes[n].kid = key;
+        q->pfnodes[key].next = vals;
         *out = n;
         return NT_OK;
     }
-    if (e->op != E_AND && e->op != E_OR) return NT_OK; /* NOT, EXISTS, RANGE, TRUE */
+    if (e->op != E_AND && e->op != E_OR) return NT_OK; /* NOT, RANGE, TRUE */
     int first = -1, count = 0;
     for (int k = e->kid; k >= 0; k = q->nodes[k].next) {
         int kid;

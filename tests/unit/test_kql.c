@@ -121,7 +121,7 @@ static int src_verbatim(void *ctx, int field)
 
 static nt_field_source source_of(doc_src *s)
 {
-    return (nt_field_source){s, src_resolve, src_get, src_verbatim};
+    return (nt_field_source){s, src_resolve, src_get, src_verbatim, NULL};
 }
 
 static void src_done(doc_src *s)
