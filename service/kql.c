@@ -2122,12 +2122,26 @@ int kql_prefilter(const kql_query *q, const char *raw, size_t len)
     return ev.clean ? 0 : nt_has_unicode_escape(raw, len);
 }
 
+/* Exact literals ("v" with both quotes) are answered by one pass per record
+ * instead of one search each: `"v"` occurs in raw exactly when two adjacent
+ * quotes of raw enclose v (v has no quote), so hashing the bytes between
+ * every pair of adjacent quotes whose length some exact literal has, and
+ * looking them up, gives the same answer as the searches. */
+#define PF_EXACT_MAXLEN 255
+
 struct kql_pfshare {
     const kql_query **qs; /* owned array; the queries are not */
     size_t nq;
     int **map;      /* map[qi][li]: table index of the query's literal li (NULL: none) */
     size_t nlits;   /* distinct literals */
     kql_pflit *lit; /* the distinct literals, pointing into the queries */
+    /* the exact-literal pass (scan != 0) */
+    int scan;
+    unsigned char *memo0; /* memo template: 2 (absent) for exact literals, else 0 */
+    size_t nexact;        /* exact literals */
+    int *eslot;           /* open addressing over their contents: table index or -1 */
+    size_t ecap;          /* power of two */
+    uint64_t elen[4];     /* bit L: some exact literal has content length L */
 };
 
 void kql_pfshare_free(kql_pfshare *s)
@@ -2139,18 +2153,58 @@ void kql_pfshare_free(kql_pfshare *s)
     free(s->map);
     free(s->qs);
     free(s->lit);
+    free(s->memo0);
+    free(s->eslot);
     free(s);
+}
+
+static uint64_t pf_hash_bytes(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+    return h;
 }
 
 static uint64_t pf_hash(const kql_pflit *l)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < l->n; i++)
-        h = (h ^ (unsigned char)l->s[i]) * 1099511628211ULL;
-    return h;
+    return pf_hash_bytes(l->s, l->n);
 }
 
-kql_pfshare *kql_pfshare_new(const kql_query *const *qs, size_t n)
+static int pf_exact(const kql_pflit *l)
+{
+    return l->n >= 2 && l->n - 2 <= PF_EXACT_MAXLEN && l->s[0] == '"' && l->s[l->n - 1] == '"' &&
+           !memchr(l->s + 1, '"', l->n - 2);
+}
+
+static nt_status pf_exact_table(kql_pfshare *s)
+{
+    s->memo0 = calloc(s->nlits ? s->nlits : 1, 1);
+    if (!s->memo0) return NT_ERR_NOMEM;
+    for (size_t i = 0; i < s->nlits; i++)
+        if (pf_exact(&s->lit[i])) s->nexact++;
+    s->ecap = 16;
+    while (s->ecap < s->nexact * 2)
+        s->ecap *= 2;
+    s->eslot = malloc(s->ecap * sizeof *s->eslot);
+    if (!s->eslot) return NT_ERR_NOMEM;
+    for (size_t i = 0; i < s->ecap; i++)
+        s->eslot[i] = -1;
+    for (size_t i = 0; i < s->nlits; i++) {
+        const kql_pflit *l = &s->lit[i];
+        if (!pf_exact(l)) continue;
+        size_t n = l->n - 2;
+        size_t h = (size_t)(pf_hash_bytes(l->s + 1, n) & (s->ecap - 1));
+        while (s->eslot[h] >= 0)
+            h = (h + 1) & (s->ecap - 1); /* distinct: no equal key */
+        s->eslot[h] = (int)i;
+        s->memo0[i] = 2;
+        s->elen[n / 64] |= 1ULL << (n % 64);
+    }
+    return NT_OK;
+}
+
+kql_pfshare *kql_pfshare_new(const kql_query *const *qs, size_t n, int scan)
 {
     kql_pfshare *s = calloc(1, sizeof *s);
     size_t total = 0;
@@ -2164,11 +2218,10 @@ kql_pfshare *kql_pfshare_new(const kql_query *const *qs, size_t n)
     s->nq = n;
     s->qs = malloc((n ? n : 1) * sizeof *s->qs);
     s->map = calloc(n ? n : 1, sizeof *s->map);
-    if (!s->qs || !s->map) goto fail;
+    s->lit = malloc((total ? total : 1) * sizeof *s->lit);
+    if (!s->qs || !s->map || !s->lit) goto fail;
     for (size_t i = 0; i < n; i++)
         s->qs[i] = qs[i];
-    s->lit = malloc((total ? total : 1) * sizeof *s->lit);
-    if (!s->map || !s->lit) goto fail;
     for (size_t i = 0; i < hcap; i++)
         slot[i] = -1;
     for (size_t qi = 0; qi < n; qi++) {
@@ -2188,6 +2241,8 @@ kql_pfshare *kql_pfshare_new(const kql_query *const *qs, size_t n)
             s->map[qi][li] = slot[h];
         }
     }
+    s->scan = scan;
+    if (scan && pf_exact_table(s) != NT_OK) goto fail;
     free(slot);
     return s;
 fail:
@@ -2201,13 +2256,42 @@ size_t kql_pfshare_nlits(const kql_pfshare *s)
     return s ? s->nlits : 0;
 }
 
+/* The exact-literal pass: memo[i] = 1 for each exact literal found. */
+static void pf_exact_scan(const kql_pfshare *s, kql_pfrec *r)
+{
+    const char *p = r->raw, *end = r->raw + r->len;
+    const char *q = memchr(p, '"', r->len);
+    while (q) {
+        const char *next = memchr(q + 1, '"', (size_t)(end - q - 1));
+        if (!next) break;
+        size_t n = (size_t)(next - q - 1);
+        if (n <= PF_EXACT_MAXLEN && (s->elen[n / 64] >> (n % 64) & 1)) {
+            size_t h = (size_t)(pf_hash_bytes(q + 1, n) & (s->ecap - 1));
+            for (int gi; (gi = s->eslot[h]) >= 0; h = (h + 1) & (s->ecap - 1)) {
+                const kql_pflit *l = &s->lit[gi];
+                if (l->n - 2 == n && memcmp(l->s + 1, q + 1, n) == 0) {
+                    r->memo[gi] = 1;
+                    break;
+                }
+            }
+        }
+        q = next;
+    }
+}
+
 void kql_pfrec_reset(kql_pfrec *r, const kql_pfshare *s, const char *raw, size_t len)
 {
     r->raw = raw;
     r->len = len;
     r->clean = 0;
     r->uescape = 0;
-    if (s->nlits) memset(r->memo, 0, s->nlits);
+    if (!s->nlits) return;
+    if (s->scan && s->nexact && raw) {
+        memcpy(r->memo, s->memo0, s->nlits);
+        pf_exact_scan(s, r);
+    } else {
+        memset(r->memo, 0, s->nlits);
+    }
 }
 
 int kql_prefilter_shared(const kql_pfshare *s, size_t qi, kql_pfrec *r)

@@ -103,8 +103,10 @@ typedef struct kql_pfrec {
 } kql_pfrec;
 
 /* NULL when out of memory (callers then use kql_prefilter). Queries may be
- * NULL (no prefilter). */
-kql_pfshare *kql_pfshare_new(const kql_query *const *qs, size_t n);
+ * NULL (no prefilter). scan: answer every exact literal ("v", quoted on
+ * both sides) by one pass per record over raw's quoted segments (hash
+ * lookups) instead of one search each; same answers. */
+kql_pfshare *kql_pfshare_new(const kql_query *const *qs, size_t n, int scan);
 void kql_pfshare_free(kql_pfshare *s);
 size_t kql_pfshare_nlits(const kql_pfshare *s);
 void kql_pfrec_reset(kql_pfrec *r, const kql_pfshare *s, const char *raw, size_t len);

@@ -30,7 +30,7 @@ void pipe_init(pipe_run *p, const nt_ruleset *rs, const exc_set *exc, nt_time_ms
     p->exc = exc;
     p->now = now;
     p->prefilter = 1;
-    p->pf_shared = 1;
+    p->pf_shared = 2;
     p->max_record = DEC_MAX_RECORD_BYTES;
     p->max_inflate = DEC_MAX_INFLATE;
     dec_buf_init(&p->scratch);
@@ -250,7 +250,7 @@ static kql_pfshare *shared_literals(pipe_run *p)
     if (qs) {
         for (size_t i = 0; i < p->rs->n; i++)
             qs[i] = p->rs->rules[i]->query;
-        p->pfshare = kql_pfshare_new(qs, p->rs->n);
+        p->pfshare = kql_pfshare_new(qs, p->rs->n, p->pf_shared >= 2);
         free(qs);
     }
     size_t n = kql_pfshare_nlits(p->pfshare);

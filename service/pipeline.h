@@ -71,8 +71,10 @@ typedef struct pipe_run {
     int event_clock;             /* judge each record at its eventTime (replay) */
     int backfill;                /* record history only, TTL from eventTime */
     int prefilter;               /* skip parsing units no rule can match (default 1) */
-    int pf_shared;               /* prefilter literals searched once per unit for all rules
-                                    (default 1; 0 = each rule on its own, same result) */
+    int pf_shared;               /* 1: prefilter literals searched once per unit for all
+                                    rules; 2 (default): and the exact ones answered by one
+                                    pass (kql_pfshare_new's scan); 0: each rule on its own.
+                                    Same result every way. */
     int keep_alerts;             /* keep alert documents in items[].alert (replay) */
     size_t max_record;
     size_t max_inflate;    /* gunzipped bytes of one record */

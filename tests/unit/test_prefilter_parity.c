@@ -56,13 +56,14 @@ static size_t alerts_compared;
 
 /* Candidates of one unit, as "rule_id term_hash alert_id" lines; as_b64: the
  * unit is the base64 data of a Firehose record. prefilter: 0 none, 1 each
- * rule's own, 2 the rules' literals shared (searched once per unit). */
+ * rule's own, 2 the rules' literals shared (searched once per unit), 3 shared
+ * and the exact ones answered by the one-pass quoted-segment scan. */
 static char *candidates_of(const char *text, int prefilter, int as_b64)
 {
     pipe_run p;
     pipe_init(&p, rules, NULL, 1795843752000);
     p.prefilter = prefilter != 0;
-    p.pf_shared = prefilter == 2;
+    p.pf_shared = prefilter >= 2 ? prefilter - 1 : 0;
     p.keep_alerts = 1;
     if (as_b64) {
         size_t n = strlen(text), cap = b64_encoded_len(n) + 1, elen = 0;
@@ -103,11 +104,15 @@ static size_t compared, with_candidates;
 
 static void check_parity(const char *text, const char *what)
 {
-    char *a = candidates(text, 2), *b = candidates(text, 0), *d = candidates(text, 1);
+    char *a = candidates(text, 3), *b = candidates(text, 0), *d = candidates(text, 1);
+    char *e = candidates(text, 2);
+    ck_assert_msg(strcmp(e, b) == 0, "%s: with shared literals, no scan:\n%s\nwithout:\n%s", what,
+                  e, b);
+    free(e);
     ck_assert_msg(strcmp(a, b) == 0, "%s: with prefilter:\n%s\nwithout:\n%s", what, a, b);
     ck_assert_msg(strcmp(d, b) == 0, "%s: with per-rule prefilter:\n%s\nwithout:\n%s", what, d, b);
     free(d);
-    char *c = candidates_of(text, 2, 1);
+    char *c = candidates_of(text, 3, 1);
     ck_assert_msg(strcmp(c, b) == 0, "%s: as Firehose base64 with prefilter:\n%s\nwithout:\n%s",
                   what, c, b);
     compared++;
