@@ -2128,6 +2128,7 @@ int kql_prefilter(const kql_query *q, const char *raw, size_t len)
  * every pair of adjacent quotes whose length some exact literal has, and
  * looking them up, gives the same answer as the searches. */
 #define PF_EXACT_MAXLEN 255
+#define PF_SCAN_MIN 16 /* exact literals from which scan = 1 uses the pass */
 
 struct kql_pfshare {
     const kql_query **qs; /* owned array; the queries are not */
@@ -2241,8 +2242,10 @@ kql_pfshare *kql_pfshare_new(const kql_query *const *qs, size_t n, int scan)
             s->map[qi][li] = slot[h];
         }
     }
-    s->scan = scan;
     if (scan && pf_exact_table(s) != NT_OK) goto fail;
+    /* A few literals are cheaper searched (a search stops at its first hit,
+     * and a conjunction at its first miss) than one full pass. */
+    s->scan = scan >= 2 || (scan == 1 && s->nexact >= PF_SCAN_MIN);
     free(slot);
     return s;
 fail:
@@ -2289,6 +2292,8 @@ void kql_pfrec_reset(kql_pfrec *r, const kql_pfshare *s, const char *raw, size_t
     if (s->scan && s->nexact && raw) {
         memcpy(r->memo, s->memo0, s->nlits);
         pf_exact_scan(s, r);
+        /* what a full search would have learnt: no backslash, no \u escape */
+        r->clean = len && !memchr(raw, '\\', len);
     } else {
         memset(r->memo, 0, s->nlits);
     }

@@ -105,7 +105,9 @@ typedef struct kql_pfrec {
 /* NULL when out of memory (callers then use kql_prefilter). Queries may be
  * NULL (no prefilter). scan: answer every exact literal ("v", quoted on
  * both sides) by one pass per record over raw's quoted segments (hash
- * lookups) instead of one search each; same answers. */
+ * lookups) instead of one search each; same answers. 1: only when there are
+ * enough exact literals to pay for the pass (a large pack); 2: always;
+ * 0: never. */
 kql_pfshare *kql_pfshare_new(const kql_query *const *qs, size_t n, int scan);
 void kql_pfshare_free(kql_pfshare *s);
 size_t kql_pfshare_nlits(const kql_pfshare *s);

@@ -250,7 +250,7 @@ static kql_pfshare *shared_literals(pipe_run *p)
     if (qs) {
         for (size_t i = 0; i < p->rs->n; i++)
             qs[i] = p->rs->rules[i]->query;
-        p->pfshare = kql_pfshare_new(qs, p->rs->n, p->pf_shared >= 2);
+        p->pfshare = kql_pfshare_new(qs, p->rs->n, p->pf_shared >= 2 ? 1 : 0);
         free(qs);
     }
     size_t n = kql_pfshare_nlits(p->pfshare);

@@ -659,7 +659,7 @@ START_TEST(shared_prefilter_agrees_with_each_query_alone)
         ck_assert_msg(kql_compile(qs[i], strlen(qs[i]), &src, &q[i], &err) == NT_OK, "%s: %s",
                       qs[i], err.msg);
     }
-    for (int scan = 0; scan < 2; scan++) {
+    for (int scan = 0; scan < 3; scan += 2) {
         kql_pfshare *sh = kql_pfshare_new((const kql_query *const *)q, NQ, scan);
         ck_assert_ptr_nonnull(sh);
         unsigned char *memo = malloc(kql_pfshare_nlits(sh) + 1);
