@@ -1688,7 +1688,9 @@ static int pf_literal(kql_arena *ta, const kql_term *t, kql_pflit *out)
         size_t n;
         nt_glob_longest_literal(&t->glob, &s, &n);
         if (!s || n == 0) return 0;
-        PF_RUNS(s, n, t->glob.kind == NT_GLOB_PREFIX, t->glob.kind == NT_GLOB_SUFFIX);
+        int exact = t->glob.kind == NT_GLOB_EXACT; /* a wildcard-free pattern (escaped stars) */
+        PF_RUNS(s, n, exact || t->glob.kind == NT_GLOB_PREFIX,
+                exact || t->glob.kind == NT_GLOB_SUFFIX);
     }
 #undef PF_RUNS
     if (!best || (best_n < PF_MIN_RUN && !(best_lead && best_trail))) return 0;
