@@ -82,8 +82,16 @@ typedef struct nt_field_source {
     /* Optional (may be NULL = never). 1 when every value of `field` is a JSON
      * string copied unchanged from the raw record text, so a string value v
      * of the field appears in the raw bytes as "v" (with its quotes) unless the
-     * record uses JSON escapes. The KQL prefilter relies on this. */
+     * record uses JSON escapes. 2 when each value is such a string or the
+     * text of a JSON number or boolean of the record (a flattened payload
+     * path): a value no number or boolean text can match is then verbatim.
+     * The KQL prefilter relies on this. */
     int (*verbatim)(void *ctx, int field);
+    /* Optional (may be NULL = none). Bytes that end a JSON object key every
+     * record with any value of `field` carries (e.g. "serialNumber" for a
+     * flattened request parameter: the key, possibly after a dotted prefix);
+     * NULL when there are none. The KQL prefilter then requires `key"`. */
+    const char *(*key_suffix)(void *ctx, int field, size_t *len);
 } nt_field_source;
 
 /* A growable text buffer. Zero-initialise it; p is NUL-terminated once

@@ -384,14 +384,33 @@ static size_t source_get(void *ctx, void *event, int field, nt_value *out, size_
     return ct_view_get(event, field, out, max);
 }
 
+/* 1 for the static fields ct_schema_verbatim names; 2 for a flattened
+ * payload path: its values are the payload's string leaves, verbatim, or the
+ * texts of its number and boolean leaves (see flat_collect). */
 static int source_verbatim(void *ctx, int field)
 {
+    ct_spec spec;
+    if (spec_by_id(ctx, field, &spec) == 0 && spec.field == -1) return 2;
     return ct_schema_verbatim(ctx, field);
+}
+
+/* A flattened payload path "a.b.c" has values only when the payload holds
+ * keys spelling it, the last of which is "c", "b.c" or "a.b.c" (flat_collect
+ * also matches dotted keys): each ends with `c`. The root has no key. */
+static const char *source_key_suffix(void *ctx, int field, size_t *len)
+{
+    ct_spec spec;
+    if (spec_by_id(ctx, field, &spec) != 0 || spec.field != -1 || spec.plen == 0) return NULL;
+    const char *last = spec.path + spec.plen;
+    while (last > spec.path && last[-1] != '.')
+        last--;
+    *len = (size_t)(spec.path + spec.plen - last);
+    return *len ? last : NULL;
 }
 
 nt_field_source ct_schema_source(ct_schema *s)
 {
-    return (nt_field_source){s, source_resolve, source_get, source_verbatim};
+    return (nt_field_source){s, source_resolve, source_get, source_verbatim, source_key_suffix};
 }
 
 /* ---- small JSON helpers (clean-up semantics) ------------------------------- */

@@ -33,8 +33,11 @@
  * one clause from each child (only if every child has one), NOT/EXISTS/RANGE
  * give none. Strings come only from fields the source declares verbatim:
  * `"v"` for an exact value, the glob's literal with the quote on the anchored
- * side(s) for a wildcard. Any string with bytes JSON might escape (`"`, `\`,
- * `/`, controls, non-ASCII) drops its clause, keeping the filter conservative.
+ * side(s) for a wildcard. Bytes JSON might escape (`"`, `\`, `/`, controls,
+ * non-ASCII) are never searched: the literal is the value's longest run
+ * without them (a general glob's too, between its wildcards), quoted only on
+ * a side where the run is anchored; a value made only of such bytes gives
+ * no clause. So the filter stays conservative.
  * The clauses describe the filter (kql_prefilter_describe); kql_prefilter
  * itself evaluates a tree with the query's own and/or structure, built from
  * the same literals (pf_build): an and/or of "one of these literals is in the
@@ -1619,35 +1622,85 @@ typedef struct pf_set {
     size_t n;
 } pf_set;
 
-/* 1 when s[0..n) appears byte-for-byte in any JSON encoding of it. */
-static int pf_usable(const char *s, size_t n)
+/* 1 when JSON may write byte ch escaped (so it is not searched verbatim). */
+static int pf_escapable(unsigned char ch)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\' || ch == '/' || ch < 0x20 || ch >= 0x7F) return 0;
-    }
-    return 1;
+    return ch == '"' || ch == '\\' || ch == '/' || ch < 0x20 || ch >= 0x7F;
 }
 
+/* The literal every JSON encoding of a matching value contains: the longest
+ * run of bytes JSON never escapes, with the quote on each side the run is
+ * anchored at (the value's start or end). An exact value or a glob's single
+ * literal is one candidate run; a general glob's literal runs between its
+ * wildcards are the others. An empty run gives a literal only when anchored
+ * on both sides (the empty value, `""`). */
+#define PF_MIN_RUN 1
 static int pf_literal(kql_arena *ta, const kql_term *t, kql_pflit *out)
 {
-    const char *s = t->text;
-    size_t n = t->len;
-    int lead = 1, trail = 1;
-    if (t->wild) {
+    const char *best = NULL;
+    size_t best_n = 0;
+    int best_lead = 0, best_trail = 0;
+    /* A candidate run [s, s+n) that may start at the value's start (lead)
+     * and/or end at its end (trail): split it at escapable bytes. */
+#define PF_RUNS(S, N, LEAD, TRAIL)                                                                 \
+    do {                                                                                           \
+        const char *rs_ = (S);                                                                     \
+        size_t rn_ = (N), st_ = 0;                                                                 \
+        for (size_t i_ = 0; i_ <= rn_; i_++) {                                                     \
+            if (i_ < rn_ && !pf_escapable((unsigned char)rs_[i_])) continue;                       \
+            size_t len_ = i_ - st_;                                                                \
+            int l_ = (LEAD) && st_ == 0, t_ = (TRAIL) && i_ == rn_;                                \
+            if (len_ + (size_t)l_ + (size_t)t_ >                                                   \
+                    best_n + (size_t)best_lead + (size_t)best_trail &&                             \
+                (len_ > 0 || (l_ && t_))) {                                                        \
+                best = rs_ + st_;                                                                  \
+                best_n = len_;                                                                     \
+                best_lead = l_;                                                                    \
+                best_trail = t_;                                                                   \
+            }                                                                                      \
+            st_ = i_ + 1;                                                                          \
+        }                                                                                          \
+    } while (0)
+    if (!t->wild) {
+        PF_RUNS(t->text, t->len, 1, 1);
+    } else if (t->glob.kind == NT_GLOB_GENERAL) {
+        /* Each run of literal bytes between wildcard ops, copied (the arena
+         * keeps the one chosen). */
+        const uint16_t *ops = t->glob.ops;
+        size_t i = 0, m = t->glob.ops_len;
+        while (i < m) {
+            if (ops[i] > 255) {
+                i++;
+                continue;
+            }
+            size_t j = i;
+            while (j < m && ops[j] <= 255)
+                j++;
+            char *seg = arena_alloc(ta, j - i);
+            if (!seg) return -1;
+            for (size_t k = i; k < j; k++)
+                seg[k - i] = (char)ops[k];
+            PF_RUNS(seg, j - i, i == 0, j == m);
+            i = j;
+        }
+    } else {
+        const char *s;
+        size_t n;
         nt_glob_longest_literal(&t->glob, &s, &n);
         if (!s || n == 0) return 0;
-        lead = t->glob.kind == NT_GLOB_EXACT || t->glob.kind == NT_GLOB_PREFIX;
-        trail = t->glob.kind == NT_GLOB_EXACT || t->glob.kind == NT_GLOB_SUFFIX;
+        int exact = t->glob.kind == NT_GLOB_EXACT; /* a wildcard-free pattern (escaped stars) */
+        PF_RUNS(s, n, exact || t->glob.kind == NT_GLOB_PREFIX,
+                exact || t->glob.kind == NT_GLOB_SUFFIX);
     }
-    if (!pf_usable(s, n)) return 0;
-    char *d = arena_alloc(ta, n + 2);
+#undef PF_RUNS
+    if (!best || (best_n < PF_MIN_RUN && !(best_lead && best_trail))) return 0;
+    char *d = arena_alloc(ta, best_n + 2);
     if (!d) return -1;
     size_t o = 0;
-    if (lead) d[o++] = '"';
-    if (n) memcpy(d + o, s, n);
-    o += n;
-    if (trail) d[o++] = '"';
+    if (best_lead) d[o++] = '"';
+    if (best_n) memcpy(d + o, best, best_n);
+    o += best_n;
+    if (best_trail) d[o++] = '"';
     out->s = d;
     out->n = o;
     return 1;
@@ -1862,40 +1915,114 @@ static size_t pf_cost(const kql_query *q, int node)
 
 /* Builds the tree of program node idx into *out: -1 when it constrains no
  * bytes (TRUE). Returns NT_ERR_NOMEM or NT_OK. */
+/* For a field whose values are verbatim strings or the texts of number and
+ * boolean leaves (verbatim == 2): 1 when no such text can contain literal
+ * l's bytes (a byte no number text has, and not part of true, false,
+ * Infinity or NaN), so a matching value is a verbatim string. */
+static int pf_string_only(const kql_pflit *l)
+{
+    char run[64];
+    size_t n = 0;
+    int other = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        char c = l->s[i];
+        if (c == '"') continue;
+        if (!strchr("0123456789.eE+-", c)) other = 1;
+        if (n < sizeof run - 1) run[n++] = c;
+    }
+    run[n] = 0;
+    if (!other || n >= sizeof run - 1) return other;
+    static const char *const words[] = {"true", "false", "-Infinity", "NaN"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strstr(words[i], run)) return 0;
+    return 1;
+}
+
+/* The PF_LITS node of a TERMS node's values (*out = -1: unconstrained). */
+static nt_status pf_values_node(pf_tree_builder *b, const kql_enode *e, int *out)
+{
+    kql_query *q = b->q;
+    *out = -1;
+    int vb = e->field >= 0 && q->src.verbatim ? q->src.verbatim(q->src.ctx, e->field) : 0;
+    if (vb != 1 && vb != 2) return NT_OK;
+    size_t k = 0;
+    for (int t = e->arg; t >= 0; t = q->terms[t].next)
+        k++;
+    int *lits = arena_alloc(&q->arena, k * sizeof *lits);
+    if (!lits) return NT_ERR_NOMEM;
+    size_t i = 0;
+    for (int t = e->arg; t >= 0; t = q->terms[t].next) {
+        kql_pflit l;
+        int r = pf_literal(b->ta, &q->terms[t], &l);
+        if (r < 0) return NT_ERR_NOMEM;
+        if (r == 0) return NT_OK; /* one unusable value: any record may match */
+        if (vb == 2 && !pf_string_only(&l)) return NT_OK;
+        int li = pf_lit_index(q, &b->lits_cap, &l);
+        if (li < 0) return NT_ERR_NOMEM;
+        int dup = 0;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = lits[j] == li;
+        if (!dup) lits[i++] = li;
+    }
+    int n = pf_new_node(b, PF_LITS);
+    if (n < 0) return NT_ERR_NOMEM;
+    q->pfnodes[n].lit = lits;
+    q->pfnodes[n].nlit = i;
+    *out = n;
+    return NT_OK;
+}
+
+/* A PF_LITS node with the field's key literal `key"` when the source names a
+ * key every record with a value of the field carries (*out = -1: none). */
+static nt_status pf_key_node(pf_tree_builder *b, int field, int *out)
+{
+    kql_query *q = b->q;
+    *out = -1;
+    size_t n = 0;
+    const char *k =
+        field >= 0 && q->src.key_suffix ? q->src.key_suffix(q->src.ctx, field, &n) : NULL;
+    if (!k || n == 0) return NT_OK;
+    for (size_t i = 0; i < n; i++)
+        if (pf_escapable((unsigned char)k[i])) return NT_OK;
+    char *d = arena_alloc(b->ta, n + 1);
+    int *lits = arena_alloc(&q->arena, sizeof *lits);
+    if (!d || !lits) return NT_ERR_NOMEM;
+    memcpy(d, k, n);
+    d[n] = '"';
+    kql_pflit l = {d, n + 1};
+    int li = pf_lit_index(q, &b->lits_cap, &l);
+    if (li < 0) return NT_ERR_NOMEM;
+    lits[0] = li;
+    int node = pf_new_node(b, PF_LITS);
+    if (node < 0) return NT_ERR_NOMEM;
+    q->pfnodes[node].lit = lits;
+    q->pfnodes[node].nlit = 1;
+    *out = node;
+    return NT_OK;
+}
+
 static nt_status pf_build(pf_tree_builder *b, int idx, int *out)
 {
     kql_query *q = b->q;
     const kql_enode *e = &q->nodes[idx];
     *out = -1;
-    if (e->op == E_TERMS) {
-        if (e->field < 0 || !q->src.verbatim || q->src.verbatim(q->src.ctx, e->field) != 1)
+    if (e->op == E_TERMS || e->op == E_EXISTS) {
+        int key = -1, vals = -1;
+        if (pf_key_node(b, e->field, &key) != NT_OK) return NT_ERR_NOMEM;
+        if (e->op == E_TERMS && pf_values_node(b, e, &vals) != NT_OK) return NT_ERR_NOMEM;
+        if (key < 0 || vals < 0) {
+            *out = key >= 0 ? key : vals;
             return NT_OK;
-        size_t k = 0;
-        for (int t = e->arg; t >= 0; t = q->terms[t].next)
-            k++;
-        int *lits = arena_alloc(&q->arena, k * sizeof *lits);
-        if (!lits) return NT_ERR_NOMEM;
-        size_t i = 0;
-        for (int t = e->arg; t >= 0; t = q->terms[t].next) {
-            kql_pflit l;
-            int r = pf_literal(b->ta, &q->terms[t], &l);
-            if (r < 0) return NT_ERR_NOMEM;
-            if (r == 0) return NT_OK; /* one unusable value: any record may match */
-            int li = pf_lit_index(q, &b->lits_cap, &l);
-            if (li < 0) return NT_ERR_NOMEM;
-            int dup = 0;
-            for (size_t j = 0; j < i && !dup; j++)
-                dup = lits[j] == li;
-            if (!dup) lits[i++] = li;
         }
-        int n = pf_new_node(b, PF_LITS);
+        /* both: the key literal (one search, shared by the pack) first */
+        int n = pf_new_node(b, PF_AND);
         if (n < 0) return NT_ERR_NOMEM;
-        q->pfnodes[n].lit = lits;
-        q->pfnodes[n].nlit = i;
+        q->pfnodes[n].kid = key;
+        q->pfnodes[key].next = vals;
         *out = n;
         return NT_OK;
     }
-    if (e->op != E_AND && e->op != E_OR) return NT_OK; /* NOT, EXISTS, RANGE, TRUE */
+    if (e->op != E_AND && e->op != E_OR) return NT_OK; /* NOT, RANGE, TRUE */
     int first = -1, count = 0;
     for (int k = e->kid; k >= 0; k = q->nodes[k].next) {
         int kid;
@@ -1938,10 +2065,22 @@ typedef struct pf_eval {
     size_t len;
     int clean;                       /* a full search saw no backslash in raw */
     unsigned char memo[KQL_PF_MEMO]; /* 0 not searched, 1 found, 2 absent */
+    const int *gmap;                 /* shared: query literal -> table literal, else NULL */
+    kql_pfrec *rec;                  /* shared: the record's memo and clean flag */
 } pf_eval;
 
 static int pf_has(pf_eval *ev, int li)
 {
+    if (ev->gmap) {
+        int gi = ev->gmap[li];
+        kql_pfrec *r = ev->rec;
+        if (r->memo[gi]) return r->memo[gi] == 1;
+        const kql_pflit *l = &ev->q->pflits[li];
+        int found =
+            nt_search_clean(r->raw, r->len, l->s, l->n, r->clean ? NULL : &r->clean) != NULL;
+        r->memo[gi] = found ? 1 : 2;
+        return found;
+    }
     if (li < KQL_PF_MEMO && ev->memo[li]) return ev->memo[li] == 1;
     const kql_pflit *l = &ev->q->pflits[li];
     int found =
@@ -1975,12 +2114,209 @@ int kql_prefilter(const kql_query *q, const char *raw, size_t len)
     ev.raw = raw;
     ev.len = len;
     ev.clean = 0;
+    ev.gmap = NULL;
+    ev.rec = NULL;
     memset(ev.memo, 0, q->npflits < KQL_PF_MEMO ? q->npflits : KQL_PF_MEMO);
     if (pf_eval_node(&ev, q->pfroot)) return 1;
     /* The record cannot match, unless a JSON \u escape could be hiding one
      * of the literals (a search that read all of raw may already know there
      * is no backslash at all). */
     return ev.clean ? 0 : nt_has_unicode_escape(raw, len);
+}
+
+/* Exact literals ("v" with both quotes) are answered by one pass per record
+ * instead of one search each: `"v"` occurs in raw exactly when two adjacent
+ * quotes of raw enclose v (v has no quote), so hashing the bytes between
+ * every pair of adjacent quotes whose length some exact literal has, and
+ * looking them up, gives the same answer as the searches. */
+#define PF_EXACT_MAXLEN 255
+#define PF_SCAN_MIN 16 /* exact literals from which scan = 1 uses the pass */
+
+struct kql_pfshare {
+    const kql_query **qs; /* owned array; the queries are not */
+    size_t nq;
+    int **map;      /* map[qi][li]: table index of the query's literal li (NULL: none) */
+    size_t nlits;   /* distinct literals */
+    kql_pflit *lit; /* the distinct literals, pointing into the queries */
+    /* the exact-literal pass (scan != 0) */
+    int scan;
+    unsigned char *memo0; /* memo template: 2 (absent) for exact literals, else 0 */
+    size_t nexact;        /* exact literals */
+    int *eslot;           /* open addressing over their contents: table index or -1 */
+    size_t ecap;          /* power of two */
+    uint64_t elen[4];     /* bit L: some exact literal has content length L */
+};
+
+void kql_pfshare_free(kql_pfshare *s)
+{
+    if (!s) return;
+    if (s->map)
+        for (size_t i = 0; i < s->nq; i++)
+            free(s->map[i]);
+    free(s->map);
+    free(s->qs);
+    free(s->lit);
+    free(s->memo0);
+    free(s->eslot);
+    free(s);
+}
+
+static uint64_t pf_hash_bytes(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+    return h;
+}
+
+static uint64_t pf_hash(const kql_pflit *l)
+{
+    return pf_hash_bytes(l->s, l->n);
+}
+
+static int pf_exact(const kql_pflit *l)
+{
+    return l->n >= 2 && l->n - 2 <= PF_EXACT_MAXLEN && l->s[0] == '"' && l->s[l->n - 1] == '"' &&
+           !memchr(l->s + 1, '"', l->n - 2);
+}
+
+static nt_status pf_exact_table(kql_pfshare *s)
+{
+    s->memo0 = calloc(s->nlits ? s->nlits : 1, 1);
+    if (!s->memo0) return NT_ERR_NOMEM;
+    for (size_t i = 0; i < s->nlits; i++)
+        if (pf_exact(&s->lit[i])) s->nexact++;
+    s->ecap = 16;
+    while (s->ecap < s->nexact * 2)
+        s->ecap *= 2;
+    s->eslot = malloc(s->ecap * sizeof *s->eslot);
+    if (!s->eslot) return NT_ERR_NOMEM;
+    for (size_t i = 0; i < s->ecap; i++)
+        s->eslot[i] = -1;
+    for (size_t i = 0; i < s->nlits; i++) {
+        const kql_pflit *l = &s->lit[i];
+        if (!pf_exact(l)) continue;
+        size_t n = l->n - 2;
+        size_t h = (size_t)(pf_hash_bytes(l->s + 1, n) & (s->ecap - 1));
+        while (s->eslot[h] >= 0)
+            h = (h + 1) & (s->ecap - 1); /* distinct: no equal key */
+        s->eslot[h] = (int)i;
+        s->memo0[i] = 2;
+        s->elen[n / 64] |= 1ULL << (n % 64);
+    }
+    return NT_OK;
+}
+
+kql_pfshare *kql_pfshare_new(const kql_query *const *qs, size_t n, int scan)
+{
+    kql_pfshare *s = calloc(1, sizeof *s);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        if (qs[i]) total += qs[i]->npflits;
+    size_t hcap = 16;
+    while (hcap < total * 2)
+        hcap *= 2;
+    int *slot = malloc(hcap * sizeof *slot); /* open addressing: table index or -1 */
+    if (!s || !slot) goto fail;
+    s->nq = n;
+    s->qs = malloc((n ? n : 1) * sizeof *s->qs);
+    s->map = calloc(n ? n : 1, sizeof *s->map);
+    s->lit = malloc((total ? total : 1) * sizeof *s->lit);
+    if (!s->qs || !s->map || !s->lit) goto fail;
+    for (size_t i = 0; i < n; i++)
+        s->qs[i] = qs[i];
+    for (size_t i = 0; i < hcap; i++)
+        slot[i] = -1;
+    for (size_t qi = 0; qi < n; qi++) {
+        const kql_query *q = qs[qi];
+        if (!q || !q->npflits) continue;
+        s->map[qi] = malloc(q->npflits * sizeof *s->map[qi]);
+        if (!s->map[qi]) goto fail;
+        for (size_t li = 0; li < q->npflits; li++) {
+            const kql_pflit *l = &q->pflits[li];
+            size_t h = (size_t)(pf_hash(l) & (hcap - 1));
+            while (slot[h] >= 0 && !pflit_eq(&s->lit[slot[h]], l))
+                h = (h + 1) & (hcap - 1);
+            if (slot[h] < 0) {
+                slot[h] = (int)s->nlits;
+                s->lit[s->nlits++] = *l;
+            }
+            s->map[qi][li] = slot[h];
+        }
+    }
+    if (scan && pf_exact_table(s) != NT_OK) goto fail;
+    /* A few literals are cheaper searched (a search stops at its first hit,
+     * and a conjunction at its first miss) than one full pass. */
+    s->scan = scan >= 2 || (scan == 1 && s->nexact >= PF_SCAN_MIN);
+    free(slot);
+    return s;
+fail:
+    free(slot);
+    kql_pfshare_free(s);
+    return NULL;
+}
+
+size_t kql_pfshare_nlits(const kql_pfshare *s)
+{
+    return s ? s->nlits : 0;
+}
+
+/* The exact-literal pass: memo[i] = 1 for each exact literal found. */
+static void pf_exact_scan(const kql_pfshare *s, kql_pfrec *r)
+{
+    const char *p = r->raw, *end = r->raw + r->len;
+    const char *q = memchr(p, '"', r->len);
+    while (q) {
+        const char *next = memchr(q + 1, '"', (size_t)(end - q - 1));
+        if (!next) break;
+        size_t n = (size_t)(next - q - 1);
+        if (n <= PF_EXACT_MAXLEN && (s->elen[n / 64] >> (n % 64) & 1)) {
+            size_t h = (size_t)(pf_hash_bytes(q + 1, n) & (s->ecap - 1));
+            for (int gi; (gi = s->eslot[h]) >= 0; h = (h + 1) & (s->ecap - 1)) {
+                const kql_pflit *l = &s->lit[gi];
+                if (l->n - 2 == n && memcmp(l->s + 1, q + 1, n) == 0) {
+                    r->memo[gi] = 1;
+                    break;
+                }
+            }
+        }
+        q = next;
+    }
+}
+
+void kql_pfrec_reset(kql_pfrec *r, const kql_pfshare *s, const char *raw, size_t len)
+{
+    r->raw = raw;
+    r->len = len;
+    r->clean = 0;
+    r->uescape = 0;
+    if (!s->nlits) return;
+    if (s->scan && s->nexact && raw) {
+        memcpy(r->memo, s->memo0, s->nlits);
+        pf_exact_scan(s, r);
+        /* what a full search would have learnt: no backslash, no \u escape */
+        r->clean = len && !memchr(raw, '\\', len);
+    } else {
+        memset(r->memo, 0, s->nlits);
+    }
+}
+
+int kql_prefilter_shared(const kql_pfshare *s, size_t qi, kql_pfrec *r)
+{
+    const kql_query *q = s->qs[qi];
+    if (!q || q->pfroot < 0) return 1;
+    if (!r->raw || r->len == 0) return 0;
+    pf_eval ev;
+    ev.q = q;
+    ev.raw = r->raw;
+    ev.len = r->len;
+    ev.clean = 0;
+    ev.gmap = s->map[qi];
+    ev.rec = r;
+    if (pf_eval_node(&ev, q->pfroot)) return 1;
+    if (r->clean) return 0;
+    if (!r->uescape) r->uescape = nt_has_unicode_escape(r->raw, r->len) ? 1 : 2;
+    return r->uescape == 1;
 }
 
 static void put_bounded(char *buf, size_t cap, size_t *o, const char *s, size_t n)

@@ -85,6 +85,38 @@ nt_status kql_parse_json(const char *text, size_t len, char **json, nt_err *err)
  * string). Never allocates. */
 int kql_prefilter(const kql_query *q, const char *raw, size_t len);
 
+/* The prefilter literals of many queries (a ruleset's), deduplicated, so
+ * that one search per record serves every query using a literal: the common
+ * work of a large rule pack is done once per record, not once per rule. The
+ * table points into the queries, which must outlive it. */
+typedef struct kql_pfshare kql_pfshare;
+
+/* Per-record state for kql_prefilter_shared: memo has
+ * kql_pfshare_nlits(share) bytes; kql_pfrec_reset before each record. */
+typedef struct kql_pfrec {
+    const char *raw;
+    size_t len;
+    int clean;   /* a full search saw no backslash in raw */
+    int uescape; /* 0 not checked, 1 raw has `\u`, 2 it has not */
+    unsigned char
+        *memo; /* per shared literal: 0 not searched, 1 found, 2 absent (owned by caller) */
+} kql_pfrec;
+
+/* NULL when out of memory (callers then use kql_prefilter). Queries may be
+ * NULL (no prefilter). scan: answer every exact literal ("v", quoted on
+ * both sides) by one pass per record over raw's quoted segments (hash
+ * lookups) instead of one search each; same answers. 1: only when there are
+ * enough exact literals to pay for the pass (a large pack); 2: always;
+ * 0: never. */
+kql_pfshare *kql_pfshare_new(const kql_query *const *qs, size_t n, int scan);
+void kql_pfshare_free(kql_pfshare *s);
+size_t kql_pfshare_nlits(const kql_pfshare *s);
+void kql_pfrec_reset(kql_pfrec *r, const kql_pfshare *s, const char *raw, size_t len);
+
+/* kql_prefilter(qs[qi], r->raw, r->len) for the qi-th query of the table,
+ * with every literal searched at most once per record across all queries. */
+int kql_prefilter_shared(const kql_pfshare *s, size_t qi, kql_pfrec *r);
+
 /* Writes the prefilter clauses as text, e.g.
  *   "aws.cloudtrail" AND ("ListRoots" OR "ListAccounts")
  * into buf (always NUL-terminated when cap > 0, truncated to fit) and returns

@@ -8,6 +8,7 @@
  */
 #include "pipeline.h"
 
+#include "jsonout.h"
 #include "kql.h"
 #include "search.h"
 
@@ -29,6 +30,7 @@ void pipe_init(pipe_run *p, const nt_ruleset *rs, const exc_set *exc, nt_time_ms
     p->exc = exc;
     p->now = now;
     p->prefilter = 1;
+    p->pf_shared = 2;
     p->max_record = DEC_MAX_RECORD_BYTES;
     p->max_inflate = DEC_MAX_INFLATE;
     dec_buf_init(&p->scratch);
@@ -47,6 +49,8 @@ void pipe_free(pipe_run *p)
     free(p->items);
     free(p->rejects);
     free(p->may);
+    kql_pfshare_free(p->pfshare);
+    free(p->pfmemo);
     dec_buf_free(&p->scratch);
     memset(p, 0, sizeof *p);
 }
@@ -169,7 +173,7 @@ static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
     }
     if (o->mode == STORE_OBS_LIVE) {
         json_t *alert = engine_alert(c, ev, cc->clock);
-        it->alert_text = alert ? json_dumps(alert, JSON_COMPACT) : NULL;
+        it->alert_text = alert ? nt_json_dumps(alert) : NULL; /* = json_dumps, faster */
         if (!it->alert_text) {
             json_decref(alert);
             free(it->account);
@@ -237,14 +241,40 @@ static void on_split_bad(void *ud, size_t sub_index, nt_status status, const cha
     sc->p->counts[PIPE_SHAPE_RAW][PIPE_REJECTED]++;
 }
 
+/* The ruleset's prefilter literals, deduplicated, built once per run; NULL
+ * (each rule's own prefilter) when disabled or out of memory. */
+static kql_pfshare *shared_literals(pipe_run *p)
+{
+    if (p->pfshare || !p->pf_shared || p->pfshare_failed) return p->pfshare;
+    const kql_query **qs = malloc((p->rs->n ? p->rs->n : 1) * sizeof *qs);
+    if (qs) {
+        for (size_t i = 0; i < p->rs->n; i++)
+            qs[i] = p->rs->rules[i]->query;
+        p->pfshare = kql_pfshare_new(qs, p->rs->n, p->pf_shared >= 2 ? 1 : 0);
+        free(qs);
+    }
+    size_t n = kql_pfshare_nlits(p->pfshare);
+    if (p->pfshare && !(p->pfmemo = malloc(n ? n : 1))) {
+        kql_pfshare_free(p->pfshare);
+        p->pfshare = NULL;
+    }
+    if (!p->pfshare) p->pfshare_failed = 1;
+    return p->pfshare;
+}
+
 /* Runs every rule's prefilter once on the unit: p->may[i] = rule i may
- * match. Returns 1 when any may; without memory for p->may, 1 (parse). */
+ * match. Returns 1 when any may; without memory for p->may, 1 (parse). With
+ * the shared table a literal several rules use is searched once. */
 static int any_rule_may_match(pipe_run *p, const char *text, size_t len)
 {
     if (!p->may && p->rs->n) p->may = malloc(p->rs->n);
+    kql_pfshare *share = shared_literals(p);
+    kql_pfrec rec = {.memo = p->pfmemo};
+    if (share) kql_pfrec_reset(&rec, share, text, len);
     int any = 0;
     for (size_t i = 0; i < p->rs->n; i++) {
-        int m = kql_prefilter(p->rs->rules[i]->query, text, len);
+        int m = share ? kql_prefilter_shared(share, i, &rec)
+                      : kql_prefilter(p->rs->rules[i]->query, text, len);
         if (p->may)
             p->may[i] = (unsigned char)m;
         else if (m)

@@ -71,6 +71,10 @@ typedef struct pipe_run {
     int event_clock;             /* judge each record at its eventTime (replay) */
     int backfill;                /* record history only, TTL from eventTime */
     int prefilter;               /* skip parsing units no rule can match (default 1) */
+    int pf_shared;               /* 1: prefilter literals searched once per unit for all
+                                    rules; 2 (default): and the exact ones answered by one
+                                    pass (kql_pfshare_new's scan); 0: each rule on its own.
+                                    Same result every way. */
     int keep_alerts;             /* keep alert documents in items[].alert (replay) */
     size_t max_record;
     size_t max_inflate;    /* gunzipped bytes of one record */
@@ -86,9 +90,12 @@ typedef struct pipe_run {
     size_t alerts;             /* new alerts after pipe_commit */
     engine_stats st;
     /* internal */
-    unsigned char *may;        /* per rule: its prefilter passed on the current unit */
-    int may_valid;             /* the unit's records are raw parts of its bytes */
-    const unsigned char *only; /* = may while a prefiltered unit is split; else NULL */
+    unsigned char *may;          /* per rule: its prefilter passed on the current unit */
+    int may_valid;               /* the unit's records are raw parts of its bytes */
+    const unsigned char *only;   /* = may while a prefiltered unit is split; else NULL */
+    struct kql_pfshare *pfshare; /* the rules' literals, deduplicated (built on first use) */
+    unsigned char *pfmemo;       /* per shared literal, for the current unit */
+    int pfshare_failed;          /* out of memory once: use each rule's own prefilter */
     dec_buf scratch;
     size_t cur_index;
     nt_status fatal;       /* NT_ERR_NOMEM seen: the delivery must fail */

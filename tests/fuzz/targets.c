@@ -597,7 +597,10 @@ static void run_pipeline(const fuzz_env *env, int prefilter, const char *b64, si
 {
     pipe_run p;
     pipe_init(&p, env->rs, NULL, FUZZ_NOW);
-    p.prefilter = prefilter;
+    /* 3: the rules' literals shared and the exact ones found by one scan,
+     * 2: shared, searched; 1: each rule's own; 0: none */
+    p.prefilter = prefilter != 0;
+    p.pf_shared = prefilter >= 2 ? prefilter - 1 : 0;
     if (b64) {
         /* twice, as two records of one delivery: the scratch buffers are reused */
         pipe_firehose_record(&p, 0, b64, b64len, 0);
@@ -637,9 +640,18 @@ static void run_pipeline(const fuzz_env *env, int prefilter, const char *b64, si
 static void pipeline_twice(const fuzz_env *env, const char *b64, size_t b64len, const char *body,
                            size_t body_len)
 {
-    pipe_result with = {0}, without = {0};
-    run_pipeline(env, 1, b64, b64len, body, body_len, &with);
+    pipe_result with = {0}, without = {0}, own = {0};
+    run_pipeline(env, 3, b64, b64len, body, body_len, &with);
     run_pipeline(env, 0, b64, b64len, body, body_len, &without);
+    run_pipeline(env, (b64len + body_len) % 2 ? 1 : 2, b64, b64len, body, body_len, &own);
+    FUZZ_CHECK(own.n == without.n,
+               "%zu observations with the per-rule or searched prefilter, %zu without", own.n,
+               without.n);
+    for (size_t i = 0; i < own.n; i++)
+        FUZZ_CHECK(strcmp(own.ids[i], without.ids[i]) == 0,
+                   "each rule's prefilter changed observation %zu (%s vs %s)", i, own.ids[i],
+                   without.ids[i]);
+    free(own.ids);
     FUZZ_CHECK(with.n == without.n, "%zu observations with the prefilter, %zu without", with.n,
                without.n);
     for (size_t i = 0; i < with.n; i++)

@@ -106,7 +106,7 @@ static void ts_free(test_source *ts)
         free(ts->names[i]);
 }
 
-#define TS_SOURCE(ts) ((nt_field_source){&(ts), ts_resolve, ts_get, NULL})
+#define TS_SOURCE(ts) ((nt_field_source){&(ts), ts_resolve, ts_get, NULL, NULL})
 
 /* ---- tables ------------------------------------------------------------ */
 

@@ -121,7 +121,7 @@ static int src_verbatim(void *ctx, int field)
 
 static nt_field_source source_of(doc_src *s)
 {
-    return (nt_field_source){s, src_resolve, src_get, src_verbatim};
+    return (nt_field_source){s, src_resolve, src_get, src_verbatim, NULL};
 }
 
 static void src_done(doc_src *s)
@@ -590,17 +590,20 @@ static const struct {
     {"a: x*", "\"x"},
     {"a: *x", "x\""},
     {"a: *mid*", "mid"},
-    {"a: *x*y*", ""}, /* general pattern: no literal */
+    {"a: *x*y*", "x"}, /* general pattern: its longest literal run, unquoted */
     {"a: (x or y)", "(\"x\" OR \"y\")"},
     {"a: x or b: *yy*", "(\"x\" OR yy)"},
     {"a: x or b: *", ""}, /* exists gives no clause, so the OR gives none */
     {"not a: x", ""},
     {"a > 5", ""},
-    {"a: \"x/y\"", ""},       /* '/' may be escaped as \/ in JSON */
-    {"a: \"caf\u00e9\"", ""}, /* non-ASCII may be \u-escaped */
-    {"a: \"say \\\"hi\\\"\"", ""},
-    {"a: (x or \"y/z\")", ""}, /* one unusable alternative drops the clause */
-    {"n: 5", ""},              /* n is not verbatim (typed) */
+    {"a: \"x/y\"", "\"x"},               /* '/' may be escaped as \/ in JSON: the run before it */
+    {"a: \"caf\u00e9\"", "\"caf"},       /* non-ASCII may be \u-escaped */
+    {"a: \"say \\\"hi\\\"\"", "\"say "}, /* the longest run JSON never escapes */
+    {"a: *role/AgentCore-*", "AgentCore-"},
+    {"a: *role/*BedrockAgentCore*", "BedrockAgentCore"},
+    {"a: arn*role/x", "\"arn"},
+    {"a: (x or \"y/z\")", "(\"x\" OR \"y)"}, /* each alternative keeps a run */
+    {"n: 5", ""},                            /* n is not verbatim (typed) */
     {"a: x and b: longer and a: x", "\"longer\" AND \"x\""},
     {"a: x and (a: x or b: y)", "\"x\""},                    /* the OR clause is implied by "x" */
     {"(a: x and b: yyyy) or c: zz", "(\"yyyy\" OR \"zz\")"}, /* longest of equally short */
@@ -626,6 +629,67 @@ static const struct {
     {"a: x and (b: yy or c: *zz*)", "{\"a\":\"x\",\"c\":\"azb\"}", 0},
     {"a: (x or yy) and b: (x or yy)", "{\"a\":\"x\",\"b\":\"x\"}", 1}, /* one search, remembered */
 };
+
+/* The shared table (with and without the quoted-segment scan) gives
+ * kql_prefilter's answer for every query of a set, on texts built from the
+ * queries' own literals, quotes, backslashes and \u escapes. */
+START_TEST(shared_prefilter_agrees_with_each_query_alone)
+{
+    static const char *const qs[] = {
+        "a: x and (b: yy or c: *zz*)",
+        "a: (x or yy) and b: (x or yy)",
+        "a: \"x y\" or b: zz*",
+        "b: *yy and c: \"\"",
+        "a: \"say \\\"hi\\\"\"",
+        "c: *zz* and not a: x",
+        "n > 3 or a: ab",
+        "a: abc and b: a",
+    };
+    static const char *const parts[] = {
+        "\"", "x", "yy", "zz", "\"x\"", "\"yy\"", "\"x y\"", "\"\"",  "\\",       "\\u0078",
+        ":",  ",", "{",  "}",  " ",     "ab",     "abc",     "\"a\"", "say \"hi", "a\""};
+    enum { NQ = sizeof qs / sizeof qs[0], NP = sizeof parts / sizeof parts[0] };
+    doc_src s = {0};
+    json_t *typed = json_pack("[s]", "n");
+    s.typed = typed;
+    nt_field_source src = source_of(&s);
+    kql_query *q[NQ];
+    for (size_t i = 0; i < NQ; i++) {
+        nt_err err = {{0}};
+        ck_assert_msg(kql_compile(qs[i], strlen(qs[i]), &src, &q[i], &err) == NT_OK, "%s: %s",
+                      qs[i], err.msg);
+    }
+    for (int scan = 0; scan < 3; scan += 2) {
+        kql_pfshare *sh = kql_pfshare_new((const kql_query *const *)q, NQ, scan);
+        ck_assert_ptr_nonnull(sh);
+        unsigned char *memo = malloc(kql_pfshare_nlits(sh) + 1);
+        unsigned seed = 12345u + (unsigned)scan;
+        for (int t = 0; t < 4000; t++) {
+            char raw[256];
+            size_t n = 0;
+            int k = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 12;
+            for (int j = 0; j < k; j++) {
+                const char *p = parts[((seed = seed * 1103515245u + 12345u) >> 16) % NP];
+                size_t l = strlen(p);
+                if (n + l >= sizeof raw) break;
+                memcpy(raw + n, p, l);
+                n += l;
+            }
+            kql_pfrec rec = {.memo = memo};
+            kql_pfrec_reset(&rec, sh, raw, n);
+            for (size_t i = 0; i < NQ; i++)
+                ck_assert_msg(kql_prefilter_shared(sh, i, &rec) == kql_prefilter(q[i], raw, n),
+                              "scan %d, %s on '%.*s'", scan, qs[i], (int)n, raw);
+        }
+        free(memo);
+        kql_pfshare_free(sh);
+    }
+    for (size_t i = 0; i < NQ; i++)
+        kql_free(q[i]);
+    src_done(&s);
+    json_decref(typed);
+}
+END_TEST
 
 START_TEST(prefilter_follows_the_and_or_structure)
 {
@@ -1181,6 +1245,7 @@ static Suite *kql_suite(void)
     tcase_add_test(tc, compiled_query_dumps_kibana_shaped_json);
     tcase_add_test(tc, compile_refuses_a_source_without_callbacks);
     tcase_add_test(tc, a_source_without_verbatim_gets_no_prefilter);
+    tcase_add_test(tc, shared_prefilter_agrees_with_each_query_alone);
 #ifndef KQL_TEST_ASAN
     tcase_add_test(tc, matching_allocates_nothing);
 #endif
