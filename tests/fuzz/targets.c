@@ -981,14 +981,14 @@ void fuzz_toml(const fuzz_env *env, const uint8_t *data, size_t size)
         FUZZ_CHECK(err.msg[0] != 0, "rule_load failed without a message");
     } else {
         /* new_terms rules have 1..RULE_MAX_TERMS fields and a history window
-         * longer than the look-back; query and threshold rules have no terms
-         * and a window equal to the look-back. */
+         * longer than the look-back; threshold rules 0..RULE_MAX_TERMS group-by
+         * fields and query rules none, both with a window equal to the look-back. */
         if (r->type == RULE_NEW_TERMS) {
             FUZZ_CHECK(r->n_terms >= 1 && r->n_terms <= RULE_MAX_TERMS, "%zu terms", r->n_terms);
             FUZZ_CHECK(r->window_ms > r->lookback_ms, "window not longer than lookback");
         } else {
-            FUZZ_CHECK(r->n_terms == 0, "%zu terms on a %s rule", r->n_terms,
-                       rule_type_name(r->type));
+            FUZZ_CHECK(r->n_terms <= (r->type == RULE_THRESHOLD ? RULE_MAX_TERMS : 0),
+                       "%zu terms on a %s rule", r->n_terms, rule_type_name(r->type));
             FUZZ_CHECK(r->window_ms == r->lookback_ms, "window differs from the look-back");
         }
         FUZZ_CHECK(r->query != NULL && r->rule_id && r->name, "rule without query, id or name");
