@@ -302,7 +302,7 @@ static nt_status parse_listen(config *c, const char *src, const char *v, nt_err 
 
 /* The URL's shape: redis[s]://[user@]host[:port][/db] or unix:///path. A
  * password in the URL is refused (it would show in process listings and
- * manifests); store_url_parse checks the rest again when the store opens. */
+ * manifests); redis_url_parse checks the rest again when the store opens. */
 static nt_status check_redis_url(const char *src, const char *v, nt_err *err)
 {
     if (strncmp(v, "unix://", 7) == 0) {

@@ -405,7 +405,7 @@ static const char *const script_text[SCRIPT_COUNT] = {OBSERVE_LUA, LIST_LUA, STA
 #define STORE_EXCEPTION_PAGE_MAX 1000
 
 struct store {
-    store_url url;
+    redis_url url;
     char *password; /* effective: the config's, else the URL's (owned) */
     int connect_timeout_ms, command_timeout_ms;
     int wait_replicas, wait_timeout_ms; /* WAIT after observations; 0 = off */
@@ -967,219 +967,6 @@ static int store_ensure_sha(store *s, nt_err *err)
     return store_connect(s, err) == NT_OK ? 0 : -1;
 }
 
-/* ---- URL ------------------------------------------------------------------------- */
-
-void store_url_clear(store_url *u)
-{
-    if (!u) return;
-    free(u->host);
-    free(u->path);
-    free(u->username);
-    free(u->password);
-    memset(u, 0, sizeof *u);
-}
-
-/* Percent-decodes s[0..n) into a new string; NULL on a bad escape (*bad = 1) or OOM. */
-static char *pct_decode(const char *s, size_t n, int *bad)
-{
-    char *out = malloc(n + 1);
-    if (!out) return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%') {
-            int hi = i + 2 < n ? nt_hex_digit((unsigned char)s[i + 1]) : -1;
-            int lo = i + 2 < n ? nt_hex_digit((unsigned char)s[i + 2]) : -1;
-            if (hi < 0 || lo < 0 || hi + lo == 0) { /* bad escape, or %00 */
-                free(out);
-                *bad = 1;
-                return NULL;
-            }
-            out[o++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            out[o++] = s[i];
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
-/* Parses digits s[0..n) as a decimal in [lo, hi]; -1 when not. */
-static long long parse_decimal(const char *s, size_t n, long long lo, long long hi)
-{
-    if (n == 0 || n > 18) return -1;
-    long long v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v < lo || v > hi ? -1 : v;
-}
-
-static int has_ctl_or_space(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f) return 1;
-    return 0;
-}
-
-static nt_status url_parse_unix(const char *rest, store_url *u, nt_err *err)
-{
-    const char *q = strchr(rest, '?');
-    size_t plen = q ? (size_t)(q - rest) : strlen(rest);
-    if (plen == 0 || rest[0] != '/')
-        return nt_fail(err, NT_ERR_INVALID,
-                       "redis URL unix:// needs an absolute socket path (unix:///run/redis.sock)");
-    if (plen > 107)
-        return nt_fail(err, NT_ERR_INVALID,
-                       "redis URL unix socket path is %zu bytes long; the limit is 107", plen);
-    if (has_ctl_or_space(rest, plen))
-        return nt_fail(err, NT_ERR_INVALID,
-                       "redis URL unix socket path contains a space or control character");
-    if (q) {
-        const char *p = q + 1;
-        while (*p) {
-            const char *amp = strchr(p, '&');
-            size_t n = amp ? (size_t)(amp - p) : strlen(p);
-            if (n > 3 && strncmp(p, "db=", 3) == 0) {
-                long long db = parse_decimal(p + 3, n - 3, 0, INT_MAX);
-                if (db < 0)
-                    return nt_fail(err, NT_ERR_INVALID,
-                                   "redis URL database must be a number from 0 to %d", INT_MAX);
-                u->db = (int)db;
-            } else {
-                int shown = (int)(n > 40 ? 40 : n);
-                return nt_fail(err, NT_ERR_INVALID,
-                               "redis URL has unknown query parameter '%.*s' (only db=N is "
-                               "supported)",
-                               shown, p);
-            }
-            p = amp ? amp + 1 : p + n;
-        }
-    }
-    u->path = strndup(rest, plen);
-    if (!u->path) return store_nomem(err);
-    u->is_unix = 1;
-    return NT_OK;
-}
-
-/* "user", "user:password" or ":password" in auth[0..at), percent-decoded. */
-static nt_status url_parse_userinfo(const char *auth, const char *at, store_url *u, nt_err *err)
-{
-    const char *colon = memchr(auth, ':', (size_t)(at - auth));
-    const char *uend = colon ? colon : at;
-    int bad = 0;
-    if (!colon && uend == auth)
-        return nt_fail(err, NT_ERR_INVALID,
-                       "redis URL has an empty user name before '@' (redis://user@host)");
-    if (uend > auth) {
-        u->username = pct_decode(auth, (size_t)(uend - auth), &bad);
-        if (!u->username) goto fail;
-        if (has_ctl_or_space(u->username, strlen(u->username)))
-            return nt_fail(err, NT_ERR_INVALID,
-                           "redis URL user name contains a space or control character");
-    }
-    if (!colon) return NT_OK;
-    u->password = pct_decode(colon + 1, (size_t)(at - colon - 1), &bad);
-    if (!u->password) goto fail;
-    if (u->password[0] == '\0')
-        return nt_fail(err, NT_ERR_INVALID, "redis URL has an empty password");
-    return NT_OK;
-fail:
-    if (bad) return nt_fail(err, NT_ERR_INVALID, "redis URL credentials have a bad percent-escape");
-    return store_nomem(err);
-}
-
-static nt_status url_parse_tcp(const char *rest, store_url *u, nt_err *err)
-{
-    if (strpbrk(rest, "?#"))
-        return nt_fail(err, NT_ERR_INVALID,
-                       "redis URL has a query or fragment; use redis://host:port/db");
-    size_t alen = strcspn(rest, "/");
-    const char *auth = rest, *tail = rest + alen;
-    /* userinfo: everything before the last '@' of the authority. */
-    const char *at = NULL;
-    for (const char *p = auth; p < tail; p++)
-        if (*p == '@') at = p;
-    const char *host = auth;
-    if (at) {
-        nt_status st = url_parse_userinfo(auth, at, u, err);
-        if (st != NT_OK) return st;
-        host = at + 1;
-    }
-    const char *hend, *portp = NULL;
-    const char *hstart = host;
-    if (*host == '[') {
-        const char *close = memchr(host, ']', (size_t)(tail - host));
-        if (!close)
-            return nt_fail(err, NT_ERR_INVALID, "redis URL has an unclosed '[' in the host");
-        hstart = host + 1;
-        hend = close;
-        if (close + 1 < tail) {
-            if (close[1] != ':')
-                return nt_fail(err, NT_ERR_INVALID, "redis URL has junk after ']' in the host");
-            portp = close + 2;
-        }
-    } else {
-        const char *colon = memchr(host, ':', (size_t)(tail - host));
-        hend = colon ? colon : tail;
-        if (colon) portp = colon + 1;
-    }
-    if (hend == hstart) return nt_fail(err, NT_ERR_INVALID, "redis URL has no host");
-    if (has_ctl_or_space(hstart, (size_t)(hend - hstart)) ||
-        memchr(hstart, '@', (size_t)(hend - hstart)) || (size_t)(hend - hstart) > 253)
-        return nt_fail(err, NT_ERR_INVALID, "redis URL host is not a valid host name or address");
-    u->port = 6379;
-    if (portp) {
-        long long port = parse_decimal(portp, (size_t)(tail - portp), 1, 65535);
-        if (port < 0) {
-            int shown = (int)((size_t)(tail - portp) > 20 ? 20 : (size_t)(tail - portp));
-            return nt_fail(err, NT_ERR_INVALID,
-                           "redis URL port '%.*s' is not a number from 1 to 65535", shown, portp);
-        }
-        u->port = (int)port;
-    }
-    if (*tail == '/' && tail[1] != '\0') {
-        long long db = parse_decimal(tail + 1, strlen(tail + 1), 0, INT_MAX);
-        if (db < 0)
-            return nt_fail(
-                err, NT_ERR_INVALID,
-                "redis URL database must be a number from 0 to %d (redis://host:port/db)", INT_MAX);
-        u->db = (int)db;
-    }
-    u->host = strndup(hstart, (size_t)(hend - hstart));
-    if (!u->host) return store_nomem(err);
-    return NT_OK;
-}
-
-nt_status store_url_parse(const char *url, store_url *out, nt_err *err)
-{
-    memset(out, 0, sizeof *out);
-    if (!url || !*url) return nt_fail(err, NT_ERR_INVALID, "redis URL is empty");
-    nt_status st;
-    if (strncmp(url, "redis://", 8) == 0) {
-        st = url_parse_tcp(url + 8, out, err);
-    } else if (strncmp(url, "rediss://", 9) == 0) {
-        st = url_parse_tcp(url + 9, out, err);
-        out->is_tls = 1;
-    } else if (strncmp(url, "unix://", 7) == 0) {
-        st = url_parse_unix(url + 7, out, err);
-    } else {
-        const char *sep = strstr(url, "://");
-        int shown = sep && sep - url <= 16 ? (int)(sep - url) : 0;
-        if (shown)
-            return nt_fail(err, NT_ERR_INVALID,
-                           "redis URL scheme '%.*s' is not supported; use redis://host:port/db, "
-                           "rediss://host:port/db (TLS) or unix:///path",
-                           shown, url);
-        return nt_fail(err, NT_ERR_INVALID,
-                       "redis URL must start with redis://, rediss:// or unix:// "
-                       "(redis://host:port/db)");
-    }
-    if (st != NT_OK) store_url_clear(out);
-    return st;
-}
-
 /* ---- open / free ------------------------------------------------------------------ */
 
 /* NEWTERMSD_REDIS_TLS_INSECURE is said loudly, once per process. */
@@ -1209,7 +996,7 @@ nt_status store_open(store **out, const store_config *cfg, nt_err *err)
                        "WAIT needs a replica count >= 0 and a positive timeout");
     store *s = calloc(1, sizeof *s);
     if (!s) return store_nomem(err);
-    nt_status st = store_url_parse(cfg->url, &s->url, err);
+    nt_status st = redis_url_parse(cfg->url, &s->url, err);
     if (st != NT_OK) {
         free(s);
         return st;
@@ -1270,7 +1057,7 @@ void store_free(store *s)
     netio_tls_free(s->tls);
     if (s->wbuf) explicit_bzero(s->wbuf, s->wcap); /* it held an AUTH command */
     free(s->wbuf);
-    store_url_clear(&s->url);
+    redis_url_clear(&s->url);
     if (s->password) explicit_bzero(s->password, strlen(s->password));
     free(s->password);
     free(s);
@@ -1821,7 +1608,7 @@ static nt_status cursor_decode(const char *cursor, long long *score, char id[STO
     raw[n] = '\0';
     const char *colon = memchr(raw, ':', n);
     if (!colon) return nt_fail(err, NT_ERR_INVALID, "cursor is not valid");
-    long long sc = parse_decimal(raw, (size_t)(colon - raw), 0, 999999999999999LL);
+    long long sc = nt_decimal_parse(raw, (size_t)(colon - raw), 0, 999999999999999LL);
     size_t idlen = n - (size_t)(colon - raw) - 1;
     if (sc < 0 || idlen == 0 || idlen > STORE_ID_MAX)
         return nt_fail(err, NT_ERR_INVALID, "cursor is not valid");
@@ -2510,4 +2297,16 @@ nt_status store_command(store *s, int argc, const char **argv, const size_t *len
     }
     *out = r;
     return st;
+}
+
+/* ---- the nt_history view (history.h) ---------------------------------------- */
+
+static nt_status store_history_observe(void *ctx, store_obs *obs, size_t n, nt_err *err)
+{
+    return store_observe(ctx, obs, n, err);
+}
+
+nt_history store_history(store *st)
+{
+    return (nt_history){.ctx = st, .observe = store_history_observe};
 }
