@@ -617,8 +617,10 @@ static int store_queue_auth(store *s)
 }
 
 /* The handshake of a fresh connection: AUTH, SELECT, SCRIPT LOAD, pipelined.
- * Returns 0, or -1 with a sentence in msg. */
-static int store_handshake(store *s, int timeout_ms, char *msg, size_t n)
+ * NT_OK, or an error with a sentence in err (which store_connect turns into
+ * the store's NT_ERR_STORE and its backoff). The first failing reply names
+ * the failure; every reply is still read, so the connection stays in step. */
+static nt_status store_handshake(store *s, int timeout_ms, nt_err *err)
 {
     enum { OP_AUTH, OP_SELECT, OP_LOAD };
     int ops[2 + SCRIPT_COUNT], nops = 0, oom = 0;
@@ -634,38 +636,28 @@ static int store_handshake(store *s, int timeout_ms, char *msg, size_t n)
         oom |= conn_queuef(s, "SCRIPT LOAD %s", script_text[i]);
         ops[nops++] = OP_LOAD;
     }
-    if (oom) {
-        snprintf(msg, n, "out of memory");
-        return -1;
-    }
+    if (oom) return nt_fail(err, NT_ERR_NOMEM, "out of memory");
     int64_t t0 = mono_us();
     size_t queued = s->wlen;
-    nt_err io;
-    nt_status st = conn_flush(s, timeout_ms, &io);
+    nt_status st = conn_flush(s, timeout_ms, err);
     explicit_bzero(s->wbuf, queued); /* the AUTH command */
-    if (st != NT_OK) {
-        snprintf(msg, n, "%s", io.msg);
-        return -1;
-    }
-    int failed = 0, script = 0;
+    if (st != NT_OK) return st;
+    int script = 0;
     for (int i = 0; i < nops; i++) {
         redisReply *r = NULL;
-        if (conn_reply(s, &r, timeout_ms, &io) != NT_OK) {
-            if (!failed) snprintf(msg, n, "%s", io.msg);
-            return -1;
-        }
-        if (!failed && reply_is_error(r)) {
-            failed = 1;
+        nt_err io;
+        nt_status rc = conn_reply(s, &r, timeout_ms, &io);
+        if (rc != NT_OK) return st == NT_OK ? nt_fail(err, rc, "%s", io.msg) : st;
+        if (st == NT_OK && reply_is_error(r)) {
+            st = NT_ERR_STORE;
             if (ops[i] == OP_AUTH)
-                store_auth_error(s, r->str, msg, n);
-            else if (ops[i] == OP_SELECT)
-                store_handshake_error("SELECT", r->str, msg, n);
+                store_auth_error(s, r->str, err->msg, sizeof err->msg);
             else
-                store_handshake_error("SCRIPT LOAD", r->str, msg, n);
-        } else if (!failed && ops[i] == OP_LOAD) {
+                store_handshake_error(ops[i] == OP_SELECT ? "SELECT" : "SCRIPT LOAD", r->str,
+                                      err->msg, sizeof err->msg);
+        } else if (st == NT_OK && ops[i] == OP_LOAD) {
             if (r->type != REDIS_REPLY_STRING || r->len != 40) {
-                failed = 1;
-                snprintf(msg, n, "SCRIPT LOAD returned an unexpected reply");
+                st = nt_fail(err, NT_ERR_STORE, "SCRIPT LOAD returned an unexpected reply");
             } else {
                 memcpy(s->sha[script], r->str, 40);
                 s->sha[script][40] = '\0';
@@ -676,7 +668,7 @@ static int store_handshake(store *s, int timeout_ms, char *msg, size_t n)
     }
     s->counters.round_trips++;
     s->counters.latency_us_total += (unsigned long long)(mono_us() - t0);
-    return failed ? -1 : 0;
+    return st;
 }
 
 static nt_status store_connect(store *s, nt_err *err)
@@ -706,7 +698,11 @@ static nt_status store_connect(store *s, nt_err *err)
     /* The handshake gets what is left of the connect timeout (at least 50 ms). */
     int remaining = s->connect_timeout_ms - (int)((mono_us() - start) / 1000);
     if (remaining < 50) remaining = 50;
-    if (store_handshake(s, remaining, msg, sizeof msg) != 0) goto fail;
+    nt_err hs;
+    if (store_handshake(s, remaining, &hs) != NT_OK) {
+        snprintf(msg, sizeof msg, "%s", hs.msg);
+        goto fail;
+    }
     if (s->ever_connected) s->counters.reconnects++;
     s->ever_connected = 1;
     s->backoff_ms = 0;
@@ -961,10 +957,11 @@ static nt_status store_run1(store *s, cmd *c, const char *what, redisReply **out
     return st;
 }
 
-static int store_ensure_sha(store *s, nt_err *err)
+/* NT_OK once the scripts' SHAs are known: they are loaded by the handshake,
+ * so connecting once gives them. Otherwise the store's NT_ERR_STORE. */
+static nt_status store_ensure_sha(store *s, nt_err *err)
 {
-    /* Scripts are loaded by the handshake, so connecting once gives their SHAs. */
-    return store_connect(s, err) == NT_OK ? 0 : -1;
+    return store_connect(s, err);
 }
 
 /* ---- open / free ------------------------------------------------------------------ */
@@ -1250,7 +1247,8 @@ nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err)
         if (st != NT_OK) return st;
     }
     if (n == 0) return NT_OK;
-    if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
+    nt_status ready = store_ensure_sha(s, err);
+    if (ready != NT_OK) return ready;
 
     batch b = {0};
     cmd c = {0};
@@ -1466,7 +1464,8 @@ nt_status store_alert_set_status(store *s, const char *id, const char *status, c
         return nt_fail(err, NT_ERR_INVALID,
                        "reason must be one of false_positive, duplicate, true_positive, "
                        "benign_positive, automated_closure, other");
-    if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
+    nt_status ready = store_ensure_sha(s, err);
+    if (ready != NT_OK) return ready;
     cmd c = {0};
     cmd_str(&c, "EVALSHA");
     cmd_str(&c, s->sha[SCRIPT_STATUS]);
@@ -1505,7 +1504,8 @@ nt_status store_alert_set_status_many(store *s, const char *const *ids, size_t n
         return nt_fail(err, NT_ERR_INVALID,
                        "reason must be one of false_positive, duplicate, true_positive, "
                        "benign_positive, automated_closure, other");
-    if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
+    nt_status ready = store_ensure_sha(s, err);
+    if (ready != NT_OK) return ready;
     /* EVALSHA sha n key… status reason now retention id…: more arguments than
      * a `cmd` holds, so the argv is built here. */
     size_t argc = 7 + 2 * n;
@@ -1642,7 +1642,8 @@ nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alert
     int has_max = f->has_until;
     long long max = f->until;
     if (cs >= 0 && (!has_max || cs < max)) max = cs, has_max = 1;
-    if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
+    nt_status ready = store_ensure_sha(s, err);
+    if (ready != NT_OK) return ready;
 
     cmd c = {0};
     cmd_str(&c, "EVALSHA");
@@ -1771,7 +1772,8 @@ static nt_status exception_id_check(const char *id, nt_err *err)
 static nt_status exception_script(store *s, const char *op, const char *id, const char *json,
                                   const store_exception_quota *q, long long *version, nt_err *err)
 {
-    if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
+    nt_status ready = store_ensure_sha(s, err);
+    if (ready != NT_OK) return ready;
     cmd c = {0};
     cmd_str(&c, "EVALSHA");
     cmd_str(&c, s->sha[SCRIPT_EXCEPTION]);
