@@ -125,7 +125,7 @@ typedef struct config {
     nt_time_ms output_max_age_ms;    /* 24h */
     nt_time_ms output_timeout_ms;    /* 10s */
     nt_time_ms output_claim_idle_ms; /* 60s */
-    config_path_list geoip_dbs; /* --geoip-db, in the order given */
+    config_path_list geoip_dbs;      /* --geoip-db, in the order given */
     config_secret_list firehose_keys, ingest_tokens, read_tokens, write_tokens;
     int help;    /* -h, --help or `help` anywhere: print config_usage() and exit 0 */
     char **args; /* positional arguments after the command; owned */
