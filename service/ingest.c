@@ -78,6 +78,26 @@ static void count_store(store *st, const store_counters *before)
 
 /* ---- committing a delivery ----------------------------------------------- */
 
+/* The delivery's dead-lettered records, pushed to nt:rejects. */
+static nt_status commit_rejects(store *st, const pipe_run *p, const char *route,
+                                const char *delivery_id, nt_err *err)
+{
+    nt_time_ms now = nt_now_ms();
+    store_reject *rj = calloc(p->n_rejects, sizeof *rj);
+    if (!rj) return nt_fail(err, NT_ERR_NOMEM, "out of memory writing rejects");
+    for (size_t i = 0; i < p->n_rejects; i++) {
+        rj[i].reason = p->rejects[i].reason;
+        rj[i].route = route;
+        rj[i].delivery_id = delivery_id;
+        rj[i].prefix = p->rejects[i].prefix;
+        rj[i].record_index = (long)p->rejects[i].record_index;
+        rj[i].at = now;
+    }
+    nt_status rc = store_reject_push(st, rj, p->n_rejects, err);
+    free(rj);
+    return rc;
+}
+
 /* Write observations and rejects; NT_ERR_STORE means nothing may be acknowledged. */
 static nt_status commit_delivery(server *s, pipe_run *p, const char *route, const char *delivery_id,
                                  nt_err *err)
@@ -92,24 +112,7 @@ static nt_status commit_delivery(server *s, pipe_run *p, const char *route, cons
         nt_history h = store_history(st);
         rc = pipe_commit(p, &h, err);
     }
-    if (rc == NT_OK && p->n_rejects) {
-        nt_time_ms now = nt_now_ms();
-        store_reject *rj = calloc(p->n_rejects, sizeof *rj);
-        if (!rj) {
-            rc = nt_fail(err, NT_ERR_NOMEM, "out of memory writing rejects");
-        } else {
-            for (size_t i = 0; i < p->n_rejects; i++) {
-                rj[i].reason = p->rejects[i].reason;
-                rj[i].route = route;
-                rj[i].delivery_id = delivery_id;
-                rj[i].prefix = p->rejects[i].prefix;
-                rj[i].record_index = (long)p->rejects[i].record_index;
-                rj[i].at = now;
-            }
-            rc = store_reject_push(st, rj, p->n_rejects, err);
-            free(rj);
-        }
-    }
+    if (rc == NT_OK && p->n_rejects) rc = commit_rejects(st, p, route, delivery_id, err);
     count_store(st, &before);
     atomic_store(&s->redis_ok, rc != NT_ERR_STORE);
     server_store_release(s, st);

@@ -1620,32 +1620,15 @@ static nt_status cursor_decode(const char *cursor, long long *score, char id[STO
     return NT_OK;
 }
 
-nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alerts,
-                           char **next_cursor, nt_err *err)
+/* The list script's call: the index keys the filter names (their
+ * intersection is walked), the score range, the cursor and the limits. */
+static void alert_list_cmd(const store *s, const store_alert_filter *f, const char *status,
+                           long long cs, const char *cid, size_t limit, cmd *cp)
 {
-    *alerts = NULL;
-    *next_cursor = NULL;
-    size_t limit = f->limit ? f->limit : 100;
-    if (limit > STORE_LIST_MAX)
-        return nt_fail(err, NT_ERR_INVALID, "limit must be between 1 and %d", STORE_LIST_MAX);
-    const char *status = nonempty(f->status) ? f->status : NULL;
-    if (status && !store_alert_status_valid(status))
-        return nt_fail(err, NT_ERR_INVALID, "status must be open, acknowledged or closed");
-    long long cs = -1;
-    char cid[STORE_ID_MAX + 1] = "";
-    if (nonempty(f->cursor)) {
-        nt_status st = cursor_decode(f->cursor, &cs, cid, err);
-        if (st != NT_OK) return st;
-    } else if (f->cursor) {
-        return nt_fail(err, NT_ERR_INVALID, "cursor is not valid");
-    }
+    cmd c = {0};
     int has_max = f->has_until;
     long long max = f->until;
     if (cs >= 0 && (!has_max || cs < max)) max = cs, has_max = 1;
-    nt_status ready = store_ensure_sha(s, err);
-    if (ready != NT_OK) return ready;
-
-    cmd c = {0};
     cmd_str(&c, "EVALSHA");
     cmd_str(&c, s->sha[SCRIPT_LIST]);
     int nkeys = !!status + nonempty(f->rule_id) + nonempty(f->account) + nonempty(f->user);
@@ -1674,26 +1657,20 @@ nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alert
     cmd_str(&c, or_empty(f->rule_id));
     cmd_str(&c, or_empty(f->account));
     cmd_str(&c, or_empty(f->user));
-    redisReply *r = NULL, **rep = NULL;
-    size_t nids = 0;
+    *cp = c;
+}
+
+/* HGETALL of each listed id in one round trip, as alert documents appended
+ * to arr; ids trimmed since the script ran, or whose status changed, are
+ * left out. */
+static nt_status alert_list_docs(store *s, const redisReply *ids, const char *status, json_t *arr,
+                                 nt_err *err)
+{
+    size_t nids = ids->elements / 2;
+    redisReply **rep = NULL;
     batch b = {0};
-    json_t *arr = NULL;
-    nt_status st = store_run1(s, &c, "list script failed", &r, err);
-    if (st != NT_OK) return st;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
-        r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements % 2 != 0 ||
-        r->element[1]->type != REDIS_REPLY_STRING || r->element[2]->type != REDIS_REPLY_STRING ||
-        r->element[3]->type != REDIS_REPLY_INTEGER) {
-        st = store_failf(s, err, "list script returned an unexpected reply");
-        goto done;
-    }
-    const redisReply *ids = r->element[0];
-    nids = ids->elements / 2;
-    arr = json_array();
-    if (!arr) {
-        st = store_nomem(err);
-        goto done;
-    }
+    cmd c = {0};
+    nt_status st = NT_OK;
     for (size_t i = 0; i < nids && st == NT_OK; i++) {
         cmd_str(&c, "HGETALL");
         cmd_fmt(&c, "nt:alert:%.*s", (int)ids->element[2 * i]->len, ids->element[2 * i]->str);
@@ -1731,6 +1708,54 @@ nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alert
         }
         if (json_array_append_new(arr, doc) != 0) st = store_nomem(err);
     }
+done:
+    if (rep) replies_free(rep, nids);
+    free(rep);
+    batch_clear(&b);
+    return st;
+}
+
+nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alerts,
+                           char **next_cursor, nt_err *err)
+{
+    *alerts = NULL;
+    *next_cursor = NULL;
+    size_t limit = f->limit ? f->limit : 100;
+    if (limit > STORE_LIST_MAX)
+        return nt_fail(err, NT_ERR_INVALID, "limit must be between 1 and %d", STORE_LIST_MAX);
+    const char *status = nonempty(f->status) ? f->status : NULL;
+    if (status && !store_alert_status_valid(status))
+        return nt_fail(err, NT_ERR_INVALID, "status must be open, acknowledged or closed");
+    long long cs = -1;
+    char cid[STORE_ID_MAX + 1] = "";
+    if (nonempty(f->cursor)) {
+        nt_status st = cursor_decode(f->cursor, &cs, cid, err);
+        if (st != NT_OK) return st;
+    } else if (f->cursor) {
+        return nt_fail(err, NT_ERR_INVALID, "cursor is not valid");
+    }
+    nt_status ready = store_ensure_sha(s, err);
+    if (ready != NT_OK) return ready;
+
+    cmd c;
+    alert_list_cmd(s, f, status, cs, cid, limit, &c);
+    redisReply *r = NULL;
+    json_t *arr = NULL;
+    nt_status st = store_run1(s, &c, "list script failed", &r, err);
+    if (st != NT_OK) return st;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+        r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements % 2 != 0 ||
+        r->element[1]->type != REDIS_REPLY_STRING || r->element[2]->type != REDIS_REPLY_STRING ||
+        r->element[3]->type != REDIS_REPLY_INTEGER) {
+        st = store_failf(s, err, "list script returned an unexpected reply");
+        goto done;
+    }
+    arr = json_array();
+    if (!arr) {
+        st = store_nomem(err);
+        goto done;
+    }
+    st = alert_list_docs(s, r->element[0], status, arr, err);
     if (st == NT_OK && r->element[3]->integer == 1) {
         long long last;
         const redisReply *lid = r->element[2];
@@ -1743,9 +1768,6 @@ nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alert
     }
 
 done:
-    if (rep) replies_free(rep, nids);
-    free(rep);
-    batch_clear(&b);
     if (r) freeReplyObject(r);
     if (st != NT_OK) {
         json_decref(arr);
