@@ -370,14 +370,18 @@ static nt_status load_identity(nt_rule *r, json_t *doc, nt_err *err)
     r->severity = dup_string(path_get(doc, "rule.severity"));
     r->query_text = dup_string(path_get(doc, "rule.query"));
     json_t *risk = path_get(doc, "rule.risk_score");
-    if (!r->rule_id || !r->name || !r->severity || !r->query_text || !json_is_integer(risk))
-        return nt_fail(err, NT_ERR_INVALID, "rule.%s is missing or not a %s",
-                       !r->rule_id      ? "rule_id"
-                       : !r->name       ? "name"
-                       : !r->severity   ? "severity"
-                       : !r->query_text ? "query"
-                                        : "risk_score",
-                       json_is_integer(risk) || !r->query_text ? "string" : "integer");
+    if (!r->rule_id || !r->name || !r->severity || !r->query_text || !json_is_integer(risk)) {
+        /* The status is spelt out (not nt_fail's) so the analyzer sees that
+         * no required field is NULL past this point. */
+        nt_fail(err, NT_ERR_INVALID, "rule.%s is missing or not a %s",
+                !r->rule_id      ? "rule_id"
+                : !r->name       ? "name"
+                : !r->severity   ? "severity"
+                : !r->query_text ? "query"
+                                 : "risk_score",
+                json_is_integer(risk) || !r->query_text ? "string" : "integer");
+        return NT_ERR_INVALID;
+    }
     r->risk_score = (int)json_integer_value(risk);
     if (r->risk_score < 0 || r->risk_score > 100)
         return nt_fail(err, NT_ERR_INVALID, "rule.risk_score %d is outside 0..100", r->risk_score);
@@ -454,6 +458,10 @@ static void rule_lint(nt_rule *r)
  * and whether any field needs IP enrichment. */
 static nt_status load_presentation(nt_rule *r, json_t *doc, nt_err *err)
 {
+    r->uses_geoip = r->needs_geoip || strstr(r->query_text, "source.as.") ||
+                    strstr(r->query_text, "source.geo.");
+    for (size_t i = 0; i < r->n_terms; i++)
+        r->uses_geoip |= is_enrichment_field(r->term_fields[i]);
     json_t *inv = path_get(doc, "rule.investigation_fields.field_names");
     if (json_is_array(inv) && json_array_size(inv) > 0) {
         r->inv_fields = calloc(json_array_size(inv), sizeof *r->inv_fields);
@@ -462,16 +470,12 @@ static nt_status load_presentation(nt_rule *r, json_t *doc, nt_err *err)
         json_t *v;
         json_array_foreach(inv, i, v)
         {
-            if (json_is_string(v) && (r->inv_fields[r->n_inv] = strdup(json_string_value(v))))
-                r->n_inv++;
+            char *name = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+            if (!name) continue;
+            r->inv_fields[r->n_inv++] = name;
+            r->uses_geoip |= is_enrichment_field(name);
         }
     }
-    r->uses_geoip = r->needs_geoip || strstr(r->query_text, "source.as.") ||
-                    strstr(r->query_text, "source.geo.");
-    for (size_t i = 0; i < r->n_terms; i++)
-        r->uses_geoip |= is_enrichment_field(r->term_fields[i]);
-    for (size_t i = 0; i < r->n_inv; i++)
-        r->uses_geoip |= is_enrichment_field(r->inv_fields[i]);
     json_t *threat = path_get(doc, "rule.threat");
     r->threat = json_is_array(threat) ? json_incref(threat) : json_array();
     return NT_OK;

@@ -147,7 +147,7 @@ void server_stop(server *s)
         atomic_store(&s->stopping, 1);
         pthread_join(s->poller, NULL);
     }
-    for (size_t i = 0; i < s->pool_n; i++)
+    for (size_t i = 0; s->pool && i < s->pool_n; i++)
         store_free(s->pool[i]);
     free(s->pool);
     exc_set_unref(s->exc);
