@@ -1623,41 +1623,39 @@ static nt_status cursor_decode(const char *cursor, long long *score, char id[STO
 /* The list script's call: the index keys the filter names (their
  * intersection is walked), the score range, the cursor and the limits. */
 static void alert_list_cmd(const store *s, const store_alert_filter *f, const char *status,
-                           long long cs, const char *cid, size_t limit, cmd *cp)
+                           long long cs, const char *cid, size_t limit, cmd *c)
 {
-    cmd c = {0};
     int has_max = f->has_until;
     long long max = f->until;
     if (cs >= 0 && (!has_max || cs < max)) max = cs, has_max = 1;
-    cmd_str(&c, "EVALSHA");
-    cmd_str(&c, s->sha[SCRIPT_LIST]);
+    cmd_str(c, "EVALSHA");
+    cmd_str(c, s->sha[SCRIPT_LIST]);
     int nkeys = !!status + nonempty(f->rule_id) + nonempty(f->account) + nonempty(f->user);
-    cmd_ll(&c, nkeys ? nkeys : 1);
-    if (status) cmd_fmt(&c, "nt:alerts:status:%s", status);
-    if (nonempty(f->rule_id)) cmd_fmt(&c, "nt:alerts:rule:%s", f->rule_id);
-    if (nonempty(f->account)) cmd_fmt(&c, "nt:alerts:account:%s", f->account);
-    if (nonempty(f->user)) cmd_fmt(&c, "nt:alerts:user:%s", f->user);
-    if (!nkeys) cmd_str(&c, "nt:alerts");
+    cmd_ll(c, nkeys ? nkeys : 1);
+    if (status) cmd_fmt(c, "nt:alerts:status:%s", status);
+    if (nonempty(f->rule_id)) cmd_fmt(c, "nt:alerts:rule:%s", f->rule_id);
+    if (nonempty(f->account)) cmd_fmt(c, "nt:alerts:account:%s", f->account);
+    if (nonempty(f->user)) cmd_fmt(c, "nt:alerts:user:%s", f->user);
+    if (!nkeys) cmd_str(c, "nt:alerts");
     if (has_max)
-        cmd_ll(&c, max);
+        cmd_ll(c, max);
     else
-        cmd_str(&c, "+inf");
+        cmd_str(c, "+inf");
     if (f->has_since)
-        cmd_ll(&c, f->since);
+        cmd_ll(c, f->since);
     else
-        cmd_str(&c, "-inf");
+        cmd_str(c, "-inf");
     if (cs >= 0)
-        cmd_ll(&c, cs);
+        cmd_ll(c, cs);
     else
-        cmd_str(&c, "");
-    cmd_str(&c, cid);
-    cmd_ll(&c, (long long)limit);
-    cmd_ll(&c, (long long)limit + STORE_LIST_SCAN);
-    cmd_str(&c, or_empty(status));
-    cmd_str(&c, or_empty(f->rule_id));
-    cmd_str(&c, or_empty(f->account));
-    cmd_str(&c, or_empty(f->user));
-    *cp = c;
+        cmd_str(c, "");
+    cmd_str(c, cid);
+    cmd_ll(c, (long long)limit);
+    cmd_ll(c, (long long)limit + STORE_LIST_SCAN);
+    cmd_str(c, or_empty(status));
+    cmd_str(c, or_empty(f->rule_id));
+    cmd_str(c, or_empty(f->account));
+    cmd_str(c, or_empty(f->user));
 }
 
 /* HGETALL of each listed id in one round trip, as alert documents appended
@@ -1737,7 +1735,7 @@ nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alert
     nt_status ready = store_ensure_sha(s, err);
     if (ready != NT_OK) return ready;
 
-    cmd c;
+    cmd c = {0};
     alert_list_cmd(s, f, status, cs, cid, limit, &c);
     redisReply *r = NULL;
     json_t *arr = NULL;
