@@ -35,13 +35,13 @@ typedef enum {
 typedef struct store_obs {
     /* in */
     store_obs_kind kind;             /* BACKFILL and LEARN are for new_terms only */
+    store_obs_mode mode;             /* beside kind: no padding between two enums */
     const char *rule_id, *term_hash; /* non-empty; threshold: the group hash */
     /* LIVE/LEARN: the history window (> 0). BACKFILL: eventTime + window - now;
      * <= 0 means too old: no term key is written (history_since is still lowered). */
     nt_time_ms ttl_ms;
-    nt_time_ms seen_ms;    /* LIVE/LEARN: arrival time. BACKFILL: eventTime */
-    nt_time_ms created_ms; /* LIVE: the alert's created time (now) */
-    store_obs_mode mode;
+    nt_time_ms seen_ms;         /* LIVE/LEARN: arrival time. BACKFILL: eventTime */
+    nt_time_ms created_ms;      /* LIVE: the alert's created time (now) */
     const char *alert_id;       /* LIVE: [A-Za-z0-9._-]{1,128}, deterministic */
     const char *alert_json;     /* LIVE: the alert JSON object without status fields */
     const char *account, *user; /* LIVE: index values; NULL or "" = not indexed */
