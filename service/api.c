@@ -12,7 +12,7 @@
  * operation it lists against the real binary (test_openapi.py), and
  * api/LIMITS.md lists the limits behind the 400s and 413s.
  */
-#include "server.h"
+#include "api.h"
 
 #include "deliver.h"
 #include "log.h"
@@ -21,12 +21,9 @@
 #include <pthread.h>
 
 #include <ctype.h>
-#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define API_MAX_BODY (1024 * 1024)
 
 static void api_describe_metrics(void)
 {
@@ -45,77 +42,36 @@ static void api_refused(const char *reason)
     metrics_counter_add("newtermsd_api_refused_total", labels, 1);
 }
 
-static unsigned status_for(nt_status st)
-{
-    switch (st) {
-    case NT_ERR_NOTFOUND:
-        return 404;
-    case NT_ERR_CONFLICT:
-        return 409;
-    case NT_ERR_INVALID:
-    case NT_ERR_PARSE:
-    case NT_ERR_UNSUPPORTED:
-        return 400;
-    case NT_ERR_LIMIT:
-        return 413;
-    case NT_ERR_STORE:
-        return 503;
-    default:
-        return 500;
-    }
-}
-
-static const char *code_for(unsigned status)
-{
-    switch (status) {
-    case 400:
-        return "bad_request";
-    case 404:
-        return "not_found";
-    case 409:
-        return "conflict";
-    case 413:
-        return "payload_too_large";
-    case 503:
-        return "store_unavailable";
-    default:
-        return "internal";
-    }
-}
-
 /* A store failure names Redis's address and its error: that goes to the log,
  * never to the client, who only learns that it may retry. */
-static void fail_with(http_reply *r, nt_status st, const nt_err *err)
+static void fail_with(reply *r, nt_status st, const nt_err *err)
 {
-    unsigned status = status_for(st);
-    if (status == 503) {
+    if (reply_status(st) == 503)
         log_msg(NT_LOG_ERROR, "store_unavailable", "API request failed: %s", err->msg);
-        http_error(r, 503, "store_unavailable", "state store unavailable; retry later");
-        return;
-    }
-    http_error(r, status, code_for(status), "%s", err->msg);
+    reply_fail(r, st, err->msg);
 }
 
-static json_t *parse_body(const api_request *req, http_reply *r)
+static json_t *parse_body(const api_request *req, reply *r)
 {
     if (req->body_len == 0) {
-        http_error(r, 400, "bad_request", "a JSON body is required");
+        reply_error(r, 400, "bad_request", "a JSON body is required");
         return NULL;
     }
     if (req->body_len > API_MAX_BODY) {
-        http_error(r, 413, "payload_too_large", "API bodies are limited to %d bytes", API_MAX_BODY);
+        reply_error(r, 413, "payload_too_large", "API bodies are limited to %d bytes",
+                    API_MAX_BODY);
         return NULL;
     }
     json_error_t jerr;
     json_t *doc = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!doc) {
-        http_error(r, 400, "bad_request", "body is not JSON: %s at line %d column %d", jerr.text,
-                   jerr.line, jerr.column);
+        reply_error(r, 400, "bad_request", "body is not JSON: %s at line %d column %d", jerr.text,
+                    jerr.line, jerr.column);
         return NULL;
     }
     if (!json_is_object(doc)) {
         json_decref(doc);
-        http_error(r, 400, "bad_request", "body must be a JSON object");
+        reply_error(r, 400, "bad_request", "body must be a JSON object");
         return NULL;
     }
     return doc;
@@ -123,7 +79,7 @@ static json_t *parse_body(const api_request *req, http_reply *r)
 
 static const char *query_arg(const api_request *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    return req->query ? req->query(req->query_ctx, name) : NULL;
 }
 
 /* Reject query parameters the route does not know: a typo must not silently
@@ -133,30 +89,27 @@ typedef struct arg_check {
     const char *bad;
 } arg_check;
 
-static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                 const char *value)
+static int check_arg(void *cls, const char *key)
 {
-    (void)kind;
-    (void)value;
     arg_check *ac = cls;
     for (const char *const *a = ac->allowed; *a; a++)
-        if (strcmp(*a, key) == 0) return MHD_YES;
+        if (strcmp(*a, key) == 0) return 1;
     ac->bad = key;
-    return MHD_NO;
+    return 0;
 }
 
-static int only_args(const api_request *req, const char *const *allowed, http_reply *r)
+static int only_args(const api_request *req, const char *const *allowed, reply *r)
 {
     arg_check ac = {.allowed = allowed};
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, check_arg, &ac);
+    if (req->query_keys) req->query_keys(req->query_ctx, check_arg, &ac);
     if (ac.bad) {
-        http_error(r, 400, "bad_request", "unknown query parameter '%.64s'", ac.bad);
+        reply_error(r, 400, "bad_request", "unknown query parameter '%.64s'", ac.bad);
         return 0;
     }
     return 1;
 }
 
-static int parse_limit(const api_request *req, size_t dflt, size_t max, size_t *out, http_reply *r)
+static int parse_limit(const api_request *req, size_t dflt, size_t max, size_t *out, reply *r)
 {
     const char *v = query_arg(req, "limit");
     *out = dflt;
@@ -164,7 +117,7 @@ static int parse_limit(const api_request *req, size_t dflt, size_t max, size_t *
     char *end;
     long n = strtol(v, &end, 10);
     if (*v == 0 || *end != 0 || n < 1 || (size_t)n > max) {
-        http_error(r, 400, "bad_request", "limit must be an integer from 1 to %zu", max);
+        reply_error(r, 400, "bad_request", "limit must be an integer from 1 to %zu", max);
         return 0;
     }
     *out = (size_t)n;
@@ -174,7 +127,7 @@ static int parse_limit(const api_request *req, size_t dflt, size_t max, size_t *
 /* *has = 0 when the parameter is absent; any parsed instant (also one before
  * 1970) is honoured. */
 static int parse_time_arg(const api_request *req, const char *name, nt_time_ms *out, int *has,
-                          http_reply *r)
+                          reply *r)
 {
     const char *v = query_arg(req, name);
     *out = 0;
@@ -183,7 +136,7 @@ static int parse_time_arg(const api_request *req, const char *name, nt_time_ms *
     nt_err err;
     if (nt_time_parse(v, strlen(v), out, &err) != NT_OK) {
         api_refused("bad_time");
-        http_error(r, 400, "bad_request", "%s: %s", name, err.msg);
+        reply_error(r, 400, "bad_request", "%s: %s", name, err.msg);
         return 0;
     }
     *has = 1;
@@ -199,7 +152,7 @@ static int one_of(const char *v, const char *const *set)
 
 /* ---- alerts ---------------------------------------------------------------- */
 
-static void alerts_list(server *s, const api_request *req, http_reply *r)
+static void alerts_list(server *s, const api_request *req, reply *r)
 {
     static const char *const allowed[] = {"status", "rule_id", "account", "user", "since",
                                           "until",  "limit",   "cursor",  NULL};
@@ -210,7 +163,7 @@ static void alerts_list(server *s, const api_request *req, http_reply *r)
                             .user = query_arg(req, "user"),
                             .cursor = query_arg(req, "cursor")};
     if (f.status && !store_alert_status_valid(f.status)) {
-        http_error(r, 400, "bad_request", "status must be open, acknowledged or closed");
+        reply_error(r, 400, "bad_request", "status must be open, acknowledged or closed");
         return;
     }
     if (!parse_limit(req, 100, 1000, &f.limit, r) ||
@@ -218,7 +171,7 @@ static void alerts_list(server *s, const api_request *req, http_reply *r)
         !parse_time_arg(req, "until", &f.until, &f.has_until, r))
         return;
     if (f.has_since && f.has_until && f.since > f.until) {
-        http_error(r, 400, "bad_request", "since is later than until");
+        reply_error(r, 400, "bad_request", "since is later than until");
         return;
     }
     store *st = server_store_acquire(s);
@@ -237,7 +190,7 @@ static void alerts_list(server *s, const api_request *req, http_reply *r)
     free(next);
 }
 
-static void alert_get(server *s, const char *id, http_reply *r)
+static void alert_get(server *s, const char *id, reply *r)
 {
     store *st = server_store_acquire(s);
     json_t *doc = NULL;
@@ -253,18 +206,18 @@ static void alert_get(server *s, const char *id, http_reply *r)
 }
 
 /* Validate {"status", "reason"} of a triage body. */
-static int triage_fields(json_t *body, const char **status, const char **reason, http_reply *r)
+static int triage_fields(json_t *body, const char **status, const char **reason, reply *r)
 {
     json_t *sv = json_object_get(body, "status"), *rv = json_object_get(body, "reason");
     if (!json_is_string(sv) || !store_alert_status_valid(json_string_value(sv))) {
-        http_error(r, 400, "bad_request", "status must be open, acknowledged or closed");
+        reply_error(r, 400, "bad_request", "status must be open, acknowledged or closed");
         return 0;
     }
     if (rv && !json_is_null(rv) &&
         (!json_is_string(rv) || !store_alert_reason_valid(json_string_value(rv)))) {
-        http_error(r, 400, "bad_request",
-                   "reason must be one of false_positive, duplicate, true_positive, "
-                   "benign_positive, automated_closure, other");
+        reply_error(r, 400, "bad_request",
+                    "reason must be one of false_positive, duplicate, true_positive, "
+                    "benign_positive, automated_closure, other");
         return 0;
     }
     *status = json_string_value(sv);
@@ -272,7 +225,7 @@ static int triage_fields(json_t *body, const char **status, const char **reason,
     return 1;
 }
 
-static int known_keys(json_t *body, const char *const *keys, http_reply *r)
+static int known_keys(json_t *body, const char *const *keys, reply *r)
 {
     const char *k;
     json_t *v;
@@ -280,14 +233,14 @@ static int known_keys(json_t *body, const char *const *keys, http_reply *r)
     {
         (void)v;
         if (!one_of(k, keys)) {
-            http_error(r, 400, "bad_request", "unknown field '%.64s' in the body", k);
+            reply_error(r, 400, "bad_request", "unknown field '%.64s' in the body", k);
             return 0;
         }
     }
     return 1;
 }
 
-static void alert_patch(server *s, const api_request *req, const char *id, http_reply *r)
+static void alert_patch(server *s, const api_request *req, const char *id, reply *r)
 {
     json_t *body = parse_body(req, r);
     if (!body) return;
@@ -311,7 +264,7 @@ static void alert_patch(server *s, const api_request *req, const char *id, http_
 
 static int valid_id(const char *id);
 
-static void alerts_bulk(server *s, const api_request *req, http_reply *r)
+static void alerts_bulk(server *s, const api_request *req, reply *r)
 {
     json_t *body = parse_body(req, r);
     if (!body) return;
@@ -320,7 +273,7 @@ static void alerts_bulk(server *s, const api_request *req, http_reply *r)
     json_t *ids = json_object_get(body, "ids");
     if (!known_keys(body, keys, r) || !triage_fields(body, &status, &reason, r)) goto done;
     if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > 1000) {
-        http_error(r, 400, "bad_request", "ids must be an array of 1 to 1000 alert ids");
+        reply_error(r, 400, "bad_request", "ids must be an array of 1 to 1000 alert ids");
         goto done;
     }
     /* Every id is checked before anything is written, and the store applies
@@ -328,21 +281,21 @@ static void alerts_bulk(server *s, const api_request *req, http_reply *r)
     size_t n = json_array_size(ids), i;
     const char **list = calloc(n, sizeof *list);
     if (!list) {
-        http_error(r, 500, "internal", "out of memory");
+        reply_error(r, 500, "internal", "out of memory");
         goto done;
     }
     json_t *v;
     json_array_foreach(ids, i, v)
     {
         if (!json_is_string(v)) {
-            http_error(r, 400, "bad_request", "ids[%zu] is not a string; nothing was changed", i);
+            reply_error(r, 400, "bad_request", "ids[%zu] is not a string; nothing was changed", i);
             goto done_list;
         }
         if (!valid_id(json_string_value(v))) {
             api_refused("bulk_bad_id");
-            http_error(r, 400, "bad_request",
-                       "ids[%zu] is not an alert id ([A-Za-z0-9._-]{1,128}); nothing was changed",
-                       i);
+            reply_error(r, 400, "bad_request",
+                        "ids[%zu] is not an alert id ([A-Za-z0-9._-]{1,128}); nothing was changed",
+                        i);
             goto done_list;
         }
         list[i] = json_string_value(v);
@@ -358,9 +311,9 @@ static void alerts_bulk(server *s, const api_request *req, http_reply *r)
         r->json = json_pack("{s:I,s:[]}", "updated", (json_int_t)n, "not_found");
     } else if (rc == NT_ERR_NOTFOUND && missing) {
         api_refused("bulk_unknown_id");
-        http_error(r, 404, "not_found",
-                   "%zu of the %zu ids name no alert (listed in not_found); nothing was changed",
-                   json_array_size(missing), n);
+        reply_error(r, 404, "not_found",
+                    "%zu of the %zu ids name no alert (listed in not_found); nothing was changed",
+                    json_array_size(missing), n);
         json_object_set_new(r->json, "not_found", missing);
         missing = NULL;
     } else {
@@ -407,18 +360,18 @@ static void random_id(char out[33])
 /* Validate a client document and complete the server-owned fields. On
  * success returns the document to store (new reference). */
 static json_t *exception_prepare(server *s, json_t *body, const char *id, json_t *previous,
-                                 http_reply *r)
+                                 reply *r)
 {
     char now_text[NT_TIME_BUF];
     nt_time_format(nt_now_ms(), now_text);
     json_t *doc = json_deep_copy(body);
     if (!doc) {
-        http_error(r, 500, "internal", "out of memory");
+        reply_error(r, 500, "internal", "out of memory");
         return NULL;
     }
     json_t *given = json_object_get(doc, "id");
     if (given && (!json_is_string(given) || strcmp(json_string_value(given), id) != 0)) {
-        http_error(r, 400, "bad_request", "id in the body does not match the id in the path");
+        reply_error(r, 400, "bad_request", "id in the body does not match the id in the path");
         json_decref(doc);
         return NULL;
     }
@@ -449,7 +402,7 @@ static json_t *exception_prepare(server *s, json_t *body, const char *id, json_t
     if (st == NT_OK) st = exc_item_check_limits(it, &lim, &err);
     if (st != NT_OK) {
         api_refused("invalid_exception");
-        http_error(r, 400, "bad_request", "%s", err.msg);
+        reply_error(r, 400, "bad_request", "%s", err.msg);
         exc_item_free(it);
         json_decref(doc);
         return NULL;
@@ -462,7 +415,7 @@ static json_t *exception_prepare(server *s, json_t *body, const char *id, json_t
     return doc;
 }
 
-static void exception_write(server *s, const api_request *req, const char *path_id, http_reply *r)
+static void exception_write(server *s, const api_request *req, const char *path_id, reply *r)
 {
     json_t *body = parse_body(req, r);
     if (!body) return;
@@ -477,7 +430,7 @@ static void exception_write(server *s, const api_request *req, const char *path_
         if (json_is_string(given)) {
             id = json_string_value(given);
         } else if (given) {
-            http_error(r, 400, "bad_request", "id must be a string");
+            reply_error(r, 400, "bad_request", "id must be a string");
             goto done;
         } else {
             random_id(idbuf);
@@ -494,7 +447,7 @@ static void exception_write(server *s, const api_request *req, const char *path_
         free(old);
     }
     if (!valid_id(id)) {
-        http_error(r, 400, "bad_request", "id must match [A-Za-z0-9._-]{1,128}");
+        reply_error(r, 400, "bad_request", "id must match [A-Za-z0-9._-]{1,128}");
         goto done;
     }
     json_t *doc = exception_prepare(s, body, id, previous, r);
@@ -503,10 +456,10 @@ static void exception_write(server *s, const api_request *req, const char *path_
     size_t max_bytes = s->cfg->exception_max_bytes;
     if (text && max_bytes && strlen(text) > max_bytes) {
         api_refused("exception_too_large");
-        http_error(r, 413, "payload_too_large",
-                   "the exception item is %zu bytes as stored (compact JSON); at most %zu are "
-                   "allowed (--exception-max-bytes)",
-                   strlen(text), max_bytes);
+        reply_error(r, 413, "payload_too_large",
+                    "the exception item is %zu bytes as stored (compact JSON); at most %zu are "
+                    "allowed (--exception-max-bytes)",
+                    strlen(text), max_bytes);
         free(text);
         json_decref(doc);
         goto done;
@@ -521,7 +474,8 @@ static void exception_write(server *s, const api_request *req, const char *path_
     if (rc == NT_ERR_LIMIT) {
         /* A full quota is a conflict with the current state, not a size problem. */
         api_refused("exception_quota");
-        http_error(r, 409, "conflict", "%s (--exceptions-max, --exceptions-per-rule-max)", err.msg);
+        reply_error(r, 409, "conflict", "%s (--exceptions-max, --exceptions-per-rule-max)",
+                    err.msg);
         json_decref(doc);
         goto done;
     }
@@ -540,7 +494,7 @@ done:
     json_decref(body);
 }
 
-static void exception_get(server *s, const char *id, http_reply *r)
+static void exception_get(server *s, const char *id, reply *r)
 {
     store *st = server_store_acquire(s);
     char *text = NULL;
@@ -554,10 +508,10 @@ static void exception_get(server *s, const char *id, http_reply *r)
     r->json = json_loads(text, 0, NULL);
     free(text);
     r->status = r->json ? 200 : 500;
-    if (!r->json) http_error(r, 500, "internal", "stored exception %s is not JSON", id);
+    if (!r->json) reply_error(r, 500, "internal", "stored exception %s is not JSON", id);
 }
 
-static void exception_delete(server *s, const char *id, http_reply *r)
+static void exception_delete(server *s, const char *id, reply *r)
 {
     store *st = server_store_acquire(s);
     nt_err err;
@@ -572,7 +526,7 @@ static void exception_delete(server *s, const char *id, http_reply *r)
     r->text = strdup("");
 }
 
-static void exceptions_list(server *s, const api_request *req, http_reply *r)
+static void exceptions_list(server *s, const api_request *req, reply *r)
 {
     static const char *const allowed[] = {"limit", "cursor", NULL};
     size_t limit;
@@ -619,7 +573,7 @@ static json_t *rule_doc(server *s, store *st, size_t i, nt_status *rc, nt_err *e
     return doc;
 }
 
-static void rules_get(server *s, const char *id, http_reply *r)
+static void rules_get(server *s, const char *id, reply *r)
 {
     store *st = server_store_acquire(s);
     nt_err err;
@@ -630,7 +584,7 @@ static void rules_get(server *s, const char *id, http_reply *r)
             r->json = rule_doc(s, st, i, &rc, &err);
             break;
         }
-        if (!r->json) http_error(r, 404, "not_found", "no rule with rule_id %.128s", id);
+        if (!r->json) reply_error(r, 404, "not_found", "no rule with rule_id %.128s", id);
     } else {
         json_t *list = json_array();
         for (size_t i = 0; i < s->rules->n && rc == NT_OK; i++)
@@ -645,7 +599,7 @@ static void rules_get(server *s, const char *id, http_reply *r)
     if (!r->status) r->status = 200;
 }
 
-static void rejects_list(server *s, const api_request *req, http_reply *r)
+static void rejects_list(server *s, const api_request *req, reply *r)
 {
     static const char *const allowed[] = {"limit", NULL};
     size_t limit;
@@ -665,9 +619,9 @@ static void rejects_list(server *s, const api_request *req, http_reply *r)
 
 /* ---- outputs (deliver.c) ----------------------------------------------------- */
 
-static void method_not_allowed(http_reply *r, const char *allow);
+static void method_not_allowed(reply *r, const char *allow);
 
-static void outputs_list(server *s, const api_request *req, http_reply *r)
+static void outputs_list(server *s, const api_request *req, reply *r)
 {
     static const char *const allowed[] = {NULL};
     if (!only_args(req, allowed, r)) return;
@@ -699,7 +653,7 @@ static int outputs_route(const char *path, char *name, size_t cap, const char **
 }
 
 static void outputs_action(server *s, const api_request *req, const char *name, const char *action,
-                           http_reply *r)
+                           reply *r)
 {
     int get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
     int failed = strcmp(action, "failed") == 0;
@@ -712,7 +666,7 @@ static void outputs_action(server *s, const api_request *req, const char *name, 
         return;
     }
     if (!outputs_find(deliver_outputs(s->deliver), name)) {
-        http_error(r, 404, "not_found", "no output with that name is configured");
+        reply_error(r, 404, "not_found", "no output with that name is configured");
         return;
     }
     static const char *const with_limit[] = {"limit", NULL}, *const none[] = {NULL};
@@ -755,13 +709,13 @@ static int route_match(const char *path, const char *kind, char *id, size_t cap,
     return 1;
 }
 
-static void method_not_allowed(http_reply *r, const char *allow)
+static void method_not_allowed(reply *r, const char *allow)
 {
-    http_error(r, 405, "method_not_allowed", "allowed methods: %s", allow);
+    reply_error(r, 405, "method_not_allowed", "allowed methods: %s", allow);
     r->allow = allow;
 }
 
-void api_handle(server *s, const api_request *req, http_reply *r)
+void api_handle(server *s, const api_request *req, reply *r)
 {
     char id[256];
     int has_id = 0;
@@ -795,7 +749,7 @@ void api_handle(server *s, const api_request *req, http_reply *r)
             else
                 method_not_allowed(r, "GET, POST");
         } else if (!valid_id(id)) {
-            http_error(r, 404, "not_found", "no exception with that id");
+            reply_error(r, 404, "not_found", "no exception with that id");
         } else if (get) {
             exception_get(s, id, r);
         } else if (strcmp(m, "PUT") == 0) {
@@ -823,6 +777,6 @@ void api_handle(server *s, const api_request *req, http_reply *r)
         else
             method_not_allowed(r, "GET");
     } else {
-        http_error(r, 404, "not_found", "no such API route");
+        reply_error(r, 404, "not_found", "no such API route");
     }
 }

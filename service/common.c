@@ -353,3 +353,14 @@ void nt_buf_free(nt_buf *b)
     b->len = b->cap = 0;
     b->oom = 0;
 }
+
+long long nt_decimal_parse(const char *s, size_t n, long long lo, long long hi)
+{
+    if (n == 0 || n > 18) return -1;
+    long long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v < lo || v > hi ? -1 : v;
+}

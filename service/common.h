@@ -144,4 +144,8 @@ size_t nt_utf8_invalid_at(const unsigned char *s, size_t n);
  * an unsigned char alike (anything outside the digits, negative included, is -1). */
 int nt_hex_digit(int c);
 
+/* The decimal digits s[0..n) (1 to 18 of them, nothing else) as a number in
+ * [lo, hi], or -1 when they are not one. */
+long long nt_decimal_parse(const char *s, size_t n, long long lo, long long hi);
+
 #endif

@@ -302,7 +302,7 @@ static nt_status parse_listen(config *c, const char *src, const char *v, nt_err 
 
 /* The URL's shape: redis[s]://[user@]host[:port][/db] or unix:///path. A
  * password in the URL is refused (it would show in process listings and
- * manifests); store_url_parse checks the rest again when the store opens. */
+ * manifests); redis_url_parse checks the rest again when the store opens. */
 static nt_status check_redis_url(const char *src, const char *v, nt_err *err)
 {
     if (strncmp(v, "unix://", 7) == 0) {
@@ -738,22 +738,24 @@ static int online_cpus(void)
     return (int)n;
 }
 
-nt_status config_parse(config *c, int argc, char **argv, const char *(*getenv_fn)(const char *name),
-                       nt_err *err)
-{
-    const char *(*env)(const char *) = getenv_fn ? getenv_fn : default_getenv;
-    const char *flag_val[N_OPTS] = {0};
-    const char *flag_src[N_OPTS] = {0};
+/* What the command line said, option by option (index into opt_table):
+ * the value and where it came from ("--flag"), NULL when not given. */
+typedef struct flag_values {
+    const char *val[N_OPTS];
+    const char *src[N_OPTS];
     char srcbuf[N_OPTS][64];
-    nt_status st = NT_OK;
-    memset(c, 0, sizeof *c);
+} flag_values;
 
-    if (argc < 2 || !argv) return NT_OK;
+/* Help anywhere (c->help set, *cmd stays NULL), else the command word argv[1]. */
+static nt_status parse_command(config *c, int argc, char **argv, const char **cmd, nt_err *err)
+{
+    nt_status st;
+    *cmd = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0) break;
         if (is_help(argv[i]) || (i == 1 && strcmp(argv[i], "help") == 0)) {
             c->help = 1;
-            return NT_OK;
+            return NT_OK; /* *cmd stays NULL */
         }
     }
     if (argv[1][0] == '-') {
@@ -767,25 +769,29 @@ nt_status config_parse(config *c, int argc, char **argv, const char *(*getenv_fn
                        "[options] (got '%.*s')",
                        (int)(shown < SHOW ? shown : SHOW), argv[1]);
     }
-    const char *cmd = NULL;
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i]) == 0) cmd = commands[i];
-    if (!cmd)
+        if (strcmp(argv[1], commands[i]) == 0) *cmd = commands[i];
+    if (!*cmd)
         return nt_fail(err, NT_ERR_INVALID,
                        "unknown command '%.*s'; expected serve, replay, backfill, check-rules or "
                        "help",
                        SHOW, argv[1]);
+    return NT_OK;
+}
 
+/* argv[2..]: arguments into c->args, flags into fv (repeatable path lists
+ * are applied at once). */
+static nt_status read_flags(config *c, int argc, char **argv, flag_values *fv, nt_err *err)
+{
+    nt_status st;
     c->args = calloc((size_t)argc, sizeof *c->args);
     if (!c->args) return nt_fail(err, NT_ERR_NOMEM, "out of memory");
     int only_args = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (only_args || a[0] != '-' || strcmp(a, "-") == 0) {
-            if (!(c->args[c->n_args] = strdup(a))) {
-                st = nt_fail(err, NT_ERR_NOMEM, "out of memory");
-                goto fail;
-            }
+            if (!(c->args[c->n_args] = strdup(a)))
+                return nt_fail(err, NT_ERR_NOMEM, "out of memory");
             c->n_args++;
             continue;
         }
@@ -794,14 +800,13 @@ nt_status config_parse(config *c, int argc, char **argv, const char *(*getenv_fn
             continue;
         }
         if (a[1] != '-') {
-            st = nt_fail(err, NT_ERR_INVALID, "unknown flag '%.*s' (flags are --long; see --help)",
-                         SHOW, a);
-            goto fail;
+            return nt_fail(err, NT_ERR_INVALID,
+                           "unknown flag '%.*s' (flags are --long; see --help)", SHOW, a);
         }
         const char *name = a + 2;
         const char *eq = strchr(name, '=');
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        if ((st = refuse_secret_flag(name, nlen, err)) != NT_OK) goto fail;
+        if ((st = refuse_secret_flag(name, nlen, err)) != NT_OK) return st;
         const opt_def *o = NULL;
         size_t oi = 0;
         for (size_t k = 0; k < N_OPTS; k++) {
@@ -810,41 +815,42 @@ nt_status config_parse(config *c, int argc, char **argv, const char *(*getenv_fn
                 oi = k;
             }
         }
-        if (!o) {
-            st = unknown_flag(name, nlen, err);
-            goto fail;
-        }
+        if (!o) return unknown_flag(name, nlen, err);
         const char *val;
         if (o->kind == K_BOOL) {
-            if (eq) {
-                st = nt_fail(err, NT_ERR_INVALID, "--%s takes no value", o->flag);
-                goto fail;
-            }
+            if (eq) return nt_fail(err, NT_ERR_INVALID, "--%s takes no value", o->flag);
             val = "1";
         } else if (eq) {
             val = eq + 1;
         } else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
             val = argv[++i];
         } else {
-            st = nt_fail(err, NT_ERR_INVALID, "--%s needs a value (%s)", o->flag, o->arg);
-            goto fail;
+            return nt_fail(err, NT_ERR_INVALID, "--%s needs a value (%s)", o->flag, o->arg);
         }
         if (o->kind == K_PATHS) { /* repeatable: every occurrence counts, commas and all */
             char fsrc[64];
             snprintf(fsrc, sizeof fsrc, "--%s", o->flag);
             st = paths_add((config_path_list *)(void *)((char *)c + o->offset), fsrc, val,
                            strlen(val), err);
-            if (st != NT_OK) goto fail;
+            if (st != NT_OK) return st;
         }
-        flag_val[oi] = val;
-        snprintf(srcbuf[oi], sizeof srcbuf[oi], "--%s", o->flag);
-        flag_src[oi] = srcbuf[oi];
+        fv->val[oi] = val;
+        snprintf(fv->srcbuf[oi], sizeof fv->srcbuf[oi], "--%s", o->flag);
+        fv->src[oi] = fv->srcbuf[oi];
     }
+    return NT_OK;
+}
 
+/* Every option from its flag, else its environment variable, else its
+ * default; then the secrets (environment or *_FILE only). */
+static nt_status apply_options(config *c, const flag_values *fv, const char *(*env)(const char *),
+                               nt_err *err)
+{
+    nt_status st;
     c->workers = online_cpus();
     for (size_t k = 0; k < N_OPTS; k++) {
         const opt_def *o = &opt_table[k];
-        const char *v = flag_val[k], *src = flag_src[k];
+        const char *v = fv->val[k], *src = fv->src[k];
         if (v && o->kind == K_PATHS) continue; /* applied while reading argv */
         if (!v) {
             v = env(o->env);
@@ -856,26 +862,46 @@ nt_status config_parse(config *c, int argc, char **argv, const char *(*getenv_fn
             src = "default";
         }
         if (!v) continue; /* computed default, set above */
-        if ((st = apply_opt(c, o, src, v, err)) != NT_OK) goto fail;
+        if ((st = apply_opt(c, o, src, v, err)) != NT_OK) return st;
     }
 
     for (size_t s = 0; s < N_SECRETS; s++)
-        if ((st = load_secret(c, &secret_table[s], env, err)) != NT_OK) goto fail;
+        if ((st = load_secret(c, &secret_table[s], env, err)) != NT_OK) return st;
+    return NT_OK;
+}
 
+/* The command's arguments: how many it takes. */
+static nt_status check_arguments(const config *c, const char *cmd, nt_err *err)
+{
     if (strcmp(cmd, "serve") == 0 && c->n_args > 0) {
-        st =
-            nt_fail(err, NT_ERR_INVALID, "serve takes no arguments (got '%.*s')", SHOW, c->args[0]);
-        goto fail;
+        return nt_fail(err, NT_ERR_INVALID, "serve takes no arguments (got '%.*s')", SHOW,
+                       c->args[0]);
     }
     if ((strcmp(cmd, "replay") == 0 || strcmp(cmd, "backfill") == 0) && c->n_args == 0) {
-        st = nt_fail(err, NT_ERR_INVALID, "%s needs at least one FILE", cmd);
-        goto fail;
+        return nt_fail(err, NT_ERR_INVALID, "%s needs at least one FILE", cmd);
     }
     if (strcmp(cmd, "check-rules") == 0 && c->n_args > 1) {
-        st = nt_fail(err, NT_ERR_INVALID, "check-rules takes at most one DIR (got %zu arguments)",
-                     c->n_args);
-        goto fail;
+        return nt_fail(err, NT_ERR_INVALID, "check-rules takes at most one DIR (got %zu arguments)",
+                       c->n_args);
     }
+    return NT_OK;
+}
+
+nt_status config_parse(config *c, int argc, char **argv, const char *(*getenv_fn)(const char *name),
+                       nt_err *err)
+{
+    const char *(*env)(const char *) = getenv_fn ? getenv_fn : default_getenv;
+    flag_values fv = {0};
+    const char *cmd = NULL;
+    nt_status st = NT_OK;
+    memset(c, 0, sizeof *c);
+
+    if (argc < 2 || !argv) return NT_OK;
+    if ((st = parse_command(c, argc, argv, &cmd, err)) != NT_OK || !cmd) return st;
+    if ((st = read_flags(c, argc, argv, &fv, err)) != NT_OK ||
+        (st = apply_options(c, &fv, env, err)) != NT_OK ||
+        (st = check_arguments(c, cmd, err)) != NT_OK)
+        goto fail;
     if (!(c->command = strdup(cmd))) {
         st = nt_fail(err, NT_ERR_NOMEM, "out of memory");
         goto fail;

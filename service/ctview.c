@@ -21,13 +21,10 @@
  *   Java-map renderings) go into an append-only arena inside ct_event and are
  *   memoised, so asking for a field many times costs no extra scratch.
  * - aws.cloudtrail.request_parameters and its siblings are Java's
- *   Map.toString() of the payload as Elasticsearch parsed it: nested HashMaps
- *   and ArrayLists, printed "{k=v, k2=[a, b]}" in HashMap iteration order
- *   (bucket = spread(String.hashCode) & (capacity-1), capacity 16 doubled
- *   while size > 0.75·capacity, insertion order inside a bucket), integers in
- *   decimal and doubles as Double.toString. The string is measured first
- *   (UTF-8 bytes, UTF-16 units, depth) and then written into exactly that much
- *   arena; the sort keys for each map borrow arena space past the output.
+ *   Map.toString() of the payload as Elasticsearch parsed it, rendered by
+ *   javamap.c. The string is measured first (UTF-8 bytes, UTF-16 units,
+ *   depth) and then written into exactly that much arena; the sort keys for
+ *   each map borrow arena space past the output.
  *   The flattened copies exist only when that string is shorter than 32766
  *   UTF-16 units, as in the pipeline.
  * - All walks over nested payloads stop at CT_MAX_DEPTH levels, so hostile
@@ -39,6 +36,8 @@
  *   never read these fields never pay for a lookup.
  */
 #include "ctview.h"
+
+#include "javamap.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -827,72 +826,6 @@ static void get_geo(ct_event *ev, int f, vout *o)
          NULL);
 }
 
-/* ---- numbers as Java prints them -------------------------------------------------- */
-
-/* Double.toString (JDK 19+: shortest digits that round-trip). */
-static size_t java_double(double d, char out[40])
-{
-    if (d == 0) return (size_t)snprintf(out, 40, signbit(d) ? "-0.0" : "0.0");
-    if (!isfinite(d))
-        return (size_t)snprintf(out, 40, isnan(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity");
-    char sci[40];
-    for (int p = 1; p <= 17; p++) {
-        snprintf(sci, sizeof sci, "%.*e", p - 1, d);
-        if (strtod(sci, NULL) == d) break;
-    }
-    /* sci = [-]D[.DDD]e[+-]XX */
-    char digits[24] = "0";
-    size_t nd = 0;
-    const char *p = sci;
-    int neg = 0;
-    if (*p == '-') {
-        neg = 1;
-        p++;
-    }
-    for (; *p && *p != 'e'; p++)
-        if (*p != '.' && nd < sizeof digits) digits[nd++] = *p;
-    int e10 = *p == 'e' ? (int)strtol(p + 1, NULL, 10) : 0;
-    if (nd == 0) nd = 1;
-    while (nd > 1 && digits[nd - 1] == '0')
-        nd--;
-    size_t len = 0;
-    if (neg) out[len++] = '-';
-    double ad = fabs(d);
-    if (ad >= 1e-3 && ad < 1e7) {
-        if (e10 >= 0) {
-            for (size_t k = 0; k <= (size_t)e10; k++) {
-                char c = '0';
-                if (k < nd) c = digits[k];
-                out[len++] = c;
-            }
-            out[len++] = '.';
-            if ((size_t)e10 + 1 < nd)
-                for (size_t k = (size_t)e10 + 1; k < nd; k++)
-                    out[len++] = digits[k];
-            else
-                out[len++] = '0';
-        } else {
-            out[len++] = '0';
-            out[len++] = '.';
-            for (int k = 0; k < -e10 - 1; k++)
-                out[len++] = '0';
-            for (size_t k = 0; k < nd; k++)
-                out[len++] = digits[k];
-        }
-        out[len] = '\0';
-        return len;
-    }
-    out[len++] = digits[0];
-    out[len++] = '.';
-    if (nd > 1)
-        for (size_t k = 1; k < nd; k++)
-            out[len++] = digits[k];
-    else
-        out[len++] = '0';
-    len += (size_t)snprintf(out + len, 40 - len, "E%d", e10);
-    return len;
-}
-
 /* Text of a JSON number or boolean leaf: static for booleans, memoised in the
  * arena (keyed by the node) for numbers. */
 static ct_str scalar_text(ct_event *ev, json_t *v)
@@ -905,217 +838,8 @@ static ct_str scalar_text(ct_event *ev, json_t *v)
     char buf[40];
     size_t n = json_is_integer(v) ? (size_t)snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT,
                                                      json_integer_value(v))
-                                  : java_double(json_real_value(v), buf);
+                                  : javamap_double(json_real_value(v), buf);
     return memo_store(ev, (uintptr_t)v, buf, n);
-}
-
-/* ---- Java Map.toString ------------------------------------------------------------ */
-
-static size_t utf16_units(const char *s, size_t n)
-{
-    size_t u = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c & 0xC0) != 0x80) u += c >= 0xF0 ? 2 : 1;
-    }
-    return u;
-}
-
-/* Java String.hashCode over the UTF-16 code units of a UTF-8 key. */
-static uint32_t java_hash(const char *s, size_t n)
-{
-    uint32_t h = 0;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        uint32_t cp;
-        size_t k;
-        if (c < 0x80) {
-            cp = c;
-            k = 1;
-        } else if (c >= 0xF0) {
-            cp = c & 0x07;
-            k = 4;
-        } else if (c >= 0xE0) {
-            cp = c & 0x0F;
-            k = 3;
-        } else {
-            cp = c & 0x1F;
-            k = 2;
-        }
-        for (size_t j = 1; j < k && i + j < n; j++)
-            cp = cp << 6 | ((unsigned char)s[i + j] & 0x3F);
-        i += k;
-        if (cp >= 0x10000) {
-            cp -= 0x10000;
-            h = 31 * h + (0xD800 + (cp >> 10));
-            h = 31 * h + (0xDC00 + (cp & 0x3FF));
-        } else {
-            h = 31 * h + cp;
-        }
-    }
-    return h;
-}
-
-static void sift_down(uint64_t *a, size_t start, size_t n)
-{
-    size_t root = start;
-    while (2 * root + 1 < n) {
-        size_t child = 2 * root + 1;
-        if (child + 1 < n && a[child] < a[child + 1]) child++;
-        if (a[root] >= a[child]) return;
-        uint64_t t = a[root];
-        a[root] = a[child];
-        a[child] = t;
-        root = child;
-    }
-}
-
-static void heap_sort(uint64_t *a, size_t n)
-{
-    for (size_t i = n / 2; i > 0; i--)
-        sift_down(a, i - 1, n);
-    for (size_t end = n; end > 1; end--) {
-        uint64_t t = a[0];
-        a[0] = a[end - 1];
-        a[end - 1] = t;
-        sift_down(a, 0, end - 1);
-    }
-}
-
-typedef struct jwriter {
-    char *buf; /* NULL while measuring */
-    size_t len, units, cap;
-    char *tmp; /* sort space (write pass) */
-    size_t tmp_used, tmp_cap;
-    unsigned max_depth;
-    int fail;
-} jwriter;
-
-static void jw_put(jwriter *w, const char *s, size_t n)
-{
-    if (w->buf && w->len + n <= w->cap) memcpy(w->buf + w->len, s, n);
-    w->len += n;
-    w->units += utf16_units(s, n);
-}
-
-/* Render v; returns 1 when something was written, 0 when v is absent after
- * clean-up (and nothing was written). `hide` is a top-level key to skip. */
-static int jw_value(jwriter *w, json_t *v, unsigned depth, const char *hide)
-{
-    char num[40];
-    if (depth > w->max_depth) w->max_depth = depth;
-    if (depth > CT_MAX_DEPTH) {
-        w->fail = 1;
-        return 0;
-    }
-    switch (json_typeof(v)) {
-    case JSON_STRING:
-        if (empty_text(json_string_value(v), json_string_length(v))) return 0;
-        jw_put(w, json_string_value(v), json_string_length(v));
-        return 1;
-    case JSON_INTEGER:
-        jw_put(w, num,
-               (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
-        return 1;
-    case JSON_REAL:
-        jw_put(w, num, java_double(json_real_value(v), num));
-        return 1;
-    case JSON_TRUE:
-        jw_put(w, "true", 4);
-        return 1;
-    case JSON_FALSE:
-        jw_put(w, "false", 5);
-        return 1;
-    case JSON_NULL:
-        return 0;
-    case JSON_ARRAY: {
-        size_t save = w->len, save_u = w->units, i;
-        int any = 0;
-        json_t *m;
-        jw_put(w, "[", 1);
-        json_array_foreach(v, i, m)
-        {
-            size_t s2 = w->len, s2u = w->units;
-            if (any) jw_put(w, ", ", 2);
-            if (jw_value(w, m, depth + 1, NULL)) {
-                any = 1;
-            } else {
-                w->len = s2;
-                w->units = s2u;
-            }
-            if (w->fail) return 0;
-        }
-        if (!any) {
-            w->len = save;
-            w->units = save_u;
-            return 0;
-        }
-        jw_put(w, "]", 1);
-        return 1;
-    }
-    case JSON_OBJECT:
-        break;
-    }
-    size_t n = json_object_size(v);
-    if (n == 0) return 0;
-    uint64_t *order = NULL;
-    void **iters = NULL;
-    size_t tmp_save = w->tmp_used;
-    if (w->buf) { /* the write pass needs HashMap order */
-        size_t need = n * (sizeof(uint64_t) + sizeof(void *));
-        size_t start = w->tmp_used + (size_t)(-(uintptr_t)(w->tmp + w->tmp_used) & 7);
-        if (n > UINT32_MAX || start > w->tmp_cap || need > w->tmp_cap - start) {
-            w->fail = 1;
-            return 0;
-        }
-        order = (uint64_t *)(void *)(w->tmp + start);
-        iters = (void **)(void *)(w->tmp + start + n * sizeof(uint64_t));
-        w->tmp_used = start + need;
-        size_t cap = 16;
-        while (n > cap / 4 * 3)
-            cap *= 2;
-        size_t k = 0;
-        for (void *it = json_object_iter(v); it && k < n; it = json_object_iter_next(v, it), k++) {
-            uint32_t h = java_hash(json_object_iter_key(it), json_object_iter_key_len(it));
-            h ^= h >> 16;
-            order[k] = (uint64_t)(h & (cap - 1)) << 32 | k;
-            iters[k] = it;
-        }
-        n = k;
-        heap_sort(order, n);
-    }
-    size_t save = w->len, save_u = w->units;
-    int any = 0;
-    jw_put(w, "{", 1);
-    void *it = order ? NULL : json_object_iter(v);
-    for (size_t k = 0; k < n; k++) {
-        if (order) it = iters[order[k] & 0xffffffffu];
-        if (!it) break;
-        const char *key = json_object_iter_key(it);
-        size_t klen = json_object_iter_key_len(it);
-        json_t *m = json_object_iter_value(it);
-        if (!order) it = json_object_iter_next(v, it);
-        if (hide && strlen(hide) == klen && memcmp(key, hide, klen) == 0) continue;
-        size_t s2 = w->len, s2u = w->units;
-        if (any) jw_put(w, ", ", 2);
-        jw_put(w, key, klen);
-        jw_put(w, "=", 1);
-        if (jw_value(w, m, depth + 1, NULL)) {
-            any = 1;
-        } else {
-            w->len = s2;
-            w->units = s2u;
-        }
-        if (w->fail) break;
-    }
-    w->tmp_used = tmp_save;
-    if (w->fail || !any) {
-        w->len = save;
-        w->units = save_u;
-        return 0;
-    }
-    jw_put(w, "}", 1);
-    return 1;
 }
 
 static json_t *payload_json(ct_event *ev, int p)
@@ -1140,8 +864,8 @@ static ct_payload_cache *payload_measure(ct_event *ev, int p)
     c->measured = 1;
     json_t *v = payload_json(ev, p);
     if (!v) return c;
-    jwriter w = {0};
-    int any = jw_value(&w, v, 1, payload_hide(ev, p));
+    javamap_writer w = {.absent = empty_text, .depth_limit = CT_MAX_DEPTH};
+    int any = javamap_write(&w, v, payload_hide(ev, p));
     if (!any || w.fail) return c;
     c->ok = 1;
     c->bytes = w.len;
@@ -1161,12 +885,12 @@ static ct_str payload_string(ct_event *ev, int p)
         c->render_failed = 1;
         return none;
     }
-    jwriter w = {0};
+    javamap_writer w = {.absent = empty_text, .depth_limit = CT_MAX_DEPTH};
     w.buf = dst;
     w.cap = c->bytes;
     w.tmp = ev->arena + ev->arena_used;
     w.tmp_cap = ev->arena_cap - ev->arena_used;
-    int any = jw_value(&w, payload_json(ev, p), 1, payload_hide(ev, p));
+    int any = javamap_write(&w, payload_json(ev, p), payload_hide(ev, p));
     if (!any || w.fail || w.len != c->bytes) {
         ev->arena_used = mark;
         ev->dropped++;

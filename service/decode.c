@@ -904,118 +904,151 @@ static int cwl_copy_field(fh_scanner *sc, char *buf, size_t cap, const char **ou
     return 1;
 }
 
-static int dec_cwl_fast(const char *text, size_t tlen, size_t record_index, dec_buf *scratch,
-                        dec_item_fn fn, void *ud, dec_info *info, nt_status *st, nt_err *err)
+/* A member callback of sc_each_member: sc->p is at the value of key k, which
+ * the callback consumes. 0 stops the walk (the shape is not the expected one). */
+typedef int (*sc_member_fn)(fh_scanner *sc, const char *k, size_t kn, int kesc, void *ctx);
+
+/* For each key: walks the non-empty JSON object at sc->p ('{'), calling
+ * member for every key. 1 with sc->p after the closing '}'; 0 when the object
+ * is empty or malformed or member returned 0. Always inlined, so each of
+ * its two callers calls its member function directly (the CWL scan is a hot
+ * path). */
+static inline __attribute__((always_inline)) int sc_each_member(fh_scanner *sc, sc_member_fn member,
+                                                                void *ctx)
 {
-    fh_scanner sc = {.base = text, .p = text, .end = text + tlen, .ctx = CTX_ENVELOPE};
     nt_err e;
     const char *k = NULL;
-    size_t kn = 0, count = 0;
-    int kesc = 0, control = -1;
-    char owner[64], group[512], stream[512];
-    dec_origin o = {.record_index = record_index, .kind = DEC_CWL, .gzipped = info->gzipped};
-    cwl_slice *msgs = scratch->cwl;
-    sc_ws(&sc);
-    if (sc.p >= sc.end || *sc.p != '{') return 0;
-    sc.p++;
-    if (sc_more(&sc, &e) != NT_OK || *sc.p == '}') return 0;
+    size_t kn = 0;
+    int kesc = 0;
+    if (sc->p >= sc->end || *sc->p != '{') return 0;
+    sc->p++;
+    if (sc_more(sc, &e) != NT_OK || *sc->p == '}') return 0;
     for (;;) {
-        if (sc_key(&sc, &k, &kn, &kesc, &e) != NT_OK) return 0;
-        if (sc_key_is(k, kn, kesc, "messageType")) {
-            const char *v;
-            size_t n;
-            int esc;
-            if (*sc.p != '"' || sc_string(&sc, &v, &n, &esc, 1, &e) != NT_OK || esc) return 0;
-            if (n == 15 && memcmp(v, "CONTROL_MESSAGE", 15) == 0)
-                control = 1;
-            else if (n == 12 && memcmp(v, "DATA_MESSAGE", 12) == 0)
-                control = 0;
-            else
-                return 0;
-        } else if (sc_key_is(k, kn, kesc, "owner")) {
-            if (!cwl_copy_field(&sc, owner, sizeof owner, &o.owner, &e)) return 0;
-        } else if (sc_key_is(k, kn, kesc, "logGroup")) {
-            if (!cwl_copy_field(&sc, group, sizeof group, &o.log_group, &e)) return 0;
-        } else if (sc_key_is(k, kn, kesc, "logStream")) {
-            if (!cwl_copy_field(&sc, stream, sizeof stream, &o.log_stream, &e)) return 0;
-        } else if (sc_key_is(k, kn, kesc, "logEvents")) {
-            if (*sc.p != '[' || count) return 0;
-            sc.p++;
-            if (sc_more(&sc, &e) != NT_OK) return 0;
-            if (*sc.p == ']') {
-                sc.p++;
-            } else {
-                for (;;) {
-                    if (*sc.p != '{') return 0;
-                    sc.p++;
-                    if (sc_more(&sc, &e) != NT_OK || *sc.p == '}') return 0;
-                    cwl_slice m = {0};
-                    int have = 0;
-                    for (;;) {
-                        if (sc_key(&sc, &k, &kn, &kesc, &e) != NT_OK) return 0;
-                        if (sc_key_is(k, kn, kesc, "message")) {
-                            if (have || *sc.p != '"' ||
-                                sc_string(&sc, &m.s, &m.n, &m.esc, 1, &e) != NT_OK)
-                                return 0;
-                            have = 1;
-                        } else if (sc_key_is(k, kn, kesc, "id") && *sc.p == '"') {
-                            int esc = 0;
-                            if (sc_string(&sc, &m.id, &m.idn, &esc, 1, &e) != NT_OK) return 0;
-                            if (esc) m.id = NULL;
-                        } else if (sc_key_is(k, kn, kesc, "timestamp") && *sc.p != '"') {
-                            int is_int = 0;
-                            if (sc_number(&sc, &m.ts, &is_int, &e) != NT_OK) return 0;
-                            if (is_int != 1) m.ts = 0;
-                        } else if (sc_skip_value(&sc, 3, &e) != NT_OK) {
-                            return 0;
-                        }
-                        if (sc_more(&sc, &e) != NT_OK) return 0;
-                        if (*sc.p == '}') break;
-                        if (*sc.p != ',') return 0;
-                        sc.p++;
-                        if (sc_more(&sc, &e) != NT_OK) return 0;
-                    }
-                    sc.p++;
-                    if (!have) return 0;
-                    if (count == scratch->cwl_cap) {
-                        size_t cap = scratch->cwl_cap ? scratch->cwl_cap * 2 : 64;
-                        cwl_slice *nm = realloc(scratch->cwl, cap * sizeof *nm);
-                        if (!nm) return 0;
-                        scratch->cwl = msgs = nm;
-                        scratch->cwl_cap = cap;
-                    }
-                    msgs[count++] = m;
-                    if (sc_more(&sc, &e) != NT_OK) return 0;
-                    if (*sc.p == ']') {
-                        sc.p++;
-                        break;
-                    }
-                    if (*sc.p != ',') return 0;
-                    sc.p++;
-                    if (sc_more(&sc, &e) != NT_OK) return 0;
-                }
-            }
-        } else if (sc_skip_value(&sc, 1, &e) != NT_OK) {
-            return 0;
-        }
-        if (sc_more(&sc, &e) != NT_OK) return 0;
-        if (*sc.p == '}') break;
-        if (*sc.p != ',') return 0;
-        sc.p++;
-        if (sc_more(&sc, &e) != NT_OK) return 0;
+        if (sc_key(sc, &k, &kn, &kesc, &e) != NT_OK) return 0;
+        if (!member(sc, k, kn, kesc, ctx)) return 0;
+        if (sc_more(sc, &e) != NT_OK) return 0;
+        if (*sc->p == '}') break;
+        if (*sc->p != ',') return 0;
+        sc->p++;
+        if (sc_more(sc, &e) != NT_OK) return 0;
     }
-    sc.p++;
-    sc_ws(&sc);
-    if (sc.p != sc.end || control < 0) return 0;
-    *st = NT_OK;
-    if (control) {
-        info->control = 1;
+    sc->p++;
+    return 1;
+}
+
+/* One logEvents[] element: message (required, once), id, timestamp. */
+typedef struct cwl_event {
+    cwl_slice m;
+    int have;
+} cwl_event;
+
+static int cwl_event_member(fh_scanner *sc, const char *k, size_t kn, int kesc, void *ctx)
+{
+    cwl_event *ev = ctx;
+    nt_err e;
+    if (sc_key_is(k, kn, kesc, "message")) {
+        if (ev->have || *sc->p != '"' ||
+            sc_string(sc, &ev->m.s, &ev->m.n, &ev->m.esc, 1, &e) != NT_OK)
+            return 0;
+        ev->have = 1;
+    } else if (sc_key_is(k, kn, kesc, "id") && *sc->p == '"') {
+        int esc = 0;
+        if (sc_string(sc, &ev->m.id, &ev->m.idn, &esc, 1, &e) != NT_OK) return 0;
+        if (esc) ev->m.id = NULL;
+    } else if (sc_key_is(k, kn, kesc, "timestamp") && *sc->p != '"') {
+        int is_int = 0;
+        if (sc_number(sc, &ev->m.ts, &is_int, &e) != NT_OK) return 0;
+        if (is_int != 1) ev->m.ts = 0;
+    } else if (sc_skip_value(sc, 3, &e) != NT_OK) {
+        return 0;
+    }
+    return 1;
+}
+
+/* What the envelope scan collects. */
+typedef struct cwl_envelope {
+    dec_buf *scratch; /* scratch->cwl[0..count) are the messages */
+    size_t count;
+    int control; /* -1 until messageType is seen */
+    char owner[64], group[512], stream[512];
+    dec_origin o;
+} cwl_envelope;
+
+/* The logEvents array: each element's slices appended to scratch->cwl. */
+static int cwl_scan_events(fh_scanner *sc, cwl_envelope *env)
+{
+    nt_err e;
+    dec_buf *scratch = env->scratch;
+    if (*sc->p != '[' || env->count) return 0;
+    sc->p++;
+    if (sc_more(sc, &e) != NT_OK) return 0;
+    if (*sc->p == ']') {
+        sc->p++;
         return 1;
     }
-    for (size_t i = 0; i < count; i++) {
-        const char *m = msgs[i].s;
-        size_t n = msgs[i].n;
-        if (msgs[i].esc) {
+    for (;;) {
+        cwl_event ev = {0};
+        if (!sc_each_member(sc, cwl_event_member, &ev) || !ev.have) return 0;
+        if (env->count == scratch->cwl_cap) {
+            size_t cap = scratch->cwl_cap ? scratch->cwl_cap * 2 : 64;
+            cwl_slice *nm = realloc(scratch->cwl, cap * sizeof *nm);
+            if (!nm) return 0;
+            scratch->cwl = nm;
+            scratch->cwl_cap = cap;
+        }
+        scratch->cwl[env->count++] = ev.m;
+        if (sc_more(sc, &e) != NT_OK) return 0;
+        if (*sc->p == ']') {
+            sc->p++;
+            return 1;
+        }
+        if (*sc->p != ',') return 0;
+        sc->p++;
+        if (sc_more(sc, &e) != NT_OK) return 0;
+    }
+}
+
+static int cwl_envelope_member(fh_scanner *sc, const char *k, size_t kn, int kesc, void *ctx)
+{
+    cwl_envelope *env = ctx;
+    nt_err e;
+    if (sc_key_is(k, kn, kesc, "messageType")) {
+        const char *v;
+        size_t n;
+        int esc;
+        if (*sc->p != '"' || sc_string(sc, &v, &n, &esc, 1, &e) != NT_OK || esc) return 0;
+        if (n == 15 && memcmp(v, "CONTROL_MESSAGE", 15) == 0)
+            env->control = 1;
+        else if (n == 12 && memcmp(v, "DATA_MESSAGE", 12) == 0)
+            env->control = 0;
+        else
+            return 0;
+        return 1;
+    }
+    if (sc_key_is(k, kn, kesc, "owner"))
+        return cwl_copy_field(sc, env->owner, sizeof env->owner, &env->o.owner, &e);
+    if (sc_key_is(k, kn, kesc, "logGroup"))
+        return cwl_copy_field(sc, env->group, sizeof env->group, &env->o.log_group, &e);
+    if (sc_key_is(k, kn, kesc, "logStream"))
+        return cwl_copy_field(sc, env->stream, sizeof env->stream, &env->o.log_stream, &e);
+    if (sc_key_is(k, kn, kesc, "logEvents")) return cwl_scan_events(sc, env);
+    return sc_skip_value(sc, 1, &e) == NT_OK;
+}
+
+/* Hand each collected message on, unescaped into scratch when it has
+ * escapes. Returns 1 (*st is the result), or 0 when an escape that the scan
+ * accepted does not unescape (cannot happen). */
+static int cwl_emit(cwl_envelope *env, dec_item_fn fn, void *ud, dec_info *info, nt_status *st,
+                    nt_err *err)
+{
+    dec_buf *scratch = env->scratch;
+    nt_err e;
+    *st = NT_OK;
+    for (size_t i = 0; i < env->count; i++) {
+        const cwl_slice *msg = &scratch->cwl[i];
+        const char *m = msg->s;
+        size_t n = msg->n;
+        if (msg->esc) {
             if (scratch->unescaped_cap < n + 1) {
                 char *u = realloc(scratch->unescaped, n + 1);
                 if (!u) {
@@ -1027,24 +1060,45 @@ static int dec_cwl_fast(const char *text, size_t tlen, size_t record_index, dec_
             }
             size_t un = 0;
             if (fh_unescape(m, n, scratch->unescaped, scratch->unescaped_cap, &un, &e) != NT_OK)
-                return 0; /* sc_string validated the escapes; cannot happen */
+                return 0;
             m = scratch->unescaped;
             n = un;
         }
         char idbuf[128];
-        o.event_id = NULL;
-        if (msgs[i].id && msgs[i].idn < sizeof idbuf) {
-            memcpy(idbuf, msgs[i].id, msgs[i].idn);
-            idbuf[msgs[i].idn] = 0;
-            o.event_id = idbuf;
+        env->o.event_id = NULL;
+        if (msg->id && msg->idn < sizeof idbuf) {
+            memcpy(idbuf, msg->id, msg->idn);
+            idbuf[msg->idn] = 0;
+            env->o.event_id = idbuf;
         }
-        o.sub_index = i;
-        o.event_timestamp = msgs[i].ts;
+        env->o.sub_index = i;
+        env->o.event_timestamp = msg->ts;
         info->units++;
-        *st = fn(ud, m, n, &o, err);
+        *st = fn(ud, m, n, &env->o, err);
         if (*st != NT_OK) return 1;
     }
     return 1;
+}
+
+/* Scan, then emit. */
+static int dec_cwl_fast(const char *text, size_t tlen, size_t record_index, dec_buf *scratch,
+                        dec_item_fn fn, void *ud, dec_info *info, nt_status *st, nt_err *err)
+{
+    fh_scanner sc = {.base = text, .p = text, .end = text + tlen, .ctx = CTX_ENVELOPE};
+    cwl_envelope env = {
+        .scratch = scratch,
+        .control = -1,
+        .o = {.record_index = record_index, .kind = DEC_CWL, .gzipped = info->gzipped}};
+    sc_ws(&sc);
+    if (!sc_each_member(&sc, cwl_envelope_member, &env)) return 0;
+    sc_ws(&sc);
+    if (sc.p != sc.end || env.control < 0) return 0;
+    *st = NT_OK;
+    if (env.control) {
+        info->control = 1;
+        return 1;
+    }
+    return cwl_emit(&env, fn, ud, info, st, err);
 }
 
 nt_status dec_record(const char *b64, size_t len, size_t record_index, dec_buf *scratch,

@@ -343,13 +343,3 @@ nt_history memhist_history(memhist *h)
 {
     return (nt_history){.ctx = h, .observe = memhist_observe};
 }
-
-static nt_status store_history_observe(void *ctx, store_obs *obs, size_t n, nt_err *err)
-{
-    return store_observe(ctx, obs, n, err);
-}
-
-nt_history store_history(store *st)
-{
-    return (nt_history){.ctx = st, .observe = store_history_observe};
-}

@@ -1,6 +1,8 @@
 /*
- * http.c — routes, authentication, body limits and the ingestion handlers of
- * `newtermsd serve` on libmicrohttpd.
+ * http.c — routes, authentication and body limits of `newtermsd serve` on
+ * libmicrohttpd; the only file that includes <microhttpd.h>. The handlers
+ * behind the routes take plain data: ingest.c (deliveries), api.c (the REST
+ * API); /healthz, /readyz and /metrics are answered here.
  *
  * A request goes through three calls of the MHD access handler:
  *   1. headers: pick the route, check the method and the credentials, refuse
@@ -11,26 +13,24 @@
  *   3. end of body: the handler runs and the reply is queued.
  * Every reply is counted in /metrics by route and status, and its latency
  * observed, in the completion callback.
- *
- * Ingestion is fail-closed: a delivery's observations are committed to Redis
- * in one pipelined round trip before it is acknowledged; if that fails the
- * answer is 503 and the sender retries (the alert ids are deterministic and
- * the history check is atomic, so a retry never duplicates an alert).
  */
 #include "http.h"
 
+#include "api.h"
 #include "bufcache.h"
 #include "decode.h"
-#include "deliver.h"
+#include "ingest.h"
 #include "log.h"
 #include "metrics.h"
-#include "pipeline.h"
+#include "reply.h"
+#include "server.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +58,14 @@ static const char *route_name(route_id r)
     return names[r];
 }
 
+/* The front end: the shared server state plus what only HTTP knows. */
+struct http_server {
+    server *s; /* owned */
+    struct MHD_Daemon *mhd;
+    atomic_long inflight;   /* requests begun and not completed */
+    atomic_long open_conns; /* accepted connections not yet closed */
+};
+
 typedef struct request {
     route_id route;
     char api_label[48]; /* finer route label for /api/v1 */
@@ -71,21 +79,7 @@ typedef struct request {
     int answered;
 } request;
 
-/* ---- replies ------------------------------------------------------------ */
-
-void http_error(http_reply *r, unsigned status, const char *code, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    r->status = status;
-    json_decref(r->json);
-    r->json = json_pack("{s:s,s:s}", "error", code, "message", msg);
-}
-
-static enum MHD_Result send_reply(struct MHD_Connection *conn, request *rq, http_reply *r)
+static enum MHD_Result send_reply(struct MHD_Connection *conn, request *rq, reply *r)
 {
     char *buf;
     size_t len;
@@ -123,21 +117,6 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, request *rq, http
     enum MHD_Result ret = MHD_queue_response(conn, r->status, resp);
     MHD_destroy_response(resp);
     return ret;
-}
-
-/* Firehose wants its own error shape: requestId, timestamp, errorMessage. */
-static void firehose_reply(http_reply *r, unsigned status, const char *request_id, const char *code,
-                           const char *msg)
-{
-    r->status = status;
-    json_decref(r->json);
-    r->json = json_pack("{s:s,s:I}", "requestId", request_id ? request_id : "", "timestamp",
-                        (json_int_t)nt_now_ms());
-    if (r->json && code) {
-        char text[600];
-        snprintf(text, sizeof text, "%s: %s", code, msg);
-        json_object_set_new(r->json, "errorMessage", json_string(text));
-    }
 }
 
 /* ---- authentication ------------------------------------------------------ */
@@ -216,223 +195,10 @@ static auth_result authenticate(server *s, request *rq, struct MHD_Connection *c
     }
 }
 
-/* ---- metrics helpers ----------------------------------------------------- */
-
-/* A request or connection refused by one of the limits of api/LIMITS.md.
- * `limit` is one of a fixed set of literals: connection_limit, body,
- * body_not_allowed, inflate, inflate_budget, json. */
-static void limit_refused(const char *limit)
+static void handle_readyz(server *s, reply *r)
 {
-    char labels[64];
-    snprintf(labels, sizeof labels, "limit=\"%s\"", limit);
-    metrics_counter_add("newtermsd_limit_refusals_total", labels, 1);
-}
-
-static void count_pipe(const char *route, const pipe_run *p)
-{
-    char labels[160];
-    for (int sh = 0; sh <= DEC_SHAPE_COUNT; sh++) {
-        for (int o = 0; o < PIPE_OUTCOME_COUNT; o++) {
-            if (!p->counts[sh][o]) continue;
-            snprintf(labels, sizeof labels, "route=\"%s\",shape=\"%s\",outcome=\"%s\"", route,
-                     sh == PIPE_SHAPE_RAW ? "raw" : dec_shape_name((dec_shape)sh),
-                     pipe_outcome_name((pipe_outcome)o));
-            metrics_counter_add("newtermsd_records_total", labels, p->counts[sh][o]);
-        }
-    }
-    for (size_t i = 0; i < p->n_rejects; i++) {
-        snprintf(labels, sizeof labels, "route=\"%s\",reason=\"%s\"", route, p->rejects[i].reason);
-        metrics_counter_add("newtermsd_rejected_records_total", labels, 1);
-    }
-    metrics_counter_add("newtermsd_rule_matches_total", NULL, p->st.rule_matches);
-    metrics_counter_add("newtermsd_exception_hits_total", NULL, p->st.exception_hits);
-    metrics_counter_add("newtermsd_candidates_total", NULL, p->st.candidates);
-    metrics_counter_add("newtermsd_combinations_capped_total", NULL, p->st.combos_capped);
-    metrics_counter_add("newtermsd_alerts_total", NULL, p->alerts);
-}
-
-static void count_store(store *st, const store_counters *before)
-{
-    store_counters after;
-    store_get_counters(st, &after);
-    metrics_counter_add("newtermsd_redis_round_trips_total", NULL,
-                        after.round_trips - before->round_trips);
-    metrics_counter_add("newtermsd_redis_errors_total", NULL, after.errors - before->errors);
-    metrics_counter_add("newtermsd_redis_reconnects_total", NULL,
-                        after.reconnects - before->reconnects);
-    metrics_counter_add("newtermsd_redis_script_reloads_total", NULL,
-                        after.noscript_reloads - before->noscript_reloads);
-    if (after.round_trips > before->round_trips)
-        metrics_histogram_observe("newtermsd_redis_latency_seconds", NULL,
-                                  (double)(after.latency_us_total - before->latency_us_total) /
-                                      1e6 / (double)(after.round_trips - before->round_trips));
-}
-
-/* ---- committing a delivery ----------------------------------------------- */
-
-/* Write observations and rejects; NT_ERR_STORE means nothing may be acknowledged. */
-static nt_status commit_delivery(server *s, pipe_run *p, const char *route, const char *delivery_id,
-                                 nt_err *err)
-{
-    if (p->fatal) return nt_fail(err, p->fatal, "out of memory while decoding the delivery");
-    if (p->n_obs == 0 && p->n_rejects == 0) return NT_OK; /* no Redis round trip */
-    store *st = server_store_acquire(s);
-    store_counters before;
-    store_get_counters(st, &before);
-    nt_status rc = NT_OK;
-    if (p->n_obs) {
-        nt_history h = store_history(st);
-        rc = pipe_commit(p, &h, err);
-    }
-    if (rc == NT_OK && p->n_rejects) {
-        nt_time_ms now = nt_now_ms();
-        store_reject *rj = calloc(p->n_rejects, sizeof *rj);
-        if (!rj) {
-            rc = nt_fail(err, NT_ERR_NOMEM, "out of memory writing rejects");
-        } else {
-            for (size_t i = 0; i < p->n_rejects; i++) {
-                rj[i].reason = p->rejects[i].reason;
-                rj[i].route = route;
-                rj[i].delivery_id = delivery_id;
-                rj[i].prefix = p->rejects[i].prefix;
-                rj[i].record_index = (long)p->rejects[i].record_index;
-                rj[i].at = now;
-            }
-            rc = store_reject_push(st, rj, p->n_rejects, err);
-            free(rj);
-        }
-    }
-    count_store(st, &before);
-    atomic_store(&s->redis_ok, rc != NT_ERR_STORE);
-    server_store_release(s, st);
-    return rc;
-}
-
-static void prepare_pipe(server *s, pipe_run *p, nt_time_ms now, store_obs_mode *modes)
-{
-    for (size_t i = 0; i < s->rules->n; i++)
-        modes[i] = server_rule_mode(s, i, now);
-    p->modes = modes;
-    p->max_record = s->cfg->max_record;
-    /* A record's gzip cap stays DEC_MAX_INFLATE: --max-inflate bounds whole bodies. */
-}
-
-static void log_delivery(const char *route, const char *id, const pipe_run *p, unsigned status)
-{
-    log_json(NT_LOG_INFO, "delivery", "delivery processed",
-             json_pack("{s:s,s:s,s:i,s:I,s:I,s:I,s:I}", "route", route, "delivery_id", id ? id : "",
-                       "status", (int)status, "accepted", (json_int_t)p->accepted, "rejected",
-                       (json_int_t)p->rejected, "candidates", (json_int_t)p->n_obs, "alerts",
-                       (json_int_t)p->alerts));
-}
-
-/* ---- ingestion handlers --------------------------------------------------- */
-
-/* body_inflated: bytes the body's own Content-Encoding: gzip produced, which
- * count against the delivery's inflate budget (--max-inflate). */
-static void handle_firehose(server *s, struct MHD_Connection *conn, const char *body, size_t len,
-                            size_t body_inflated, http_reply *r)
-{
-    const char *hdr_id =
-        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Amz-Firehose-Request-Id");
-    fh_envelope env;
-    fh_envelope_init(&env);
     nt_err err;
-    nt_status st = fh_scan(body, len, &env, NULL, NULL, &err);
-    const char *rid = st == NT_OK ? env.request_id : hdr_id;
-    if (st != NT_OK) {
-        firehose_reply(r, st == NT_ERR_LIMIT ? 413 : 400, rid,
-                       st == NT_ERR_LIMIT ? "payload_too_large" : "bad_request", err.msg);
-        metrics_counter_add("newtermsd_bad_deliveries_total", "route=\"firehose\"", 1);
-        fh_envelope_free(&env);
-        return;
-    }
-    nt_time_ms now = nt_now_ms();
-    store_obs_mode modes[s->rules->n ? s->rules->n : 1];
-    exc_set *exc = server_exceptions(s);
-    pipe_run p;
-    pipe_init(&p, s->rules, exc, now);
-    prepare_pipe(s, &p, now, modes);
-    p.inflate_budget =
-        s->cfg->max_inflate > body_inflated ? s->cfg->max_inflate - body_inflated : 1;
-    for (size_t i = 0; i < env.record_count && !p.over_budget; i++)
-        pipe_firehose_record(&p, i, env.records[i].data, env.records[i].len, env.records[i].flags);
-    if (p.over_budget) {
-        /* Nothing is committed: the sender gets one clear refusal. */
-        char msg[160];
-        snprintf(msg, sizeof msg,
-                 "the delivery's gzip'd records expand beyond %zu bytes in total (--max-inflate)",
-                 s->cfg->max_inflate);
-        firehose_reply(r, 413, env.request_id, "payload_too_large", msg);
-        limit_refused("inflate_budget");
-        metrics_counter_add("newtermsd_bad_deliveries_total", "route=\"firehose\"", 1);
-    } else if (commit_delivery(s, &p, "firehose", env.request_id, &err) == NT_OK) {
-        firehose_reply(r, 200, env.request_id, NULL, NULL);
-    } else {
-        log_msg(NT_LOG_ERROR, "delivery_failed", "firehose delivery %s not acknowledged: %s",
-                env.request_id, err.msg);
-        firehose_reply(r, 503, env.request_id, "store_unavailable",
-                       "state store unavailable; retry later");
-    }
-    count_pipe("firehose", &p);
-    log_delivery("firehose", env.request_id, &p, r->status);
-    pipe_free(&p);
-    exc_set_unref(exc);
-    fh_envelope_free(&env);
-}
-
-static void handle_events(server *s, route_id route, const char *body, size_t len, http_reply *r)
-{
-    const char *name = route_name(route);
-    nt_time_ms now = nt_now_ms();
-    store_obs_mode modes[s->rules->n ? s->rules->n : 1];
-    exc_set *exc = server_exceptions(s);
-    pipe_run p;
-    pipe_init(&p, s->rules, exc, now);
-    prepare_pipe(s, &p, now, modes);
-    nt_err err;
-    char delivery_id[40];
-    snprintf(delivery_id, sizeof delivery_id, "%s-%lld", name, (long long)now);
-    /* A single EventBridge event that no rule can match is not parsed. */
-    nt_status st = route == R_EVENTBRIDGE && pipe_skip_unparsed(&p, body, len)
-                       ? NT_OK
-                       : pipe_body(&p, body, len, &err);
-    if (st == NT_OK && route == R_EVENTBRIDGE && p.accepted != 1) {
-        st = NT_ERR_INVALID;
-        nt_fail(&err, st, "an EventBridge API destination call carries exactly one event, not %zu",
-                p.accepted + p.rejected);
-    }
-    if (st != NT_OK) {
-        if (st == NT_ERR_LIMIT) limit_refused("json");
-        http_error(r, st == NT_ERR_LIMIT ? 413 : 400,
-                   st == NT_ERR_LIMIT ? "payload_too_large" : "bad_request", "%s", err.msg);
-        metrics_counter_add("newtermsd_bad_deliveries_total",
-                            route == R_EVENTBRIDGE ? "route=\"eventbridge\"" : "route=\"events\"",
-                            1);
-    } else if (commit_delivery(s, &p, name, delivery_id, &err) != NT_OK) {
-        log_msg(NT_LOG_ERROR, "delivery_failed", "%s delivery not acknowledged: %s", name, err.msg);
-        http_error(r, 503, "store_unavailable", "state store unavailable; retry later");
-    } else if (route == R_EVENTBRIDGE) {
-        r->status = 200;
-        r->json = json_pack("{s:i,s:I}", "accepted", 1, "alerts", (json_int_t)p.alerts);
-    } else {
-        r->status = 200;
-        r->json = json_pack("{s:I,s:I,s:I}", "accepted", (json_int_t)p.accepted, "rejected",
-                            (json_int_t)p.rejected, "alerts", (json_int_t)p.alerts);
-    }
-    count_pipe(name, &p);
-    log_delivery(name, delivery_id, &p, r->status);
-    pipe_free(&p);
-    exc_set_unref(exc);
-}
-
-static void handle_readyz(server *s, http_reply *r)
-{
-    store *st = server_store_acquire(s);
-    nt_err err;
-    nt_status rc = store_ping(st, &err);
-    server_store_release(s, st);
-    atomic_store(&s->redis_ok, rc == NT_OK);
+    nt_status rc = server_ping(s, &err);
     /* /readyz needs no credential: Redis's address and error go to the log only. */
     if (rc != NT_OK) log_msg(NT_LOG_WARN, "readyz", "state store unavailable: %s", err.msg);
     int ok = rc == NT_OK && s->rules->n > 0;
@@ -441,10 +207,10 @@ static void handle_readyz(server *s, http_reply *r)
                         (json_int_t)s->rules->n, "redis", rc == NT_OK ? "ok" : "unavailable");
 }
 
-static void handle_metrics(server *s, http_reply *r)
+static void handle_metrics(http_server *h, reply *r)
 {
     metrics_update_process();
-    metrics_gauge_set("newtermsd_http_connections_open", NULL, (double)atomic_load(&s->open_conns));
+    metrics_gauge_set("newtermsd_http_connections_open", NULL, (double)atomic_load(&h->open_conns));
     r->status = 200;
     r->text = metrics_render();
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -469,21 +235,29 @@ static int is_post_route(route_id r)
     return r == R_FIREHOSE || r == R_EVENTBRIDGE || r == R_EVENTS;
 }
 
-static enum MHD_Result refuse(struct MHD_Connection *conn, request *rq, unsigned status,
-                              const char *code, const char *msg)
+/* Fill r with the refusal `status` of this route: Firehose's own shape on
+ * /v1/firehose, the standard error body elsewhere; a 405 names the methods. */
+static void refusal(struct MHD_Connection *conn, const request *rq, unsigned status,
+                    const char *msg, reply *r)
 {
-    http_reply r = {0};
     if (rq->route == R_FIREHOSE) {
         const char *hdr_id =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Amz-Firehose-Request-Id");
-        firehose_reply(&r, status, hdr_id, code, msg);
+        ingest_firehose_reply(r, status, hdr_id, reply_code(status), msg);
     } else {
-        http_error(&r, status, code, "%s", msg);
+        reply_error(r, status, reply_code(status), "%s", msg);
     }
     if (status == 405)
-        r.allow = rq->route == R_API         ? "GET, POST, PUT, PATCH, DELETE"
-                  : is_post_route(rq->route) ? "POST"
-                                             : "GET";
+        r->allow = rq->route == R_API         ? "GET, POST, PUT, PATCH, DELETE"
+                   : is_post_route(rq->route) ? "POST"
+                                              : "GET";
+}
+
+static enum MHD_Result refuse(struct MHD_Connection *conn, request *rq, unsigned status,
+                              const char *msg)
+{
+    reply r = {0};
+    refusal(conn, rq, status, msg, &r);
     return send_reply(conn, rq, &r);
 }
 
@@ -514,144 +288,164 @@ static void api_label(request *rq, const char *url, const char *method_raw)
     snprintf(rq->api_label, sizeof rq->api_label, "%s other", method);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
+/* Phase 1, the headers: route, method, credentials, Content-Encoding and the
+ * announced length. A refusal is queued at once (rq->answered is then set and
+ * the body, if any, discarded). */
+static enum MHD_Result accept_headers(http_server *h, request *rq, struct MHD_Connection *conn,
+                                      const char *url, const char *method)
 {
-    (void)version;
-    server *s = cls;
-    request *rq = *con_cls;
-    if (!rq) {
-        rq = calloc(1, sizeof *rq);
-        if (!rq) return MHD_NO;
-        clock_gettime(CLOCK_MONOTONIC, &rq->start);
-        *con_cls = rq;
-        atomic_fetch_add(&s->inflight, 1);
-        rq->route = route_of(url);
-        if (rq->route == R_API) api_label(rq, url, method);
-        if (rq->route == R_NONE) return refuse(conn, rq, 404, "not_found", "no such route");
-        int post = is_post_route(rq->route);
-        if (post && strcmp(method, "POST") != 0)
-            return refuse(conn, rq, 405, "method_not_allowed", "use POST");
-        if ((rq->route == R_HEALTHZ || rq->route == R_READYZ || rq->route == R_METRICS) &&
-            strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-            return refuse(conn, rq, 405, "method_not_allowed", "use GET");
-        switch (authenticate(s, rq, conn, method)) {
-        case AUTH_OK:
-            break;
-        case AUTH_MISSING:
-            metrics_counter_add("newtermsd_auth_failures_total", "reason=\"missing\"", 1);
-            return refuse(conn, rq, 401, "unauthorized", "credentials are missing");
-        case AUTH_WRONG:
-            metrics_counter_add("newtermsd_auth_failures_total", "reason=\"wrong\"", 1);
-            return refuse(conn, rq, 401, "unauthorized", "credentials are not valid");
-        case AUTH_READ_ONLY:
-            metrics_counter_add("newtermsd_auth_failures_total", "reason=\"read_only\"", 1);
-            return refuse(conn, rq, 403, "forbidden", "a read token cannot change anything");
-        }
-        const char *enc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
-        if (enc && strcasecmp(enc, "gzip") != 0 && strcasecmp(enc, "identity") != 0)
-            return refuse(conn, rq, 415, "unsupported_media_type",
-                          "Content-Encoding must be gzip or identity");
-        rq->max_body = post ? s->cfg->max_body : rq->route == R_API ? (size_t)API_MAX_BODY : 0;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
-        if (rq->max_body == 0 && (te || (cl && strcmp(cl, "0") != 0))) {
-            limit_refused("body_not_allowed");
-            return refuse(conn, rq, 413, "payload_too_large", "this route takes no request body");
-        }
-        if (cl) {
-            char *end;
-            unsigned long long n = strtoull(cl, &end, 10);
-            if (*end == 0 && n > rq->max_body) {
-                limit_refused("body");
-                return refuse(conn, rq, 413, "payload_too_large",
-                              "the request body is larger than the limit");
-            }
-            if (*end == 0 && n > 0 && n <= rq->max_body) {
-                /* the thread's spare buffer when it fits: no fresh pages per delivery */
-                rq->body = bufcache_take(n + 1, &rq->cap);
-            }
-        }
-        return MHD_YES;
+    server *s = h->s;
+    rq->route = route_of(url);
+    if (rq->route == R_API) api_label(rq, url, method);
+    if (rq->route == R_NONE) return refuse(conn, rq, 404, "no such route");
+    int post = is_post_route(rq->route);
+    if (post && strcmp(method, "POST") != 0) return refuse(conn, rq, 405, "use POST");
+    if ((rq->route == R_HEALTHZ || rq->route == R_READYZ || rq->route == R_METRICS) &&
+        strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return refuse(conn, rq, 405, "use GET");
+    switch (authenticate(s, rq, conn, method)) {
+    case AUTH_OK:
+        break;
+    case AUTH_MISSING:
+        metrics_counter_add("newtermsd_auth_failures_total", "reason=\"missing\"", 1);
+        return refuse(conn, rq, 401, "credentials are missing");
+    case AUTH_WRONG:
+        metrics_counter_add("newtermsd_auth_failures_total", "reason=\"wrong\"", 1);
+        return refuse(conn, rq, 401, "credentials are not valid");
+    case AUTH_READ_ONLY:
+        metrics_counter_add("newtermsd_auth_failures_total", "reason=\"read_only\"", 1);
+        return refuse(conn, rq, 403, "a read token cannot change anything");
     }
-    if (*upload_data_size) {
-        size_t n = *upload_data_size;
-        *upload_data_size = 0;
-        if (rq->too_large || rq->answered) return MHD_YES;
-        if (rq->len + n > rq->max_body) {
-            rq->too_large = 1;
-            free(rq->body);
-            rq->body = NULL;
-            rq->len = rq->cap = 0;
-            return MHD_YES;
-        }
-        if (rq->len + n + 1 > rq->cap) {
-            size_t cap = rq->cap ? rq->cap : 64 * 1024;
-            while (cap < rq->len + n + 1)
-                cap *= 2;
-            if (cap > rq->max_body + 1) cap = rq->max_body + 1;
-            char *b = realloc(rq->body, cap);
-            if (!b) {
-                rq->too_large = 1;
-                return MHD_YES;
-            }
-            rq->body = b;
-            rq->cap = cap;
-        }
-        memcpy(rq->body + rq->len, upload_data, n);
-        rq->len += n;
-        return MHD_YES;
-    }
-    if (rq->answered) return MHD_YES;
-    if (rq->too_large) {
-        limit_refused(rq->max_body ? "body" : "body_not_allowed");
-        return refuse(conn, rq, 413, "payload_too_large",
-                      rq->max_body ? "the request body is larger than the limit"
-                                   : "this route takes no request body");
-    }
-
-    http_reply r = {0};
-    const char *body = rq->body ? rq->body : "";
-    size_t len = rq->len;
-    unsigned char *inflated = NULL;
-    size_t inflated_len = 0;
     const char *enc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
-    if (enc && strcasecmp(enc, "gzip") == 0 && len > 0) {
-        /* Reached only for a route that takes a body, once the credentials
-         * are checked: nothing is inflated for a stranger. */
-        size_t ilen = 0;
-        nt_err err;
-        size_t cap = rq->route == R_API ? (size_t)API_MAX_BODY : s->cfg->max_inflate;
-        nt_status st =
-            dec_body_inflate((const unsigned char *)body, len, cap, &inflated, &ilen, &err);
-        if (st != NT_OK) {
-            if (st == NT_ERR_LIMIT) limit_refused("inflate");
-            metrics_counter_add("newtermsd_bad_deliveries_total", "route=\"gzip\"", 1);
-            return refuse(conn, rq, st == NT_ERR_LIMIT ? 413 : 400,
-                          st == NT_ERR_LIMIT ? "payload_too_large" : "bad_request", err.msg);
-        }
-        body = (const char *)inflated;
-        len = ilen;
-        inflated_len = ilen;
+    if (enc && strcasecmp(enc, "gzip") != 0 && strcasecmp(enc, "identity") != 0)
+        return refuse(conn, rq, 415, "Content-Encoding must be gzip or identity");
+    rq->max_body = post ? s->cfg->max_body : rq->route == R_API ? (size_t)API_MAX_BODY : 0;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+    if (rq->max_body == 0 && (te || (cl && strcmp(cl, "0") != 0))) {
+        server_limit_refused("body_not_allowed");
+        return refuse(conn, rq, 413, "this route takes no request body");
     }
+    if (cl) {
+        char *end;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (*end == 0 && n > rq->max_body) {
+            server_limit_refused("body");
+            return refuse(conn, rq, 413, "the request body is larger than the limit");
+        }
+        if (*end == 0 && n > 0 && n <= rq->max_body) {
+            /* the thread's spare buffer when it fits: no fresh pages per delivery */
+            rq->body = bufcache_take(n + 1, &rq->cap);
+        }
+    }
+    return MHD_YES;
+}
+
+/* Phase 2, a body chunk: appended to a buffer that never grows past the
+ * route's limit (beyond it the body is dropped and too_large set). */
+static void take_body_chunk(request *rq, const char *data, size_t n)
+{
+    if (rq->too_large || rq->answered) return;
+    if (rq->len + n > rq->max_body) {
+        rq->too_large = 1;
+        free(rq->body);
+        rq->body = NULL;
+        rq->len = rq->cap = 0;
+        return;
+    }
+    if (rq->len + n + 1 > rq->cap) {
+        size_t cap = rq->cap ? rq->cap : 64 * 1024;
+        while (cap < rq->len + n + 1)
+            cap *= 2;
+        if (cap > rq->max_body + 1) cap = rq->max_body + 1;
+        char *b = realloc(rq->body, cap);
+        if (!b) {
+            rq->too_large = 1;
+            return;
+        }
+        rq->body = b;
+        rq->cap = cap;
+    }
+    memcpy(rq->body + rq->len, data, n);
+    rq->len += n;
+}
+
+/* Phase 3, Content-Encoding: gzip undone, within the route's inflate cap.
+ * Reached only for a route that takes a body, once the credentials are
+ * checked: nothing is inflated for a stranger. NT_OK with *inflated NULL when
+ * the body is not gzip'd; on failure r holds the refusal. */
+static nt_status inflate_body(server *s, request *rq, struct MHD_Connection *conn,
+                              unsigned char **inflated, size_t *inflated_len, reply *r)
+{
+    *inflated = NULL;
+    *inflated_len = 0;
+    const char *enc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
+    if (!enc || strcasecmp(enc, "gzip") != 0 || rq->len == 0) return NT_OK;
+    nt_err err;
+    size_t cap = rq->route == R_API ? (size_t)API_MAX_BODY : s->cfg->max_inflate;
+    nt_status st = dec_body_inflate((const unsigned char *)rq->body, rq->len, cap, inflated,
+                                    inflated_len, &err);
+    if (st != NT_OK) {
+        if (st == NT_ERR_LIMIT) server_limit_refused("inflate");
+        metrics_counter_add("newtermsd_bad_deliveries_total", "route=\"gzip\"", 1);
+        refusal(conn, rq, reply_status(st), err.msg, r);
+    }
+    return st;
+}
+
+/* The query arguments of an API request, for api.c (api_request's callbacks). */
+static const char *query_value(void *ctx, const char *key)
+{
+    return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, key);
+}
+
+typedef struct query_walk {
+    int (*fn)(void *arg, const char *key);
+    void *arg;
+} query_walk;
+
+static enum MHD_Result query_walk_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void)kind;
+    (void)value;
+    query_walk *w = cls;
+    return w->fn(w->arg, key) ? MHD_YES : MHD_NO;
+}
+
+static void query_keys(void *ctx, int (*fn)(void *arg, const char *key), void *arg)
+{
+    query_walk w = {.fn = fn, .arg = arg};
+    MHD_get_connection_values(ctx, MHD_GET_ARGUMENT_KIND, query_walk_one, &w);
+}
+
+/* Phase 4, dispatch: the route's handler fills r. */
+static void dispatch(http_server *h, request *rq, struct MHD_Connection *conn, const char *url,
+                     const char *method, const char *body, size_t len, size_t inflated_len,
+                     reply *r)
+{
+    server *s = h->s;
     switch (rq->route) {
     case R_FIREHOSE:
-        handle_firehose(s, conn, body, len, inflated_len, &r);
+        ingest_firehose(
+            s, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Amz-Firehose-Request-Id"),
+            body, len, inflated_len, r);
         break;
     case R_EVENTBRIDGE:
+        ingest_events(s, INGEST_EVENTBRIDGE, body, len, r);
+        break;
     case R_EVENTS:
-        handle_events(s, rq->route, body, len, &r);
+        ingest_events(s, INGEST_EVENTS, body, len, r);
         break;
     case R_HEALTHZ:
-        r.status = 200;
-        r.json = json_pack("{s:s}", "status", "ok");
+        r->status = 200;
+        r->json = json_pack("{s:s}", "status", "ok");
         break;
     case R_READYZ:
-        handle_readyz(s, &r);
+        handle_readyz(s, r);
         break;
     case R_METRICS:
-        handle_metrics(s, &r);
+        handle_metrics(h, r);
         break;
     case R_API: {
         api_request ar = {.method = method,
@@ -659,15 +453,55 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                           .body = body,
                           .body_len = len,
                           .can_write = rq->can_write,
-                          .conn = conn};
-        api_handle(s, &ar, &r);
+                          .query = query_value,
+                          .query_keys = query_keys,
+                          .query_ctx = conn};
+        api_handle(s, &ar, r);
         break;
     }
     case R_NONE:
         break;
     }
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    http_server *h = cls;
+    request *rq = *con_cls;
+    if (!rq) {
+        rq = calloc(1, sizeof *rq);
+        if (!rq) return MHD_NO;
+        clock_gettime(CLOCK_MONOTONIC, &rq->start);
+        *con_cls = rq;
+        atomic_fetch_add(&h->inflight, 1);
+        return accept_headers(h, rq, conn, url, method);
+    }
+    if (*upload_data_size) {
+        take_body_chunk(rq, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (rq->answered) return MHD_YES;
+    if (rq->too_large) {
+        server_limit_refused(rq->max_body ? "body" : "body_not_allowed");
+        return refuse(conn, rq, 413,
+                      rq->max_body ? "the request body is larger than the limit"
+                                   : "this route takes no request body");
+    }
+    reply r = {0};
+    unsigned char *inflated = NULL;
+    size_t inflated_len = 0;
+    if (inflate_body(h->s, rq, conn, &inflated, &inflated_len, &r) != NT_OK)
+        return send_reply(conn, rq, &r);
+    if (inflated)
+        dispatch(h, rq, conn, url, method, (const char *)inflated, inflated_len, inflated_len, &r);
+    else
+        dispatch(h, rq, conn, url, method, rq->body ? rq->body : "", rq->len, 0, &r);
     free(inflated);
-    if (!r.json && !r.text) http_error(&r, 500, "internal", "no reply was produced");
+    if (!r.json && !r.text) reply_error(&r, 500, "internal", "no reply was produced");
     return send_reply(conn, rq, &r);
 }
 
@@ -675,7 +509,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)conn;
-    server *s = cls;
+    http_server *h = cls;
     request *rq = *con_cls;
     if (!rq) return;
     struct timespec end;
@@ -696,7 +530,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     bufcache_give(rq->body, rq->cap);
     free(rq);
     *con_cls = NULL;
-    atomic_fetch_sub(&s->inflight, 1);
+    atomic_fetch_sub(&h->inflight, 1);
 }
 
 static void describe_metrics(void)
@@ -736,137 +570,6 @@ static void describe_metrics(void)
                      "Exception items in the current snapshot.");
 }
 
-/* ---- server lifecycle ----------------------------------------------------- */
-
-store *server_store_acquire(server *s)
-{
-    pthread_mutex_lock(&s->pool_lock);
-    while (s->pool_n == 0)
-        pthread_cond_wait(&s->pool_cond, &s->pool_lock);
-    store *st = s->pool[--s->pool_n];
-    pthread_mutex_unlock(&s->pool_lock);
-    return st;
-}
-
-void server_store_release(server *s, store *st)
-{
-    pthread_mutex_lock(&s->pool_lock);
-    s->pool[s->pool_n++] = st;
-    pthread_cond_signal(&s->pool_cond);
-    pthread_mutex_unlock(&s->pool_lock);
-}
-
-exc_set *server_exceptions(server *s)
-{
-    pthread_mutex_lock(&s->exc_lock);
-    exc_set *e = exc_set_ref(s->exc);
-    pthread_mutex_unlock(&s->exc_lock);
-    return e;
-}
-
-static void on_bad_exception(void *ud, const char *id, const nt_err *e)
-{
-    (void)ud;
-    log_msg(NT_LOG_WARN, "exception_skipped", "stored exception %s is not valid and is ignored: %s",
-            id ? id : "?", e->msg);
-}
-
-void server_exceptions_refresh(server *s, store *st)
-{
-    json_t *items = NULL;
-    long long version = 0;
-    nt_err err;
-    if (store_exception_all(st, &items, &version, &err) != NT_OK) {
-        atomic_store(&s->redis_ok, 0);
-        return;
-    }
-    nt_field_source src = ct_schema_source(s->rules->schema);
-    exc_set *fresh = exc_set_from_json(items, &src, on_bad_exception, NULL);
-    json_decref(items);
-    if (!fresh) return;
-    /* Counted before it is published: once swapped in, another refresh (the
-     * poller, or an API write) may replace and free it at any time. */
-    size_t count = exc_set_count(fresh);
-    pthread_mutex_lock(&s->exc_lock);
-    exc_set *old = s->exc;
-    s->exc = fresh;
-    s->exc_version = version;
-    pthread_mutex_unlock(&s->exc_lock);
-    exc_set_unref(old);
-    metrics_gauge_set("newtermsd_exceptions_loaded", NULL, (double)count);
-}
-
-store_obs_mode server_rule_mode(server *s, size_t i, nt_time_ms now)
-{
-    const nt_rule *r = s->rules->rules[i];
-    if (r->learning_ms <= 0) return STORE_OBS_LIVE;
-    nt_time_ms since = atomic_load(&s->learning_since[i]);
-    /* Unknown start (Redis not reached yet): stay silent rather than alert. */
-    if (since < 0 || now < since + r->learning_ms) return STORE_OBS_LEARN;
-    return STORE_OBS_LIVE;
-}
-
-/* Background thread: exception changes from any replica, learning-period
- * start times, Redis health. Wakes every 250 ms. */
-static void *poller_main(void *arg)
-{
-    server *s = arg;
-    store *st = NULL;
-    nt_err err;
-    store_config sc;
-    config_store(s->cfg, &sc);
-    if (store_open(&st, &sc, &err) != NT_OK) {
-        log_msg(NT_LOG_ERROR, "poller", "cannot create the poller's Redis connection: %s", err.msg);
-        return NULL;
-    }
-    while (!atomic_load(&s->stopping)) {
-        long long version = 0;
-        if (store_exception_version(st, &version, &err) == NT_OK) {
-            atomic_store(&s->redis_ok, 1);
-            pthread_mutex_lock(&s->exc_lock);
-            long long have = s->exc_version;
-            pthread_mutex_unlock(&s->exc_lock);
-            if (version != have) server_exceptions_refresh(s, st);
-            nt_time_ms now = nt_now_ms();
-            for (size_t i = 0; i < s->rules->n; i++) {
-                if (s->rules->rules[i]->learning_ms <= 0 || atomic_load(&s->learning_since[i]) >= 0)
-                    continue;
-                nt_time_ms since;
-                if (store_learning_since(st, s->rules->rules[i]->rule_id, now, &since, &err) ==
-                    NT_OK)
-                    atomic_store(&s->learning_since[i], since);
-            }
-        } else {
-            atomic_store(&s->redis_ok, 0);
-        }
-        struct timespec ts = {0, 250 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    store_free(st);
-    return NULL;
-}
-
-static void server_free(server *s)
-{
-    if (!s) return;
-    deliver_stop(s->deliver); /* bounded: aborts transfers in flight */
-    s->deliver = NULL;
-    if (s->poller_started) {
-        atomic_store(&s->stopping, 1);
-        pthread_join(s->poller, NULL);
-    }
-    for (size_t i = 0; i < s->pool_n; i++)
-        store_free(s->pool[i]);
-    free(s->pool);
-    exc_set_unref(s->exc);
-    free(s->learning_since);
-    ruleset_free(s->rules);
-    pthread_mutex_destroy(&s->pool_lock);
-    pthread_cond_destroy(&s->pool_cond);
-    pthread_mutex_destroy(&s->exc_lock);
-    free(s);
-}
-
 /* --connection-limit, enforced here rather than by libmicrohttpd: at its own
  * limit MHD stops polling the listen socket, so a new client waits in the
  * kernel's backlog (it hangs). Refusing in the accept policy closes it at once. */
@@ -874,14 +577,14 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 {
     (void)addr;
     (void)addrlen;
-    server *s = cls;
+    http_server *h = cls;
     /* The slot is taken here, atomically, so pool threads accepting at the
      * same moment cannot overshoot; MHD_CONNECTION_NOTIFY_CLOSED gives it
      * back. (A connection MHD then fails to set up, out of memory, keeps its
      * slot: rare, and it errs on the side of fewer connections.) */
-    if (atomic_fetch_add(&s->open_conns, 1) >= (long)s->cfg->connection_limit) {
-        atomic_fetch_sub(&s->open_conns, 1);
-        limit_refused("connection_limit");
+    if (atomic_fetch_add(&h->open_conns, 1) >= (long)h->s->cfg->connection_limit) {
+        atomic_fetch_sub(&h->open_conns, 1);
+        server_limit_refused("connection_limit");
         return MHD_NO;
     }
     return MHD_YES;
@@ -892,8 +595,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 {
     (void)conn;
     (void)socket_context;
-    server *s = cls;
-    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) atomic_fetch_sub(&s->open_conns, 1);
+    http_server *h = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) atomic_fetch_sub(&h->open_conns, 1);
 }
 
 /* The attribute tells the compiler fmt is a printf format taken from libmicrohttpd
@@ -911,59 +614,19 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_msg(NT_LOG_WARN, "mhd", "%s", msg);
 }
 
-nt_status http_server_start(server **out, config *cfg, nt_ruleset *rules, nt_err *err)
+nt_status http_server_start(http_server **out, config *cfg, nt_ruleset *rules, nt_err *err)
 {
     *out = NULL;
-    server *s = calloc(1, sizeof *s);
-    if (!s) {
+    http_server *h = calloc(1, sizeof *h);
+    if (!h) {
         ruleset_free(rules);
         return nt_fail(err, NT_ERR_NOMEM, "out of memory");
     }
-    s->cfg = cfg;
-    s->rules = rules;
-    pthread_mutex_init(&s->pool_lock, NULL);
-    pthread_cond_init(&s->pool_cond, NULL);
-    pthread_mutex_init(&s->exc_lock, NULL);
-    s->exc_version = -1;
-    s->exc = exc_set_new(NULL, 0);
-    s->learning_since = malloc((rules->n ? rules->n : 1) * sizeof *s->learning_since);
-    size_t conns = (size_t)cfg->workers + 2;
-    s->pool = calloc(conns, sizeof *s->pool);
-    nt_status st = NT_OK;
-    if (!s->exc || !s->learning_since || !s->pool) {
-        st = nt_fail(err, NT_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    for (size_t i = 0; i < rules->n; i++)
-        atomic_init(&s->learning_since[i], -1);
-    store_config sc;
-    config_store(cfg, &sc);
-    for (size_t i = 0; i < conns; i++) {
-        if ((st = store_open(&s->pool[i], &sc, err)) != NT_OK) goto fail;
-        s->pool_n++;
-    }
-    s->pool_cap = conns;
+    atomic_init(&h->inflight, 0);
+    atomic_init(&h->open_conns, 0);
     describe_metrics();
-    if (pthread_create(&s->poller, NULL, poller_main, s) != 0) {
-        st = nt_fail(err, NT_ERR_NOMEM, "cannot start the poller thread");
-        goto fail;
-    }
-    s->poller_started = 1;
-    /* outputs: parse --outputs (a bad file stops startup) and start the delivery
-     * threads before ingestion, so their consumer groups exist first. */
-    if (cfg->outputs_file) {
-        outputs *outs = NULL;
-        if ((st = outputs_load(cfg->outputs_file, NULL, &outs, err)) != NT_OK) goto fail;
-        for (size_t i = 0; i < outs->n; i++) {
-            if (outs->items[i].secret) log_add_secret(outs->items[i].secret);
-            if (outs->items[i].type == OUTPUT_SLACK) log_add_secret(outs->items[i].url);
-        }
-        deliver_config dc = {.max_age_ms = cfg->output_max_age_ms,
-                             .timeout_ms = cfg->output_timeout_ms,
-                             .claim_idle_ms = cfg->output_claim_idle_ms};
-        config_store(cfg, &dc.store);
-        if ((st = deliver_start(&s->deliver, outs, &dc, err)) != NT_OK) goto fail;
-    }
+    nt_status st = server_start(&h->s, cfg, rules, err);
+    if (st != NT_OK) goto fail;
 
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
@@ -1004,34 +667,34 @@ nt_status http_server_start(server **out, config *cfg, nt_ruleset *rules, nt_err
     unsigned mhd_limit = cfg->connection_limit <= (UINT_MAX - 64) / pool - 64
                              ? (cfg->connection_limit + 64) * pool
                              : UINT_MAX - 64;
-    s->mhd = MHD_start_daemon(
-        flags, (uint16_t)cfg->listen_port, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+    h->mhd = MHD_start_daemon(
+        flags, (uint16_t)cfg->listen_port, on_accept, h, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
         mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)(cfg->workers > 1 ? cfg->workers : 0), MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)cfg->request_timeout_s, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_END);
-    if (!s->mhd) {
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        h, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_END);
+    if (!h->mhd) {
         st = nt_fail(err, NT_ERR_IO, "cannot listen on %s:%d (address in use or not permitted)",
                      cfg->listen_host, cfg->listen_port);
         goto fail;
     }
-    *out = s;
+    *out = h;
     return NT_OK;
 fail:
-    server_free(s);
+    http_server_stop(h);
     return st;
 }
 
-void http_server_stop(server *s)
+void http_server_stop(http_server *h)
 {
-    if (!s) return;
-    if (s->mhd) {
+    if (!h) return;
+    if (h->mhd) {
         /* Stop accepting: quiesce takes the listen socket from MHD's threads
          * (with a delay, so it must stay open until MHD_stop_daemon), and
          * shutdown() makes the kernel refuse new connections at once instead
          * of queueing them in the backlog. */
-        MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
+        MHD_socket lfd = MHD_quiesce_daemon(h->mhd);
         if (lfd == MHD_INVALID_SOCKET)
             log_msg(NT_LOG_WARN, "drain", "cannot stop accepting connections before the drain");
         else
@@ -1039,18 +702,19 @@ void http_server_stop(server *s)
         /* Then let in-flight requests finish, for at most --drain-timeout-s.
          * A request whose client went away completes at once (poll mode sees
          * the close), so only live requests hold the drain. */
-        nt_time_ms deadline = nt_now_ms() + (nt_time_ms)s->cfg->drain_timeout_s * 1000;
-        while (atomic_load(&s->inflight) > 0 && nt_now_ms() < deadline) {
+        nt_time_ms deadline = nt_now_ms() + (nt_time_ms)h->s->cfg->drain_timeout_s * 1000;
+        while (atomic_load(&h->inflight) > 0 && nt_now_ms() < deadline) {
             struct timespec ts = {0, 20 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
-        long left = atomic_load(&s->inflight);
+        long left = atomic_load(&h->inflight);
         if (left > 0)
             log_msg(NT_LOG_WARN, "drain",
                     "%ld requests still in flight after %d s; stopping anyway", left,
-                    s->cfg->drain_timeout_s);
-        MHD_stop_daemon(s->mhd);
+                    h->s->cfg->drain_timeout_s);
+        MHD_stop_daemon(h->mhd);
         if (lfd != MHD_INVALID_SOCKET) close(lfd);
     }
-    server_free(s);
+    server_stop(h->s);
+    free(h);
 }

@@ -528,7 +528,7 @@ static int cmd_serve(config *c)
         return 1;
     }
     size_t nrules = rs->n;
-    server *s = NULL;
+    http_server *s = NULL;
     nt_err err;
     if (http_server_start(&s, c, rs, &err) != NT_OK) {
         log_msg(NT_LOG_ERROR, "startup", "%s", err.msg);

@@ -27,7 +27,6 @@
 #include "decode.h"
 #include "engine.h"
 #include "history.h"
-#include "store.h"
 
 typedef enum pipe_outcome {
     PIPE_CANDIDATE = 0, /* passed a rule's query and exceptions: needs the history */

@@ -335,125 +335,104 @@ const char *rule_type_name(nt_rule_type t)
     return t == RULE_QUERY ? "query" : t == RULE_THRESHOLD ? "threshold" : "new_terms";
 }
 
-nt_status rule_load(const char *path, const char *text, size_t len, ct_schema *schema,
-                    nt_rule **out, nt_err *err)
+/* rule.type, rule.language and rule.filters: what kind of rule, and whether
+ * newtermsd runs it at all. */
+static nt_status load_kind(nt_rule *r, json_t *doc, nt_err *err)
 {
-    *out = NULL;
-    json_t *doc = NULL;
-    nt_status st = toml_parse(text, len, &doc, err);
-    if (st != NT_OK) return st;
-    nt_rule *r = calloc(1, sizeof *r);
-    if (!r || !(r->warnings = json_array()) || !(r->path = strdup(path ? path : "-"))) {
-        st = nt_fail(err, NT_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
     const char *type = json_string_value(path_get(doc, "rule.type"));
-    if (!type) {
-        st = nt_fail(err, NT_ERR_INVALID, "rule.type is missing");
-        goto fail;
-    }
-    if (strcmp(type, "new_terms") == 0) {
+    if (!type) return nt_fail(err, NT_ERR_INVALID, "rule.type is missing");
+    if (strcmp(type, "new_terms") == 0)
         r->type = RULE_NEW_TERMS;
-    } else if (strcmp(type, "query") == 0) {
+    else if (strcmp(type, "query") == 0)
         r->type = RULE_QUERY;
-    } else if (strcmp(type, "threshold") == 0) {
+    else if (strcmp(type, "threshold") == 0)
         r->type = RULE_THRESHOLD;
-    } else {
-        st = nt_fail(err, NT_ERR_UNSUPPORTED,
-                     "rule type '%s' is not supported: newtermsd runs new_terms, query and "
-                     "threshold rules",
-                     type);
-        goto fail;
-    }
+    else
+        return nt_fail(err, NT_ERR_UNSUPPORTED,
+                       "rule type '%s' is not supported: newtermsd runs new_terms, query and "
+                       "threshold rules",
+                       type);
     const char *lang = json_string_value(path_get(doc, "rule.language"));
-    if (lang && strcmp(lang, "kuery") != 0) {
-        st = nt_fail(err, NT_ERR_UNSUPPORTED,
-                     "query language '%s' is not supported: only kuery (KQL)", lang);
-        goto fail;
-    }
-    if (path_get(doc, "rule.filters")) {
-        st = nt_fail(err, NT_ERR_UNSUPPORTED, "rule.filters (Query DSL filters) are not supported");
-        goto fail;
-    }
+    if (lang && strcmp(lang, "kuery") != 0)
+        return nt_fail(err, NT_ERR_UNSUPPORTED,
+                       "query language '%s' is not supported: only kuery (KQL)", lang);
+    if (path_get(doc, "rule.filters"))
+        return nt_fail(err, NT_ERR_UNSUPPORTED,
+                       "rule.filters (Query DSL filters) are not supported");
+    return NT_OK;
+}
+
+/* rule_id, name, severity, query and risk_score: all required. */
+static nt_status load_identity(nt_rule *r, json_t *doc, nt_err *err)
+{
     r->rule_id = dup_string(path_get(doc, "rule.rule_id"));
     r->name = dup_string(path_get(doc, "rule.name"));
     r->severity = dup_string(path_get(doc, "rule.severity"));
     r->query_text = dup_string(path_get(doc, "rule.query"));
     json_t *risk = path_get(doc, "rule.risk_score");
     if (!r->rule_id || !r->name || !r->severity || !r->query_text || !json_is_integer(risk)) {
-        st = nt_fail(err, NT_ERR_INVALID, "rule.%s is missing or not a %s",
-                     !r->rule_id      ? "rule_id"
-                     : !r->name       ? "name"
-                     : !r->severity   ? "severity"
-                     : !r->query_text ? "query"
-                                      : "risk_score",
-                     json_is_integer(risk) || !r->query_text ? "string" : "integer");
-        goto fail;
+        /* The status is spelt out (not nt_fail's) so the analyzer sees that
+         * no required field is NULL past this point. */
+        nt_fail(err, NT_ERR_INVALID, "rule.%s is missing or not a %s",
+                !r->rule_id      ? "rule_id"
+                : !r->name       ? "name"
+                : !r->severity   ? "severity"
+                : !r->query_text ? "query"
+                                 : "risk_score",
+                json_is_integer(risk) || !r->query_text ? "string" : "integer");
+        return NT_ERR_INVALID;
     }
     r->risk_score = (int)json_integer_value(risk);
-    if (r->risk_score < 0 || r->risk_score > 100) {
-        st = nt_fail(err, NT_ERR_INVALID, "rule.risk_score %d is outside 0..100", r->risk_score);
-        goto fail;
-    }
+    if (r->risk_score < 0 || r->risk_score > 100)
+        return nt_fail(err, NT_ERR_INVALID, "rule.risk_score %d is outside 0..100", r->risk_score);
+    return NT_OK;
+}
+
+/* rule.from (the look-back, as text in from_text) and rule.interval. */
+static nt_status load_schedule(nt_rule *r, json_t *doc, char *from_text, size_t cap, nt_err *err)
+{
     const char *from = json_string_value(path_get(doc, "rule.from"));
-    char from_text[16] = "";
-    if ((st = parse_now_minus("rule.from", from ? from : "now-6m", &r->lookback_ms, from_text,
-                              sizeof from_text, err)) != NT_OK)
-        goto fail;
+    nt_status st =
+        parse_now_minus("rule.from", from ? from : "now-6m", &r->lookback_ms, from_text, cap, err);
+    if (st != NT_OK) return st;
     const char *interval = json_string_value(path_get(doc, "rule.interval"));
     r->interval_ms = 5 * 60 * 1000;
     if (interval) {
         nt_err ierr;
         if (nt_duration_parse(interval, strlen(interval), &r->interval_ms, &ierr) != NT_OK ||
-            r->interval_ms <= 0) {
-            st = nt_fail(err, NT_ERR_INVALID, "rule.interval '%s' is not a duration such as 5m",
-                         interval);
-            goto fail;
-        }
+            r->interval_ms <= 0)
+            return nt_fail(err, NT_ERR_INVALID, "rule.interval '%s' is not a duration such as 5m",
+                           interval);
     }
-    r->card_id = -1;
-    if (r->type == RULE_NEW_TERMS) {
-        if ((st = load_terms(r, doc, schema, err)) != NT_OK) goto fail;
-    } else {
-        /* query and threshold: the window is the look-back. */
-        r->window_ms = r->lookback_ms;
-        snprintf(r->window_text, sizeof r->window_text, "%s", from_text);
-        if (r->type == RULE_THRESHOLD && (st = load_threshold(r, doc, schema, err)) != NT_OK)
-            goto fail;
-    }
-    if ((st = load_suppression(r, doc, schema, err)) != NT_OK) goto fail;
-    if (r->type == RULE_NEW_TERMS && r->window_ms <= r->lookback_ms) {
-        st = nt_fail(err, NT_ERR_INVALID,
-                     "history window %s is not longer than the rule's lookback (from = %s): "
-                     "'history_window_start' must be earlier than 'from'",
-                     r->window_text, from ? from : "now-6m");
-        goto fail;
-    }
+    return NT_OK;
+}
 
+/* [newtermsd] learning_period: new_terms rules only (a warning otherwise). */
+static nt_status load_learning(nt_rule *r, json_t *doc, nt_err *err)
+{
     json_t *learn = path_get(doc, "newtermsd.learning_period");
-    if (learn && r->type != RULE_NEW_TERMS) {
+    if (!learn) return NT_OK;
+    if (r->type != RULE_NEW_TERMS) {
         warn(r, "ignored_key",
              "[newtermsd] learning_period applies to new_terms rules only; a %s rule has no "
              "history to learn",
              rule_type_name(r->type));
-    } else if (learn) {
-        nt_err derr;
-        if (!json_is_string(learn) ||
-            nt_duration_parse(json_string_value(learn), json_string_length(learn), &r->learning_ms,
-                              &derr) != NT_OK) {
-            st = nt_fail(err, NT_ERR_INVALID,
-                         "newtermsd.learning_period must be a duration such as \"10d\"");
-            goto fail;
-        }
+        return NT_OK;
     }
+    nt_err derr;
+    if (!json_is_string(learn) ||
+        nt_duration_parse(json_string_value(learn), json_string_length(learn), &r->learning_ms,
+                          &derr) != NT_OK)
+        return nt_fail(err, NT_ERR_INVALID,
+                       "newtermsd.learning_period must be a duration such as \"10d\"");
+    return NT_OK;
+}
 
-    nt_field_source src = ct_schema_source(schema);
-    nt_err qerr;
-    st = kql_compile(r->query_text, strlen(r->query_text), &src, &r->query, &qerr);
-    if (st != NT_OK) {
-        nt_fail(err, st, "rule.query: %s", qerr.msg);
-        goto fail;
-    }
+/* The lint of a compiled query: fields the CloudTrail view never produces
+ * (or only with a GeoIP database), and the API actions the catalogue does
+ * not know. Warnings only: the rule loads. */
+static void rule_lint(nt_rule *r)
+{
     const char *const *unknown = NULL;
     size_t n_unknown = kql_unknown_fields(r->query, &unknown);
     for (size_t i = 0; i < n_unknown; i++) {
@@ -473,30 +452,81 @@ nt_status rule_load(const char *path, const char *text, size_t len, ct_schema *s
     kql_visit_terms(r->query, lint_term, &al);
     al.pass = 1;
     kql_visit_terms(r->query, lint_term, &al);
+}
 
-    json_t *inv = path_get(doc, "rule.investigation_fields.field_names");
-    if (json_is_array(inv) && json_array_size(inv) > 0) {
-        r->inv_fields = calloc(json_array_size(inv), sizeof *r->inv_fields);
-        if (!r->inv_fields) {
-            st = nt_fail(err, NT_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        size_t i;
-        json_t *v;
-        json_array_foreach(inv, i, v)
-        {
-            if (json_is_string(v) && (r->inv_fields[r->n_inv] = strdup(json_string_value(v))))
-                r->n_inv++;
-        }
-    }
+/* What alerts carry beyond the query: investigation fields, MITRE threat,
+ * and whether any field needs IP enrichment. */
+static nt_status load_presentation(nt_rule *r, json_t *doc, nt_err *err)
+{
     r->uses_geoip = r->needs_geoip || strstr(r->query_text, "source.as.") ||
                     strstr(r->query_text, "source.geo.");
     for (size_t i = 0; i < r->n_terms; i++)
         r->uses_geoip |= is_enrichment_field(r->term_fields[i]);
-    for (size_t i = 0; i < r->n_inv; i++)
-        r->uses_geoip |= is_enrichment_field(r->inv_fields[i]);
+    json_t *inv = path_get(doc, "rule.investigation_fields.field_names");
+    if (json_is_array(inv) && json_array_size(inv) > 0) {
+        r->inv_fields = calloc(json_array_size(inv), sizeof *r->inv_fields);
+        if (!r->inv_fields) return nt_fail(err, NT_ERR_NOMEM, "out of memory");
+        size_t i;
+        json_t *v;
+        json_array_foreach(inv, i, v)
+        {
+            char *name = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+            if (!name) continue;
+            r->inv_fields[r->n_inv++] = name;
+            r->uses_geoip |= is_enrichment_field(name);
+        }
+    }
     json_t *threat = path_get(doc, "rule.threat");
     r->threat = json_is_array(threat) ? json_incref(threat) : json_array();
+    return NT_OK;
+}
+
+nt_status rule_load(const char *path, const char *text, size_t len, ct_schema *schema,
+                    nt_rule **out, nt_err *err)
+{
+    *out = NULL;
+    json_t *doc = NULL;
+    nt_status st = toml_parse(text, len, &doc, err);
+    if (st != NT_OK) return st;
+    nt_rule *r = calloc(1, sizeof *r);
+    if (!r || !(r->warnings = json_array()) || !(r->path = strdup(path ? path : "-"))) {
+        st = nt_fail(err, NT_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    char from_text[16] = "";
+    if ((st = load_kind(r, doc, err)) != NT_OK || (st = load_identity(r, doc, err)) != NT_OK ||
+        (st = load_schedule(r, doc, from_text, sizeof from_text, err)) != NT_OK)
+        goto fail;
+    r->card_id = -1;
+    if (r->type == RULE_NEW_TERMS) {
+        if ((st = load_terms(r, doc, schema, err)) != NT_OK) goto fail;
+    } else {
+        /* query and threshold: the window is the look-back. */
+        r->window_ms = r->lookback_ms;
+        snprintf(r->window_text, sizeof r->window_text, "%s", from_text);
+        if (r->type == RULE_THRESHOLD && (st = load_threshold(r, doc, schema, err)) != NT_OK)
+            goto fail;
+    }
+    if ((st = load_suppression(r, doc, schema, err)) != NT_OK) goto fail;
+    if (r->type == RULE_NEW_TERMS && r->window_ms <= r->lookback_ms) {
+        const char *from = json_string_value(path_get(doc, "rule.from"));
+        st = nt_fail(err, NT_ERR_INVALID,
+                     "history window %s is not longer than the rule's lookback (from = %s): "
+                     "'history_window_start' must be earlier than 'from'",
+                     r->window_text, from ? from : "now-6m");
+        goto fail;
+    }
+    if ((st = load_learning(r, doc, err)) != NT_OK) goto fail;
+
+    nt_field_source src = ct_schema_source(schema);
+    nt_err qerr;
+    st = kql_compile(r->query_text, strlen(r->query_text), &src, &r->query, &qerr);
+    if (st != NT_OK) {
+        nt_fail(err, st, "rule.query: %s", qerr.msg);
+        goto fail;
+    }
+    rule_lint(r);
+    if ((st = load_presentation(r, doc, err)) != NT_OK) goto fail;
     json_decref(doc);
     *out = r;
     return NT_OK;

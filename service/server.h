@@ -1,12 +1,17 @@
 /*
- * server.h — the state `newtermsd serve` shares between its HTTP front end
- * (http.c), the REST handlers (api.c) and the ingestion pipeline.
+ * server.h — the state `newtermsd serve` shares between the HTTP front end
+ * (http.c), the REST handlers (api.c) and the ingestion handlers (ingest.c):
+ * the configuration, the rule set, a pool of Redis connections, the current
+ * exception snapshot, the learning periods and the alert outputs. Nothing
+ * here knows about HTTP or libmicrohttpd: http.c keeps its daemon and its
+ * connection counters in its own struct.
  *
- * Ownership: the server owns its configuration, rule set, Redis connection
- * pool and the current exception snapshot. Rules are immutable for the life
- * of the process. Exceptions are an exc_set swapped under a mutex by a
- * background thread that polls nt:exceptions:version every 250 ms, so a change
- * made through any replica takes effect on every replica within a second.
+ * Ownership: the server owns its rule set, Redis connection pool, exception
+ * snapshot and outputs; the configuration is borrowed from main. Rules are
+ * immutable for the life of the process. Exceptions are an exc_set swapped
+ * under a mutex by a background thread that polls nt:exceptions:version every
+ * 250 ms, so a change made through any replica takes effect on every replica
+ * within a second.
  */
 #ifndef NT_SERVER_H
 #define NT_SERVER_H
@@ -39,17 +44,23 @@ typedef struct server {
     _Atomic(nt_time_ms) *learning_since;
     atomic_int redis_ok;
     atomic_int stopping;
-    atomic_long inflight;   /* requests begun and not completed */
-    atomic_long open_conns; /* accepted connections not yet closed */
     pthread_t poller;
     int poller_started;
-    struct MHD_Daemon *mhd;
     struct deliver *deliver; /* owned; NULL without --outputs */
 } server;
+
+/* Open the Redis pool (cfg->workers + 2 connections, lazily connected),
+ * start the exception poller and, with --outputs, the output workers. Takes
+ * ownership of rules (released on failure too). */
+nt_status server_start(server **out, config *cfg, nt_ruleset *rules, nt_err *err);
+/* Stop the output workers and the poller, then free everything. NULL is fine. */
+void server_stop(server *s);
 
 /* Borrow a Redis connection (blocks while all are in use) and give it back. */
 store *server_store_acquire(server *s);
 void server_store_release(server *s, store *st);
+/* PING Redis through the pool; records the answer as the server's Redis health. */
+nt_status server_ping(server *s, nt_err *err);
 /* The current exception snapshot, referenced; release with exc_set_unref. */
 exc_set *server_exceptions(server *s);
 /* Reload exceptions from Redis now (after a change made by this replica). */
@@ -57,33 +68,9 @@ void server_exceptions_refresh(server *s, store *st);
 /* LIVE, or LEARN while the rule's learning period runs. */
 store_obs_mode server_rule_mode(server *s, size_t rule_index, nt_time_ms now);
 
-/* A response as handlers produce it: a status and a JSON body (owned), or
- * plain text for /metrics. */
-typedef struct http_reply {
-    unsigned status;
-    json_t *json;
-    char *text; /* malloc'd; used when json is NULL */
-    const char *content_type;
-    const char *allow; /* Allow header for 405 */
-} http_reply;
-
-/* Fill `r` with the standard error body {"error": code, "message": msg}. */
-void http_error(http_reply *r, unsigned status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* REST API request bodies, as sent and after gzip decoding. */
-#define API_MAX_BODY (1024 * 1024)
-
-/* What api.c needs to know about a request. */
-typedef struct api_request {
-    const char *method;
-    const char *path; /* after /api/v1 */
-    const char *body;
-    size_t body_len;
-    int can_write;               /* the token was a write token */
-    struct MHD_Connection *conn; /* for query arguments */
-} api_request;
-
-void api_handle(server *s, const api_request *req, http_reply *r);
+/* Count a request or connection refused by one of the limits of
+ * api/LIMITS.md. `limit` is one of a fixed set of literals: connection_limit,
+ * body, body_not_allowed, inflate, inflate_budget, json. */
+void server_limit_refused(const char *limit);
 
 #endif

@@ -405,7 +405,7 @@ static const char *const script_text[SCRIPT_COUNT] = {OBSERVE_LUA, LIST_LUA, STA
 #define STORE_EXCEPTION_PAGE_MAX 1000
 
 struct store {
-    store_url url;
+    redis_url url;
     char *password; /* effective: the config's, else the URL's (owned) */
     int connect_timeout_ms, command_timeout_ms;
     int wait_replicas, wait_timeout_ms; /* WAIT after observations; 0 = off */
@@ -617,8 +617,10 @@ static int store_queue_auth(store *s)
 }
 
 /* The handshake of a fresh connection: AUTH, SELECT, SCRIPT LOAD, pipelined.
- * Returns 0, or -1 with a sentence in msg. */
-static int store_handshake(store *s, int timeout_ms, char *msg, size_t n)
+ * NT_OK, or an error with a sentence in err (which store_connect turns into
+ * the store's NT_ERR_STORE and its backoff). The first failing reply names
+ * the failure; every reply is still read, so the connection stays in step. */
+static nt_status store_handshake(store *s, int timeout_ms, nt_err *err)
 {
     enum { OP_AUTH, OP_SELECT, OP_LOAD };
     int ops[2 + SCRIPT_COUNT], nops = 0, oom = 0;
@@ -634,38 +636,28 @@ static int store_handshake(store *s, int timeout_ms, char *msg, size_t n)
         oom |= conn_queuef(s, "SCRIPT LOAD %s", script_text[i]);
         ops[nops++] = OP_LOAD;
     }
-    if (oom) {
-        snprintf(msg, n, "out of memory");
-        return -1;
-    }
+    if (oom) return nt_fail(err, NT_ERR_NOMEM, "out of memory");
     int64_t t0 = mono_us();
     size_t queued = s->wlen;
-    nt_err io;
-    nt_status st = conn_flush(s, timeout_ms, &io);
+    nt_status st = conn_flush(s, timeout_ms, err);
     explicit_bzero(s->wbuf, queued); /* the AUTH command */
-    if (st != NT_OK) {
-        snprintf(msg, n, "%s", io.msg);
-        return -1;
-    }
-    int failed = 0, script = 0;
+    if (st != NT_OK) return st;
+    int script = 0;
     for (int i = 0; i < nops; i++) {
         redisReply *r = NULL;
-        if (conn_reply(s, &r, timeout_ms, &io) != NT_OK) {
-            if (!failed) snprintf(msg, n, "%s", io.msg);
-            return -1;
-        }
-        if (!failed && reply_is_error(r)) {
-            failed = 1;
+        nt_err io;
+        nt_status rc = conn_reply(s, &r, timeout_ms, &io);
+        if (rc != NT_OK) return st == NT_OK ? nt_fail(err, rc, "%s", io.msg) : st;
+        if (st == NT_OK && reply_is_error(r)) {
+            st = NT_ERR_STORE;
             if (ops[i] == OP_AUTH)
-                store_auth_error(s, r->str, msg, n);
-            else if (ops[i] == OP_SELECT)
-                store_handshake_error("SELECT", r->str, msg, n);
+                store_auth_error(s, r->str, err->msg, sizeof err->msg);
             else
-                store_handshake_error("SCRIPT LOAD", r->str, msg, n);
-        } else if (!failed && ops[i] == OP_LOAD) {
+                store_handshake_error(ops[i] == OP_SELECT ? "SELECT" : "SCRIPT LOAD", r->str,
+                                      err->msg, sizeof err->msg);
+        } else if (st == NT_OK && ops[i] == OP_LOAD) {
             if (r->type != REDIS_REPLY_STRING || r->len != 40) {
-                failed = 1;
-                snprintf(msg, n, "SCRIPT LOAD returned an unexpected reply");
+                st = nt_fail(err, NT_ERR_STORE, "SCRIPT LOAD returned an unexpected reply");
             } else {
                 memcpy(s->sha[script], r->str, 40);
                 s->sha[script][40] = '\0';
@@ -676,7 +668,7 @@ static int store_handshake(store *s, int timeout_ms, char *msg, size_t n)
     }
     s->counters.round_trips++;
     s->counters.latency_us_total += (unsigned long long)(mono_us() - t0);
-    return failed ? -1 : 0;
+    return st;
 }
 
 static nt_status store_connect(store *s, nt_err *err)
@@ -706,7 +698,11 @@ static nt_status store_connect(store *s, nt_err *err)
     /* The handshake gets what is left of the connect timeout (at least 50 ms). */
     int remaining = s->connect_timeout_ms - (int)((mono_us() - start) / 1000);
     if (remaining < 50) remaining = 50;
-    if (store_handshake(s, remaining, msg, sizeof msg) != 0) goto fail;
+    nt_err hs;
+    if (store_handshake(s, remaining, &hs) != NT_OK) {
+        snprintf(msg, sizeof msg, "%s", hs.msg);
+        goto fail;
+    }
     if (s->ever_connected) s->counters.reconnects++;
     s->ever_connected = 1;
     s->backoff_ms = 0;
@@ -961,223 +957,11 @@ static nt_status store_run1(store *s, cmd *c, const char *what, redisReply **out
     return st;
 }
 
-static int store_ensure_sha(store *s, nt_err *err)
+/* NT_OK once the scripts' SHAs are known: they are loaded by the handshake,
+ * so connecting once gives them. Otherwise the store's NT_ERR_STORE. */
+static nt_status store_ensure_sha(store *s, nt_err *err)
 {
-    /* Scripts are loaded by the handshake, so connecting once gives their SHAs. */
-    return store_connect(s, err) == NT_OK ? 0 : -1;
-}
-
-/* ---- URL ------------------------------------------------------------------------- */
-
-void store_url_clear(store_url *u)
-{
-    if (!u) return;
-    free(u->host);
-    free(u->path);
-    free(u->username);
-    free(u->password);
-    memset(u, 0, sizeof *u);
-}
-
-/* Percent-decodes s[0..n) into a new string; NULL on a bad escape (*bad = 1) or OOM. */
-static char *pct_decode(const char *s, size_t n, int *bad)
-{
-    char *out = malloc(n + 1);
-    if (!out) return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%') {
-            int hi = i + 2 < n ? nt_hex_digit((unsigned char)s[i + 1]) : -1;
-            int lo = i + 2 < n ? nt_hex_digit((unsigned char)s[i + 2]) : -1;
-            if (hi < 0 || lo < 0 || hi + lo == 0) { /* bad escape, or %00 */
-                free(out);
-                *bad = 1;
-                return NULL;
-            }
-            out[o++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            out[o++] = s[i];
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
-/* Parses digits s[0..n) as a decimal in [lo, hi]; -1 when not. */
-static long long parse_decimal(const char *s, size_t n, long long lo, long long hi)
-{
-    if (n == 0 || n > 18) return -1;
-    long long v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v < lo || v > hi ? -1 : v;
-}
-
-static int has_ctl_or_space(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f) return 1;
-    return 0;
-}
-
-static nt_status url_parse_unix(const char *rest, store_url *u, nt_err *err)
-{
-    const char *q = strchr(rest, '?');
-    size_t plen = q ? (size_t)(q - rest) : strlen(rest);
-    if (plen == 0 || rest[0] != '/')
-        return nt_fail(err, NT_ERR_INVALID,
-                       "redis URL unix:// needs an absolute socket path (unix:///run/redis.sock)");
-    if (plen > 107)
-        return nt_fail(err, NT_ERR_INVALID,
-                       "redis URL unix socket path is %zu bytes long; the limit is 107", plen);
-    if (has_ctl_or_space(rest, plen))
-        return nt_fail(err, NT_ERR_INVALID,
-                       "redis URL unix socket path contains a space or control character");
-    if (q) {
-        const char *p = q + 1;
-        while (*p) {
-            const char *amp = strchr(p, '&');
-            size_t n = amp ? (size_t)(amp - p) : strlen(p);
-            if (n > 3 && strncmp(p, "db=", 3) == 0) {
-                long long db = parse_decimal(p + 3, n - 3, 0, INT_MAX);
-                if (db < 0)
-                    return nt_fail(err, NT_ERR_INVALID,
-                                   "redis URL database must be a number from 0 to %d", INT_MAX);
-                u->db = (int)db;
-            } else {
-                int shown = (int)(n > 40 ? 40 : n);
-                return nt_fail(err, NT_ERR_INVALID,
-                               "redis URL has unknown query parameter '%.*s' (only db=N is "
-                               "supported)",
-                               shown, p);
-            }
-            p = amp ? amp + 1 : p + n;
-        }
-    }
-    u->path = strndup(rest, plen);
-    if (!u->path) return store_nomem(err);
-    u->is_unix = 1;
-    return NT_OK;
-}
-
-/* "user", "user:password" or ":password" in auth[0..at), percent-decoded. */
-static nt_status url_parse_userinfo(const char *auth, const char *at, store_url *u, nt_err *err)
-{
-    const char *colon = memchr(auth, ':', (size_t)(at - auth));
-    const char *uend = colon ? colon : at;
-    int bad = 0;
-    if (!colon && uend == auth)
-        return nt_fail(err, NT_ERR_INVALID,
-                       "redis URL has an empty user name before '@' (redis://user@host)");
-    if (uend > auth) {
-        u->username = pct_decode(auth, (size_t)(uend - auth), &bad);
-        if (!u->username) goto fail;
-        if (has_ctl_or_space(u->username, strlen(u->username)))
-            return nt_fail(err, NT_ERR_INVALID,
-                           "redis URL user name contains a space or control character");
-    }
-    if (!colon) return NT_OK;
-    u->password = pct_decode(colon + 1, (size_t)(at - colon - 1), &bad);
-    if (!u->password) goto fail;
-    if (u->password[0] == '\0')
-        return nt_fail(err, NT_ERR_INVALID, "redis URL has an empty password");
-    return NT_OK;
-fail:
-    if (bad) return nt_fail(err, NT_ERR_INVALID, "redis URL credentials have a bad percent-escape");
-    return store_nomem(err);
-}
-
-static nt_status url_parse_tcp(const char *rest, store_url *u, nt_err *err)
-{
-    if (strpbrk(rest, "?#"))
-        return nt_fail(err, NT_ERR_INVALID,
-                       "redis URL has a query or fragment; use redis://host:port/db");
-    size_t alen = strcspn(rest, "/");
-    const char *auth = rest, *tail = rest + alen;
-    /* userinfo: everything before the last '@' of the authority. */
-    const char *at = NULL;
-    for (const char *p = auth; p < tail; p++)
-        if (*p == '@') at = p;
-    const char *host = auth;
-    if (at) {
-        nt_status st = url_parse_userinfo(auth, at, u, err);
-        if (st != NT_OK) return st;
-        host = at + 1;
-    }
-    const char *hend, *portp = NULL;
-    const char *hstart = host;
-    if (*host == '[') {
-        const char *close = memchr(host, ']', (size_t)(tail - host));
-        if (!close)
-            return nt_fail(err, NT_ERR_INVALID, "redis URL has an unclosed '[' in the host");
-        hstart = host + 1;
-        hend = close;
-        if (close + 1 < tail) {
-            if (close[1] != ':')
-                return nt_fail(err, NT_ERR_INVALID, "redis URL has junk after ']' in the host");
-            portp = close + 2;
-        }
-    } else {
-        const char *colon = memchr(host, ':', (size_t)(tail - host));
-        hend = colon ? colon : tail;
-        if (colon) portp = colon + 1;
-    }
-    if (hend == hstart) return nt_fail(err, NT_ERR_INVALID, "redis URL has no host");
-    if (has_ctl_or_space(hstart, (size_t)(hend - hstart)) ||
-        memchr(hstart, '@', (size_t)(hend - hstart)) || (size_t)(hend - hstart) > 253)
-        return nt_fail(err, NT_ERR_INVALID, "redis URL host is not a valid host name or address");
-    u->port = 6379;
-    if (portp) {
-        long long port = parse_decimal(portp, (size_t)(tail - portp), 1, 65535);
-        if (port < 0) {
-            int shown = (int)((size_t)(tail - portp) > 20 ? 20 : (size_t)(tail - portp));
-            return nt_fail(err, NT_ERR_INVALID,
-                           "redis URL port '%.*s' is not a number from 1 to 65535", shown, portp);
-        }
-        u->port = (int)port;
-    }
-    if (*tail == '/' && tail[1] != '\0') {
-        long long db = parse_decimal(tail + 1, strlen(tail + 1), 0, INT_MAX);
-        if (db < 0)
-            return nt_fail(
-                err, NT_ERR_INVALID,
-                "redis URL database must be a number from 0 to %d (redis://host:port/db)", INT_MAX);
-        u->db = (int)db;
-    }
-    u->host = strndup(hstart, (size_t)(hend - hstart));
-    if (!u->host) return store_nomem(err);
-    return NT_OK;
-}
-
-nt_status store_url_parse(const char *url, store_url *out, nt_err *err)
-{
-    memset(out, 0, sizeof *out);
-    if (!url || !*url) return nt_fail(err, NT_ERR_INVALID, "redis URL is empty");
-    nt_status st;
-    if (strncmp(url, "redis://", 8) == 0) {
-        st = url_parse_tcp(url + 8, out, err);
-    } else if (strncmp(url, "rediss://", 9) == 0) {
-        st = url_parse_tcp(url + 9, out, err);
-        out->is_tls = 1;
-    } else if (strncmp(url, "unix://", 7) == 0) {
-        st = url_parse_unix(url + 7, out, err);
-    } else {
-        const char *sep = strstr(url, "://");
-        int shown = sep && sep - url <= 16 ? (int)(sep - url) : 0;
-        if (shown)
-            return nt_fail(err, NT_ERR_INVALID,
-                           "redis URL scheme '%.*s' is not supported; use redis://host:port/db, "
-                           "rediss://host:port/db (TLS) or unix:///path",
-                           shown, url);
-        return nt_fail(err, NT_ERR_INVALID,
-                       "redis URL must start with redis://, rediss:// or unix:// "
-                       "(redis://host:port/db)");
-    }
-    if (st != NT_OK) store_url_clear(out);
-    return st;
+    return store_connect(s, err);
 }
 
 /* ---- open / free ------------------------------------------------------------------ */
@@ -1209,7 +993,7 @@ nt_status store_open(store **out, const store_config *cfg, nt_err *err)
                        "WAIT needs a replica count >= 0 and a positive timeout");
     store *s = calloc(1, sizeof *s);
     if (!s) return store_nomem(err);
-    nt_status st = store_url_parse(cfg->url, &s->url, err);
+    nt_status st = redis_url_parse(cfg->url, &s->url, err);
     if (st != NT_OK) {
         free(s);
         return st;
@@ -1270,7 +1054,7 @@ void store_free(store *s)
     netio_tls_free(s->tls);
     if (s->wbuf) explicit_bzero(s->wbuf, s->wcap); /* it held an AUTH command */
     free(s->wbuf);
-    store_url_clear(&s->url);
+    redis_url_clear(&s->url);
     if (s->password) explicit_bzero(s->password, strlen(s->password));
     free(s->password);
     free(s);
@@ -1463,7 +1247,8 @@ nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err)
         if (st != NT_OK) return st;
     }
     if (n == 0) return NT_OK;
-    if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
+    nt_status ready = store_ensure_sha(s, err);
+    if (ready != NT_OK) return ready;
 
     batch b = {0};
     cmd c = {0};
@@ -1679,7 +1464,8 @@ nt_status store_alert_set_status(store *s, const char *id, const char *status, c
         return nt_fail(err, NT_ERR_INVALID,
                        "reason must be one of false_positive, duplicate, true_positive, "
                        "benign_positive, automated_closure, other");
-    if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
+    nt_status ready = store_ensure_sha(s, err);
+    if (ready != NT_OK) return ready;
     cmd c = {0};
     cmd_str(&c, "EVALSHA");
     cmd_str(&c, s->sha[SCRIPT_STATUS]);
@@ -1718,7 +1504,8 @@ nt_status store_alert_set_status_many(store *s, const char *const *ids, size_t n
         return nt_fail(err, NT_ERR_INVALID,
                        "reason must be one of false_positive, duplicate, true_positive, "
                        "benign_positive, automated_closure, other");
-    if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
+    nt_status ready = store_ensure_sha(s, err);
+    if (ready != NT_OK) return ready;
     /* EVALSHA sha n key… status reason now retention id…: more arguments than
      * a `cmd` holds, so the argv is built here. */
     size_t argc = 7 + 2 * n;
@@ -1821,7 +1608,7 @@ static nt_status cursor_decode(const char *cursor, long long *score, char id[STO
     raw[n] = '\0';
     const char *colon = memchr(raw, ':', n);
     if (!colon) return nt_fail(err, NT_ERR_INVALID, "cursor is not valid");
-    long long sc = parse_decimal(raw, (size_t)(colon - raw), 0, 999999999999999LL);
+    long long sc = nt_decimal_parse(raw, (size_t)(colon - raw), 0, 999999999999999LL);
     size_t idlen = n - (size_t)(colon - raw) - 1;
     if (sc < 0 || idlen == 0 || idlen > STORE_ID_MAX)
         return nt_fail(err, NT_ERR_INVALID, "cursor is not valid");
@@ -1833,79 +1620,55 @@ static nt_status cursor_decode(const char *cursor, long long *score, char id[STO
     return NT_OK;
 }
 
-nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alerts,
-                           char **next_cursor, nt_err *err)
+/* The list script's call: the index keys the filter names (their
+ * intersection is walked), the score range, the cursor and the limits. */
+static void alert_list_cmd(const store *s, const store_alert_filter *f, const char *status,
+                           long long cs, const char *cid, size_t limit, cmd *c)
 {
-    *alerts = NULL;
-    *next_cursor = NULL;
-    size_t limit = f->limit ? f->limit : 100;
-    if (limit > STORE_LIST_MAX)
-        return nt_fail(err, NT_ERR_INVALID, "limit must be between 1 and %d", STORE_LIST_MAX);
-    const char *status = nonempty(f->status) ? f->status : NULL;
-    if (status && !store_alert_status_valid(status))
-        return nt_fail(err, NT_ERR_INVALID, "status must be open, acknowledged or closed");
-    long long cs = -1;
-    char cid[STORE_ID_MAX + 1] = "";
-    if (nonempty(f->cursor)) {
-        nt_status st = cursor_decode(f->cursor, &cs, cid, err);
-        if (st != NT_OK) return st;
-    } else if (f->cursor) {
-        return nt_fail(err, NT_ERR_INVALID, "cursor is not valid");
-    }
     int has_max = f->has_until;
     long long max = f->until;
     if (cs >= 0 && (!has_max || cs < max)) max = cs, has_max = 1;
-    if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
-
-    cmd c = {0};
-    cmd_str(&c, "EVALSHA");
-    cmd_str(&c, s->sha[SCRIPT_LIST]);
+    cmd_str(c, "EVALSHA");
+    cmd_str(c, s->sha[SCRIPT_LIST]);
     int nkeys = !!status + nonempty(f->rule_id) + nonempty(f->account) + nonempty(f->user);
-    cmd_ll(&c, nkeys ? nkeys : 1);
-    if (status) cmd_fmt(&c, "nt:alerts:status:%s", status);
-    if (nonempty(f->rule_id)) cmd_fmt(&c, "nt:alerts:rule:%s", f->rule_id);
-    if (nonempty(f->account)) cmd_fmt(&c, "nt:alerts:account:%s", f->account);
-    if (nonempty(f->user)) cmd_fmt(&c, "nt:alerts:user:%s", f->user);
-    if (!nkeys) cmd_str(&c, "nt:alerts");
+    cmd_ll(c, nkeys ? nkeys : 1);
+    if (status) cmd_fmt(c, "nt:alerts:status:%s", status);
+    if (nonempty(f->rule_id)) cmd_fmt(c, "nt:alerts:rule:%s", f->rule_id);
+    if (nonempty(f->account)) cmd_fmt(c, "nt:alerts:account:%s", f->account);
+    if (nonempty(f->user)) cmd_fmt(c, "nt:alerts:user:%s", f->user);
+    if (!nkeys) cmd_str(c, "nt:alerts");
     if (has_max)
-        cmd_ll(&c, max);
+        cmd_ll(c, max);
     else
-        cmd_str(&c, "+inf");
+        cmd_str(c, "+inf");
     if (f->has_since)
-        cmd_ll(&c, f->since);
+        cmd_ll(c, f->since);
     else
-        cmd_str(&c, "-inf");
+        cmd_str(c, "-inf");
     if (cs >= 0)
-        cmd_ll(&c, cs);
+        cmd_ll(c, cs);
     else
-        cmd_str(&c, "");
-    cmd_str(&c, cid);
-    cmd_ll(&c, (long long)limit);
-    cmd_ll(&c, (long long)limit + STORE_LIST_SCAN);
-    cmd_str(&c, or_empty(status));
-    cmd_str(&c, or_empty(f->rule_id));
-    cmd_str(&c, or_empty(f->account));
-    cmd_str(&c, or_empty(f->user));
-    redisReply *r = NULL, **rep = NULL;
-    size_t nids = 0;
+        cmd_str(c, "");
+    cmd_str(c, cid);
+    cmd_ll(c, (long long)limit);
+    cmd_ll(c, (long long)limit + STORE_LIST_SCAN);
+    cmd_str(c, or_empty(status));
+    cmd_str(c, or_empty(f->rule_id));
+    cmd_str(c, or_empty(f->account));
+    cmd_str(c, or_empty(f->user));
+}
+
+/* HGETALL of each listed id in one round trip, as alert documents appended
+ * to arr; ids trimmed since the script ran, or whose status changed, are
+ * left out. */
+static nt_status alert_list_docs(store *s, const redisReply *ids, const char *status, json_t *arr,
+                                 nt_err *err)
+{
+    size_t nids = ids->elements / 2;
+    redisReply **rep = NULL;
     batch b = {0};
-    json_t *arr = NULL;
-    nt_status st = store_run1(s, &c, "list script failed", &r, err);
-    if (st != NT_OK) return st;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
-        r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements % 2 != 0 ||
-        r->element[1]->type != REDIS_REPLY_STRING || r->element[2]->type != REDIS_REPLY_STRING ||
-        r->element[3]->type != REDIS_REPLY_INTEGER) {
-        st = store_failf(s, err, "list script returned an unexpected reply");
-        goto done;
-    }
-    const redisReply *ids = r->element[0];
-    nids = ids->elements / 2;
-    arr = json_array();
-    if (!arr) {
-        st = store_nomem(err);
-        goto done;
-    }
+    cmd c = {0};
+    nt_status st = NT_OK;
     for (size_t i = 0; i < nids && st == NT_OK; i++) {
         cmd_str(&c, "HGETALL");
         cmd_fmt(&c, "nt:alert:%.*s", (int)ids->element[2 * i]->len, ids->element[2 * i]->str);
@@ -1943,6 +1706,54 @@ nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alert
         }
         if (json_array_append_new(arr, doc) != 0) st = store_nomem(err);
     }
+done:
+    if (rep) replies_free(rep, nids);
+    free(rep);
+    batch_clear(&b);
+    return st;
+}
+
+nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alerts,
+                           char **next_cursor, nt_err *err)
+{
+    *alerts = NULL;
+    *next_cursor = NULL;
+    size_t limit = f->limit ? f->limit : 100;
+    if (limit > STORE_LIST_MAX)
+        return nt_fail(err, NT_ERR_INVALID, "limit must be between 1 and %d", STORE_LIST_MAX);
+    const char *status = nonempty(f->status) ? f->status : NULL;
+    if (status && !store_alert_status_valid(status))
+        return nt_fail(err, NT_ERR_INVALID, "status must be open, acknowledged or closed");
+    long long cs = -1;
+    char cid[STORE_ID_MAX + 1] = "";
+    if (nonempty(f->cursor)) {
+        nt_status st = cursor_decode(f->cursor, &cs, cid, err);
+        if (st != NT_OK) return st;
+    } else if (f->cursor) {
+        return nt_fail(err, NT_ERR_INVALID, "cursor is not valid");
+    }
+    nt_status ready = store_ensure_sha(s, err);
+    if (ready != NT_OK) return ready;
+
+    cmd c = {0};
+    alert_list_cmd(s, f, status, cs, cid, limit, &c);
+    redisReply *r = NULL;
+    json_t *arr = NULL;
+    nt_status st = store_run1(s, &c, "list script failed", &r, err);
+    if (st != NT_OK) return st;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+        r->element[0]->type != REDIS_REPLY_ARRAY || r->element[0]->elements % 2 != 0 ||
+        r->element[1]->type != REDIS_REPLY_STRING || r->element[2]->type != REDIS_REPLY_STRING ||
+        r->element[3]->type != REDIS_REPLY_INTEGER) {
+        st = store_failf(s, err, "list script returned an unexpected reply");
+        goto done;
+    }
+    arr = json_array();
+    if (!arr) {
+        st = store_nomem(err);
+        goto done;
+    }
+    st = alert_list_docs(s, r->element[0], status, arr, err);
     if (st == NT_OK && r->element[3]->integer == 1) {
         long long last;
         const redisReply *lid = r->element[2];
@@ -1955,9 +1766,6 @@ nt_status store_alert_list(store *s, const store_alert_filter *f, json_t **alert
     }
 
 done:
-    if (rep) replies_free(rep, nids);
-    free(rep);
-    batch_clear(&b);
     if (r) freeReplyObject(r);
     if (st != NT_OK) {
         json_decref(arr);
@@ -1984,7 +1792,8 @@ static nt_status exception_id_check(const char *id, nt_err *err)
 static nt_status exception_script(store *s, const char *op, const char *id, const char *json,
                                   const store_exception_quota *q, long long *version, nt_err *err)
 {
-    if (store_ensure_sha(s, err) != 0) return NT_ERR_STORE;
+    nt_status ready = store_ensure_sha(s, err);
+    if (ready != NT_OK) return ready;
     cmd c = {0};
     cmd_str(&c, "EVALSHA");
     cmd_str(&c, s->sha[SCRIPT_EXCEPTION]);
@@ -2510,4 +2319,16 @@ nt_status store_command(store *s, int argc, const char **argv, const size_t *len
     }
     *out = r;
     return st;
+}
+
+/* ---- the nt_history view (history.h) ---------------------------------------- */
+
+static nt_status store_history_observe(void *ctx, store_obs *obs, size_t n, nt_err *err)
+{
+    return store_observe(ctx, obs, n, err);
+}
+
+nt_history store_history(store *st)
+{
+    return (nt_history){.ctx = st, .observe = store_history_observe};
 }

@@ -84,7 +84,9 @@
 #define NT_STORE_H
 
 #include "common.h"
+#include "history.h"
 #include "netio.h"
+#include "redis_url.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -112,24 +114,6 @@ typedef struct store_config {
     size_t reject_cap; /* 0 = keep no dead-lettered record (store_reject_push stores nothing) */
 } store_config;
 
-/* A parsed Redis URL. Strings are owned (store_url_clear frees them). */
-typedef struct store_url {
-    int is_unix;
-    int is_tls;     /* rediss:// */
-    char *host;     /* TCP: host name or IP literal (IPv6 without brackets) */
-    int port;       /* TCP: 1..65535, default 6379 */
-    char *path;     /* unix: absolute socket path */
-    int db;         /* 0.. */
-    char *username; /* NULL unless the URL has user@ or user:password@ */
-    char *password; /* NULL when absent; percent-decoded */
-} store_url;
-
-/* Parse url (redis://, rediss:// or unix://) into *out (zeroed first). Errors:
- * NT_ERR_INVALID with a sentence naming the bad part (never echoing a
- * password). On error *out holds nothing to free. */
-nt_status store_url_parse(const char *url, store_url *out, nt_err *err);
-void store_url_clear(store_url *u);
-
 /* Validates and copies cfg (parses the URL). Does not connect. */
 nt_status store_open(store **out, const store_config *cfg, nt_err *err);
 void store_free(store *s);
@@ -141,61 +125,7 @@ nt_status store_ping(store *s, nt_err *err);
 
 /* ---- new-terms history ------------------------------------------------- */
 
-typedef enum {
-    STORE_OBS_LIVE,    /* set/refresh the term; alert when it was new */
-    STORE_OBS_LEARN,   /* set/refresh the term; never alert */
-    STORE_OBS_BACKFILL /* set the term only if that lengthens its TTL; never alert */
-} store_obs_mode;
-
-/* What the observation decides, by rule type (see OBSERVE_LUA in store.c). */
-typedef enum {
-    STORE_KIND_NEW_TERMS, /* alert when the term is new within ttl_ms */
-    STORE_KIND_QUERY,     /* alert for every observation (one per alert id) */
-    STORE_KIND_THRESHOLD  /* count in the group's window of ttl_ms; alert on reaching it */
-} store_obs_kind;
-
-typedef struct store_obs {
-    /* in */
-    store_obs_kind kind; /* BACKFILL and LEARN are for new_terms only */
-    store_obs_mode mode;
-    const char *rule_id, *term_hash; /* non-empty; threshold: the group hash */
-    /* LIVE/LEARN: the history window (> 0). BACKFILL: eventTime + window - now;
-     * <= 0 means too old: no term key is written (history_since is still lowered). */
-    nt_time_ms ttl_ms;
-    nt_time_ms seen_ms;         /* LIVE/LEARN: arrival time. BACKFILL: eventTime */
-    nt_time_ms created_ms;      /* LIVE: the alert's created time (now) */
-    const char *alert_id;       /* LIVE: [A-Za-z0-9._-]{1,128}, deterministic */
-    const char *alert_json;     /* LIVE: the alert JSON object without status fields */
-    const char *account, *user; /* LIVE: index values; NULL or "" = not indexed */
-    /* threshold: alert when the group holds thr_value events (and card_value
-     * distinct cardinality values, when card_value > 0) within ttl_ms of
-     * seen_ms; card = comma-separated value hashes of this event ("" or NULL:
-     * none); event_time names the event (with alert_id) and gives the alert's
-     * first/last event times. */
-    long long thr_value, card_value;
-    const char *card;
-    nt_time_ms event_time;
-    /* alert suppression: supp_ms > 0 → later alerts of group supp_hash within
-     * supp_ms of the first are counted on it instead of being created. */
-    nt_time_ms supp_ms;
-    const char *supp_hash;
-    /* out */
-    /* 1 when the term had no history key before this observation (LIVE: the
-     * alert alert_id now exists; LEARN/BACKFILL: never an alert). */
-    int is_new;
-    /* LIVE: 1 when this observation stored the alert (0 when an alert with that
-     * id was already stored, e.g. by a retried delivery after the term expired). */
-    int alert_written;
-    /* 1 when the alert was suppressed: the event belongs on alert supp_into
-     * (Redis: also when a retry finds it counted already; memhist: only the
-     * first time, so `replay` can count docs_count from it). */
-    int suppressed;
-    char supp_into[33];
-    /* threshold, when is_new (the threshold was reached): the group's count,
-     * distinct cardinality values and first/last event times. */
-    long long thr_count, thr_card;
-    nt_time_ms thr_first, thr_last;
-} store_obs;
+/* store_obs, store_obs_mode and store_obs_kind: see history.h. */
 
 /* The live state of an alert beyond its stored document: threshold figures
  * and suppression counters. has_* = 0 when the alert has none. */
@@ -222,6 +152,8 @@ void store_alert_apply_state(json_t *doc, const store_alert_state *st);
  * applied; a retry is safe because alert ids are deterministic and never
  * overwritten). */
 nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err);
+/* The nt_history view of a Redis connection (st must outlive it). */
+nt_history store_history(store *st);
 
 /* ---- alerts ------------------------------------------------------------- */
 

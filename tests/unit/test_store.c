@@ -150,9 +150,9 @@ static const struct {
 
 START_TEST(good_redis_urls_parse_into_their_parts)
 {
-    store_url u;
+    redis_url u;
     nt_err err = {{0}};
-    ck_assert_msg(store_url_parse(good_urls[_i].url, &u, &err) == NT_OK, "%s: %s",
+    ck_assert_msg(redis_url_parse(good_urls[_i].url, &u, &err) == NT_OK, "%s: %s",
                   good_urls[_i].url, err.msg);
     ck_assert_int_eq(u.is_unix, good_urls[_i].is_unix);
     ck_assert_int_eq(u.is_tls, strncmp(good_urls[_i].url, "rediss://", 9) == 0);
@@ -167,7 +167,7 @@ START_TEST(good_redis_urls_parse_into_their_parts)
         ck_assert_str_eq(u.password, good_urls[_i].password);
     else
         ck_assert_ptr_null(u.password);
-    store_url_clear(&u);
+    redis_url_clear(&u);
 }
 END_TEST
 
@@ -213,9 +213,9 @@ START_TEST(bad_redis_urls_are_refused_with_a_precise_message)
     memset(long_unix_url, 0, sizeof long_unix_url);
     strcpy(long_unix_url, "unix:///");
     memset(long_unix_url + 8, 'a', 120);
-    store_url u;
+    redis_url u;
     nt_err err = {{0}};
-    ck_assert_int_eq(store_url_parse(bad_urls[_i].url, &u, &err), bad_urls[_i].status);
+    ck_assert_int_eq(redis_url_parse(bad_urls[_i].url, &u, &err), bad_urls[_i].status);
     ck_assert_msg(strstr(err.msg, bad_urls[_i].fragment), "%s: got '%s'", bad_urls[_i].url,
                   err.msg);
     ck_assert_ptr_null(u.host);
@@ -225,11 +225,11 @@ END_TEST
 
 START_TEST(url_errors_never_echo_the_password)
 {
-    store_url u;
+    redis_url u;
     nt_err err = {{0}};
-    ck_assert_int_eq(store_url_parse("redis://:hunter2@host:99999", &u, &err), NT_ERR_INVALID);
+    ck_assert_int_eq(redis_url_parse("redis://:hunter2@host:99999", &u, &err), NT_ERR_INVALID);
     ck_assert_ptr_null(strstr(err.msg, "hunter2"));
-    ck_assert_int_eq(store_url_parse("rediss://app:hunter2@host:0", &u, &err), NT_ERR_INVALID);
+    ck_assert_int_eq(redis_url_parse("rediss://app:hunter2@host:0", &u, &err), NT_ERR_INVALID);
     ck_assert_ptr_null(strstr(err.msg, "hunter2"));
 }
 END_TEST
