@@ -12,6 +12,7 @@
 #include "geoip.h"
 #include "kql.h"
 #include "rule.h"
+#include "testutil.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -462,7 +463,7 @@ START_TEST(the_rule_list_is_cut_cleanly)
 }
 END_TEST
 
-int main(void)
+static Suite *geoip_suite(void)
 {
     Suite *s = suite_create("geoip");
     TCase *tc = tcase_create("geoip");
@@ -484,9 +485,7 @@ int main(void)
     tcase_add_test(tc, only_rules_that_name_enrichment_fields_put_them_in_alerts);
     tcase_add_test(tc, the_rule_list_is_cut_cleanly);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+NT_TEST_MAIN(geoip_suite)

@@ -2,6 +2,7 @@
  * document (tests/data/outputs/alert.json, as GET /api/v1/alerts/{id} returned
  * it), headers and signatures, escaping and cutting of hostile text. */
 #include "notify.h"
+#include "testutil.h"
 
 #include "sha256.h"
 
@@ -195,7 +196,7 @@ START_TEST(huge_multibyte_names_are_cut_on_character_boundaries)
 }
 END_TEST
 
-int main(void)
+static Suite *notify_suite(void)
 {
     Suite *s = suite_create("notify");
     TCase *tc = tcase_create("notify");
@@ -206,9 +207,7 @@ int main(void)
     tcase_add_test(tc, severities_map_to_pagerduty_levels);
     tcase_add_test(tc, huge_multibyte_names_are_cut_on_character_boundaries);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+NT_TEST_MAIN(notify_suite)

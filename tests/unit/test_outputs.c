@@ -2,6 +2,7 @@
  * files (tests/data/outputs/bad/NAME.toml, each starting with "# expect: <the exact
  * message>") refused with exactly that message. */
 #include "outputs.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -131,7 +132,7 @@ START_TEST(a_missing_file_names_the_path)
 }
 END_TEST
 
-int main(void)
+static Suite *outputs_suite(void)
 {
     Suite *s = suite_create("outputs");
     TCase *tc = tcase_create("outputs");
@@ -140,9 +141,7 @@ int main(void)
     tcase_add_test(tc, every_bad_file_gets_its_exact_message);
     tcase_add_test(tc, a_missing_file_names_the_path);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+NT_TEST_MAIN(outputs_suite)
