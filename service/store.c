@@ -1453,17 +1453,26 @@ nt_status store_alert_get(store *s, const char *id, json_t **out, nt_err *err)
     return st;
 }
 
-nt_status store_alert_set_status(store *s, const char *id, const char *status, const char *reason,
-                                 nt_time_ms now, json_t **out, nt_err *err)
+/* The status and reason of a triage change, checked alike for one alert and
+ * for a batch. */
+static nt_status status_args_check(const char *status, const char *reason, nt_err *err)
 {
-    if (out) *out = NULL;
-    if (!id_valid(id)) return nt_fail(err, NT_ERR_INVALID, "alert id is not valid");
     if (!store_alert_status_valid(status))
         return nt_fail(err, NT_ERR_INVALID, "status must be open, acknowledged or closed");
     if (reason && !store_alert_reason_valid(reason))
         return nt_fail(err, NT_ERR_INVALID,
                        "reason must be one of false_positive, duplicate, true_positive, "
                        "benign_positive, automated_closure, other");
+    return NT_OK;
+}
+
+nt_status store_alert_set_status(store *s, const char *id, const char *status, const char *reason,
+                                 nt_time_ms now, json_t **out, nt_err *err)
+{
+    if (out) *out = NULL;
+    if (!id_valid(id)) return nt_fail(err, NT_ERR_INVALID, "alert id is not valid");
+    nt_status checked = status_args_check(status, reason, err);
+    if (checked != NT_OK) return checked;
     nt_status ready = store_ensure_sha(s, err);
     if (ready != NT_OK) return ready;
     cmd c = {0};
@@ -1498,12 +1507,8 @@ nt_status store_alert_set_status_many(store *s, const char *const *ids, size_t n
                        STORE_BULK_MAX);
     for (size_t i = 0; i < n; i++)
         if (!id_valid(ids[i])) return nt_fail(err, NT_ERR_INVALID, "alert id %zu is not valid", i);
-    if (!store_alert_status_valid(status))
-        return nt_fail(err, NT_ERR_INVALID, "status must be open, acknowledged or closed");
-    if (reason && !store_alert_reason_valid(reason))
-        return nt_fail(err, NT_ERR_INVALID,
-                       "reason must be one of false_positive, duplicate, true_positive, "
-                       "benign_positive, automated_closure, other");
+    nt_status checked = status_args_check(status, reason, err);
+    if (checked != NT_OK) return checked;
     nt_status ready = store_ensure_sha(s, err);
     if (ready != NT_OK) return ready;
     /* EVALSHA sha n key… status reason now retention id…: more arguments than
