@@ -372,19 +372,32 @@ static size_t replay_print(pipe_run *p)
     return alerts;
 }
 
-static int cmd_replay(config *c)
+/* The start shared by replay and backfill: at least one FILE|FOLDER argument
+ * (else `usage` and 2), the GeoIP files, then the rules. Returns -1 with
+ * *geoip and *rs set (the caller frees both), or the exit code. */
+static int open_inputs(config *c, const char *usage, geoip_db **geoip, nt_ruleset **rs)
 {
     if (c->n_args == 0) {
-        fprintf(stderr, "usage: newtermsd replay [--rules DIR] FILE|FOLDER...\n");
+        fputs(usage, stderr);
         return 2;
     }
-    geoip_db *geoip = NULL;
-    if (!open_geoip(c, 1, &geoip)) return 1;
-    nt_ruleset *rs = load_rules(c, 1, geoip);
-    if (!rs) {
-        geoip_free(geoip);
+    *geoip = NULL;
+    if (!open_geoip(c, 1, geoip)) return 1;
+    *rs = load_rules(c, 1, *geoip);
+    if (!*rs) {
+        geoip_free(*geoip);
         return 1;
     }
+    return -1;
+}
+
+static int cmd_replay(config *c)
+{
+    geoip_db *geoip;
+    nt_ruleset *rs;
+    int opened =
+        open_inputs(c, "usage: newtermsd replay [--rules DIR] FILE|FOLDER...\n", &geoip, &rs);
+    if (opened >= 0) return opened;
     file_list fl = {0};
     nt_err err;
     int rc = 0;
@@ -437,17 +450,11 @@ static int cmd_replay(config *c)
 
 static int cmd_backfill(config *c)
 {
-    if (c->n_args == 0) {
-        fprintf(stderr, "usage: newtermsd backfill [--redis URL] [--rules DIR] FILE|FOLDER...\n");
-        return 2;
-    }
-    geoip_db *geoip = NULL;
-    if (!open_geoip(c, 1, &geoip)) return 1;
-    nt_ruleset *rs = load_rules(c, 1, geoip);
-    if (!rs) {
-        geoip_free(geoip);
-        return 1;
-    }
+    geoip_db *geoip;
+    nt_ruleset *rs;
+    int opened = open_inputs(
+        c, "usage: newtermsd backfill [--redis URL] [--rules DIR] FILE|FOLDER...\n", &geoip, &rs);
+    if (opened >= 0) return opened;
     file_list fl = {0};
     nt_err err;
     int rc = 0;
