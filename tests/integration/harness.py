@@ -362,11 +362,13 @@ class ServiceTest(unittest.TestCase):
 
     service_env = None
     service_args = None
+    service_rules = RULES
 
     @classmethod
     def setUpClass(cls):
         cls.redis = Redis()
-        cls.svc = Service(cls.redis.url, extra_env=cls.service_env, args=cls.service_args)
+        cls.svc = Service(cls.redis.url, extra_env=cls.service_env, args=cls.service_args,
+                          rules=cls.service_rules)
 
     @classmethod
     def tearDownClass(cls):

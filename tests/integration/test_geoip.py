@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BIN, DATA, READ_TOKEN, Redis, Service, b64, discovery_record, firehose_payload
+from harness import BIN, DATA, READ_TOKEN, Redis, Service, ServiceTest, b64, discovery_record, firehose_payload
 
 GEO = os.path.join(DATA, "geoip")
 ASN_DB = os.path.join(GEO, "test-asn.mmdb")
@@ -48,21 +48,9 @@ def records():
             for i, ip in enumerate(ips)]
 
 
-class WithDatabase(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.redis = Redis()
-        cls.svc = Service(cls.redis.url, rules=GEO_RULES, extra_env=DB_ENV)
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.svc.close()
-        cls.redis.close()
-        if rc not in (0, None):
-            raise AssertionError(f"newtermsd exited with {rc}")
-
-    def setUp(self):
-        self.redis.command("FLUSHALL")
+class WithDatabase(ServiceTest):
+    service_rules = GEO_RULES
+    service_env = DB_ENV
 
     def send(self, recs):
         status, body = self.svc.firehose(firehose_payload([b64(r) for r in recs]))

@@ -9,7 +9,7 @@ import os
 import subprocess
 import unittest
 
-from harness import BIN, DATA, RULES, READ_TOKEN, Redis, Service
+from harness import BIN, DATA, RULES, READ_TOKEN, ServiceTest
 
 PACK = os.path.join(RULES, "elastic-aws")
 CORPUS = os.path.join(DATA, "rulepack")
@@ -130,21 +130,8 @@ class Replay(unittest.TestCase):
         return d
 
 
-class ServiceBase(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.redis = Redis()
-        cls.svc = Service(cls.redis.url, rules=PACK)
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.svc.close()
-        cls.redis.close()
-        if rc not in (0, None):
-            raise AssertionError(f"newtermsd exited with {rc}")
-
-    def setUp(self):
-        self.redis.command("FLUSHALL")
+class ServiceBase(ServiceTest):
+    service_rules = PACK
 
     def post(self, recs):
         s, b = self.svc.events({"Records": recs})
