@@ -12,8 +12,8 @@
 # core 1, keep-alive, loopback only. The Python reference runs on core 0 as well, idle while the service is
 # measured. Steps, each time-limited (warmups are not reported):
 #   eb_1core             DUR   500-record Firehose deliveries, each record an EventBridge event  (target ≥150k rec/s)
-#   ref_eb_1core         DUR   reference_handler.py, same bodies, same wrk, right after            (ratio target ≥4×)
 #   eb_1core_half        DUR   eb paced at half of eb_1core's req/s by firehose.lua's delay()      (target p99 ≤10 ms)
+#   ref_eb_1core         DUR   reference_handler.py, same bodies, same wrk                         (ratio target ≥4×)
 #   bare_1core           SHORT bare CloudTrail records
 #   cwl_1core            DUR   CloudWatch Logs subscription records (gzip, 10 x 50 logEvents = 500 records)
 #   ref_cwl_1core        SHORT the reference on the same CloudWatch Logs bodies
@@ -211,9 +211,11 @@ fstep() { URL=$REFF_URL step "$1" reference "${@:2}" "$REFF_PID"; }
 sstep warmup_eb firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" 3 1 500
 rstep warmup_ref firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" 3 1 500
 sstep eb_1core firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" "$DUR" 1 500
-rstep ref_eb_1core firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" "$DUR" 1 500
+# The paced step right after its full-load step, so it never shares core 0 with a Python server still
+# finishing the requests of its own step.
 HALF=$("$PY" -c 'import sys; print(round(float(sys.argv[1]) / 2, 1))' "$(req_s_of eb_1core)")
 sstep eb_1core_half firehose firehose.lua "$EB" "$KEY" "$HALF" 1 "$CONNS" "$DUR" 1 500
+rstep ref_eb_1core firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" "$DUR" 1 500
 sstep bare_1core firehose firehose.lua "$BARE" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
 sstep cwl_1core firehose firehose.lua "$CWL" "$KEY" 0 1 "$CONNS" "$DUR" 1 500
 rstep ref_cwl_1core firehose firehose.lua "$CWL" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
