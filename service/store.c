@@ -1384,7 +1384,7 @@ nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err)
             st = store_failf(s, err, "observe script failed: %s", r->str);
             break;
         }
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 6 * k) {
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 6 * k) {
             st = store_failf(s, err, "observe script returned an unexpected reply");
             break;
         }
