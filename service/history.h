@@ -57,15 +57,18 @@ typedef struct store_obs {
      * supp_ms of the first are counted on it instead of being created. */
     nt_time_ms supp_ms;
     const char *supp_hash;
-    /* LIVE new_terms without suppression only: the term was believed known
-     * (the pipeline's term cache), so alert_json is NULL. If the term turns out
-     * new, the backend writes nothing for this observation and sets needs_doc;
-     * the caller observes it again with its document. */
-    int defer_doc;
+    /* (defer_doc, an input, sits with the outcome flags below for packing) */
     /* out */
     /* 1 when the term had no history key before this observation (LIVE: the
      * alert alert_id now exists; LEARN/BACKFILL: never an alert). */
     int is_new;
+    /* in: LIVE new_terms without suppression only: the term was believed known
+     * (the pipeline's term cache), so alert_json is NULL. If the term turns out
+     * new, the backend writes nothing for this observation and sets needs_doc;
+     * the caller observes it again with its document. */
+    int defer_doc;
+    /* 1: defer_doc was set and the term is new; nothing was written. */
+    int needs_doc;
     /* LIVE: 1 when this observation stored the alert (0 when an alert with that
      * id was already stored, e.g. by a retried delivery after the term expired). */
     int alert_written;
@@ -78,8 +81,6 @@ typedef struct store_obs {
      * distinct cardinality values and first/last event times. */
     long long thr_count, thr_card;
     nt_time_ms thr_first, thr_last;
-    /* 1: defer_doc was set and the term is new; nothing was written. */
-    int needs_doc;
 } store_obs;
 
 typedef struct nt_history {
