@@ -201,6 +201,28 @@ void engine_evaluate(const nt_ruleset *rs, const exc_set *exc, ct_event *ev, nt_
         if (!only || only[i]) evaluate_rule(rs->rules[i], &src, exc, ev, now, fn, ud, st);
 }
 
+typedef struct again_ctx {
+    const char *alert_id;
+    nt_time_ms now;
+    json_t *doc;
+} again_ctx;
+
+static void on_again(void *ud, ct_event *ev, const nt_candidate *c)
+{
+    again_ctx *ac = ud;
+    if (!ac->doc && strcmp(c->alert_id, ac->alert_id) == 0) ac->doc = engine_alert(c, ev, ac->now);
+}
+
+json_t *engine_alert_again(const nt_ruleset *rs, const nt_rule *r, ct_event *ev, nt_time_ms now,
+                           const char *alert_id)
+{
+    nt_field_source src = ct_schema_source(rs->schema);
+    again_ctx ac = {.alert_id = alert_id, .now = now};
+    engine_stats st = {0};
+    evaluate_rule(r, &src, NULL, ev, now, on_again, &ac, &st);
+    return ac.doc;
+}
+
 void engine_stats_add(engine_stats *a, const engine_stats *b)
 {
     a->events += b->events;

@@ -87,4 +87,12 @@ void engine_stats_add(engine_stats *a, const engine_stats *b);
  * New reference; the CloudTrail record is copied in by reference. */
 json_t *engine_alert(const nt_candidate *c, ct_event *ev, nt_time_ms now);
 
+/* The alert document of the candidate of rule `r` on `ev` whose alert id is
+ * `alert_id`, as engine_alert made it when the event was first evaluated at
+ * `now` (the rule's query and term tuples are evaluated again; exceptions are
+ * not, the caller already applied them). NULL when no candidate has that id
+ * or out of memory. For documents deferred by the pipeline's term cache. */
+json_t *engine_alert_again(const nt_ruleset *rs, const nt_rule *r, ct_event *ev, nt_time_ms now,
+                           const char *alert_id);
+
 #endif

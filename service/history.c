@@ -197,8 +197,12 @@ static nt_status observe_new_terms(memhist *h, store_obs *o, nt_err *err)
     mh_entry *e = slot(h, key);
     if (!e) return nt_fail(err, NT_ERR_NOMEM, "out of memory in the history table");
     int fresh = e->expires == 1;
-    if (fresh) h->terms++;
     int present = !fresh && live(e, o->seen_ms);
+    if (o->defer_doc && !present && o->mode == STORE_OBS_LIVE) {
+        o->needs_doc = 1; /* nothing written: the caller sends it again with its document */
+        return NT_OK;
+    }
+    if (fresh) h->terms++;
     /* Live and learning sightings expire one window after they happen;
      * backfill gives the remaining TTL as of created_ms (now). */
     nt_time_ms expires = (o->mode == STORE_OBS_BACKFILL ? o->created_ms : o->seen_ms) + o->ttl_ms;
@@ -323,7 +327,7 @@ static nt_status memhist_observe(void *ctx, store_obs *obs, size_t n, nt_err *er
     memhist *h = ctx;
     for (size_t i = 0; i < n; i++) {
         store_obs *o = &obs[i];
-        o->is_new = o->alert_written = o->suppressed = 0;
+        o->is_new = o->alert_written = o->suppressed = o->needs_doc = 0;
         o->supp_into[0] = '\0';
         o->thr_count = o->thr_card = 0;
         o->thr_first = o->thr_last = 0;

@@ -5,7 +5,7 @@
  * observations (store_obs, below) to an nt_history, which decides for
  * each one whether its term is new and, in LIVE mode, records the alert in the
  * same atomic step. Two backends implement it:
- *   - store.c: Redis, one Lua script per observation, one round trip per batch;
+ *   - store.c: Redis, one Lua script call per batch (chunked), one round trip;
  *   - memhist (below): a hash table in memory, for `replay` and unit tests. Its
  *     clock is the observation's seen_ms (event time in replay), and a term is
  *     new when it has no sighting in [seen_ms − window, seen_ms), i.e. the
@@ -57,10 +57,18 @@ typedef struct store_obs {
      * supp_ms of the first are counted on it instead of being created. */
     nt_time_ms supp_ms;
     const char *supp_hash;
+    /* (defer_doc, an input, sits with the outcome flags below for packing) */
     /* out */
     /* 1 when the term had no history key before this observation (LIVE: the
      * alert alert_id now exists; LEARN/BACKFILL: never an alert). */
     int is_new;
+    /* in: LIVE new_terms without suppression only: the term was believed known
+     * (the pipeline's term cache), so alert_json is NULL. If the term turns out
+     * new, the backend writes nothing for this observation and sets needs_doc;
+     * the caller observes it again with its document. */
+    int defer_doc;
+    /* 1: defer_doc was set and the term is new; nothing was written. */
+    int needs_doc;
     /* LIVE: 1 when this observation stored the alert (0 when an alert with that
      * id was already stored, e.g. by a retried delivery after the term expired). */
     int alert_written;

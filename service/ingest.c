@@ -57,6 +57,8 @@ static void count_pipe(const char *route, const pipe_run *p)
     metrics_counter_add("newtermsd_candidates_total", NULL, p->st.candidates);
     metrics_counter_add("newtermsd_combinations_capped_total", NULL, p->st.combos_capped);
     metrics_counter_add("newtermsd_alerts_total", NULL, p->alerts);
+    metrics_counter_add("newtermsd_alert_docs_deferred_total", NULL, p->docs_deferred);
+    metrics_counter_add("newtermsd_alert_docs_late_total", NULL, p->docs_late);
 }
 
 static void count_store(store *st, const store_counters *before)
@@ -125,6 +127,7 @@ static void prepare_pipe(server *s, pipe_run *p, nt_time_ms now, store_obs_mode 
         modes[i] = server_rule_mode(s, i, now);
     p->modes = modes;
     p->max_record = s->cfg->max_record;
+    p->terms = server_terms_acquire(s);
     /* A record's gzip cap stays DEC_MAX_INFLATE: --max-inflate bounds whole bodies. */
 }
 
@@ -184,6 +187,7 @@ void ingest_firehose(server *s, const char *hdr_id, const char *body, size_t len
     }
     count_pipe("firehose", &p);
     log_delivery("firehose", env.request_id, &p, r->status);
+    server_terms_release(s, p.terms);
     pipe_free(&p);
     exc_set_unref(exc);
     fh_envelope_free(&env);
@@ -229,6 +233,7 @@ void ingest_events(server *s, ingest_route route, const char *body, size_t len, 
     }
     count_pipe(name, &p);
     log_delivery(name, delivery_id, &p, r->status);
+    server_terms_release(s, p.terms);
     pipe_free(&p);
     exc_set_unref(exc);
 }

@@ -11,6 +11,7 @@
 #include "jsonout.h"
 #include "kql.h"
 #include "search.h"
+#include "termcache.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@ void pipe_free(pipe_run *p)
         json_decref(p->items[i].alert);
         free(p->items[i].account);
         free(p->items[i].user);
+        json_decref(p->items[i].record);
     }
     free(p->obs);
     free(p->items);
@@ -152,8 +154,8 @@ static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
     memcpy(it->card, c->card, sizeof it->card);
     it->event_time = cc->event_time;
     it->seq = p->n_obs;
-    it->account = first_value_dup(ev, p->rs, "cloud.account.id");
-    it->user = first_value_dup(ev, p->rs, "user.name");
+    it->rule = rule_index(p->rs, c->rule);
+    it->clock = cc->clock;
 
     o->rule_id = c->rule->rule_id;
     o->kind = kind_of(c->rule);
@@ -169,8 +171,23 @@ static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
         o->seen_ms = cc->event_time;
         o->ttl_ms = cc->event_time + c->rule->window_ms - p->now;
     } else {
-        o->mode = p->modes ? p->modes[rule_index(p->rs, c->rule)] : STORE_OBS_LIVE;
+        o->mode = p->modes ? p->modes[it->rule] : STORE_OBS_LIVE;
     }
+    /* A live sighting of a term the history is known to hold needs no alert
+     * document (the common case): keep a reference to the record instead, in
+     * case the history says otherwise (pipe_commit). Not with suppression,
+     * whose groups depend on the order alerts are created in. */
+    if (o->mode == STORE_OBS_LIVE && p->terms && !p->keep_alerts && !p->event_clock &&
+        c->rule->type == RULE_NEW_TERMS && !c->supp &&
+        termcache_known(p->terms, c->rule->rule_id, c->term_hash, cc->clock)) {
+        o->defer_doc = 1;
+        it->record = json_incref(ev->record);
+        p->docs_deferred++;
+        p->n_obs++;
+        return;
+    }
+    it->account = first_value_dup(ev, p->rs, "cloud.account.id");
+    it->user = first_value_dup(ev, p->rs, "user.name");
     if (o->mode == STORE_OBS_LIVE) {
         json_t *alert = engine_alert(c, ev, cc->clock);
         it->alert_text = alert ? nt_json_dumps(alert) : NULL; /* = json_dumps, faster */
@@ -446,6 +463,55 @@ static int cmp_items(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* The second call for deferred documents the history asked for (needs_doc):
+ * build each from its record, observe those again in order, and copy their
+ * outcomes back. Nothing was written for them the first time. */
+static nt_status commit_late_docs(pipe_run *p, nt_history *h, nt_err *err)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_obs; i++)
+        n += p->obs[i].needs_doc != 0;
+    if (n == 0) return NT_OK;
+    size_t *at = malloc(n * sizeof *at);
+    store_obs *again = malloc(n * sizeof *again);
+    nt_status st = NT_OK;
+    if (!at || !again) {
+        st = nt_fail(err, NT_ERR_NOMEM, "out of memory committing the delivery");
+        goto out;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < p->n_obs && st == NT_OK; i++) {
+        if (!p->obs[i].needs_doc) continue;
+        pipe_item *it = &p->items[i];
+        ct_event ev;
+        ct_event_init(&ev, p->rs->schema, it->record, it->clock);
+        json_t *alert =
+            engine_alert_again(p->rs, p->rs->rules[it->rule], &ev, it->clock, it->alert_id);
+        it->alert_text = alert ? nt_json_dumps(alert) : NULL;
+        json_decref(alert);
+        it->account = first_value_dup(&ev, p->rs, "cloud.account.id");
+        it->user = first_value_dup(&ev, p->rs, "user.name");
+        if (!it->alert_text) {
+            st = nt_fail(err, NT_ERR_NOMEM, "cannot rebuild a deferred alert document");
+            break;
+        }
+        again[k] = p->obs[i];
+        again[k].defer_doc = 0;
+        again[k].alert_json = it->alert_text;
+        again[k].account = it->account;
+        again[k].user = it->user;
+        at[k++] = i;
+    }
+    if (st == NT_OK) st = h->observe(h->ctx, again, n, err);
+    for (size_t j = 0; j < k && st == NT_OK; j++)
+        p->obs[at[j]] = again[j];
+    p->docs_late += st == NT_OK ? n : 0;
+out:
+    free(at);
+    free(again);
+    return st;
+}
+
 nt_status pipe_commit(pipe_run *p, nt_history *h, nt_err *err)
 {
     if (p->fatal) return nt_fail(err, p->fatal, "out of memory while decoding the delivery");
@@ -483,7 +549,13 @@ nt_status pipe_commit(pipe_run *p, nt_history *h, nt_err *err)
         p->obs[i].user = p->items[i].user;
     }
     nt_status st = h->observe(h->ctx, p->obs, p->n_obs, err);
+    if (st == NT_OK) st = commit_late_docs(p, h, err);
     if (st != NT_OK) return st;
+    for (size_t i = 0; p->terms && i < p->n_obs; i++) {
+        const store_obs *o = &p->obs[i];
+        if (o->kind == STORE_KIND_NEW_TERMS && o->mode == STORE_OBS_LIVE)
+            termcache_put(p->terms, o->rule_id, o->term_hash, o->seen_ms + o->ttl_ms);
+    }
     p->alerts = 0;
     for (size_t i = 0; i < p->n_obs; i++)
         if (p->obs[i].is_new && p->obs[i].mode == STORE_OBS_LIVE) p->alerts++;

@@ -59,6 +59,12 @@ typedef struct pipe_item {
     char *account, *user;
     nt_time_ms event_time;
     size_t seq;
+    /* a deferred document (store_obs.defer_doc): the record (a reference),
+     * the rule's index and the clock it was judged at, to build the document
+     * if the history says the term is new after all */
+    json_t *record;
+    size_t rule;
+    nt_time_ms clock;
 } pipe_item;
 
 typedef struct pipe_run {
@@ -75,6 +81,9 @@ typedef struct pipe_run {
                                     pass (kql_pfshare_new's scan); 0: each rule on its own.
                                     Same result every way. */
     int keep_alerts;             /* keep alert documents in items[].alert (replay) */
+    struct nt_termcache *terms;  /* live ingestion: terms known to the history (a hint, see
+                                    termcache.h); their sightings go without an alert
+                                    document. Borrowed; NULL = build every document. */
     size_t max_record;
     size_t max_inflate;    /* gunzipped bytes of one record */
     size_t inflate_budget; /* gunzipped bytes of all records together; 0 = no budget */
@@ -87,6 +96,8 @@ typedef struct pipe_run {
     unsigned long long counts[DEC_SHAPE_COUNT + 1][PIPE_OUTCOME_COUNT];
     size_t accepted, rejected; /* records (or prefiltered units) */
     size_t alerts;             /* new alerts after pipe_commit */
+    size_t docs_deferred;      /* sightings sent without a document (term cache hits) */
+    size_t docs_late;          /* of those, new after all: sent again with one */
     engine_stats st;
     /* internal */
     unsigned char *may;          /* per rule: its prefilter passed on the current unit */
@@ -136,7 +147,9 @@ void pipe_reject_add(pipe_run *p, const char *reason, const char *message, size_
 
 /* Hand every observation to the history in event-time order (earliest first,
  * so the earliest event carrying a new term becomes its alert, as in Elastic)
- * and count the new alerts. */
+ * and count the new alerts. Deferred documents the history asks for are built
+ * and sent in a second call; then p->terms learns every live new_terms term
+ * the history now holds. */
 nt_status pipe_commit(pipe_run *p, nt_history *h, nt_err *err);
 
 #endif

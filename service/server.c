@@ -8,6 +8,7 @@
 #include "deliver.h"
 #include "log.h"
 #include "metrics.h"
+#include "termcache.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +139,34 @@ static void *poller_main(void *arg)
     return NULL;
 }
 
+nt_termcache *server_terms_acquire(server *s)
+{
+    if (s->cfg->term_cache == 0) return NULL;
+    pthread_mutex_lock(&s->terms_lock);
+    nt_termcache *tc = s->terms_n ? s->terms[--s->terms_n] : NULL;
+    pthread_mutex_unlock(&s->terms_lock);
+    return tc ? tc : termcache_new(s->cfg->term_cache);
+}
+
+void server_terms_release(server *s, nt_termcache *tc)
+{
+    if (!tc) return;
+    pthread_mutex_lock(&s->terms_lock);
+    if (s->terms_n == s->terms_cap) {
+        size_t cap = s->terms_cap ? s->terms_cap * 2 : 4;
+        nt_termcache **t = realloc(s->terms, cap * sizeof *t);
+        if (!t) { /* drop it: a cache is only a hint */
+            pthread_mutex_unlock(&s->terms_lock);
+            termcache_free(tc);
+            return;
+        }
+        s->terms = t;
+        s->terms_cap = cap;
+    }
+    s->terms[s->terms_n++] = tc;
+    pthread_mutex_unlock(&s->terms_lock);
+}
+
 void server_stop(server *s)
 {
     if (!s) return;
@@ -150,6 +179,10 @@ void server_stop(server *s)
     for (size_t i = 0; s->pool && i < s->pool_n; i++)
         store_free(s->pool[i]);
     free(s->pool);
+    for (size_t i = 0; i < s->terms_n; i++)
+        termcache_free(s->terms[i]);
+    free(s->terms);
+    pthread_mutex_destroy(&s->terms_lock);
     exc_set_unref(s->exc);
     free(s->learning_since);
     ruleset_free(s->rules);
@@ -172,6 +205,7 @@ nt_status server_start(server **out, config *cfg, nt_ruleset *rules, nt_err *err
     pthread_mutex_init(&s->pool_lock, NULL);
     pthread_cond_init(&s->pool_cond, NULL);
     pthread_mutex_init(&s->exc_lock, NULL);
+    pthread_mutex_init(&s->terms_lock, NULL);
     s->exc_version = -1;
     s->exc = exc_set_new(NULL, 0);
     s->learning_since = malloc((rules->n ? rules->n : 1) * sizeof *s->learning_since);

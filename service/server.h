@@ -47,6 +47,13 @@ typedef struct server {
     pthread_t poller;
     int poller_started;
     struct deliver *deliver; /* owned; NULL without --outputs */
+
+    /* Known-term caches (termcache.h), one per delivery in progress: taken
+     * and given back like the connections, created on demand, each holding
+     * about cfg->term_cache entries. */
+    pthread_mutex_t terms_lock;
+    struct nt_termcache **terms; /* idle caches */
+    size_t terms_n, terms_cap;
 } server;
 
 /* Open the Redis pool (cfg->workers + 2 connections, lazily connected),
@@ -59,6 +66,10 @@ void server_stop(server *s);
 /* Borrow a Redis connection (blocks while all are in use) and give it back. */
 store *server_store_acquire(server *s);
 void server_store_release(server *s, store *st);
+/* A known-term cache for one delivery (NULL with --term-cache 0 or out of
+ * memory), and giving it back. A cache is used by one delivery at a time. */
+struct nt_termcache *server_terms_acquire(server *s);
+void server_terms_release(server *s, struct nt_termcache *tc);
 /* PING Redis through the pool; records the answer as the server's Redis health. */
 nt_status server_ping(server *s, nt_err *err);
 /* The current exception snapshot, referenced; release with exc_set_unref. */

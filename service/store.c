@@ -46,45 +46,85 @@
 
 /* ---- Lua scripts ------------------------------------------------------------ */
 
-/* One observation of one rule for one event (or one tuple of it), atomically.
- * Every call passes all 13 keys and 17 arguments, whatever the rule type:
- * KEYS[1] the term (new_terms) or group (threshold) key name  KEYS[2] rule stats
- * KEYS[3] alert hash  KEYS[4] nt:alerts  KEYS[5] rule index  KEYS[6] status:open
- * index  KEYS[7] account index (used when ARGV[8] ~= '')  KEYS[8] user index
- * (when ARGV[9] ~= '')  KEYS[9] suppression key  KEYS[10] threshold window zset
- * KEYS[11] threshold consumed zset  KEYS[12] threshold cardinality zset
- * KEYS[13] the rule's zset of threshold groups with pending events.
- * ARGV[1] mode L(ive)|R(learn)|B(ackfill)  ARGV[2] seen_ms  ARGV[3] ttl_ms (the
- * history window, or the threshold window)  ARGV[4] created_ms  ARGV[5] alert id
- * ARGV[6] doc  ARGV[7] rule_id  ARGV[8] account  ARGV[9] user  ARGV[10]
- * retention_ms  ARGV[11] cap  ARGV[12] kind n(ew_terms)|q(uery)|t(hreshold)
- * ARGV[13] suppression duration ms (0 = none)  ARGV[14] threshold value
- * ARGV[15] cardinality value (0 = none)  ARGV[16] cardinality value hashes,
- * comma-separated  ARGV[17] event time ms.
- * Returns {code, count, cardinality, first_event_ms, last_event_ms, owner}: code
- * 0 nothing to alert (term seen before / threshold not reached / duplicate
- * event), 1 alert written, 2 the alert id was already stored, 3 would alert
- * but learning/backfill, 4 backfill too old, 5 suppressed: counted on alert
- * `owner`. count..last_event_ms describe a threshold group when it was reached. */
+/* Every observation of a delivery (or a chunk of at most STORE_OBS_CHUNK of
+ * them), in order, in one script call: one script run per delivery instead of
+ * one per observation. Key names are built in the script from the rule id,
+ * term hash, alert id and indexed values, so the call carries 18 arguments per
+ * observation and no KEYS (one Redis, not a cluster).
+ * ARGV[1] retention_ms  ARGV[2] cap  ARGV[3] n; then per observation, from
+ * base b = 3 + 18 * (i - 1): +1 mode L(ive)|R(learn)|B(ackfill)  +2 seen_ms
+ * +3 ttl_ms (the history window, or the threshold window)  +4 created_ms
+ * +5 alert id  +6 doc  +7 rule_id  +8 account  +9 user  +10 kind
+ * n(ew_terms)|q(uery)|t(hreshold)  +11 suppression duration ms (0 = none)
+ * +12 threshold value  +13 cardinality value (0 = none)  +14 cardinality value
+ * hashes, comma-separated  +15 event time ms  +16 term (or threshold group)
+ * hash  +17 suppression group hash ('-' = none)  +18 '1' when the document is
+ * deferred (doc ''): a live new_terms sighting of a term the replica believed
+ * known (store_obs.defer_doc).
+ * Keys, K(i): 1 the term (new_terms) or group (threshold) key  2 rule stats
+ * 3 alert hash  4 nt:alerts  5 rule index  6 status:open index  7 account
+ * index (used when +8 ~= '')  8 user index (when +9 ~= '')  9 suppression key
+ * 10 threshold window zset  11 threshold consumed zset  12 threshold
+ * cardinality zset  13 the rule's zset of threshold groups with pending
+ * events.
+ * Returns 6 values per observation, {code, count, cardinality,
+ * first_event_ms, last_event_ms, owner}: code 0 nothing to alert (term seen
+ * before / threshold not reached / duplicate event), 1 alert written, 2 the
+ * alert id was already stored, 3 would alert but learning/backfill, 4
+ * backfill too old, 5 suppressed: counted on alert `owner`, 6 the term is new
+ * but its document was deferred: nothing was written for that observation,
+ * and the caller sends it again with its document. count..last_event_ms
+ * describe a threshold group when it was reached.
+ * Per-rule events_matched counts are summed and written once at the end;
+ * history_since_ms is set at a rule's first sighting in the call. A known
+ * term costs one command: SET ... GET both refreshes it and says whether it
+ * existed (Redis >= 6.2). */
 static const char OBSERVE_LUA[] =
-    "local mode, seen, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
-    "local kind, supp_ms = ARGV[12], tonumber(ARGV[13])\n"
-    "local stats = KEYS[2]\n"
-    /* create_alert: the one place an alert is written (hash, indexes, trimming,
-     * counters); every rule type goes through it. extra = more hash fields. */
+    "local retention, cap, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local b = 3\n"
+    "local function A(i) return ARGV[b + i] end\n"
+    "local function K(i)\n"
+    "  local rule, term = A(7), A(16)\n"
+    "  if i == 1 then\n"
+    "    if A(10) == 't' then return 'nt:thr:' .. rule .. ':' .. term end\n"
+    "    return 'nt:term:' .. rule .. ':' .. term\n"
+    "  elseif i == 2 then return 'nt:rule:' .. rule .. ':stats'\n"
+    "  elseif i == 3 then return 'nt:alert:' .. (A(5) ~= '' and A(5) or '-')\n"
+    "  elseif i == 4 then return 'nt:alerts'\n"
+    "  elseif i == 5 then return 'nt:alerts:rule:' .. rule\n"
+    "  elseif i == 6 then return 'nt:alerts:status:open'\n"
+    "  elseif i == 7 then return 'nt:alerts:account:' .. A(8)\n"
+    "  elseif i == 8 then return 'nt:alerts:user:' .. A(9)\n"
+    "  elseif i == 9 then return 'nt:supp:' .. rule .. ':' .. A(17)\n"
+    "  elseif i == 10 then return 'nt:thr:' .. rule .. ':' .. term .. ':w'\n"
+    "  elseif i == 11 then return 'nt:thr:' .. rule .. ':' .. term .. ':u'\n"
+    "  elseif i == 12 then return 'nt:thr:' .. rule .. ':' .. term .. ':c'\n"
+    "  end\n"
+    "  return 'nt:thr:' .. rule .. ':groups'\n"
+    "end\n"
+    "local matched, since_done = {}, {}\n"
+    "local function count_matched()\n"
+    "  local k = K(2)\n"
+    "  matched[k] = (matched[k] or 0) + 1\n"
+    "end\n"
+    "local function set_since(seen)\n"
+    "  local k = K(2)\n"
+    "  if not since_done[k] then\n"
+    "    redis.call('HSETNX', k, 'history_since_ms', seen)\n"
+    "    since_done[k] = true\n"
+    "  end\n"
+    "end\n"
     "local function create_alert(extra)\n"
-    "  local alert, id, created = KEYS[3], ARGV[5], tonumber(ARGV[4])\n"
+    "  local alert, id, created = K(3), A(5), tonumber(A(4))\n"
     "  if redis.call('EXISTS', alert) == 1 then return 2 end\n"
-    "  local retention, cap = tonumber(ARGV[10]), tonumber(ARGV[11])\n"
-    "  redis.call('HSET', alert, 'doc', ARGV[6], 'status', 'open', 'created_ms', ARGV[4],\n"
-    "    'updated_ms', ARGV[4], 'rule_id', ARGV[7])\n"
+    "  local stats = K(2)\n"
+    "  redis.call('HSET', alert, 'doc', A(6), 'status', 'open', 'created_ms', A(4),\n"
+    "    'updated_ms', A(4), 'rule_id', A(7))\n"
     "  if #extra > 0 then redis.call('HSET', alert, unpack(extra)) end\n"
-    "  local idx = {KEYS[4], KEYS[5], KEYS[6]}\n"
-    "  if ARGV[8] ~= '' then redis.call('HSET', alert, 'account', ARGV[8]) idx[#idx + 1] = KEYS[7] "
-    "end\n"
-    "  if ARGV[9] ~= '' then redis.call('HSET', alert, 'user', ARGV[9]) idx[#idx + 1] = KEYS[8] "
-    "end\n"
-    "  redis.call('PEXPIRE', alert, ARGV[10])\n"
+    "  local idx = {K(4), K(5), K(6)}\n"
+    "  if A(8) ~= '' then redis.call('HSET', alert, 'account', A(8)) idx[#idx + 1] = K(7) end\n"
+    "  if A(9) ~= '' then redis.call('HSET', alert, 'user', A(9)) idx[#idx + 1] = K(8) end\n"
+    "  redis.call('PEXPIRE', alert, retention)\n"
     "  local cutoff = string.format('(%.0f', created - retention)\n"
     "  local function drop(old)\n"
     "    local key = 'nt:alert:' .. old\n"
@@ -97,8 +137,8 @@ static const char OBSERVE_LUA[] =
     "    redis.call('DEL', key, key .. ':suppressed')\n"
     "  end\n"
     "  for _, k in ipairs(idx) do\n"
-    "    redis.call('ZADD', k, ARGV[4], id)\n"
-    "    redis.call('PEXPIRE', k, ARGV[10])\n"
+    "    redis.call('ZADD', k, A(4), id)\n"
+    "    redis.call('PEXPIRE', k, retention)\n"
     "  end\n"
     "  for _, old in ipairs(redis.call('ZRANGEBYSCORE', 'nt:alerts', '-inf', cutoff,\n"
     "      'LIMIT', 0, 100)) do drop(old) end\n"
@@ -111,11 +151,9 @@ static const char OBSERVE_LUA[] =
     "  redis.call('HINCRBY', stats, 'alerts', 1)\n"
     "  local last = tonumber(redis.call('HGET', stats, 'last_alert_ms'))\n"
     "  if last == nil or created > last then\n"
-    "    redis.call('HSET', stats, 'last_alert_ms', ARGV[4])\n"
+    "    redis.call('HSET', stats, 'last_alert_ms', A(4))\n"
     "  end\n"
-    /* outputs (deliver.c): queue the new alert for delivery in the same script,
-     * so a notification exists exactly when the alert does. Only while the
-     * stream exists, i.e. once some replica has outputs configured. */
+    /* outputs */
     "  if redis.call('EXISTS', 'nt:outputs:stream') == 1 then\n"
     "    redis.call('XADD', 'nt:outputs:stream', 'MAXLEN', '~', '100000', '*', 'alert', id,\n"
     "      'event', 'trigger')\n"
@@ -123,23 +161,21 @@ static const char OBSERVE_LUA[] =
     /* end outputs */
     "  return 1\n"
     "end\n"
-    /* Alert suppression: while the group's suppression key names an alert that
-     * is not closed, the event is counted on it (once per event id, so retries
-     * do not count twice) instead of creating one. Returns code, owner. */
     "local function alert_or_suppress(extra)\n"
+    "  local supp_ms, seen = tonumber(A(11)), A(2)\n"
     "  if supp_ms > 0 then\n"
-    "    local owner = redis.call('GET', KEYS[9])\n"
-    "    if owner == ARGV[5] then return 2, '' end\n"
+    "    local owner = redis.call('GET', K(9))\n"
+    "    if owner == A(5) then return 2, '' end\n"
     "    if owner then\n"
     "      local okey = 'nt:alert:' .. owner\n"
     "      local status = redis.call('HGET', okey, 'status')\n"
     "      if status and status ~= 'closed' then\n"
-    "        if redis.call('SADD', okey .. ':suppressed', ARGV[5]) == 1 then\n"
+    "        if redis.call('SADD', okey .. ':suppressed', A(5)) == 1 then\n"
     "          redis.call('HINCRBY', okey, 'supp_docs_count', 1)\n"
     "          local e = tonumber(redis.call('HGET', okey, 'supp_end_ms'))\n"
     "          if e == nil or tonumber(seen) > e then redis.call('HSET', okey, 'supp_end_ms', "
     "seen) end\n"
-    "          redis.call('PEXPIRE', okey .. ':suppressed', ARGV[10])\n"
+    "          redis.call('PEXPIRE', okey .. ':suppressed', retention)\n"
     "        end\n"
     "        return 5, owner\n"
     "      end\n"
@@ -147,91 +183,108 @@ static const char OBSERVE_LUA[] =
     "  end\n"
     "  local code = create_alert(extra)\n"
     "  if code == 1 and supp_ms > 0 then\n"
-    "    redis.call('HSET', KEYS[3], 'supp_start_ms', seen, 'supp_end_ms', seen,\n"
+    "    redis.call('HSET', K(3), 'supp_start_ms', seen, 'supp_end_ms', seen,\n"
     "      'supp_docs_count', 0)\n"
-    "    redis.call('SET', KEYS[9], ARGV[5], 'PX', supp_ms)\n"
+    "    redis.call('SET', K(9), A(5), 'PX', supp_ms)\n"
     "  end\n"
     "  return code, ''\n"
     "end\n"
-    /* ---- new_terms: the term key, TTL = history window ---- */
-    "if kind == 'n' then\n"
+    "local function new_terms(mode, seen, ttl)\n"
+    "  local stats = K(2)\n"
     "  if mode == 'B' then\n"
     "    local since = tonumber(redis.call('HGET', stats, 'history_since_ms'))\n"
     "    if since == nil or tonumber(seen) < since then\n"
     "      redis.call('HSET', stats, 'history_since_ms', seen)\n"
     "    end\n"
-    "    if ttl <= 0 then return {4, 0, 0, 0, 0, ''} end\n"
-    "    local pttl = redis.call('PTTL', KEYS[1])\n"
-    "    if pttl == -2 then redis.call('SET', KEYS[1], seen, 'PX', ARGV[3]) return {3, 0, 0, 0, 0, "
-    "''} "
+    "    if ttl <= 0 then return 4, 0, 0, 0, 0, '' end\n"
+    "    local pttl = redis.call('PTTL', K(1))\n"
+    "    if pttl == -2 then redis.call('SET', K(1), seen, 'PX', A(3)) return 3, 0, 0, 0, 0, '' "
     "end\n"
-    "    if pttl >= 0 and ttl > pttl then redis.call('SET', KEYS[1], seen, 'PX', ARGV[3]) end\n"
-    "    return {0, 0, 0, 0, 0, ''}\n"
+    "    if pttl >= 0 and ttl > pttl then redis.call('SET', K(1), seen, 'PX', A(3)) end\n"
+    "    return 0, 0, 0, 0, 0, ''\n"
     "  end\n"
-    "  redis.call('HINCRBY', stats, 'events_matched', 1)\n"
-    "  redis.call('HSETNX', stats, 'history_since_ms', seen)\n"
-    "  if not redis.call('SET', KEYS[1], seen, 'PX', ARGV[3], 'NX') then\n"
-    "    redis.call('SET', KEYS[1], seen, 'PX', ARGV[3])\n"
-    "    return {0, 0, 0, 0, 0, ''}\n"
+    "  if redis.call('SET', K(1), seen, 'PX', A(3), 'GET') then\n"
+    "    count_matched()\n"
+    "    set_since(seen)\n"
+    "    return 0, 0, 0, 0, 0, ''\n"
     "  end\n"
-    "  if mode ~= 'L' then return {3, 0, 0, 0, 0, ''} end\n"
-    "  local code, owner = alert_or_suppress({'window_ms', ARGV[3],\n"
+    "  if A(18) == '1' then\n"
+    "    redis.call('DEL', K(1))\n"
+    "    return 6, 0, 0, 0, 0, ''\n"
+    "  end\n"
+    "  count_matched()\n"
+    "  set_since(seen)\n"
+    "  if mode ~= 'L' then return 3, 0, 0, 0, 0, '' end\n"
+    "  local code, owner = alert_or_suppress({'window_ms', A(3),\n"
     "    'history_since_ms', redis.call('HGET', stats, 'history_since_ms')})\n"
-    "  return {code, 0, 0, 0, 0, owner}\n"
+    "  return code, 0, 0, 0, 0, owner\n"
     "end\n"
-    "redis.call('HINCRBY', stats, 'events_matched', 1)\n"
-    /* ---- query: every event is an alert ---- */
-    "if kind == 'q' then\n"
-    "  if mode ~= 'L' then return {3, 0, 0, 0, 0, ''} end\n"
-    "  if redis.call('EXISTS', KEYS[3]) == 1 then return {2, 0, 0, 0, 0, ''} end\n"
-    "  local code, owner = alert_or_suppress({})\n"
-    "  return {code, 0, 0, 0, 0, owner}\n"
-    "end\n"
-    /* ---- threshold: a sliding window of ttl ms per group ----
-     * win: pending events (member 'eventTimeMs:alertId', score seen); used:
-     * events that went into an alert (kept for the window so a retried event is
-     * recognised); card: cardinality value hashes scored by their latest
-     * sighting. Reaching the threshold moves win into used: the next alert
-     * needs `value` new events (Elastic's threshold signal history). */
-    "local win, used, card, groups = KEYS[10], KEYS[11], KEYS[12], KEYS[13]\n"
-    "local now = tonumber(seen)\n"
-    "local cut = string.format('(%.0f', now - ttl)\n"
-    "local keep = ttl + 60000\n"
-    "for _, k in ipairs({win, used, card, groups}) do\n"
-    "  redis.call('ZREMRANGEBYSCORE', k, '-inf', cut)\n"
-    "end\n"
-    "local member = ARGV[17] .. ':' .. ARGV[5]\n"
-    "if redis.call('ZSCORE', win, member) or redis.call('ZSCORE', used, member) then\n"
-    "  return {0, 0, 0, 0, 0, ''}\n"
-    "end\n"
-    "redis.call('ZADD', win, seen, member)\n"
-    "redis.call('PEXPIRE', win, keep)\n"
-    "for v in string.gmatch(ARGV[16], '[^,]+') do redis.call('ZADD', card, seen, v) end\n"
-    "if ARGV[16] ~= '' then redis.call('PEXPIRE', card, keep) end\n"
-    "local count, distinct = redis.call('ZCARD', win), redis.call('ZCARD', card)\n"
-    "local cval = tonumber(ARGV[15])\n"
-    "if count < tonumber(ARGV[14]) or (cval > 0 and distinct < cval) then\n"
-    "  redis.call('ZADD', groups, seen, KEYS[1])\n"
-    "  redis.call('PEXPIRE', groups, keep)\n"
-    "  return {0, count, distinct, 0, 0, ''}\n"
-    "end\n"
-    "local first, last\n"
-    "for _, m in ipairs(redis.call('ZRANGE', win, 0, -1)) do\n"
-    "  local t = tonumber(string.match(m, '^(-?%d+):'))\n"
-    "  if t then\n"
-    "    if first == nil or t < first then first = t end\n"
-    "    if last == nil or t > last then last = t end\n"
+    "local function threshold(mode, seen, ttl)\n"
+    "  local win, used, card, groups = K(10), K(11), K(12), K(13)\n"
+    "  local now = tonumber(seen)\n"
+    "  local cut = string.format('(%.0f', now - ttl)\n"
+    "  local keep = ttl + 60000\n"
+    "  for _, k in ipairs({win, used, card, groups}) do\n"
+    "    redis.call('ZREMRANGEBYSCORE', k, '-inf', cut)\n"
     "  end\n"
+    "  local member = A(15) .. ':' .. A(5)\n"
+    "  if redis.call('ZSCORE', win, member) or redis.call('ZSCORE', used, member) then\n"
+    "    return 0, 0, 0, 0, 0, ''\n"
+    "  end\n"
+    "  redis.call('ZADD', win, seen, member)\n"
+    "  redis.call('PEXPIRE', win, keep)\n"
+    "  for v in string.gmatch(A(14), '[^,]+') do redis.call('ZADD', card, seen, v) end\n"
+    "  if A(14) ~= '' then redis.call('PEXPIRE', card, keep) end\n"
+    "  local count, distinct = redis.call('ZCARD', win), redis.call('ZCARD', card)\n"
+    "  local cval = tonumber(A(13))\n"
+    "  if count < tonumber(A(12)) or (cval > 0 and distinct < cval) then\n"
+    "    redis.call('ZADD', groups, seen, K(1))\n"
+    "    redis.call('PEXPIRE', groups, keep)\n"
+    "    return 0, count, distinct, 0, 0, ''\n"
+    "  end\n"
+    "  local first, last\n"
+    "  for _, m in ipairs(redis.call('ZRANGE', win, 0, -1)) do\n"
+    "    local t = tonumber(string.match(m, '^(-?%d+):'))\n"
+    "    if t then\n"
+    "      if first == nil or t < first then first = t end\n"
+    "      if last == nil or t > last then last = t end\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('ZUNIONSTORE', used, 2, used, win, 'AGGREGATE', 'MAX')\n"
+    "  redis.call('PEXPIRE', used, keep)\n"
+    "  redis.call('DEL', win, card)\n"
+    "  redis.call('ZREM', groups, K(1))\n"
+    "  first, last = first or now, last or now\n"
+    "  if mode ~= 'L' then return 3, count, distinct, first, last, '' end\n"
+    "  local code, owner = alert_or_suppress({'thr_count', count, 'thr_card', distinct,\n"
+    "    'thr_first_ms', first, 'thr_last_ms', last, 'thr_from_ms', now - ttl})\n"
+    "  return code, count, distinct, first, last, owner\n"
     "end\n"
-    "redis.call('ZUNIONSTORE', used, 2, used, win, 'AGGREGATE', 'MAX')\n"
-    "redis.call('PEXPIRE', used, keep)\n"
-    "redis.call('DEL', win, card)\n"
-    "redis.call('ZREM', groups, KEYS[1])\n"
-    "first, last = first or now, last or now\n"
-    "if mode ~= 'L' then return {3, count, distinct, first, last, ''} end\n"
-    "local code, owner = alert_or_suppress({'thr_count', count, 'thr_card', distinct,\n"
-    "  'thr_first_ms', first, 'thr_last_ms', last, 'thr_from_ms', now - ttl})\n"
-    "return {code, count, distinct, first, last, owner}\n";
+    "local function observe()\n"
+    "  local mode, seen, ttl, kind = A(1), A(2), tonumber(A(3)), A(10)\n"
+    "  if kind == 'n' then return new_terms(mode, seen, ttl) end\n"
+    "  count_matched()\n"
+    "  if kind == 'q' then\n"
+    "    if mode ~= 'L' then return 3, 0, 0, 0, 0, '' end\n"
+    "    if redis.call('EXISTS', K(3)) == 1 then return 2, 0, 0, 0, 0, '' end\n"
+    "    return alert_or_suppress({})\n"
+    "  end\n"
+    "  return threshold(mode, seen, ttl)\n"
+    "end\n"
+    "local out = {}\n"
+    "for i = 1, n do\n"
+    "  b = 3 + 18 * (i - 1)\n"
+    "  local code, c, d, f, l, owner = observe()\n"
+    "  if type(c) ~= 'number' then c, d, f, l, owner = 0, 0, 0, 0, c or '' end\n"
+    "  out[#out + 1] = code\n"
+    "  out[#out + 1] = c\n"
+    "  out[#out + 1] = d\n"
+    "  out[#out + 1] = f\n"
+    "  out[#out + 1] = l\n"
+    "  out[#out + 1] = owner\n"
+    "end\n"
+    "for k, v in pairs(matched) do redis.call('HINCRBY', k, 'events_matched', v) end\n"
+    "return out\n";
 
 /* KEYS: the candidate index zsets (the smallest is walked). ARGV[1] max score
  * ARGV[2] min score ARGV[3] cursor score ('' = none) ARGV[4] cursor id ARGV[5]
@@ -1162,68 +1215,113 @@ static nt_status obs_check(const store_obs *o, size_t i, nt_err *err)
         if (!id_valid(o->alert_id))
             return nt_fail(err, NT_ERR_INVALID, "observation %zu has an invalid alert id", i);
     }
-    if (o->mode == STORE_OBS_LIVE && !o->alert_json)
+    if (o->defer_doc && (o->kind != STORE_KIND_NEW_TERMS || o->mode != STORE_OBS_LIVE ||
+                         o->supp_ms > 0 || o->alert_json))
+        return nt_fail(err, NT_ERR_INVALID,
+                       "observation %zu defers its document but is not a live, unsuppressed "
+                       "new_terms sighting without one",
+                       i);
+    if (o->mode == STORE_OBS_LIVE && !o->alert_json && !o->defer_doc)
         return nt_fail(err, NT_ERR_INVALID, "observation %zu has no alert document", i);
     return NT_OK;
 }
 
-/* The EVALSHA of OBSERVE_LUA for one observation: always 13 keys, 17 args. */
-static void observe_cmd(store *s, cmd *c, const store_obs *o)
+/* Observations per OBSERVE_LUA call: bounds one call's argument count (3 +
+ * 18 per observation) and the time Redis spends in one script. */
+#define STORE_OBS_CHUNK 256
+#define OBS_ARGS 18
+#define OBS_NUMS 8 /* numeric arguments per observation */
+
+/* A growing argument vector over borrowed strings and its own numbers. */
+typedef struct argvec {
+    const char **argv;
+    size_t *lens;
+    char (*nums)[24];
+    size_t k, m;
+} argvec;
+
+static void av_arg(argvec *v, const char *p, size_t len)
+{
+    v->argv[v->k] = p;
+    v->lens[v->k] = len;
+    v->k++;
+}
+
+static void av_str(argvec *v, const char *p)
+{
+    av_arg(v, p, strlen(p));
+}
+
+static void av_num(argvec *v, long long x)
+{
+    int len = snprintf(v->nums[v->m], sizeof v->nums[0], "%lld", x);
+    av_arg(v, v->nums[v->m], (size_t)len);
+    v->m++;
+}
+
+/* The EVALSHA of OBSERVE_LUA for obs[0..n), added to b. */
+static nt_status observe_chunk(store *s, batch *b, const store_obs *obs, size_t n, nt_err *err)
 {
     static const char kinds[] = {'n', 'q', 't'};
     static const char *const modes[] = {"L", "R", "B"};
-    const char *group = o->supp_ms > 0 ? o->supp_hash : "-";
-    cmd_str(c, "EVALSHA");
-    cmd_str(c, s->sha[SCRIPT_OBSERVE]);
-    cmd_ll(c, 13);
-    if (o->kind == STORE_KIND_THRESHOLD)
-        cmd_fmt(c, "nt:thr:%s:%s", o->rule_id, o->term_hash);
-    else
-        cmd_fmt(c, "nt:term:%s:%s", o->rule_id, o->term_hash);
-    cmd_fmt(c, "nt:rule:%s:stats", o->rule_id);
-    cmd_fmt(c, "nt:alert:%s", o->alert_id ? o->alert_id : "-");
-    cmd_str(c, "nt:alerts");
-    cmd_fmt(c, "nt:alerts:rule:%s", o->rule_id);
-    cmd_str(c, "nt:alerts:status:open");
-    cmd_fmt(c, "nt:alerts:account:%s", or_empty(o->account));
-    cmd_fmt(c, "nt:alerts:user:%s", or_empty(o->user));
-    cmd_fmt(c, "nt:supp:%s:%s", o->rule_id, group);
-    cmd_fmt(c, "nt:thr:%s:%s:w", o->rule_id, o->term_hash);
-    cmd_fmt(c, "nt:thr:%s:%s:u", o->rule_id, o->term_hash);
-    cmd_fmt(c, "nt:thr:%s:%s:c", o->rule_id, o->term_hash);
-    cmd_fmt(c, "nt:thr:%s:groups", o->rule_id);
-    cmd_str(c, modes[o->mode]);
-    cmd_ll(c, o->seen_ms);
-    cmd_ll(c, o->ttl_ms);
-    cmd_ll(c, o->created_ms);
-    cmd_str(c, o->alert_id ? o->alert_id : "");
-    cmd_str(c, o->mode == STORE_OBS_LIVE ? o->alert_json : "");
-    cmd_str(c, o->rule_id);
-    cmd_str(c, or_empty(o->account));
-    cmd_str(c, or_empty(o->user));
-    cmd_ll(c, s->retention_ms);
-    cmd_ll(c, (long long)s->alert_cap);
-    cmd_arg(c, &kinds[o->kind], 1);
-    cmd_ll(c, o->supp_ms > 0 ? o->supp_ms : 0);
-    cmd_ll(c, o->thr_value);
-    cmd_ll(c, o->card_value);
-    cmd_str(c, or_empty(o->card));
-    cmd_ll(c, o->event_time >= 0 ? o->event_time : o->seen_ms);
+    argvec v = {0};
+    v.argv = malloc((6 + OBS_ARGS * n) * sizeof *v.argv);
+    v.lens = malloc((6 + OBS_ARGS * n) * sizeof *v.lens);
+    v.nums = malloc((3 + OBS_NUMS * n) * sizeof *v.nums);
+    nt_status st;
+    if (!v.argv || !v.lens || !v.nums) {
+        st = store_nomem(err);
+        goto out;
+    }
+    av_str(&v, "EVALSHA");
+    av_str(&v, s->sha[SCRIPT_OBSERVE]);
+    av_str(&v, "0");
+    av_num(&v, s->retention_ms);
+    av_num(&v, (long long)s->alert_cap);
+    av_num(&v, (long long)n);
+    for (size_t i = 0; i < n; i++) {
+        const store_obs *o = &obs[i];
+        av_str(&v, modes[o->mode]);
+        av_num(&v, o->seen_ms);
+        av_num(&v, o->ttl_ms);
+        av_num(&v, o->created_ms);
+        av_str(&v, o->alert_id ? o->alert_id : "");
+        av_str(&v, o->mode == STORE_OBS_LIVE && o->alert_json ? o->alert_json : "");
+        av_str(&v, o->rule_id);
+        av_str(&v, or_empty(o->account));
+        av_str(&v, or_empty(o->user));
+        av_arg(&v, &kinds[o->kind], 1);
+        av_num(&v, o->supp_ms > 0 ? o->supp_ms : 0);
+        av_num(&v, o->thr_value);
+        av_num(&v, o->card_value);
+        av_str(&v, or_empty(o->card));
+        av_num(&v, o->event_time >= 0 ? o->event_time : o->seen_ms);
+        av_str(&v, o->term_hash);
+        av_str(&v, o->supp_ms > 0 ? o->supp_hash : "-");
+        av_str(&v, o->defer_doc ? "1" : "0");
+    }
+    st = batch_argv(b, (int)v.k, v.argv, v.lens, err);
+out:
+    free(v.argv);
+    free(v.lens);
+    free(v.nums);
+    return st;
 }
 
-/* Reads {code, count, cardinality, first, last, owner} into o. -1 when the
- * reply has another shape. */
-static int observe_reply(const redisReply *r, store_obs *o)
+/* Reads one observation's {code, count, cardinality, first, last, owner}
+ * (elements e[0..6) of the script's reply) into o. -1 on another shape. */
+static int observe_reply(redisReply *const *e, store_obs *o)
 {
     long long v[5];
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 6) return -1;
     for (int i = 0; i < 5; i++)
-        if (reply_ll(r->element[i], &v[i]) != 0) return -1;
-    const redisReply *owner = r->element[5];
-    if (v[0] < 0 || v[0] > 5 || owner->type != REDIS_REPLY_STRING) return -1;
+        if (reply_ll(e[i], &v[i]) != 0) return -1;
+    const redisReply *owner = e[5];
+    if (v[0] < 0 || v[0] > 6 || owner->type != REDIS_REPLY_STRING) return -1;
     o->is_new = v[0] >= 1 && v[0] <= 3;
     o->alert_written = v[0] == 1;
     o->suppressed = v[0] == 5;
+    o->needs_doc = v[0] == 6;
+    if (o->needs_doc && !o->defer_doc) return -1;
     if (o->suppressed) {
         if (owner->len == 0 || owner->len >= sizeof o->supp_into) return -1;
         memcpy(o->supp_into, owner->str, owner->len);
@@ -1236,13 +1334,20 @@ static int observe_reply(const redisReply *r, store_obs *o)
     return 0;
 }
 
-nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err)
+static void observe_reset(store_obs *obs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        obs[i].is_new = obs[i].alert_written = obs[i].suppressed = 0;
+        obs[i].is_new = obs[i].alert_written = obs[i].suppressed = obs[i].needs_doc = 0;
         obs[i].supp_into[0] = '\0';
         obs[i].thr_count = obs[i].thr_card = 0;
         obs[i].thr_first = obs[i].thr_last = 0;
+    }
+}
+
+nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err)
+{
+    observe_reset(obs, n);
+    for (size_t i = 0; i < n; i++) {
         nt_status st = obs_check(&obs[i], i, err);
         if (st != NT_OK) return st;
     }
@@ -1254,10 +1359,9 @@ nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err)
     cmd c = {0};
     redisReply **rep = NULL;
     nt_status st = NT_OK;
-    for (size_t i = 0; i < n && st == NT_OK; i++) {
-        observe_cmd(s, &c, &obs[i]);
-        st = batch_cmd(&b, &c, err);
-    }
+    size_t chunks = 0;
+    for (size_t i = 0; i < n && st == NT_OK; i += STORE_OBS_CHUNK, chunks++)
+        st = observe_chunk(s, &b, obs + i, n - i < STORE_OBS_CHUNK ? n - i : STORE_OBS_CHUNK, err);
     if (st == NT_OK && s->wait_replicas > 0) {
         /* In the same round trip: the scripts' writes reach the replicas or the
          * call fails, before anything is acknowledged. */
@@ -1272,14 +1376,24 @@ nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err)
         if (!rep) st = store_nomem(err);
     }
     if (st == NT_OK) st = store_exec(s, &b, rep, err);
-    for (size_t i = 0; i < n && st == NT_OK; i++) {
-        if (reply_is_error(rep[i]))
-            st = store_failf(s, err, "observe script failed: %s", rep[i]->str);
-        else if (observe_reply(rep[i], &obs[i]) != 0)
+    for (size_t ch = 0; ch < chunks && st == NT_OK; ch++) {
+        size_t first = ch * STORE_OBS_CHUNK;
+        size_t k = n - first < STORE_OBS_CHUNK ? n - first : STORE_OBS_CHUNK;
+        const redisReply *r = rep[ch];
+        if (reply_is_error(r)) {
+            st = store_failf(s, err, "observe script failed: %s", r->str);
+            break;
+        }
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 6 * k) {
             st = store_failf(s, err, "observe script returned an unexpected reply");
+            break;
+        }
+        for (size_t i = 0; i < k && st == NT_OK; i++)
+            if (observe_reply(r->element + 6 * i, &obs[first + i]) != 0)
+                st = store_failf(s, err, "observe script returned an unexpected reply");
     }
     if (st == NT_OK && b.last_is_wait) {
-        const redisReply *w = rep[n];
+        const redisReply *w = rep[chunks];
         if (reply_is_error(w))
             st = store_failf(s, err, "WAIT failed: %s", w->str);
         else if (w->type != REDIS_REPLY_INTEGER)
@@ -1290,11 +1404,7 @@ nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err)
                              "(WAIT); the delivery is not acknowledged",
                              w->integer, s->wait_replicas, s->wait_timeout_ms);
     }
-    if (st != NT_OK) /* all or nothing for the caller: no partial outcomes */
-        for (size_t i = 0; i < n; i++) {
-            obs[i].is_new = obs[i].alert_written = obs[i].suppressed = 0;
-            obs[i].thr_count = obs[i].thr_card = 0;
-        }
+    if (st != NT_OK) observe_reset(obs, n); /* all or nothing for the caller: no partial outcomes */
     if (rep) replies_free(rep, b.n);
     free(rep);
     batch_clear(&b);

@@ -8,6 +8,8 @@
 #                                                   core 1; prints CPU-µs per record and minor page faults per
 #                                                   delivery (from /proc/PID/stat), which callgrind cannot see
 #   CONNS=8 ...                                     send over 8 connections at once (default 1)
+#   WARM=N ...                                      warm-up deliveries (default 2): WARM equal to N measures
+#                                                   the steady state, every delivery a repeat (terms known)
 #
 # Runs `newtermsd serve` (1 worker) under valgrind --tool=callgrind against a private redis-server on a free
 # loopback port, sends 2 warm-up deliveries, zeroes the counters (callgrind_control -z), sends N deliveries
@@ -103,13 +105,13 @@ if [ "${NATIVE:-0}" = 1 ]; then
         "$flt0" "$flt1" "$cpu0" "$cpu1" "$N" "$recs" "$tck"
     exit 0
 fi
-send 2
+send "${WARM:-2}"
 before=$(records)
 callgrind_control -z "$VPID" >/dev/null
 send "$N"
 callgrind_control -d "$VPID" >/dev/null
 after=$(records)
-grep -h '^newtermsd_records_total' <(curl -fsS "http://127.0.0.1:$PORT/metrics") >"$D/outcomes.txt" || true
+grep -h -E '^newtermsd_(records_total|alert_docs)' <(curl -fsS "http://127.0.0.1:$PORT/metrics") >"$D/outcomes.txt" || true
 kill "$VPID" 2>/dev/null || true
 wait "$VPID" 2>/dev/null || true
 dump=$(ls "$D"/callgrind.out.*.1 | head -1)  # part 1: the -d dump (the exit dump has only what came after)

@@ -312,8 +312,17 @@ def cmd_table(results, manifest_path):
     if unmeasured:
         target("every full-load step saturated the server's core (≥90% CPU)", False,
                "not a measurement: %s" % ", ".join(unmeasured))
+    pk = by.get("pack_mixb")
+    if pk:
+        target("whole AWS pack (139 rules), Mix B: ≥100k records/s on one core", measured(pk) and pk["records_s"] >= 100000,
+               "%s%d records/s, %d records per CPU-second (service + redis)%s" % (
+                   "" if measured(pk) else "NOT A MEASUREMENT: ", pk["records_s"], pk["records_per_cpu_s"] or 0,
+                   "; other mixes: " + ", ".join("%s %d records/s" % (n, by[n]["records_s"])
+                                                 for n in ("pack_eb", "pack_bare", "pack_cwl") if n in by)))
     peak = max([r["hwm_mib"] for r in rows if r["target"] == "newtermsd"] or [0])
-    target("peak RSS ≤64 MiB", 0 < peak <= 64, "%.1f MiB (VmHWM)" % peak)
+    ppeak = max([r["hwm_mib"] for r in rows if r["target"] == "newtermsd-pack"] or [0])
+    target("peak RSS ≤64 MiB", 0 < peak <= 64, "%.1f MiB (VmHWM)%s" % (
+        peak, "; with the whole pack %.1f MiB" % ppeak if ppeak else ""))
     for v in verdicts:
         print(v)
     print()
@@ -331,7 +340,7 @@ def cmd_table(results, manifest_path):
                 failures.append(line)
             continue
         s = r["server"]
-        if r["target"] != "newtermsd":
+        if r["target"] not in ("newtermsd", "newtermsd-pack"):
             if r["kind"] == "firehose" and s.get("ok_firehose"):
                 exp = s["ok_firehose"] * rpb
                 ok = s["records"] == exp and s["rule_matches"] == s["ok_firehose"] * cpb
@@ -342,10 +351,13 @@ def cmd_table(results, manifest_path):
                 if not ok:
                     failures.append(line)
             continue
-        alerts_total += s["alerts"]
+        pack = r["target"] == "newtermsd-pack"
+        if not pack:
+            alerts_total += s["alerts"]
         n_ok = s["ok_firehose"] if r["kind"] == "firehose" else s["ok_eventbridge"]
         if r["kind"] == "firehose":
-            exp_rec, exp_match = n_ok * rpb, n_ok * cpb
+            # the pack's rules match far more than the seed rule's 5 per delivery: records only
+            exp_rec, exp_match = n_ok * rpb, None if pack else n_ok * cpb
         else:
             exp_rec = n_ok
             exp_match = None  # single events: 1% of them, depending on which ones were sent

@@ -12,8 +12,8 @@
 # core 1, keep-alive, loopback only. The Python reference runs on core 0 as well, idle while the service is
 # measured. Steps, each time-limited (warmups are not reported):
 #   eb_1core             DUR   500-record Firehose deliveries, each record an EventBridge event  (target ≥150k rec/s)
-#   ref_eb_1core         DUR   reference_handler.py, same bodies, same wrk, right after            (ratio target ≥4×)
 #   eb_1core_half        DUR   eb paced at half of eb_1core's req/s by firehose.lua's delay()      (target p99 ≤10 ms)
+#   ref_eb_1core         DUR   reference_handler.py, same bodies, same wrk                         (ratio target ≥4×)
 #   bare_1core           SHORT bare CloudTrail records
 #   cwl_1core            DUR   CloudWatch Logs subscription records (gzip, 10 x 50 logEvents = 500 records)
 #   ref_cwl_1core        SHORT the reference on the same CloudWatch Logs bodies
@@ -24,6 +24,10 @@
 #   perf                 with PERF=1: perf record (DWARF call graphs) of the service for SHORT s under the eb
 #                        and the cwl load; top functions by self and inclusive time go to perf-top.txt
 #   eb_2workers          SHORT NEWTERMSD_WORKERS=2, service unpinned on both cores, wrk -t2 on both too (shared!)
+# The whole AWS pack (PACK=1, the default; PACK_RULES=rules/elastic-aws, 139 rules), one worker on core 0 with
+# Redis, its own Redis database, after a SHORT warm-up on Mix B (so its terms are known, as in steady state):
+#   pack_mixb            DUR   Mix B                                                                (≥100k rec/s)
+#   pack_eb, pack_bare, pack_cwl  SHORT  the other mixes
 # Mix B (issue 14), right after the eb steps:
 #   mixb_1core           DUR   Mix B deliveries (500 EventBridge-wrapped records, 10% iam reads the rule skips)
 #   yard_mixb            SHORT yardstick.py: the bare no-HTTP Python loop over the same bodies, on core 0 (ratio ≥4×)
@@ -79,6 +83,8 @@ if [ -z "${NEWTERMSD_BIN:-}" ]; then
 fi
 [ -x "$NEWTERMSD_BIN" ] || die "no newtermsd binary at $NEWTERMSD_BIN"
 RULES=${RULES:-$SRC/rules}
+PACK=${PACK:-1}
+PACK_RULES=${PACK_RULES:-$SRC/rules/elastic-aws}
 
 # ---- corpus ------------------------------------------------------------------------------------------
 if [ ! -s "$OUT/manifest.json" ] || [ ! -s "$OUT/firehose_mixb.ndjson" ] || [ "${REGEN:-0}" = 1 ]; then
@@ -116,10 +122,11 @@ start_redis() {
     die "redis-server did not start (see $RUN/redis.log)"
 }
 
-start_service() { # workers cpus logname
+start_service() { # workers cpus logname [redis-db [rules]]
     PORT=$(free_port)
     URL=http://127.0.0.1:$PORT
-    env NEWTERMSD_LISTEN=127.0.0.1:$PORT NEWTERMSD_REDIS=redis://127.0.0.1:$RPORT/0 NEWTERMSD_RULES="$RULES" \
+    env NEWTERMSD_LISTEN=127.0.0.1:$PORT NEWTERMSD_REDIS=redis://127.0.0.1:$RPORT/${4:-0} \
+        NEWTERMSD_RULES="${5:-$RULES}" \
         NEWTERMSD_FIREHOSE_ACCESS_KEY=$KEY NEWTERMSD_INGEST_TOKEN=$TOKEN NEWTERMSD_WORKERS="$1" \
         NEWTERMSD_API_READ_TOKEN=bench-read-$$ NEWTERMSD_API_WRITE_TOKEN=bench-write-$$ \
         taskset -c "$2" "$NEWTERMSD_BIN" serve >"$RUN/$3.log" 2>&1 &
@@ -211,9 +218,11 @@ fstep() { URL=$REFF_URL step "$1" reference "${@:2}" "$REFF_PID"; }
 sstep warmup_eb firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" 3 1 500
 rstep warmup_ref firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" 3 1 500
 sstep eb_1core firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" "$DUR" 1 500
-rstep ref_eb_1core firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" "$DUR" 1 500
+# The paced step right after its full-load step, so it never shares core 0 with a Python server still
+# finishing the requests of its own step.
 HALF=$("$PY" -c 'import sys; print(round(float(sys.argv[1]) / 2, 1))' "$(req_s_of eb_1core)")
 sstep eb_1core_half firehose firehose.lua "$EB" "$KEY" "$HALF" 1 "$CONNS" "$DUR" 1 500
+rstep ref_eb_1core firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" "$DUR" 1 500
 sstep bare_1core firehose firehose.lua "$BARE" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
 sstep cwl_1core firehose firehose.lua "$CWL" "$KEY" 0 1 "$CONNS" "$DUR" 1 500
 rstep ref_cwl_1core firehose firehose.lua "$CWL" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
@@ -271,6 +280,20 @@ reset_hwm "$SVC_PID"
 step eb_2workers newtermsd firehose firehose.lua "$EB" "$KEY" 0 2 $(( CONNS * 2 )) "$SHORT" 0,1 500 "$SVC_PID" "$REDIS_PID"
 curl -fsS "$URL/metrics" >"$RUN/metrics-2workers.txt" || true
 stop_pid "$SVC_PID"
+
+# ---- the whole AWS rule pack (issue 14 item 2): 139 rules, one worker, its own Redis database --------------
+if [ "$PACK" = 1 ]; then
+    start_service 1 0 newtermsd-pack 1 "$PACK_RULES"
+    SVC_URL=$URL
+    psstep() { URL=$SVC_URL step "$1" newtermsd-pack "${@:2}" "$SVC_PID" "$REDIS_PID"; }
+    psstep warmup_pack firehose firehose.lua "$MIXB" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
+    psstep pack_mixb firehose firehose.lua "$MIXB" "$KEY" 0 1 "$CONNS" "$DUR" 1 500
+    psstep pack_eb firehose firehose.lua "$EB" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
+    psstep pack_bare firehose firehose.lua "$BARE" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
+    psstep pack_cwl firehose firehose.lua "$CWL" "$KEY" 0 1 "$CONNS" "$SHORT" 1 500
+    curl -fsS "$URL/metrics" >"$RUN/metrics-pack.txt" || true
+    stop_pid "$SVC_PID"
+fi
 stop_pid "$REDIS_PID"
 
 # ---- table ----------------------------------------------------------------------------------------------

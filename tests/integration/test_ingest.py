@@ -66,6 +66,31 @@ class FirehoseDelivery(ServiceTest):
             self.assertEqual(body["requestId"], "retry-me")
         self.assertEqual(len(self.svc.alerts()), 1)
 
+    def test_a_term_gone_from_redis_alerts_again_with_its_whole_document(self):
+        # The worker remembers terms it saw in Redis and sends their later
+        # sightings without an alert document. When the term is gone from Redis
+        # behind its back, the document is built after all and the alert is whole.
+        first = discovery_record(user="dora")
+        self.assertEqual(self.svc.firehose(firehose_payload([b64(first)]))[0], 200)
+        deferred = self.svc.metric("newtermsd_alert_docs_deferred_total")
+        late = self.svc.metric("newtermsd_alert_docs_late_total")
+        again = discovery_record(user="dora", action="DescribeOrganization")
+        self.assertEqual(self.svc.firehose(firehose_payload([b64(again)]))[0], 200)
+        self.assertEqual(len(self.svc.alerts()), 1)  # known: nothing new
+        self.assertEqual(self.svc.metric("newtermsd_alert_docs_deferred_total"), deferred + 1)
+        for key in self.redis.command("KEYS", "nt:term:*"):
+            self.redis.command("DEL", key)
+        third = discovery_record(user="dora", action="ListRoots")
+        self.assertEqual(self.svc.firehose(firehose_payload([b64(third)]))[0], 200)
+        self.assertEqual(self.svc.metric("newtermsd_alert_docs_late_total"), late + 1)
+        alerts = self.svc.alerts()
+        self.assertEqual(len(alerts), 2)
+        a = [x for x in alerts if x["event_id"] == third["eventID"]][0]
+        self.assertEqual(a["new_terms"], ["111122223333", "dora"])
+        self.assertEqual(a["fields"]["event.action"], "ListRoots")
+        self.assertEqual(a["event"]["eventID"], third["eventID"])
+        self.assertEqual(self.svc.alerts(user="dora", account="111122223333")[0]["id"], a["id"])
+
     def test_different_users_and_accounts_are_different_terms(self):
         recs = [discovery_record(user="u1"), discovery_record(user="u2"),
                 discovery_record(user="u1", account="444455556666")]

@@ -7,6 +7,7 @@
 #include "history.h"
 #include "pipeline.h"
 #include "rule.h"
+#include "termcache.h"
 #include "testutil.h"
 
 #include <check.h>
@@ -260,6 +261,119 @@ START_TEST(the_prefilter_never_changes_the_outcome)
 }
 END_TEST
 
+/* One live delivery of `text` at `now` into mh, with the term cache tc (NULL:
+ * none). Returns the pipeline, committed; the caller frees it. */
+static void run_live(pipe_run *p, const char *text, memhist *mh, nt_termcache *tc, nt_time_ms now)
+{
+    pipe_init(p, shipped, NULL, now);
+    p->terms = tc;
+    nt_err err;
+    ck_assert_int_eq(pipe_body(p, text, strlen(text), &err), NT_OK);
+    nt_history h = memhist_history(mh);
+    ck_assert_int_eq(pipe_commit(p, &h, &err), NT_OK);
+}
+
+START_TEST(deferred_documents_raise_the_same_alerts_as_built_ones)
+{
+    /* Five principals, two sightings each: ten candidates, five new terms. */
+    json_t *base =
+        tu_load_json(NT_TEST_DATA "/cloudtrail/organizations_ListAccounts_IAMUser.json", 0);
+    json_t *records = json_array();
+    for (int i = 0; i < 10; i++) {
+        json_t *r = json_deep_copy(base);
+        char user[32], id[64];
+        snprintf(user, sizeof user, "principal-%d", i % 5);
+        snprintf(id, sizeof id, "0000000%d-aaaa-bbbb-cccc-dddddddddddd", i);
+        json_object_set_new(json_object_get(r, "userIdentity"), "userName", json_string(user));
+        json_object_set_new(r, "eventID", json_string(id));
+        json_array_append_new(records, r);
+    }
+    json_t *doc = json_pack("{s:o}", "Records", records);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    const nt_time_ms now = 1795843752000;
+
+    /* A: no cache, every document built up front. */
+    memhist *ma = memhist_new();
+    pipe_run a;
+    run_live(&a, text, ma, NULL, now);
+    ck_assert_int_eq(a.alerts, 5);
+    ck_assert_int_eq(a.docs_deferred, 0);
+
+    /* B: a cache that believes every term known (it learnt them from another
+     * history), against an empty history: every document is deferred, the
+     * history asks for each new one, and the alerts are A's, byte for byte. */
+    nt_termcache *tc = termcache_new(64);
+    memhist *mx = memhist_new();
+    pipe_run x;
+    run_live(&x, text, mx, tc, now);
+    ck_assert_int_eq(termcache_size(tc), 5);
+    pipe_free(&x);
+    memhist_free(mx);
+    memhist *mb = memhist_new();
+    pipe_run b;
+    run_live(&b, text, mb, tc, now);
+    ck_assert_int_eq(b.docs_deferred, b.n_obs);
+    ck_assert_int_eq(b.docs_late, 10); /* each sighting asked: none was written the first time */
+    ck_assert_int_eq(b.alerts, a.alerts);
+    ck_assert_int_eq(b.n_obs, a.n_obs);
+    for (size_t i = 0; i < a.n_obs; i++) {
+        ck_assert_int_eq(b.obs[i].is_new, a.obs[i].is_new);
+        ck_assert_str_eq(b.items[i].alert_id, a.items[i].alert_id);
+        if (!a.obs[i].is_new) continue;
+        ck_assert_str_eq(b.items[i].alert_text, a.items[i].alert_text);
+        ck_assert_str_eq(b.obs[i].account, a.obs[i].account);
+        ck_assert_str_eq(b.obs[i].user, a.obs[i].user);
+    }
+
+    /* C: the same delivery again into A's history: nothing new, no document
+     * built, nothing asked for. */
+    pipe_run c;
+    run_live(&c, text, ma, tc, now + 1000);
+    ck_assert_int_eq(c.alerts, 0);
+    ck_assert_int_eq(c.docs_deferred, c.n_obs);
+    ck_assert_int_eq(c.docs_late, 0);
+    for (size_t i = 0; i < c.n_obs; i++)
+        ck_assert_ptr_null(c.items[i].alert_text);
+
+    pipe_free(&a);
+    pipe_free(&b);
+    pipe_free(&c);
+    memhist_free(ma);
+    memhist_free(mb);
+    termcache_free(tc);
+    free(text);
+    json_decref(doc);
+    json_decref(base);
+}
+END_TEST
+
+START_TEST(the_term_cache_keeps_a_margin_and_evicts_the_earliest_expiry)
+{
+    ck_assert_ptr_null(termcache_new(0));
+    nt_termcache *tc = termcache_new(4); /* one set of four */
+    const char *h = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    ck_assert_int_eq(termcache_known(tc, "r", h, 0), 0);
+    termcache_put(tc, "r", h, 100000);
+    ck_assert_int_eq(termcache_known(tc, "r", h, 0), 1);
+    ck_assert_int_eq(termcache_known(tc, "other-rule", h, 0), 0);
+    ck_assert_int_eq(termcache_known(tc, "r", h, 100000 - TERMCACHE_MARGIN_MS - 1), 1);
+    ck_assert_int_eq(termcache_known(tc, "r", h, 100000 - TERMCACHE_MARGIN_MS), 0);
+    termcache_put(tc, "r", h, 50000); /* an earlier expiry never shortens a later one */
+    ck_assert_int_eq(termcache_known(tc, "r", h, 90000), 1);
+    char rule[8];
+    for (int i = 0; i < 4; i++) { /* four more in a set of four: r, expiring first, goes */
+        snprintf(rule, sizeof rule, "q%d", i);
+        termcache_put(tc, rule, h, 200000 + i);
+    }
+    ck_assert_int_eq(termcache_size(tc), 4);
+    ck_assert_int_eq(termcache_known(tc, "r", h, 0), 0);
+    ck_assert_int_eq(termcache_known(tc, "q0", h, 0), 1);
+    ck_assert_int_eq(termcache_known(tc, "q3", h, 0), 1);
+    termcache_free(tc);
+    termcache_free(NULL);
+}
+END_TEST
+
 static void engine_teardown(void)
 {
     ruleset_free(shipped);
@@ -281,6 +395,8 @@ static Suite *engine_suite(void)
     tcase_add_loop_test(tc, scenario, 0, (int)json_array_size(scenarios));
     tcase_add_test(tc, alert_ids_are_deterministic_and_differ_per_event);
     tcase_add_test(tc, the_prefilter_never_changes_the_outcome);
+    tcase_add_test(tc, deferred_documents_raise_the_same_alerts_as_built_ones);
+    tcase_add_test(tc, the_term_cache_keeps_a_margin_and_evicts_the_earliest_expiry);
     suite_add_tcase(s, tc);
     return s;
 }

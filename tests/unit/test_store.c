@@ -394,6 +394,87 @@ START_TEST(two_sightings_of_one_term_in_one_batch_make_one_alert)
 }
 END_TEST
 
+START_TEST(a_deferred_sighting_refreshes_a_known_term_and_writes_nothing_for_a_new_one)
+{
+    flush_shared();
+    store *s = open_shared();
+    nt_err err = {{0}};
+    int written = 0;
+    ck_assert_int_eq(observe_live(s, "r1", "known", "a-known", T0, "111122223333", "u", &written),
+                     1);
+    store_obs o[2];
+    memset(o, 0, sizeof o);
+    const char *terms[2] = {"known", "unseen"};
+    const char *ids[2] = {"d1", "d2"};
+    for (int i = 0; i < 2; i++) {
+        o[i].rule_id = "r1";
+        o[i].term_hash = terms[i];
+        o[i].ttl_ms = WINDOW_MS;
+        o[i].seen_ms = o[i].created_ms = T0 + 1000;
+        o[i].mode = STORE_OBS_LIVE;
+        o[i].alert_id = ids[i];
+        o[i].defer_doc = 1;
+    }
+    ck_assert_int_eq(store_observe(s, o, 2, &err), NT_OK);
+    ck_assert_int_eq(o[0].is_new, 0);
+    ck_assert_int_eq(o[0].needs_doc, 0);
+    ck_assert_int_eq(redis_ll(&shared, "GET %s", "nt:term:r1:known"), T0 + 1000);
+    ck_assert_int_eq(o[1].is_new, 0);
+    ck_assert_int_eq(o[1].needs_doc, 1);
+    ck_assert_int_eq(redis_ll(&shared, "EXISTS %s", "nt:term:r1:unseen"), 0);
+    ck_assert_int_eq(redis_ll(&shared, "EXISTS %s", "nt:alert:d2"), 0);
+    /* counted once for the first sighting and once for the refresh, not for the deferred new one */
+    ck_assert_int_eq(redis_ll(&shared, "HGET %s events_matched", "nt:rule:r1:stats"), 2);
+    /* Sent again with its document, the new one alerts. */
+    o[1].defer_doc = 0;
+    o[1].alert_json = "{}";
+    ck_assert_int_eq(store_observe(s, &o[1], 1, &err), NT_OK);
+    ck_assert_int_eq(o[1].is_new, 1);
+    ck_assert_int_eq(o[1].alert_written, 1);
+    ck_assert_int_eq(redis_ll(&shared, "ZCARD %s", "nt:alerts"), 2);
+    /* A deferred document is only for live, unsuppressed new_terms sightings. */
+    o[0].supp_ms = 1000;
+    o[0].supp_hash = "g";
+    ck_assert_int_eq(store_observe(s, o, 1, &err), NT_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(err.msg, "defers its document"));
+    store_free(s);
+}
+END_TEST
+
+START_TEST(a_batch_larger_than_one_script_call_is_one_round_trip_in_order)
+{
+    flush_shared();
+    store *s = open_shared();
+    enum { N = 600 }; /* three script calls of at most 256 */
+    static store_obs o[N];
+    static char terms[N][16], ids[N][16];
+    memset(o, 0, sizeof o);
+    for (int i = 0; i < N; i++) {
+        snprintf(terms[i], sizeof terms[i], "t%d", i % 300); /* each term twice */
+        snprintf(ids[i], sizeof ids[i], "b%d", i);
+        o[i].rule_id = "r1";
+        o[i].term_hash = terms[i];
+        o[i].ttl_ms = WINDOW_MS;
+        o[i].seen_ms = o[i].created_ms = T0;
+        o[i].mode = STORE_OBS_LIVE;
+        o[i].alert_id = ids[i];
+        o[i].alert_json = "{}";
+    }
+    nt_err err = {{0}};
+    store_counters before, after;
+    ck_assert_int_eq(store_ping(s, &err), NT_OK);
+    store_get_counters(s, &before);
+    ck_assert_int_eq(store_observe(s, o, N, &err), NT_OK);
+    store_get_counters(s, &after);
+    ck_assert_int_eq(after.round_trips - before.round_trips, 1);
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(o[i].is_new == (i < 300), "observation %d: is_new %d", i, o[i].is_new);
+    ck_assert_int_eq(redis_ll(&shared, "ZCARD %s", "nt:alerts"), 300);
+    ck_assert_int_eq(redis_ll(&shared, "HGET %s events_matched", "nt:rule:r1:stats"), N);
+    store_free(s);
+}
+END_TEST
+
 #define RACE_TERMS 200
 #define RACE_BATCH 20
 
@@ -1726,6 +1807,9 @@ static Suite *store_suite(void)
     TCase *obs = tcase_create("observe");
     tcase_add_test(obs, a_new_term_writes_an_open_alert_and_reports_it_new);
     tcase_add_test(obs, a_second_sighting_is_not_new_and_refreshes_ttl_and_last_seen);
+    tcase_add_test(obs,
+                   a_deferred_sighting_refreshes_a_known_term_and_writes_nothing_for_a_new_one);
+    tcase_add_test(obs, a_batch_larger_than_one_script_call_is_one_round_trip_in_order);
     tcase_add_test(obs, the_term_ttl_equals_the_history_window);
     tcase_add_test(obs, two_sightings_of_one_term_in_one_batch_make_one_alert);
     tcase_add_test(obs, two_connections_racing_for_the_same_terms_make_exactly_one_alert_per_term);
