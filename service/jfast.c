@@ -160,6 +160,7 @@ static int jf_reserve(jf_parse *s, size_t n)
 
 static int jf_append(jf_parse *s, const char *src, size_t n)
 {
+    if (n == 0) return 0; /* s->buf may still be NULL: no memcpy to NULL + 0 */
     if (jf_reserve(s, n)) return -1;
     memcpy(s->buf + s->len, src, n);
     s->len += n;
