@@ -32,7 +32,7 @@
 #include "jfast.h"
 
 #include <errno.h>
-#include <locale.h>
+#include <langinfo.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -388,8 +388,10 @@ static json_t *jf_number(jf_parse *s)
             v = json_integer(x);
         } else {
             /* jansson hands strtod the token with '.' turned into the
-             * locale's decimal point; only the "C"-like one is done here. */
-            const char *dp = localeconv()->decimal_point;
+             * locale's decimal point; only the "C"-like one is done here.
+             * nl_langinfo, not localeconv: glibc's localeconv rewrites a
+             * static struct on every call (a data race between workers). */
+            const char *dp = nl_langinfo(RADIXCHAR);
             if (!dp || dp[0] != '.' || dp[1] != '\0') return NULL;
             double x = strtod(tok, &stop);
             if (stop != tok + n || ((x == HUGE_VAL || x == -HUGE_VAL) && errno == ERANGE))

@@ -34,7 +34,7 @@
  * JSON_DISABLE_EOF_CHECK, else len). Flags handled on the fast path:
  * JSON_DECODE_ANY, JSON_DISABLE_EOF_CHECK, JSON_ALLOW_NUL; any other flag
  * sends the whole call to jansson. Thread-safe; reads no global state but the
- * CPU's features and the locale's decimal point. */
+ * CPU's features and (for reals) the locale's decimal point. */
 json_t *jfast_loadb(const char *buf, size_t len, size_t flags, json_error_t *error);
 
 /* The same without the fallback, for tests and measurements: the tree, or
