@@ -140,7 +140,9 @@ START_TEST(truncations_and_mutations_of_records)
         free(cut);
     }
     for (size_t at = 0; at < len; at++) {
-        for (size_t b = 0; b < sizeof bytes; b++) {
+        /* A quarter of the troublemakers at each position, in turn: every
+         * one still lands at hundreds of places, at a quarter of the cost. */
+        for (size_t b = at % 4; b < sizeof bytes; b += 4) {
             memcpy(copy, text, len);
             copy[at] = (char)bytes[b];
             same(copy, len, flag_sets[at % 2], "mutation");
