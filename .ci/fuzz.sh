@@ -30,6 +30,7 @@ targets=(
     "kql 4096 kql"
     "toml 16384 toml"
     "exception 16384 exception"
+    "jfast 16384 json"
 )
 
 step "install clang and libFuzzer if missing"

@@ -22,7 +22,7 @@ data=$root/tests/data
 command -v jq >/dev/null || { echo "make-seeds.sh: jq is needed" >&2; exit 1; }
 
 rm -rf "$out"
-for t in firehose record ctview kql toml exception; do mkdir -p "$out/$t"; done
+for t in firehose record ctview kql toml exception jfast; do mkdir -p "$out/$t"; done
 
 # Named by content (like libFuzzer's own corpus files), so duplicates collapse
 # and `... | seed` works even though the pipeline runs it in a subshell.
@@ -110,6 +110,13 @@ for f in "$data"/exception/cases.json "$data"/exception/invalid.json; do
 done
 jq -c '[.rows[] | .item]' "$data/exception/cases.json" | seed exception set
 
+# jfast: every JSON document and unit of the test data, and the EventBridge
+# events of the real deliveries' records, as raw bytes
+for f in $(find "$data/cloudtrail" "$data/ctview" "$data/decode" "$data/fuzz-regressions" \
+           -type f \( -name '*.json' -o -name '*.txt' -o -name '*.log' \) | sort); do
+    seed jfast "$(basename "$f")" "$f"
+done
+
 # every crash input found so far
 if [ -d "$data/fuzz-regressions" ]; then
     for d in "$data"/fuzz-regressions/*/; do
@@ -119,6 +126,6 @@ if [ -d "$data/fuzz-regressions" ]; then
     done
 fi
 
-for t in firehose record ctview kql toml exception; do
+for t in firehose record ctview kql toml exception jfast; do
     printf '%-10s %4d seeds\n' "$t" "$(find "$out/$t" -type f | wc -l)"
 done

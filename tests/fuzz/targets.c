@@ -14,6 +14,10 @@
  *   - fh_scan: every slice lies inside the body, requestId is NUL-terminated
  *     and bounded, a callback walk sees exactly the records a plain scan
  *     found; fh_unescape never writes more than the input length.
+ *   - jfast_loadb (the parse of every unit) equals json_loadb: same
+ *     accept/reject, error text and position, json_equal trees with the
+ *     same key order (checked on every unit of the record target, and on raw
+ *     bytes with every flag set the service uses by the jfast target).
  *   - dec_record / dec_split: units and records arrive with sane origins;
  *     every record handed on is a CloudTrail record (dec_is_cloudtrail);
  *     errors carry one of the documented statuses and a message.
@@ -39,6 +43,7 @@
 #include "decode.h"
 #include "exception.h"
 #include "history.h"
+#include "jfast.h"
 #include "kql.h"
 #include "pipeline.h"
 #include "rule.h"
@@ -517,8 +522,56 @@ static void rec_on_split_bad(void *ud, size_t sub_index, nt_status status, const
     dec_escape_prefix((const unsigned char *)text, len, prefix, sizeof prefix);
 }
 
+/* ---- jfast ------------------------------------------------------------- */
+
+/* The flag sets the decoder passes (dec_split, split_cwl, the CWL root). */
+static const size_t jfast_flag_sets[] = {
+    JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL,
+    JSON_DECODE_ANY | JSON_ALLOW_NUL,
+    JSON_ALLOW_NUL,
+};
+
+/* jfast_loadb(text, len, flags) must be json_loadb's result. */
+static void jfast_same(const char *text, size_t len, size_t flags)
+{
+    json_error_t je, fe;
+    json_t *want = json_loadb(text, len, flags, &je);
+    json_t *got = jfast_loadb(text, len, flags, &fe);
+    FUZZ_CHECK(!want == !got, "flags %zx: jansson %s, jfast %s", flags, want ? "accepts" : je.text,
+               got ? "accepts" : fe.text);
+    FUZZ_CHECK(je.position == fe.position && je.line == fe.line && je.column == fe.column &&
+                   strcmp(je.text, fe.text) == 0,
+               "flags %zx: error \"%s\" at %d vs \"%s\" at %d", flags, je.text, je.position,
+               fe.text, fe.position);
+    if (want) {
+        FUZZ_CHECK(json_equal(want, got), "flags %zx: the trees differ", flags);
+        /* json_equal ignores key order and -0.0 vs 0.0; the dumps do not. */
+        char *a = json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *b = json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY);
+        FUZZ_CHECK((!a && !b) || (a && b && strcmp(a, b) == 0), "flags %zx: %.120s vs %.120s",
+                   flags, a ? a : "?", b ? b : "?");
+        free(a);
+        free(b);
+    }
+    json_decref(want);
+    json_decref(got);
+}
+
+void fuzz_jfast(const fuzz_env *env, const uint8_t *data, size_t size)
+{
+    (void)env;
+    /* A private copy of exactly size bytes, so ASan sees a read past the end. */
+    char *copy = malloc(size ? size : 1);
+    if (!copy) return;
+    if (size) memcpy(copy, data, size);
+    for (size_t f = 0; f < sizeof jfast_flag_sets / sizeof jfast_flag_sets[0]; f++)
+        jfast_same(copy, size, jfast_flag_sets[f]);
+    free(copy);
+}
+
 static void split_unit(const char *text, size_t len, rec_walk *w)
 {
+    jfast_same(text, len, jfast_flag_sets[0]);
     nt_err err;
     nt_status st = dec_split(text, len, rec_on_split_record, rec_on_split_bad, w, &err);
     if (st != NT_OK) check_error(st, &err, "dec_split");
@@ -1092,13 +1145,10 @@ void fuzz_exception(const fuzz_env *env, const uint8_t *data, size_t size)
 /* ---- table -------------------------------------------------------------- */
 
 const fuzz_target fuzz_targets[] = {
-    {"firehose", fuzz_firehose},
-    {"record", fuzz_record},
-    {"ctview", fuzz_ctview},
-    {"kql", fuzz_kql},
-    {"toml", fuzz_toml},
-    {"exception", fuzz_exception},
-    {NULL, NULL},
+    {"firehose", fuzz_firehose}, {"record", fuzz_record},
+    {"ctview", fuzz_ctview},     {"kql", fuzz_kql},
+    {"toml", fuzz_toml},         {"exception", fuzz_exception},
+    {"jfast", fuzz_jfast},       {NULL, NULL},
 };
 
 const fuzz_target *fuzz_target_find(const char *name)

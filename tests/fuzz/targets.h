@@ -52,7 +52,9 @@ void fuzz_firehose(const fuzz_env *env, const uint8_t *data, size_t size);
  * dec_split / a /v1/events body for pipe_body; 4 as a Content-Encoding: gzip
  * body for dec_body_inflate. Modes 0–2 go through dec_record + dec_split and
  * through the whole pipeline (engine and in-memory history) twice, with and
- * without the KQL prefilter, which must not change the observations. */
+ * without the KQL prefilter, which must not change the observations. Every
+ * unit is also parsed by jfast_loadb and json_loadb, which must agree (as in
+ * fuzz_jfast). */
 void fuzz_record(const fuzz_env *env, const uint8_t *data, size_t size);
 
 /* CloudTrail→ECS view: jansson parse, ct_record_valid, every static field,
@@ -73,6 +75,11 @@ void fuzz_toml(const fuzz_env *env, const uint8_t *data, size_t size);
  * view schema, exc_item_match on the fixed events (expiry must be honoured);
  * a JSON array goes through exc_set_from_json and exc_set_match too. */
 void fuzz_exception(const fuzz_env *env, const uint8_t *data, size_t size);
+
+/* jfast_loadb against json_loadb on the raw bytes, with each flag set the
+ * decoder uses: same accept/reject, error text and position, json_equal
+ * trees with the same key order and numbers. */
+void fuzz_jfast(const fuzz_env *env, const uint8_t *data, size_t size);
 
 /* All of the above, in a constant table ended by a {NULL} row. */
 extern const fuzz_target fuzz_targets[];
