@@ -62,6 +62,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 /* ------------------------------------------------------------------ arena */
 
 typedef struct kql_chunk {
@@ -2126,11 +2130,33 @@ int kql_prefilter(const kql_query *q, const char *raw, size_t len)
 
 /* Exact literals ("v" with both quotes) are answered by one pass per record
  * instead of one search each: `"v"` occurs in raw exactly when two adjacent
- * quotes of raw enclose v (v has no quote), so hashing the bytes between
- * every pair of adjacent quotes whose length some exact literal has, and
- * looking them up, gives the same answer as the searches. */
+ * quotes of raw enclose v (v has no quote), so looking up the bytes from
+ * every quote to the next one gives the same answer as the searches. The pass
+ * finds quotes and backslashes 64 bytes at a time (SSE2 where there is), skips
+ * a segment unless some exact literal has its length, first and last content
+ * bytes (a bit map), and hashes the rest in constant time (the first and last
+ * 8 bytes and the length; equal hashes are confirmed with memcmp).
+ *
+ * Dispatch (kql_prefilter_all): a query's tree can only be true when one of
+ * its guard literals is in the record. The guard is a set of exact literals
+ * read off the tree: a leaf of exact literals is its own guard, an OR's is the
+ * union of its children's (none if a child has none), an AND's is its child's
+ * guard that the fewest other queries share (a provider every iam rule names
+ * says less than an action). Each exact literal lists the queries it guards;
+ * the pass marks them when it finds the literal, and only marked queries and
+ * those without a guard walk their trees. The others cannot match: their
+ * verdict is the one for a false tree (0, or 1 when a `\u` escape could hide
+ * a literal). */
 #define PF_EXACT_MAXLEN 255
-#define PF_SCAN_MIN 16 /* exact literals from which scan = 1 uses the pass */
+#define PF_SCAN_MIN 16      /* exact literals from which scan = 1 uses the pass */
+#define PF_BLOOM_BITS 8192u /* (length, first, last byte) filter of the pass */
+
+enum { PFQ_GUARDED, PFQ_WALK, PFQ_PASS }; /* kql_pfshare.qkind */
+
+typedef struct pf_eslot {
+    uint32_t tag; /* high bits of the hash */
+    int gi;       /* table index, -1 = empty */
+} pf_eslot;
 
 struct kql_pfshare {
     const kql_query **qs; /* owned array; the queries are not */
@@ -2142,9 +2168,13 @@ struct kql_pfshare {
     int scan;
     unsigned char *memo0; /* memo template: 2 (absent) for exact literals, else 0 */
     size_t nexact;        /* exact literals */
-    int *eslot;           /* open addressing over their contents: table index or -1 */
+    pf_eslot *eslot;      /* open addressing over the quoted literals */
     size_t ecap;          /* power of two */
-    uint64_t elen[4];     /* bit L: some exact literal has content length L */
+    uint64_t bloom[PF_BLOOM_BITS / 64];
+    /* dispatch (when the pass is used) */
+    unsigned char *qkind; /* per query: PFQ_* */
+    size_t *toff;         /* nlits + 1: tq[toff[gi]..toff[gi+1]) are the queries gi guards */
+    int *tq;
 };
 
 void kql_pfshare_free(kql_pfshare *s)
@@ -2158,6 +2188,9 @@ void kql_pfshare_free(kql_pfshare *s)
     free(s->lit);
     free(s->memo0);
     free(s->eslot);
+    free(s->qkind);
+    free(s->toff);
+    free(s->tq);
     free(s);
 }
 
@@ -2174,6 +2207,36 @@ static uint64_t pf_hash(const kql_pflit *l)
     return pf_hash_bytes(l->s, l->n);
 }
 
+/* Hash of a quoted segment w[0..m) (m >= 2, w[0] and w[m-1] quotes): its
+ * first and last 8 bytes (fewer when shorter) and its length. */
+static uint64_t pf_seg_hash(const char *w, size_t m)
+{
+    uint64_t a, b;
+    if (m >= 8) {
+        memcpy(&a, w, 8);
+        memcpy(&b, w + m - 8, 8);
+    } else if (m >= 4) {
+        uint32_t x, y;
+        memcpy(&x, w, 4);
+        memcpy(&y, w + m - 4, 4);
+        a = x;
+        b = y;
+    } else {
+        a = (unsigned char)w[1];
+        b = (unsigned char)w[m - 2];
+    }
+    uint64_t h = a * 0x9E3779B97F4A7C15ULL ^ (b + m) * 0xC2B2AE3D27D4EB4FULL;
+    return h ^ h >> 29;
+}
+
+/* Bit of the pass's filter for a segment of content length n whose content
+ * starts with byte f and ends with byte l (both the closing quote when n = 0). */
+static size_t pf_bloom_bit(size_t n, unsigned char f, unsigned char l)
+{
+    uint32_t x = (uint32_t)n * 0x9E3779B1u ^ (uint32_t)f * 0x85EBCA77u ^ (uint32_t)l * 0xC2B2AE3Du;
+    return x >> 19; /* 13 bits: PF_BLOOM_BITS */
+}
+
 static int pf_exact(const kql_pflit *l)
 {
     return l->n >= 2 && l->n - 2 <= PF_EXACT_MAXLEN && l->s[0] == '"' && l->s[l->n - 1] == '"' &&
@@ -2187,24 +2250,144 @@ static nt_status pf_exact_table(kql_pfshare *s)
     for (size_t i = 0; i < s->nlits; i++)
         if (pf_exact(&s->lit[i])) s->nexact++;
     s->ecap = 16;
-    while (s->ecap < s->nexact * 2)
+    while (s->ecap < s->nexact * 4)
         s->ecap *= 2;
     s->eslot = malloc(s->ecap * sizeof *s->eslot);
     if (!s->eslot) return NT_ERR_NOMEM;
     for (size_t i = 0; i < s->ecap; i++)
-        s->eslot[i] = -1;
+        s->eslot[i].gi = -1;
     for (size_t i = 0; i < s->nlits; i++) {
         const kql_pflit *l = &s->lit[i];
         if (!pf_exact(l)) continue;
-        size_t n = l->n - 2;
-        size_t h = (size_t)(pf_hash_bytes(l->s + 1, n) & (s->ecap - 1));
-        while (s->eslot[h] >= 0)
+        uint64_t hv = pf_seg_hash(l->s, l->n);
+        size_t h = (size_t)(hv & (s->ecap - 1));
+        while (s->eslot[h].gi >= 0)
             h = (h + 1) & (s->ecap - 1); /* distinct: no equal key */
-        s->eslot[h] = (int)i;
+        s->eslot[h].gi = (int)i;
+        s->eslot[h].tag = (uint32_t)(hv >> 32);
         s->memo0[i] = 2;
-        s->elen[n / 64] |= 1ULL << (n % 64);
+        size_t bit = pf_bloom_bit(l->n - 2, (unsigned char)l->s[1], (unsigned char)l->s[l->n - 2]);
+        s->bloom[bit / 64] |= 1ULL << (bit % 64);
     }
     return NT_OK;
+}
+
+/* ---- dispatch: each query's guard literals ---- */
+
+#define PF_NO_GUARD SIZE_MAX
+
+typedef struct pf_guard_ctx {
+    const kql_pfshare *s;
+    const kql_query *q;
+    const int *map;       /* the query's literal -> table literal */
+    const unsigned *uses; /* per table literal: queries using it */
+} pf_guard_ctx;
+
+/* How many query uses the guard of node sums to (PF_NO_GUARD: none). */
+static size_t pf_guard_cost(const pf_guard_ctx *g, int node)
+{
+    const kql_pfnode *n = &g->q->pfnodes[node];
+    if (n->op == PF_LITS) {
+        size_t c = 0;
+        for (size_t i = 0; i < n->nlit; i++) {
+            int gi = g->map[n->lit[i]];
+            if (g->s->memo0[gi] != 2) return PF_NO_GUARD; /* not exact */
+            c += g->uses[gi];
+        }
+        return c;
+    }
+    size_t best = n->op == PF_AND ? PF_NO_GUARD : 0;
+    for (int k = n->kid; k >= 0; k = g->q->pfnodes[k].next) {
+        size_t c = pf_guard_cost(g, k);
+        if (n->op == PF_AND) {
+            if (c < best) best = c;
+        } else {
+            if (c == PF_NO_GUARD) return PF_NO_GUARD;
+            best += c;
+        }
+    }
+    return best;
+}
+
+/* Calls add(ud, table literal) for every literal of node's guard (which
+ * pf_guard_cost found to exist). */
+static void pf_guard_each(const pf_guard_ctx *g, int node, void (*add)(void *, int), void *ud)
+{
+    const kql_pfnode *n = &g->q->pfnodes[node];
+    if (n->op == PF_LITS) {
+        for (size_t i = 0; i < n->nlit; i++)
+            add(ud, g->map[n->lit[i]]);
+        return;
+    }
+    int pick = -1;
+    size_t best = PF_NO_GUARD;
+    for (int k = n->kid; k >= 0; k = g->q->pfnodes[k].next) {
+        if (n->op == PF_OR) {
+            pf_guard_each(g, k, add, ud);
+            continue;
+        }
+        size_t c = pf_guard_cost(g, k);
+        if (c < best) best = c, pick = k;
+    }
+    if (pick >= 0) pf_guard_each(g, pick, add, ud);
+}
+
+typedef struct pf_trig_fill {
+    kql_pfshare *s;
+    size_t *next; /* per table literal: next free slot of its list */
+    int qi;
+} pf_trig_fill;
+
+static void pf_trig_count(void *ud, int gi)
+{
+    pf_trig_fill *f = ud;
+    f->s->toff[gi + 1]++;
+}
+
+static void pf_trig_add(void *ud, int gi)
+{
+    pf_trig_fill *f = ud;
+    f->s->tq[f->next[gi]++] = f->qi;
+}
+
+/* Fills qkind, toff and tq (needs memo0, the exact literals). */
+static nt_status pf_dispatch_table(kql_pfshare *s)
+{
+    nt_status st = NT_ERR_NOMEM;
+    unsigned *uses = calloc(s->nlits ? s->nlits : 1, sizeof *uses);
+    size_t *next = malloc((s->nlits ? s->nlits : 1) * sizeof *next);
+    s->qkind = malloc(s->nq ? s->nq : 1);
+    s->toff = calloc(s->nlits + 1, sizeof *s->toff);
+    if (!uses || !next || !s->qkind || !s->toff) goto done;
+    for (size_t qi = 0; qi < s->nq; qi++)
+        for (size_t li = 0; s->qs[qi] && li < s->qs[qi]->npflits; li++)
+            uses[s->map[qi][li]]++;
+    pf_trig_fill f = {s, next, 0};
+    for (size_t qi = 0; qi < s->nq; qi++) {
+        const kql_query *q = s->qs[qi];
+        s->qkind[qi] = PFQ_PASS;
+        if (!q || q->pfroot < 0) continue;
+        pf_guard_ctx g = {s, q, s->map[qi], uses};
+        s->qkind[qi] = pf_guard_cost(&g, q->pfroot) == PF_NO_GUARD ? PFQ_WALK : PFQ_GUARDED;
+        if (s->qkind[qi] == PFQ_GUARDED) pf_guard_each(&g, q->pfroot, pf_trig_count, &f);
+    }
+    for (size_t i = 0; i < s->nlits; i++) {
+        s->toff[i + 1] += s->toff[i];
+        next[i] = s->toff[i];
+    }
+    s->tq = malloc((s->toff[s->nlits] ? s->toff[s->nlits] : 1) * sizeof *s->tq);
+    if (!s->tq) goto done;
+    for (size_t qi = 0; qi < s->nq; qi++) {
+        if (s->qkind[qi] != PFQ_GUARDED) continue;
+        pf_guard_ctx g = {s, s->qs[qi], s->map[qi], uses};
+        f.qi = (int)qi;
+        pf_guard_each(&g, s->qs[qi]->pfroot, pf_trig_add, &f);
+    }
+    st = NT_OK;
+done:
+    free(uses);
+    free(next);
+    return st;
 }
 
 kql_pfshare *kql_pfshare_new(const kql_query *const *qs, size_t n, int scan)
@@ -2248,6 +2431,7 @@ kql_pfshare *kql_pfshare_new(const kql_query *const *qs, size_t n, int scan)
     /* A few literals are cheaper searched (a search stops at its first hit,
      * and a conjunction at its first miss) than one full pass. */
     s->scan = scan >= 2 || (scan == 1 && s->nexact >= PF_SCAN_MIN);
+    if (s->scan && pf_dispatch_table(s) != NT_OK) goto fail;
     free(slot);
     return s;
 fail:
@@ -2261,27 +2445,94 @@ size_t kql_pfshare_nlits(const kql_pfshare *s)
     return s ? s->nlits : 0;
 }
 
-/* The exact-literal pass: memo[i] = 1 for each exact literal found. */
-static void pf_exact_scan(const kql_pfshare *s, kql_pfrec *r)
+/* Bit k of *quote / *bslash: s[k] is a quote / a backslash, for k < n (n <= 64). */
+static void pf_masks64(const char *s, size_t n, uint64_t *quote, uint64_t *bslash)
 {
-    const char *p = r->raw, *end = r->raw + r->len;
-    const char *q = memchr(p, '"', r->len);
-    while (q) {
-        const char *next = memchr(q + 1, '"', (size_t)(end - q - 1));
-        if (!next) break;
-        size_t n = (size_t)(next - q - 1);
-        if (n <= PF_EXACT_MAXLEN && (s->elen[n / 64] >> (n % 64) & 1)) {
-            size_t h = (size_t)(pf_hash_bytes(q + 1, n) & (s->ecap - 1));
-            for (int gi; (gi = s->eslot[h]) >= 0; h = (h + 1) & (s->ecap - 1)) {
-                const kql_pflit *l = &s->lit[gi];
-                if (l->n - 2 == n && memcmp(l->s + 1, q + 1, n) == 0) {
-                    r->memo[gi] = 1;
-                    break;
-                }
-            }
-        }
-        q = next;
+    char pad[64];
+    if (n < 64) {
+        memset(pad, 0, sizeof pad);
+        memcpy(pad, s, n);
+        s = pad;
     }
+#if defined(__SSE2__)
+    uint64_t q = 0, b = 0;
+    for (unsigned k = 0; k < 64; k += 16) {
+        const __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + k));
+        q |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('"'))) << k;
+        b |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))) << k;
+    }
+    *quote = q;
+    *bslash = b;
+#else
+    uint64_t q = 0, b = 0;
+    for (unsigned k = 0; k < 64; k++) {
+        q |= (uint64_t)(s[k] == '"') << k;
+        b |= (uint64_t)(s[k] == '\\') << k;
+    }
+    *quote = q;
+    *bslash = b;
+#endif
+}
+
+static unsigned pf_ctz64(uint64_t x)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return (unsigned)__builtin_ctzll(x);
+#else
+    unsigned k = 0;
+    while (!(x & 1)) {
+        x >>= 1;
+        k++;
+    }
+    return k;
+#endif
+}
+
+/* One quoted segment w[0..m) of the record (quote to next quote): marks the
+ * exact literal equal to it found, and the queries it guards in may. */
+static void pf_segment(const kql_pfshare *s, kql_pfrec *r, const char *w, size_t m,
+                       unsigned char *may)
+{
+    size_t n = m - 2;
+    if (n > PF_EXACT_MAXLEN) return;
+    size_t bit = pf_bloom_bit(n, (unsigned char)w[1], (unsigned char)w[m - 2]);
+    if (!(s->bloom[bit / 64] >> (bit % 64) & 1)) return;
+    uint64_t hv = pf_seg_hash(w, m);
+    uint32_t tag = (uint32_t)(hv >> 32);
+    for (size_t h = (size_t)(hv & (s->ecap - 1));; h = (h + 1) & (s->ecap - 1)) {
+        const pf_eslot *e = &s->eslot[h];
+        if (e->gi < 0) return;
+        const kql_pflit *l = &s->lit[e->gi];
+        if (e->tag != tag || l->n != m || memcmp(l->s, w, m) != 0) continue;
+        if (r->memo[e->gi] == 1) return;
+        r->memo[e->gi] = 1;
+        if (may)
+            for (size_t t = s->toff[e->gi]; t < s->toff[e->gi + 1]; t++)
+                may[s->tq[t]] = 1;
+        return;
+    }
+}
+
+/* The exact-literal pass over r->raw (memo already from memo0): memo[i] = 1
+ * for each exact literal found, may[q] = 1 for each query it guards (may may
+ * be NULL), r->clean = no backslash in raw. */
+static void pf_exact_scan(const kql_pfshare *s, kql_pfrec *r, unsigned char *may)
+{
+    const char *raw = r->raw;
+    size_t len = r->len, prev = SIZE_MAX;
+    uint64_t anyb = 0;
+    for (size_t base = 0; base < len; base += 64) {
+        uint64_t quote, bslash;
+        pf_masks64(raw + base, len - base < 64 ? len - base : 64, &quote, &bslash);
+        anyb |= bslash;
+        while (quote) {
+            size_t at = base + pf_ctz64(quote);
+            quote &= quote - 1;
+            if (prev != SIZE_MAX) pf_segment(s, r, raw + prev, at - prev + 1, may);
+            prev = at;
+        }
+    }
+    r->clean = len && !anyb;
 }
 
 void kql_pfrec_reset(kql_pfrec *r, const kql_pfshare *s, const char *raw, size_t len)
@@ -2293,12 +2544,24 @@ void kql_pfrec_reset(kql_pfrec *r, const kql_pfshare *s, const char *raw, size_t
     if (!s->nlits) return;
     if (s->scan && s->nexact && raw) {
         memcpy(r->memo, s->memo0, s->nlits);
-        pf_exact_scan(s, r);
-        /* what a full search would have learnt: no backslash, no \u escape */
-        r->clean = len && !memchr(raw, '\\', len);
+        /* also learns what a full search would have: no backslash, no \u escape */
+        pf_exact_scan(s, r, NULL);
     } else {
         memset(r->memo, 0, s->nlits);
     }
+}
+
+/* The tree of query qi on the record (memo shared): 1 true, 0 false. */
+static int pf_tree_shared(const kql_pfshare *s, size_t qi, kql_pfrec *r)
+{
+    pf_eval ev;
+    ev.q = s->qs[qi];
+    ev.raw = r->raw;
+    ev.len = r->len;
+    ev.clean = 0;
+    ev.gmap = s->map[qi];
+    ev.rec = r;
+    return pf_eval_node(&ev, ev.q->pfroot);
 }
 
 int kql_prefilter_shared(const kql_pfshare *s, size_t qi, kql_pfrec *r)
@@ -2306,17 +2569,44 @@ int kql_prefilter_shared(const kql_pfshare *s, size_t qi, kql_pfrec *r)
     const kql_query *q = s->qs[qi];
     if (!q || q->pfroot < 0) return 1;
     if (!r->raw || r->len == 0) return 0;
-    pf_eval ev;
-    ev.q = q;
-    ev.raw = r->raw;
-    ev.len = r->len;
-    ev.clean = 0;
-    ev.gmap = s->map[qi];
-    ev.rec = r;
-    if (pf_eval_node(&ev, q->pfroot)) return 1;
+    if (pf_tree_shared(s, qi, r)) return 1;
     if (r->clean) return 0;
     if (!r->uescape) r->uescape = nt_has_unicode_escape(r->raw, r->len) ? 1 : 2;
     return r->uescape == 1;
+}
+
+int kql_prefilter_all(const kql_pfshare *s, kql_pfrec *r, const char *raw, size_t len,
+                      unsigned char *may)
+{
+    int any = 0;
+    if (!s->scan || !s->nexact || !raw || len == 0) {
+        kql_pfrec_reset(r, s, raw, len);
+        for (size_t qi = 0; qi < s->nq; qi++)
+            any |= may[qi] = (unsigned char)kql_prefilter_shared(s, qi, r);
+        return any;
+    }
+    r->raw = raw;
+    r->len = len;
+    r->uescape = 0;
+    memcpy(r->memo, s->memo0, s->nlits);
+    memset(may, 0, s->nq);
+    pf_exact_scan(s, r, may);
+    if (!r->clean) {
+        r->uescape = nt_has_unicode_escape(raw, len) ? 1 : 2;
+        if (r->uescape == 1) { /* a false tree's verdict is 1 too: every query may match */
+            memset(may, 1, s->nq);
+            return s->nq > 0;
+        }
+    }
+    for (size_t qi = 0; qi < s->nq; qi++) {
+        unsigned char k = s->qkind[qi];
+        unsigned char m = k == PFQ_PASS              ? 1
+                          : k == PFQ_WALK || may[qi] ? (unsigned char)pf_tree_shared(s, qi, r)
+                                                     : 0;
+        may[qi] = m;
+        any |= m;
+    }
+    return any;
 }
 
 static void put_bounded(char *buf, size_t cap, size_t *o, const char *s, size_t n)
