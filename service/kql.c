@@ -2137,19 +2137,23 @@ int kql_prefilter(const kql_query *q, const char *raw, size_t len)
  * bytes (a bit map), and hashes the rest in constant time (the first and last
  * 8 bytes and the length; equal hashes are confirmed with memcmp).
  *
- * Dispatch (kql_prefilter_all): a query's tree can only be true when one of
- * its guard literals is in the record. The guard is a set of exact literals
- * read off the tree: a leaf of exact literals is its own guard, an OR's is the
- * union of its children's (none if a child has none), an AND's is its child's
- * guard that the fewest other queries share (a provider every iam rule names
- * says less than an action). Each exact literal lists the queries it guards;
- * the pass marks them when it finds the literal, and only marked queries and
- * those without a guard walk their trees. The others cannot match: their
- * verdict is the one for a false tree (0, or 1 when a `\u` escape could hide
- * a literal). */
+ * Dispatch (kql_prefilter_all): a node of a query's tree can only be true
+ * when one of its guard literals is in the record. A guard is a set of exact
+ * literals read off the tree: a leaf of exact literals is its own guard, an
+ * OR's is the union of its children's (none if a child has none), an AND's is
+ * its child's guard that the fewest queries share (a provider every iam rule
+ * names says less than an action). A query has up to PF_MAX_GUARDS guards:
+ * those of the leaves and ORs its tree requires through ANDs (provider,
+ * action, identity type...), the cheapest kept. Each exact literal lists the
+ * (query, guard) pairs it belongs to; the pass sets that guard's bit in the
+ * query's byte of may when it finds the literal, and only queries with every
+ * guard bit set (and those without a guard) walk their trees. The others
+ * cannot match: their verdict is the one for a false tree (0, or 1 when a
+ * `\u` escape could hide a literal). */
 #define PF_EXACT_MAXLEN 255
 #define PF_SCAN_MIN 16      /* exact literals from which scan = 1 uses the pass */
 #define PF_BLOOM_BITS 8192u /* (length, first, last byte) filter of the pass */
+#define PF_MAX_GUARDS 8     /* guards per query: the bits of its byte of may */
 
 enum { PFQ_GUARDED, PFQ_WALK, PFQ_PASS }; /* kql_pfshare.qkind */
 
@@ -2173,8 +2177,9 @@ struct kql_pfshare {
     uint64_t bloom[PF_BLOOM_BITS / 64];
     /* dispatch (when the pass is used) */
     unsigned char *qkind; /* per query: PFQ_* */
-    size_t *toff;         /* nlits + 1: tq[toff[gi]..toff[gi+1]) are the queries gi guards */
-    int *tq;
+    unsigned char *qneed; /* per query: one bit per guard */
+    size_t *toff;         /* nlits + 1: tq[toff[gi]..toff[gi+1]) are the guards gi is in, */
+    int *tq;              /* each query << 3 | its guard's bit */
 };
 
 void kql_pfshare_free(kql_pfshare *s)
@@ -2189,6 +2194,7 @@ void kql_pfshare_free(kql_pfshare *s)
     free(s->memo0);
     free(s->eslot);
     free(s->qkind);
+    free(s->qneed);
     free(s->toff);
     free(s->tq);
     free(s);
@@ -2233,7 +2239,7 @@ static uint64_t pf_seg_hash(const char *w, size_t m)
  * starts with byte f and ends with byte l (both the closing quote when n = 0). */
 static size_t pf_bloom_bit(size_t n, unsigned char f, unsigned char l)
 {
-    uint32_t x = (uint32_t)n * 0x9E3779B1u ^ (uint32_t)f * 0x85EBCA77u ^ (uint32_t)l * 0xC2B2AE3Du;
+    uint32_t x = ((uint32_t)f | (uint32_t)l << 8 | (uint32_t)n << 16) * 0x9E3779B1u;
     return x >> 19; /* 13 bits: PF_BLOOM_BITS */
 }
 
@@ -2332,10 +2338,37 @@ static void pf_guard_each(const pf_guard_ctx *g, int node, void (*add)(void *, i
     if (pick >= 0) pf_guard_each(g, pick, add, ud);
 }
 
+/* Adds node to the query's guards sets[0..*n) when it has a guard, or the
+ * guards of the nodes it requires when it is an AND; beyond PF_MAX_GUARDS
+ * the cheapest are kept. */
+static void pf_guards(const pf_guard_ctx *g, int node, int *sets, size_t *cost, size_t *n)
+{
+    const kql_pfnode *nd = &g->q->pfnodes[node];
+    if (nd->op == PF_AND) {
+        for (int k = nd->kid; k >= 0; k = g->q->pfnodes[k].next)
+            pf_guards(g, k, sets, cost, n);
+        return;
+    }
+    size_t c = pf_guard_cost(g, node);
+    if (c == PF_NO_GUARD) return;
+    size_t at = *n;
+    if (at == PF_MAX_GUARDS) {
+        size_t worst = 0;
+        for (size_t i = 1; i < at; i++)
+            if (cost[i] > cost[worst]) worst = i;
+        if (c >= cost[worst]) return;
+        at = worst;
+    } else {
+        (*n)++;
+    }
+    sets[at] = node;
+    cost[at] = c;
+}
+
 typedef struct pf_trig_fill {
     kql_pfshare *s;
     size_t *next; /* per table literal: next free slot of its list */
-    int qi;
+    int entry;    /* query << 3 | guard bit */
 } pf_trig_fill;
 
 static void pf_trig_count(void *ud, int gi)
@@ -2347,7 +2380,7 @@ static void pf_trig_count(void *ud, int gi)
 static void pf_trig_add(void *ud, int gi)
 {
     pf_trig_fill *f = ud;
-    f->s->tq[f->next[gi]++] = f->qi;
+    f->s->tq[f->next[gi]++] = f->entry;
 }
 
 /* Fills qkind, toff and tq (needs memo0, the exact literals). */
@@ -2357,31 +2390,37 @@ static nt_status pf_dispatch_table(kql_pfshare *s)
     unsigned *uses = calloc(s->nlits ? s->nlits : 1, sizeof *uses);
     size_t *next = malloc((s->nlits ? s->nlits : 1) * sizeof *next);
     s->qkind = malloc(s->nq ? s->nq : 1);
+    s->qneed = calloc(s->nq ? s->nq : 1, 1);
     s->toff = calloc(s->nlits + 1, sizeof *s->toff);
-    if (!uses || !next || !s->qkind || !s->toff) goto done;
+    if (!uses || !next || !s->qkind || !s->qneed || !s->toff) goto done;
     for (size_t qi = 0; qi < s->nq; qi++)
         for (size_t li = 0; s->qs[qi] && li < s->qs[qi]->npflits; li++)
             uses[s->map[qi][li]]++;
     pf_trig_fill f = {s, next, 0};
-    for (size_t qi = 0; qi < s->nq; qi++) {
-        const kql_query *q = s->qs[qi];
-        s->qkind[qi] = PFQ_PASS;
-        if (!q || q->pfroot < 0) continue;
-        pf_guard_ctx g = {s, q, s->map[qi], uses};
-        s->qkind[qi] = pf_guard_cost(&g, q->pfroot) == PF_NO_GUARD ? PFQ_WALK : PFQ_GUARDED;
-        if (s->qkind[qi] == PFQ_GUARDED) pf_guard_each(&g, q->pfroot, pf_trig_count, &f);
-    }
-    for (size_t i = 0; i < s->nlits; i++) {
-        s->toff[i + 1] += s->toff[i];
-        next[i] = s->toff[i];
-    }
-    s->tq = malloc((s->toff[s->nlits] ? s->toff[s->nlits] : 1) * sizeof *s->tq);
-    if (!s->tq) goto done;
-    for (size_t qi = 0; qi < s->nq; qi++) {
-        if (s->qkind[qi] != PFQ_GUARDED) continue;
-        pf_guard_ctx g = {s, s->qs[qi], s->map[qi], uses};
-        f.qi = (int)qi;
-        pf_guard_each(&g, s->qs[qi]->pfroot, pf_trig_add, &f);
+    for (int pass = 0; pass < 2; pass++) { /* count the list entries, then fill them */
+        if (pass == 1) {
+            for (size_t i = 0; i < s->nlits; i++) {
+                s->toff[i + 1] += s->toff[i];
+                next[i] = s->toff[i];
+            }
+            s->tq = malloc((s->toff[s->nlits] ? s->toff[s->nlits] : 1) * sizeof *s->tq);
+            if (!s->tq) goto done;
+        }
+        for (size_t qi = 0; qi < s->nq; qi++) {
+            const kql_query *q = s->qs[qi];
+            s->qkind[qi] = PFQ_PASS;
+            if (!q || q->pfroot < 0) continue;
+            pf_guard_ctx g = {s, q, s->map[qi], uses};
+            int sets[PF_MAX_GUARDS];
+            size_t cost[PF_MAX_GUARDS], n = 0;
+            pf_guards(&g, q->pfroot, sets, cost, &n);
+            s->qkind[qi] = n ? PFQ_GUARDED : PFQ_WALK;
+            s->qneed[qi] = (unsigned char)((1u << n) - 1);
+            for (size_t j = 0; j < n; j++) {
+                f.entry = (int)(qi << 3 | j);
+                pf_guard_each(&g, sets[j], pass ? pf_trig_add : pf_trig_count, &f);
+            }
+        }
     }
     st = NT_OK;
 done:
@@ -2488,15 +2527,12 @@ static unsigned pf_ctz64(uint64_t x)
 #endif
 }
 
-/* One quoted segment w[0..m) of the record (quote to next quote): marks the
- * exact literal equal to it found, and the queries it guards in may. */
+/* A quoted segment w[0..m) of the record (quote to next quote) that passed
+ * the filter: marks the exact literal equal to it found, and its guards' bits
+ * in may (NULL: none). */
 static void pf_segment(const kql_pfshare *s, kql_pfrec *r, const char *w, size_t m,
                        unsigned char *may)
 {
-    size_t n = m - 2;
-    if (n > PF_EXACT_MAXLEN) return;
-    size_t bit = pf_bloom_bit(n, (unsigned char)w[1], (unsigned char)w[m - 2]);
-    if (!(s->bloom[bit / 64] >> (bit % 64) & 1)) return;
     uint64_t hv = pf_seg_hash(w, m);
     uint32_t tag = (uint32_t)(hv >> 32);
     for (size_t h = (size_t)(hv & (s->ecap - 1));; h = (h + 1) & (s->ecap - 1)) {
@@ -2508,14 +2544,14 @@ static void pf_segment(const kql_pfshare *s, kql_pfrec *r, const char *w, size_t
         r->memo[e->gi] = 1;
         if (may)
             for (size_t t = s->toff[e->gi]; t < s->toff[e->gi + 1]; t++)
-                may[s->tq[t]] = 1;
+                may[s->tq[t] >> 3] |= (unsigned char)(1u << (s->tq[t] & 7));
         return;
     }
 }
 
 /* The exact-literal pass over r->raw (memo already from memo0): memo[i] = 1
- * for each exact literal found, may[q] = 1 for each query it guards (may may
- * be NULL), r->clean = no backslash in raw. */
+ * for each exact literal found, its guards' bits in may (may may be NULL),
+ * r->clean = no backslash in raw. */
 static void pf_exact_scan(const kql_pfshare *s, kql_pfrec *r, unsigned char *may)
 {
     const char *raw = r->raw;
@@ -2526,10 +2562,14 @@ static void pf_exact_scan(const kql_pfshare *s, kql_pfrec *r, unsigned char *may
         pf_masks64(raw + base, len - base < 64 ? len - base : 64, &quote, &bslash);
         anyb |= bslash;
         while (quote) {
-            size_t at = base + pf_ctz64(quote);
+            size_t at = base + pf_ctz64(quote), from = prev;
             quote &= quote - 1;
-            if (prev != SIZE_MAX) pf_segment(s, r, raw + prev, at - prev + 1, may);
             prev = at;
+            if (from == SIZE_MAX || at - from - 1 > PF_EXACT_MAXLEN) continue;
+            size_t bit = pf_bloom_bit(at - from - 1, (unsigned char)raw[from + 1],
+                                      (unsigned char)raw[at - 1]);
+            if (s->bloom[bit / 64] >> (bit % 64) & 1)
+                pf_segment(s, r, raw + from, at - from + 1, may);
         }
     }
     r->clean = len && !anyb;
@@ -2600,9 +2640,10 @@ int kql_prefilter_all(const kql_pfshare *s, kql_pfrec *r, const char *raw, size_
     }
     for (size_t qi = 0; qi < s->nq; qi++) {
         unsigned char k = s->qkind[qi];
-        unsigned char m = k == PFQ_PASS              ? 1
-                          : k == PFQ_WALK || may[qi] ? (unsigned char)pf_tree_shared(s, qi, r)
-                                                     : 0;
+        unsigned char m = k == PFQ_PASS ? 1
+                          : k == PFQ_WALK || may[qi] == s->qneed[qi]
+                              ? (unsigned char)pf_tree_shared(s, qi, r)
+                              : 0;
         may[qi] = m;
         any |= m;
     }
