@@ -2604,6 +2604,13 @@ static int pf_tree_shared(const kql_pfshare *s, size_t qi, kql_pfrec *r)
     return pf_eval_node(&ev, ev.q->pfroot);
 }
 
+/* The dispatch's verdict for a query whose guards were all found: its tree
+ * (or 1 for a query without one). */
+static unsigned char pf_verdict_tree(const kql_pfshare *s, size_t qi, kql_pfrec *r)
+{
+    return s->qkind[qi] == PFQ_PASS ? 1 : (unsigned char)pf_tree_shared(s, qi, r);
+}
+
 int kql_prefilter_shared(const kql_pfshare *s, size_t qi, kql_pfrec *r)
 {
     const kql_query *q = s->qs[qi];
@@ -2638,14 +2645,24 @@ int kql_prefilter_all(const kql_pfshare *s, kql_pfrec *r, const char *raw, size_
             return s->nq > 0;
         }
     }
-    for (size_t qi = 0; qi < s->nq; qi++) {
-        unsigned char k = s->qkind[qi];
-        unsigned char m = k == PFQ_PASS ? 1
-                          : k == PFQ_WALK || may[qi] == s->qneed[qi]
-                              ? (unsigned char)pf_tree_shared(s, qi, r)
-                              : 0;
-        may[qi] = m;
-        any |= m;
+    /* may[qi] == qneed[qi]: every guard found, or none to find (qneed 0) */
+    size_t qi = 0;
+#if defined(__SSE2__)
+    for (; qi + 16 <= s->nq; qi += 16) {
+        const __m128i got = _mm_loadu_si128((const __m128i *)(const void *)(may + qi));
+        const __m128i need = _mm_loadu_si128((const __m128i *)(const void *)(s->qneed + qi));
+        uint64_t walk = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(got, need));
+        _mm_storeu_si128((__m128i *)(void *)(may + qi), _mm_setzero_si128());
+        while (walk) {
+            size_t q = qi + pf_ctz64(walk);
+            walk &= walk - 1;
+            any |= may[q] = pf_verdict_tree(s, q, r);
+        }
+    }
+#endif
+    for (; qi < s->nq; qi++) {
+        may[qi] = may[qi] == s->qneed[qi] ? pf_verdict_tree(s, qi, r) : 0;
+        any |= may[qi];
     }
     return any;
 }
