@@ -47,6 +47,11 @@
  * "organizations" ∨ "iam", so an iam GetRole record passed it; the tree drops
  * it. Conjuncts are ordered cheapest first and each literal is searched at
  * most once per record (a stack memo, so kql_prefilter never allocates).
+ * A rule pack shares its literals (kql_pfshare): one pass over the record's
+ * quoted segments answers every exact literal, and kql_prefilter_all walks
+ * only the trees whose guard literals that pass found (see above
+ * kql_pfshare), so the work per record follows what the record holds rather
+ * than the number of rules.
  */
 #include "kql.h"
 
