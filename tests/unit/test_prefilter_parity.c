@@ -146,9 +146,10 @@ static void check_verdicts(const char *text, size_t len, const char *what)
 static void check_parity(const char *text, const char *what)
 {
     check_verdicts(text, strlen(text), what);
-    /* every prefix too: literals cut at the end, a last quote with no partner */
+    /* prefixes of the files as they are: literals cut at the end, a last
+     * quote with no partner (the planted copies differ only in two values) */
     size_t n = strlen(text);
-    for (size_t cut = 1; cut < n && cut < 4096; cut += 389)
+    for (size_t cut = 1; strcmp(what, "as is") == 0 && cut < n && cut < 4096; cut += 389)
         check_verdicts(text, cut, what);
     char *a = candidates(text, 3), *b = candidates(text, 0), *d = candidates(text, 1);
     char *e = candidates(text, 2);
@@ -233,7 +234,7 @@ START_TEST(the_prefilter_never_changes_a_candidate)
     ck_assert_int_gt(alerts_compared, 1000);
     fprintf(stderr, "prefilter parity: %zu (rule, unit) verdicts equal four ways\n",
             verdicts_compared);
-    ck_assert_int_gt(verdicts_compared, 100000);
+    ck_assert_int_gt(verdicts_compared, 100000); /* 139 rules x 2,000+ units */
 }
 
 /* Hand-made records for the scan's edges: a literal in the first and the
