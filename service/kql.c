@@ -2560,7 +2560,9 @@ static void pf_segment(const kql_pfshare *s, kql_pfrec *r, const char *w, size_t
 static void pf_exact_scan(const kql_pfshare *s, kql_pfrec *r, unsigned char *may)
 {
     const char *raw = r->raw;
-    size_t len = r->len, prev = SIZE_MAX;
+    /* before the first quote, a "previous" one so far back that the first
+     * segment is over PF_EXACT_MAXLEN and skipped (no test per quote) */
+    size_t len = r->len, prev = (size_t)0 - (PF_EXACT_MAXLEN + 2);
     uint64_t anyb = 0;
     for (size_t base = 0; base < len; base += 64) {
         uint64_t quote, bslash;
@@ -2570,7 +2572,7 @@ static void pf_exact_scan(const kql_pfshare *s, kql_pfrec *r, unsigned char *may
             size_t at = base + pf_ctz64(quote), from = prev;
             quote &= quote - 1;
             prev = at;
-            if (from == SIZE_MAX || at - from - 1 > PF_EXACT_MAXLEN) continue;
+            if (at - from - 1 > PF_EXACT_MAXLEN) continue;
             size_t bit = pf_bloom_bit(at - from - 1, (unsigned char)raw[from + 1],
                                       (unsigned char)raw[at - 1]);
             if (s->bloom[bit / 64] >> (bit % 64) & 1)
