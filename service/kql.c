@@ -47,6 +47,11 @@
  * "organizations" ∨ "iam", so an iam GetRole record passed it; the tree drops
  * it. Conjuncts are ordered cheapest first and each literal is searched at
  * most once per record (a stack memo, so kql_prefilter never allocates).
+ * A rule pack shares its literals (kql_pfshare): one pass over the record's
+ * quoted segments answers every exact literal, and kql_prefilter_all walks
+ * only the trees whose guard literals that pass found (see above
+ * kql_pfshare), so the work per record follows what the record holds rather
+ * than the number of rules.
  */
 #include "kql.h"
 
@@ -61,6 +66,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* ------------------------------------------------------------------ arena */
 
@@ -2126,11 +2135,37 @@ int kql_prefilter(const kql_query *q, const char *raw, size_t len)
 
 /* Exact literals ("v" with both quotes) are answered by one pass per record
  * instead of one search each: `"v"` occurs in raw exactly when two adjacent
- * quotes of raw enclose v (v has no quote), so hashing the bytes between
- * every pair of adjacent quotes whose length some exact literal has, and
- * looking them up, gives the same answer as the searches. */
+ * quotes of raw enclose v (v has no quote), so looking up the bytes from
+ * every quote to the next one gives the same answer as the searches. The pass
+ * finds quotes and backslashes 64 bytes at a time (SSE2 where there is), skips
+ * a segment unless some exact literal has its length, first and last content
+ * bytes (a bit map), and hashes the rest in constant time (the first and last
+ * 8 bytes and the length; equal hashes are confirmed with memcmp).
+ *
+ * Dispatch (kql_prefilter_all): a node of a query's tree can only be true
+ * when one of its guard literals is in the record. A guard is a set of exact
+ * literals read off the tree: a leaf of exact literals is its own guard, an
+ * OR's is the union of its children's (none if a child has none), an AND's is
+ * its child's guard that the fewest queries share (a provider every iam rule
+ * names says less than an action). A query has up to PF_MAX_GUARDS guards:
+ * those of the leaves and ORs its tree requires through ANDs (provider,
+ * action, identity type...), the cheapest kept. Each exact literal lists the
+ * (query, guard) pairs it belongs to; the pass sets that guard's bit in the
+ * query's byte of may when it finds the literal, and only queries with every
+ * guard bit set (and those without a guard) walk their trees. The others
+ * cannot match: their verdict is the one for a false tree (0, or 1 when a
+ * `\u` escape could hide a literal). */
 #define PF_EXACT_MAXLEN 255
-#define PF_SCAN_MIN 16 /* exact literals from which scan = 1 uses the pass */
+#define PF_SCAN_MIN 16      /* exact literals from which scan = 1 uses the pass */
+#define PF_BLOOM_BITS 8192u /* (length, first, last byte) filter of the pass */
+#define PF_MAX_GUARDS 8     /* guards per query: the bits of its byte of may */
+
+enum { PFQ_GUARDED, PFQ_WALK, PFQ_PASS }; /* kql_pfshare.qkind */
+
+typedef struct pf_eslot {
+    uint32_t tag; /* high bits of the hash */
+    int gi;       /* table index, -1 = empty */
+} pf_eslot;
 
 struct kql_pfshare {
     const kql_query **qs; /* owned array; the queries are not */
@@ -2142,9 +2177,14 @@ struct kql_pfshare {
     int scan;
     unsigned char *memo0; /* memo template: 2 (absent) for exact literals, else 0 */
     size_t nexact;        /* exact literals */
-    int *eslot;           /* open addressing over their contents: table index or -1 */
+    pf_eslot *eslot;      /* open addressing over the quoted literals */
     size_t ecap;          /* power of two */
-    uint64_t elen[4];     /* bit L: some exact literal has content length L */
+    uint64_t bloom[PF_BLOOM_BITS / 64];
+    /* dispatch (when the pass is used) */
+    unsigned char *qkind; /* per query: PFQ_* */
+    unsigned char *qneed; /* per query: one bit per guard */
+    size_t *toff;         /* nlits + 1: tq[toff[gi]..toff[gi+1]) are the guards gi is in, */
+    int *tq;              /* each query << 3 | its guard's bit */
 };
 
 void kql_pfshare_free(kql_pfshare *s)
@@ -2158,6 +2198,10 @@ void kql_pfshare_free(kql_pfshare *s)
     free(s->lit);
     free(s->memo0);
     free(s->eslot);
+    free(s->qkind);
+    free(s->qneed);
+    free(s->toff);
+    free(s->tq);
     free(s);
 }
 
@@ -2174,6 +2218,36 @@ static uint64_t pf_hash(const kql_pflit *l)
     return pf_hash_bytes(l->s, l->n);
 }
 
+/* Hash of a quoted segment w[0..m) (m >= 2, w[0] and w[m-1] quotes): its
+ * first and last 8 bytes (fewer when shorter) and its length. */
+static uint64_t pf_seg_hash(const char *w, size_t m)
+{
+    uint64_t a, b;
+    if (m >= 8) {
+        memcpy(&a, w, 8);
+        memcpy(&b, w + m - 8, 8);
+    } else if (m >= 4) {
+        uint32_t x, y;
+        memcpy(&x, w, 4);
+        memcpy(&y, w + m - 4, 4);
+        a = x;
+        b = y;
+    } else {
+        a = (unsigned char)w[1];
+        b = (unsigned char)w[m - 2];
+    }
+    uint64_t h = a * 0x9E3779B97F4A7C15ULL ^ (b + m) * 0xC2B2AE3D27D4EB4FULL;
+    return h ^ h >> 29;
+}
+
+/* Bit of the pass's filter for a segment of content length n whose content
+ * starts with byte f and ends with byte l (both the closing quote when n = 0). */
+static size_t pf_bloom_bit(size_t n, unsigned char f, unsigned char l)
+{
+    uint32_t x = ((uint32_t)f | (uint32_t)l << 8 | (uint32_t)n << 16) * 0x9E3779B1u;
+    return x >> 19; /* 13 bits: PF_BLOOM_BITS */
+}
+
 static int pf_exact(const kql_pflit *l)
 {
     return l->n >= 2 && l->n - 2 <= PF_EXACT_MAXLEN && l->s[0] == '"' && l->s[l->n - 1] == '"' &&
@@ -2187,24 +2261,177 @@ static nt_status pf_exact_table(kql_pfshare *s)
     for (size_t i = 0; i < s->nlits; i++)
         if (pf_exact(&s->lit[i])) s->nexact++;
     s->ecap = 16;
-    while (s->ecap < s->nexact * 2)
+    while (s->ecap < s->nexact * 4)
         s->ecap *= 2;
     s->eslot = malloc(s->ecap * sizeof *s->eslot);
     if (!s->eslot) return NT_ERR_NOMEM;
     for (size_t i = 0; i < s->ecap; i++)
-        s->eslot[i] = -1;
+        s->eslot[i].gi = -1;
     for (size_t i = 0; i < s->nlits; i++) {
         const kql_pflit *l = &s->lit[i];
         if (!pf_exact(l)) continue;
-        size_t n = l->n - 2;
-        size_t h = (size_t)(pf_hash_bytes(l->s + 1, n) & (s->ecap - 1));
-        while (s->eslot[h] >= 0)
+        uint64_t hv = pf_seg_hash(l->s, l->n);
+        size_t h = (size_t)(hv & (s->ecap - 1));
+        while (s->eslot[h].gi >= 0)
             h = (h + 1) & (s->ecap - 1); /* distinct: no equal key */
-        s->eslot[h] = (int)i;
+        s->eslot[h].gi = (int)i;
+        s->eslot[h].tag = (uint32_t)(hv >> 32);
         s->memo0[i] = 2;
-        s->elen[n / 64] |= 1ULL << (n % 64);
+        size_t bit = pf_bloom_bit(l->n - 2, (unsigned char)l->s[1], (unsigned char)l->s[l->n - 2]);
+        s->bloom[bit / 64] |= 1ULL << (bit % 64);
     }
     return NT_OK;
+}
+
+/* ---- dispatch: each query's guard literals ---- */
+
+#define PF_NO_GUARD SIZE_MAX
+
+typedef struct pf_guard_ctx {
+    const kql_pfshare *s;
+    const kql_query *q;
+    const int *map;       /* the query's literal -> table literal */
+    const unsigned *uses; /* per table literal: queries using it */
+} pf_guard_ctx;
+
+/* How many query uses the guard of node sums to (PF_NO_GUARD: none). */
+static size_t pf_guard_cost(const pf_guard_ctx *g, int node)
+{
+    const kql_pfnode *n = &g->q->pfnodes[node];
+    if (n->op == PF_LITS) {
+        size_t c = 0;
+        for (size_t i = 0; i < n->nlit; i++) {
+            int gi = g->map[n->lit[i]];
+            if (g->s->memo0[gi] != 2) return PF_NO_GUARD; /* not exact */
+            c += g->uses[gi];
+        }
+        return c;
+    }
+    size_t best = n->op == PF_AND ? PF_NO_GUARD : 0;
+    for (int k = n->kid; k >= 0; k = g->q->pfnodes[k].next) {
+        size_t c = pf_guard_cost(g, k);
+        if (n->op == PF_AND) {
+            if (c < best) best = c;
+        } else {
+            if (c == PF_NO_GUARD) return PF_NO_GUARD;
+            best += c;
+        }
+    }
+    return best;
+}
+
+/* Calls add(ud, table literal) for every literal of node's guard (which
+ * pf_guard_cost found to exist). */
+static void pf_guard_each(const pf_guard_ctx *g, int node, void (*add)(void *, int), void *ud)
+{
+    const kql_pfnode *n = &g->q->pfnodes[node];
+    if (n->op == PF_LITS) {
+        for (size_t i = 0; i < n->nlit; i++)
+            add(ud, g->map[n->lit[i]]);
+        return;
+    }
+    int pick = -1;
+    size_t best = PF_NO_GUARD;
+    for (int k = n->kid; k >= 0; k = g->q->pfnodes[k].next) {
+        if (n->op == PF_OR) {
+            pf_guard_each(g, k, add, ud);
+            continue;
+        }
+        size_t c = pf_guard_cost(g, k);
+        if (c < best) best = c, pick = k;
+    }
+    if (pick >= 0) pf_guard_each(g, pick, add, ud);
+}
+
+/* Adds node to the query's guards sets[0..*n) when it has a guard, or the
+ * guards of the nodes it requires when it is an AND; beyond PF_MAX_GUARDS
+ * the cheapest are kept. */
+static void pf_guards(const pf_guard_ctx *g, int node, int *sets, size_t *cost, size_t *n)
+{
+    const kql_pfnode *nd = &g->q->pfnodes[node];
+    if (nd->op == PF_AND) {
+        for (int k = nd->kid; k >= 0; k = g->q->pfnodes[k].next)
+            pf_guards(g, k, sets, cost, n);
+        return;
+    }
+    size_t c = pf_guard_cost(g, node);
+    if (c == PF_NO_GUARD) return;
+    size_t at = *n;
+    if (at == PF_MAX_GUARDS) {
+        size_t worst = 0;
+        for (size_t i = 1; i < at; i++)
+            if (cost[i] > cost[worst]) worst = i;
+        if (c >= cost[worst]) return;
+        at = worst;
+    } else {
+        (*n)++;
+    }
+    sets[at] = node;
+    cost[at] = c;
+}
+
+typedef struct pf_trig_fill {
+    kql_pfshare *s;
+    size_t *next; /* per table literal: next free slot of its list */
+    int entry;    /* query << 3 | guard bit */
+} pf_trig_fill;
+
+static void pf_trig_count(void *ud, int gi)
+{
+    pf_trig_fill *f = ud;
+    f->s->toff[gi + 1]++;
+}
+
+static void pf_trig_add(void *ud, int gi)
+{
+    pf_trig_fill *f = ud;
+    f->s->tq[f->next[gi]++] = f->entry;
+}
+
+/* Fills qkind, toff and tq (needs memo0, the exact literals). */
+static nt_status pf_dispatch_table(kql_pfshare *s)
+{
+    nt_status st = NT_ERR_NOMEM;
+    unsigned *uses = calloc(s->nlits ? s->nlits : 1, sizeof *uses);
+    size_t *next = malloc((s->nlits ? s->nlits : 1) * sizeof *next);
+    s->qkind = malloc(s->nq ? s->nq : 1);
+    s->qneed = calloc(s->nq ? s->nq : 1, 1);
+    s->toff = calloc(s->nlits + 1, sizeof *s->toff);
+    if (!uses || !next || !s->qkind || !s->qneed || !s->toff) goto done;
+    for (size_t qi = 0; qi < s->nq; qi++)
+        for (size_t li = 0; s->qs[qi] && li < s->qs[qi]->npflits; li++)
+            uses[s->map[qi][li]]++;
+    pf_trig_fill f = {s, next, 0};
+    for (int pass = 0; pass < 2; pass++) { /* count the list entries, then fill them */
+        if (pass == 1) {
+            for (size_t i = 0; i < s->nlits; i++) {
+                s->toff[i + 1] += s->toff[i];
+                next[i] = s->toff[i];
+            }
+            s->tq = malloc((s->toff[s->nlits] ? s->toff[s->nlits] : 1) * sizeof *s->tq);
+            if (!s->tq) goto done;
+        }
+        for (size_t qi = 0; qi < s->nq; qi++) {
+            const kql_query *q = s->qs[qi];
+            s->qkind[qi] = PFQ_PASS;
+            if (!q || q->pfroot < 0) continue;
+            pf_guard_ctx g = {s, q, s->map[qi], uses};
+            int sets[PF_MAX_GUARDS];
+            size_t cost[PF_MAX_GUARDS], n = 0;
+            pf_guards(&g, q->pfroot, sets, cost, &n);
+            s->qkind[qi] = n ? PFQ_GUARDED : PFQ_WALK;
+            s->qneed[qi] = (unsigned char)((1u << n) - 1);
+            for (size_t j = 0; j < n; j++) {
+                f.entry = (int)(qi << 3 | j);
+                pf_guard_each(&g, sets[j], pass ? pf_trig_add : pf_trig_count, &f);
+            }
+        }
+    }
+    st = NT_OK;
+done:
+    free(uses);
+    free(next);
+    return st;
 }
 
 kql_pfshare *kql_pfshare_new(const kql_query *const *qs, size_t n, int scan)
@@ -2248,6 +2475,7 @@ kql_pfshare *kql_pfshare_new(const kql_query *const *qs, size_t n, int scan)
     /* A few literals are cheaper searched (a search stops at its first hit,
      * and a conjunction at its first miss) than one full pass. */
     s->scan = scan >= 2 || (scan == 1 && s->nexact >= PF_SCAN_MIN);
+    if (s->scan && pf_dispatch_table(s) != NT_OK) goto fail;
     free(slot);
     return s;
 fail:
@@ -2261,27 +2489,97 @@ size_t kql_pfshare_nlits(const kql_pfshare *s)
     return s ? s->nlits : 0;
 }
 
-/* The exact-literal pass: memo[i] = 1 for each exact literal found. */
-static void pf_exact_scan(const kql_pfshare *s, kql_pfrec *r)
+/* Bit k of *quote / *bslash: s[k] is a quote / a backslash, for k < n (n <= 64). */
+static void pf_masks64(const char *s, size_t n, uint64_t *quote, uint64_t *bslash)
 {
-    const char *p = r->raw, *end = r->raw + r->len;
-    const char *q = memchr(p, '"', r->len);
-    while (q) {
-        const char *next = memchr(q + 1, '"', (size_t)(end - q - 1));
-        if (!next) break;
-        size_t n = (size_t)(next - q - 1);
-        if (n <= PF_EXACT_MAXLEN && (s->elen[n / 64] >> (n % 64) & 1)) {
-            size_t h = (size_t)(pf_hash_bytes(q + 1, n) & (s->ecap - 1));
-            for (int gi; (gi = s->eslot[h]) >= 0; h = (h + 1) & (s->ecap - 1)) {
-                const kql_pflit *l = &s->lit[gi];
-                if (l->n - 2 == n && memcmp(l->s + 1, q + 1, n) == 0) {
-                    r->memo[gi] = 1;
-                    break;
-                }
-            }
-        }
-        q = next;
+    char pad[64];
+    if (n < 64) {
+        memset(pad, 0, sizeof pad);
+        memcpy(pad, s, n);
+        s = pad;
     }
+#if defined(__SSE2__)
+    uint64_t q = 0, b = 0;
+    for (unsigned k = 0; k < 64; k += 16) {
+        const __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + k));
+        q |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('"'))) << k;
+        b |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))) << k;
+    }
+    *quote = q;
+    *bslash = b;
+#else
+    uint64_t q = 0, b = 0;
+    for (unsigned k = 0; k < 64; k++) {
+        q |= (uint64_t)(s[k] == '"') << k;
+        b |= (uint64_t)(s[k] == '\\') << k;
+    }
+    *quote = q;
+    *bslash = b;
+#endif
+}
+
+static unsigned pf_ctz64(uint64_t x)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return (unsigned)__builtin_ctzll(x);
+#else
+    unsigned k = 0;
+    while (!(x & 1)) {
+        x >>= 1;
+        k++;
+    }
+    return k;
+#endif
+}
+
+/* A quoted segment w[0..m) of the record (quote to next quote) that passed
+ * the filter: marks the exact literal equal to it found, and its guards' bits
+ * in may (NULL: none). */
+static void pf_segment(const kql_pfshare *s, kql_pfrec *r, const char *w, size_t m,
+                       unsigned char *may)
+{
+    uint64_t hv = pf_seg_hash(w, m);
+    uint32_t tag = (uint32_t)(hv >> 32);
+    for (size_t h = (size_t)(hv & (s->ecap - 1));; h = (h + 1) & (s->ecap - 1)) {
+        const pf_eslot *e = &s->eslot[h];
+        if (e->gi < 0) return;
+        const kql_pflit *l = &s->lit[e->gi];
+        if (e->tag != tag || l->n != m || memcmp(l->s, w, m) != 0) continue;
+        if (r->memo[e->gi] == 1) return;
+        r->memo[e->gi] = 1;
+        if (may)
+            for (size_t t = s->toff[e->gi]; t < s->toff[e->gi + 1]; t++)
+                may[s->tq[t] >> 3] |= (unsigned char)(1u << (s->tq[t] & 7));
+        return;
+    }
+}
+
+/* The exact-literal pass over r->raw (memo already from memo0): memo[i] = 1
+ * for each exact literal found, its guards' bits in may (may may be NULL),
+ * r->clean = no backslash in raw. */
+static void pf_exact_scan(const kql_pfshare *s, kql_pfrec *r, unsigned char *may)
+{
+    const char *raw = r->raw;
+    /* before the first quote, a "previous" one so far back that the first
+     * segment is over PF_EXACT_MAXLEN and skipped (no test per quote) */
+    size_t len = r->len, prev = (size_t)0 - (PF_EXACT_MAXLEN + 2);
+    uint64_t anyb = 0;
+    for (size_t base = 0; base < len; base += 64) {
+        uint64_t quote, bslash;
+        pf_masks64(raw + base, len - base < 64 ? len - base : 64, &quote, &bslash);
+        anyb |= bslash;
+        while (quote) {
+            size_t at = base + pf_ctz64(quote), from = prev;
+            quote &= quote - 1;
+            prev = at;
+            if (at - from - 1 > PF_EXACT_MAXLEN) continue;
+            size_t bit = pf_bloom_bit(at - from - 1, (unsigned char)raw[from + 1],
+                                      (unsigned char)raw[at - 1]);
+            if (s->bloom[bit / 64] >> (bit % 64) & 1)
+                pf_segment(s, r, raw + from, at - from + 1, may);
+        }
+    }
+    r->clean = len && !anyb;
 }
 
 void kql_pfrec_reset(kql_pfrec *r, const kql_pfshare *s, const char *raw, size_t len)
@@ -2293,12 +2591,31 @@ void kql_pfrec_reset(kql_pfrec *r, const kql_pfshare *s, const char *raw, size_t
     if (!s->nlits) return;
     if (s->scan && s->nexact && raw) {
         memcpy(r->memo, s->memo0, s->nlits);
-        pf_exact_scan(s, r);
-        /* what a full search would have learnt: no backslash, no \u escape */
-        r->clean = len && !memchr(raw, '\\', len);
+        /* also learns what a full search would have: no backslash, no \u escape */
+        pf_exact_scan(s, r, NULL);
     } else {
         memset(r->memo, 0, s->nlits);
     }
+}
+
+/* The tree of query qi on the record (memo shared): 1 true, 0 false. */
+static int pf_tree_shared(const kql_pfshare *s, size_t qi, kql_pfrec *r)
+{
+    pf_eval ev;
+    ev.q = s->qs[qi];
+    ev.raw = r->raw;
+    ev.len = r->len;
+    ev.clean = 0;
+    ev.gmap = s->map[qi];
+    ev.rec = r;
+    return pf_eval_node(&ev, ev.q->pfroot);
+}
+
+/* The dispatch's verdict for a query whose guards were all found: its tree
+ * (or 1 for a query without one). */
+static unsigned char pf_verdict_tree(const kql_pfshare *s, size_t qi, kql_pfrec *r)
+{
+    return s->qkind[qi] == PFQ_PASS ? 1 : (unsigned char)pf_tree_shared(s, qi, r);
 }
 
 int kql_prefilter_shared(const kql_pfshare *s, size_t qi, kql_pfrec *r)
@@ -2306,17 +2623,55 @@ int kql_prefilter_shared(const kql_pfshare *s, size_t qi, kql_pfrec *r)
     const kql_query *q = s->qs[qi];
     if (!q || q->pfroot < 0) return 1;
     if (!r->raw || r->len == 0) return 0;
-    pf_eval ev;
-    ev.q = q;
-    ev.raw = r->raw;
-    ev.len = r->len;
-    ev.clean = 0;
-    ev.gmap = s->map[qi];
-    ev.rec = r;
-    if (pf_eval_node(&ev, q->pfroot)) return 1;
+    if (pf_tree_shared(s, qi, r)) return 1;
     if (r->clean) return 0;
     if (!r->uescape) r->uescape = nt_has_unicode_escape(r->raw, r->len) ? 1 : 2;
     return r->uescape == 1;
+}
+
+int kql_prefilter_all(const kql_pfshare *s, kql_pfrec *r, const char *raw, size_t len,
+                      unsigned char *may)
+{
+    int any = 0;
+    if (!s->scan || !s->nexact || !raw || len == 0) {
+        kql_pfrec_reset(r, s, raw, len);
+        for (size_t qi = 0; qi < s->nq; qi++)
+            any |= may[qi] = (unsigned char)kql_prefilter_shared(s, qi, r);
+        return any;
+    }
+    r->raw = raw;
+    r->len = len;
+    r->uescape = 0;
+    memcpy(r->memo, s->memo0, s->nlits);
+    memset(may, 0, s->nq);
+    pf_exact_scan(s, r, may);
+    if (!r->clean) {
+        r->uescape = nt_has_unicode_escape(raw, len) ? 1 : 2;
+        if (r->uescape == 1) { /* a false tree's verdict is 1 too: every query may match */
+            memset(may, 1, s->nq);
+            return s->nq > 0;
+        }
+    }
+    /* may[qi] == qneed[qi]: every guard found, or none to find (qneed 0) */
+    size_t qi = 0;
+#if defined(__SSE2__)
+    for (; qi + 16 <= s->nq; qi += 16) {
+        const __m128i got = _mm_loadu_si128((const __m128i *)(const void *)(may + qi));
+        const __m128i need = _mm_loadu_si128((const __m128i *)(const void *)(s->qneed + qi));
+        uint64_t walk = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(got, need));
+        _mm_storeu_si128((__m128i *)(void *)(may + qi), _mm_setzero_si128());
+        while (walk) {
+            size_t q = qi + pf_ctz64(walk);
+            walk &= walk - 1;
+            any |= may[q] = pf_verdict_tree(s, q, r);
+        }
+    }
+#endif
+    for (; qi < s->nq; qi++) {
+        may[qi] = may[qi] == s->qneed[qi] ? pf_verdict_tree(s, qi, r) : 0;
+        any |= may[qi];
+    }
+    return any;
 }
 
 static void put_bounded(char *buf, size_t cap, size_t *o, const char *s, size_t n)

@@ -117,6 +117,16 @@ void kql_pfrec_reset(kql_pfrec *r, const kql_pfshare *s, const char *raw, size_t
  * with every literal searched at most once per record across all queries. */
 int kql_prefilter_shared(const kql_pfshare *s, size_t qi, kql_pfrec *r);
 
+/* Every query's verdict on one record at once: resets r for raw[0..len)
+ * and sets may[qi] = kql_prefilter_shared(s, qi, r) for each of the
+ * table's queries (may has one byte per query, owned by the caller);
+ * returns 1 when any may match. With the exact-literal pass (scan) it walks
+ * only the trees of queries whose guard literals the pass found (see
+ * kql.c), so the cost follows what the record contains, not the number of
+ * queries. */
+int kql_prefilter_all(const kql_pfshare *s, kql_pfrec *r, const char *raw, size_t len,
+                      unsigned char *may);
+
 /* Writes the prefilter clauses as text, e.g.
  *   "aws.cloudtrail" AND ("ListRoots" OR "ListAccounts")
  * into buf (always NUL-terminated when cap > 0, truncated to fit) and returns

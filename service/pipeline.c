@@ -287,6 +287,7 @@ static int any_rule_may_match(pipe_run *p, const char *text, size_t len)
     if (!p->may && p->rs->n) p->may = malloc(p->rs->n);
     kql_pfshare *share = shared_literals(p);
     kql_pfrec rec = {.memo = p->pfmemo};
+    if (share && p->may) return kql_prefilter_all(share, &rec, text, len, p->may);
     if (share) kql_pfrec_reset(&rec, share, text, len);
     int any = 0;
     for (size_t i = 0; i < p->rs->n; i++) {

@@ -763,6 +763,34 @@ static void b64_against_reference(const char *b64, size_t len)
     free(b);
 }
 
+/* Every rule's prefilter verdict on a unit, each rule's own against the
+ * shared table's one call (kql_prefilter_all with the exact-literal pass
+ * forced on, so its dispatch runs whatever the number of literals). */
+static void prefilter_verdicts(const fuzz_env *env, const char *text, size_t len)
+{
+    size_t n = env->rs->n;
+    const kql_query **qs = calloc(n + 1, sizeof *qs);
+    FUZZ_CHECK(qs != NULL, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        qs[i] = env->rs->rules[i]->query;
+    kql_pfshare *share = kql_pfshare_new(qs, n, 2);
+    FUZZ_CHECK(share != NULL, "kql_pfshare_new failed");
+    unsigned char *memo = malloc(kql_pfshare_nlits(share) + 1), *may = malloc(n + 1);
+    FUZZ_CHECK(memo != NULL && may != NULL, "out of memory");
+    kql_pfrec rec = {.memo = memo};
+    int any = kql_prefilter_all(share, &rec, text, len, may), own_any = 0;
+    for (size_t i = 0; i < n; i++) {
+        int own = kql_prefilter(qs[i], text, len);
+        FUZZ_CHECK(may[i] == own, "rule %zu: prefilter %d alone, %d dispatched", i, own, may[i]);
+        own_any |= own;
+    }
+    FUZZ_CHECK(any == own_any, "kql_prefilter_all said %d, the rules %d", any, own_any);
+    free(memo);
+    free(may);
+    kql_pfshare_free(share);
+    free(qs);
+}
+
 static void record_b64(const fuzz_env *env, const char *b64, size_t len)
 {
     b64_against_reference(b64, len);
@@ -816,6 +844,7 @@ void fuzz_record(const fuzz_env *env, const uint8_t *data, size_t size)
         rec_walk w = {0};
         split_unit((const char *)data, size, &w);
         pipeline_twice(env, NULL, 0, (const char *)data, size);
+        prefilter_verdicts(env, (const char *)data, size);
         break;
     }
     default: {

@@ -15,8 +15,13 @@
  * without parsing. Every unit also goes in as the base64 "data" of a Firehose
  * record (the AVX2 decoder and the prefilter on the decoded bytes): the same
  * candidates.
+ * Below the candidates, every (rule, unit) verdict is compared too: each
+ * rule's own kql_prefilter against the shared table (searched, and with the
+ * one-pass scan) rule by rule, and against kql_prefilter_all, which walks
+ * only the rules whose guard literals the scan found.
  */
 #include "base64.h"
+#include "kql.h"
 #include "pipeline.h"
 #include "rule.h"
 #include "testutil.h"
@@ -27,6 +32,9 @@
 #include <string.h>
 
 static nt_ruleset *rules;
+static kql_pfshare *share_search, *share_scan; /* the pack's literals: searched; one pass */
+static unsigned char *memo, *may;
+static size_t verdicts_compared;
 
 typedef struct corpus {
     char **texts;
@@ -102,8 +110,47 @@ static char *candidates(const char *text, int prefilter)
 
 static size_t compared, with_candidates;
 
+/* Every rule's prefilter verdict on text, four ways: the same. */
+static void check_verdicts(const char *text, size_t len, const char *what)
+{
+    kql_pfrec a = {.memo = memo}, b = {.memo = memo};
+    unsigned char own[1024] = {0};
+    ck_assert_uint_le(rules->n, sizeof own);
+    for (size_t i = 0; i < rules->n; i++)
+        own[i] = (unsigned char)kql_prefilter(rules->rules[i]->query, text, len);
+    kql_pfrec_reset(&a, share_search, text, len);
+    for (size_t i = 0; i < rules->n; i++)
+        ck_assert_msg(kql_prefilter_shared(share_search, i, &a) == own[i],
+                      "%s: rule %s: shared literals (searched) %d, own %d", what,
+                      rules->rules[i]->rule_id, !own[i], own[i]);
+    kql_pfrec_reset(&b, share_scan, text, len);
+    for (size_t i = 0; i < rules->n; i++)
+        ck_assert_msg(kql_prefilter_shared(share_scan, i, &b) == own[i],
+                      "%s: rule %s: shared literals (scan) %d, own %d", what,
+                      rules->rules[i]->rule_id, !own[i], own[i]);
+    int any = 0;
+    for (size_t i = 0; i < rules->n; i++)
+        any |= own[i];
+    kql_pfrec c = {.memo = memo};
+    ck_assert_int_eq(kql_prefilter_all(share_scan, &c, text, len, may), any);
+    for (size_t i = 0; i < rules->n; i++)
+        ck_assert_msg(may[i] == own[i], "%s: rule %s: dispatched %d, own %d", what,
+                      rules->rules[i]->rule_id, may[i], own[i]);
+    ck_assert_int_eq(kql_prefilter_all(share_search, &c, text, len, may), any);
+    for (size_t i = 0; i < rules->n; i++)
+        ck_assert_msg(may[i] == own[i], "%s: rule %s: all (searched) %d, own %d", what,
+                      rules->rules[i]->rule_id, may[i], own[i]);
+    verdicts_compared += rules->n;
+}
+
 static void check_parity(const char *text, const char *what)
 {
+    check_verdicts(text, strlen(text), what);
+    /* prefixes of the files as they are: literals cut at the end, a last
+     * quote with no partner (the planted copies differ only in two values) */
+    size_t n = strlen(text);
+    for (size_t cut = 1; strcmp(what, "as is") == 0 && cut < n && cut < 4096; cut += 389)
+        check_verdicts(text, cut, what);
     char *a = candidates(text, 3), *b = candidates(text, 0), *d = candidates(text, 1);
     char *e = candidates(text, 2);
     ck_assert_msg(strcmp(e, b) == 0, "%s: with shared literals, no scan:\n%s\nwithout:\n%s", what,
@@ -185,11 +232,44 @@ START_TEST(the_prefilter_never_changes_a_candidate)
     ck_assert_int_gt(with_candidates, 400);
     fprintf(stderr, "prefilter parity: %zu alert texts equal to json_dumps's\n", alerts_compared);
     ck_assert_int_gt(alerts_compared, 1000);
+    fprintf(stderr, "prefilter parity: %zu (rule, unit) verdicts equal four ways\n",
+            verdicts_compared);
+    ck_assert_int_gt(verdicts_compared, 100000); /* 139 rules x 2,000+ units */
 }
+
+/* Hand-made records for the scan's edges: a literal in the first and the
+ * last quoted segment, an escaped quote inside a value, a \u escape, an
+ * empty value, a rule's provider without its action and the reverse. */
+START_TEST(the_dispatch_gives_each_rule_its_own_verdict_on_edges)
+{
+    static const char *const texts[] = {
+        "\"cloudtrail.amazonaws.com\" \"CreateTrail\"",
+        "{\"eventSource\":\"cloudtrail.amazonaws.com\",\"eventName\":\"CreateTrail\"}",
+        "{\"eventSource\":\"cloudtrail.amazonaws.com\",\"eventName\":\"Create\\\"Trail\"}",
+        "{\"eventSource\":\"cloudtrail.amazonaws.com\",\"eventName\":\"\\u0043reateTrail\"}",
+        "{\"eventSource\":\"cloudtrail.amazonaws.com\",\"eventName\":\"\",\"x\":\"\"}",
+        "{\"eventSource\":\"iam.amazonaws.com\",\"eventName\":\"GetRole\"}",
+        "{\"eventSource\":\"s3.amazonaws.com\",\"eventName\":\"ListAccounts\"}",
+        "{\"t\":\"AssumedRole\",\"k\":\"AKIAEX\",\"s\":\"iam.amazonaws.com\",\"n\":\"CreateUser\"}",
+        "\"\"\"\"\"",
+        "\"",
+        "x",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        size_t n = strlen(texts[i]);
+        for (size_t cut = 0; cut <= n; cut++)
+            check_verdicts(texts[i], cut, texts[i]);
+    }
+}
+END_TEST
 END_TEST
 
 static void prefilter_parity_teardown(void)
 {
+    kql_pfshare_free(share_search);
+    kql_pfshare_free(share_scan);
+    free(memo);
+    free(may);
     ruleset_free(rules);
 }
 
@@ -200,10 +280,23 @@ static Suite *prefilter_parity_suite(void)
         fprintf(stderr, "setup: %s\n", err.msg);
         return NULL;
     }
+    const kql_query **qs = calloc(rules->n, sizeof *qs);
+    for (size_t i = 0; qs && i < rules->n; i++)
+        qs[i] = rules->rules[i]->query;
+    share_search = qs ? kql_pfshare_new(qs, rules->n, 0) : NULL;
+    share_scan = qs ? kql_pfshare_new(qs, rules->n, 2) : NULL;
+    free(qs);
+    memo = malloc(kql_pfshare_nlits(share_scan) + 1);
+    may = malloc(rules->n + 1);
+    if (!share_search || !share_scan || !memo || !may) {
+        fprintf(stderr, "setup: out of memory\n");
+        return NULL;
+    }
     Suite *s = suite_create("prefilter_parity");
     TCase *tc = tcase_create("corpus");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, the_prefilter_never_changes_a_candidate);
+    tcase_add_test(tc, the_dispatch_gives_each_rule_its_own_verdict_on_edges);
     suite_add_tcase(s, tc);
     return s;
 }
