@@ -198,7 +198,8 @@ void engine_evaluate(const nt_ruleset *rs, const exc_set *exc, ct_event *ev, nt_
     nt_field_source src = ct_schema_source(rs->schema);
     st->events++;
     for (size_t i = 0; i < rs->n; i++)
-        if (!only || only[i]) evaluate_rule(rs->rules[i], &src, exc, ev, now, fn, ud, st);
+        if ((!only || only[i]) && !rs->rules[i]->inert)
+            evaluate_rule(rs->rules[i], &src, exc, ev, now, fn, ud, st);
 }
 
 typedef struct again_ctx {

@@ -282,12 +282,38 @@ static kql_pfshare *shared_literals(pipe_run *p)
 /* Runs every rule's prefilter once on the unit: p->may[i] = rule i may
  * match. Returns 1 when any may; without memory for p->may, 1 (parse). With
  * the shared table a literal several rules use is searched once. */
+/* Inert rules (nt_rule.inert) never produce a candidate: a record only they
+ * might match is not worth parsing. Clears them from p->may; returns whether
+ * any rule is left. */
+static int drop_inert(pipe_run *p, int any)
+{
+    int changed = 0;
+    for (size_t i = 0; any && i < p->rs->n; i++) {
+        if (p->may[i] && p->rs->rules[i]->inert) {
+            p->may[i] = 0;
+            changed = 1;
+        }
+    }
+    if (!changed) return any;
+    for (size_t i = 0; i < p->rs->n; i++)
+        if (p->may[i]) return 1;
+    return 0;
+}
+
 static int any_rule_may_match(pipe_run *p, const char *text, size_t len)
 {
     if (!p->may && p->rs->n) p->may = malloc(p->rs->n);
     kql_pfshare *share = shared_literals(p);
     kql_pfrec rec = {.memo = p->pfmemo};
-    if (share && p->may) return kql_prefilter_all(share, &rec, text, len, p->may);
+    if (p->inert_known == 0) {
+        p->inert_known = 1;
+        for (size_t i = 0; i < p->rs->n; i++)
+            if (p->rs->rules[i]->inert) p->inert_known = 2;
+    }
+    if (share && p->may) {
+        int any = kql_prefilter_all(share, &rec, text, len, p->may);
+        return p->inert_known == 2 ? drop_inert(p, any) : any;
+    }
     if (share) kql_pfrec_reset(&rec, share, text, len);
     int any = 0;
     for (size_t i = 0; i < p->rs->n; i++) {
@@ -299,7 +325,7 @@ static int any_rule_may_match(pipe_run *p, const char *text, size_t len)
             return 1;
         any |= m;
     }
-    return any;
+    return p->inert_known == 2 && p->may ? drop_inert(p, any) : any;
 }
 
 int pipe_skip_unparsed(pipe_run *p, const char *text, size_t len)

@@ -106,6 +106,7 @@ typedef struct pipe_run {
     struct kql_pfshare *pfshare; /* the rules' literals, deduplicated (built on first use) */
     unsigned char *pfmemo;       /* per shared literal, for the current unit */
     int pfshare_failed;          /* out of memory once: use each rule's own prefilter */
+    int inert_known;             /* 0 not looked yet, 1 no inert rule, 2 some (nt_rule.inert) */
     dec_buf scratch;
     size_t cur_index;
     nt_status fatal;       /* NT_ERR_NOMEM seen: the delivery must fail */

@@ -508,6 +508,8 @@ nt_status rule_load(const char *path, const char *text, size_t len, ct_schema *s
             goto fail;
     }
     if ((st = load_suppression(r, doc, schema, err)) != NT_OK) goto fail;
+    for (size_t i = 0; i < r->n_terms; i++)
+        r->inert |= r->term_ids[i] < 0;
     if (r->type == RULE_NEW_TERMS && r->window_ms <= r->lookback_ms) {
         const char *from = json_string_value(path_get(doc, "rule.from"));
         st = nt_fail(err, NT_ERR_INVALID,

@@ -2,6 +2,7 @@
  * Rule loading and lint (docs/spec.md §5): Elastic's published rules load or are
  * refused with a precise message; lint warnings name the problem.
  */
+#include "pipeline.h"
 #include "rule.h"
 #include "testutil.h"
 
@@ -147,6 +148,56 @@ START_TEST(the_upstream_typo_is_a_warning_with_a_suggestion)
 }
 END_TEST
 
+START_TEST(a_rule_that_can_never_alert_is_inert_and_its_records_are_not_parsed)
+{
+    /* The seed rule with a new_terms field the view never produces (host.name). */
+    char *text =
+        tu_read_file(NT_TEST_DATA "/../../rules/aws_account_discovery_by_rare_user.toml", NULL);
+    ck_assert_ptr_nonnull(text);
+    const char *from = "\"user.name\"]";
+    char *at = strstr(text, from);
+    ck_assert_ptr_nonnull(at);
+    char edited[65536];
+    snprintf(edited, sizeof edited, "%.*s\"host.name\"]%s", (int)(at - text), text,
+             at + strlen(from));
+    nt_ruleset rs = {.schema = ct_schema_new(), .n = 1};
+    nt_rule *r = NULL;
+    nt_err err = {{0}};
+    ck_assert_int_eq(rule_load("x.toml", edited, strlen(edited), rs.schema, &r, &err), NT_OK);
+    ck_assert_int_eq(r->inert, 1);
+    rs.rules = &r;
+    char *rec =
+        tu_read_file(NT_TEST_DATA "/cloudtrail/organizations_ListAccounts_IAMUser.json", NULL);
+    ck_assert_ptr_nonnull(rec);
+    for (int pf = 0; pf < 2; pf++) {
+        pipe_run p;
+        pipe_init(&p, &rs, NULL, 1795843752000);
+        p.prefilter = pf;
+        pipe_unit(&p, 0, 0, rec, strlen(rec));
+        ck_assert_int_eq(p.n_obs, 0);
+        ck_assert_int_eq(p.st.rule_matches, 0); /* not even evaluated */
+        /* with the prefilter, the record is not parsed at all */
+        ck_assert_int_eq(p.counts[PIPE_SHAPE_RAW][PIPE_PREFILTERED], pf ? 1 : 0);
+        pipe_free(&p);
+    }
+    /* The shipped rule as it is: evaluated, a candidate. */
+    nt_rule *live = NULL;
+    ck_assert_int_eq(rule_load("y.toml", text, strlen(text), rs.schema, &live, &err), NT_OK);
+    ck_assert_int_eq(live->inert, 0);
+    rs.rules = &live;
+    pipe_run p;
+    pipe_init(&p, &rs, NULL, 1795843752000);
+    pipe_unit(&p, 0, 0, rec, strlen(rec));
+    ck_assert_int_eq(p.n_obs, 1);
+    pipe_free(&p);
+    rule_free(r);
+    rule_free(live);
+    ct_schema_free(rs.schema);
+    free(rec);
+    free(text);
+}
+END_TEST
+
 /* Each row: a replacement applied to the shipped rule, and the error expected. */
 static const struct {
     const char *find, *replace, *want;
@@ -255,6 +306,7 @@ static Suite *rule_suite(void)
     tcase_add_test(tc, all_query_and_threshold_rules_load);
     tcase_add_test(tc, other_rule_types_are_refused_with_the_reason);
     tcase_add_test(tc, the_upstream_typo_is_a_warning_with_a_suggestion);
+    tcase_add_test(tc, a_rule_that_can_never_alert_is_inert_and_its_records_are_not_parsed);
     tcase_add_loop_test(tc, broken_rules_are_refused_with_a_precise_message, 0,
                         sizeof broken / sizeof broken[0]);
     tcase_add_test(tc, a_learning_period_can_be_set_per_rule);
