@@ -165,7 +165,7 @@ int nt_has_unicode_escape(const char *text, size_t n)
  * records, no backslash): ~2.5k instructions per record with AVX2 against
  * ~9k on the SSE2 path. */
 typedef struct json_scan {
-    uint64_t objects; /* bit d set: level d+1 is an object (else an array) */
+    uint64_t objects; /* the open levels, innermost in bit 0: 1 an object, 0 an array */
     unsigned depth;
     int in_string;
     int escape; /* 1: after a backslash; 2..5: hex digits of \uXXXX still expected + 1 */
@@ -192,19 +192,17 @@ static void scan_open(json_scan *j, unsigned char c)
         return;
     }
     if (j->depth == 0) j->values++;
-    if (c == '{')
-        j->objects |= 1ull << j->depth;
-    else
-        j->objects &= ~(1ull << j->depth);
+    j->objects = j->objects << 1 | (c == '{');
     j->depth++;
 }
 
 static void scan_close(json_scan *j, unsigned char c)
 {
-    if (j->depth == 0 || ((j->objects >> (j->depth - 1)) & 1) != (c == '}')) {
+    if (j->depth == 0 || (j->objects & 1) != (c == '}')) {
         j->bad = 1;
         return;
     }
+    j->objects >>= 1;
     j->depth--;
 }
 
@@ -249,33 +247,30 @@ static void scan_byte(json_scan *j, unsigned char c)
 #define JSON_INLINE static inline __attribute__((always_inline))
 
 /* The brackets outside strings of one block (bit k of events: s[k] is one
- * of {}[]), deep inside a document: branch-free stack updates (the
+ * of {}[]), deep inside a document, with no branch on the data (the
  * open/close sequence is data, so branches on it mispredict). The bracket's
  * own bits tell it apart: bit 1 is set for '{' and '[' (0x7B, 0x5B), clear
  * for '}' and ']' (0x7D, 0x5D); bit 5 is set for the braces. Returns 0 and
- * leaves j alone when the depth reaches 0 in the block (the top-level rules
- * apply: the caller redoes the block), else commits the block, whose last
- * byte is inside a string when last_inside is 1. */
+ * leaves j alone when the block needs the top-level rules or holds an error
+ * (the depth reaches 0 or passes 64, or a closer does not match: scan_top
+ * redoes it bracket by bracket), else commits the block, whose last byte is
+ * inside a string when last_inside is 1. */
 JSON_INLINE int scan_deep(json_scan *j, const unsigned char *s, uint64_t events,
                           unsigned last_inside)
 {
     uint64_t objects = j->objects;
-    unsigned depth = j->depth, err = 0, zero = 0;
+    unsigned depth = j->depth, off = 0;
     for (uint64_t ev = events; ev; ev &= ev - 1) {
         unsigned c = s[__builtin_ctzll(ev)];
-        unsigned is_open = (c >> 1) & 1u, b = (c >> 5) & 1u;
-        unsigned below = (depth - 1) & 63, at = depth & 63;
-        err |= (is_open ^ 1u) & (((unsigned)(objects >> below) & 1u) ^ b);
-        uint64_t opened = (objects & ~(1ull << at)) | ((uint64_t)b << at);
-        objects = is_open ? opened : objects;
-        err |= is_open & (depth >= JSON_SCAN_DEPTH);
-        depth = is_open ? depth + 1 : depth - 1;
-        zero |= depth == 0;
+        unsigned is_open = (c >> 1) & 1u, brace = (c >> 5) & 1u;
+        off |= ~is_open & ((unsigned)objects ^ brace); /* bit 0: a closer of the other kind */
+        objects = is_open ? objects << 1 | brace : objects >> 1;
+        depth += 2 * is_open - 1;
+        off |= depth - 1 >= JSON_SCAN_DEPTH; /* 0, or past the limit */
     }
-    if (zero) return 0;
+    if (off & 1u) return 0;
     j->objects = objects;
     j->depth = depth;
-    j->bad |= (int)err;
     j->in_string = (int)last_inside;
     return 1;
 }
@@ -484,12 +479,52 @@ __attribute__((target("avx2"))) static inline __m256i json_class(__m256i x)
     return _mm256_and_si256(lo, hi);
 }
 
+/* The quote mask, the in-string mask (given whether the block starts in a
+ * string) and the brackets outside strings of a block, from its classes. */
+__attribute__((target("avx2,pclmul"))) static inline uint64_t
+json_block_events(__m256i c0, __m256i c1, unsigned in_string, uint64_t *quote, uint64_t *inside)
+{
+    uint64_t q = (uint64_t)(uint32_t)_mm256_movemask_epi8(c0) |
+                 (uint64_t)(uint32_t)_mm256_movemask_epi8(c1) << 32;
+    uint64_t br = (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(c0, 4)) |
+                  (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(c1, 4)) << 32;
+    /* the prefix XOR of the quote bits: a carry-less product with all ones */
+    uint64_t in = (uint64_t)_mm_cvtsi128_si64(
+        _mm_clmulepi64_si128(_mm_cvtsi64_si128((long long)q), _mm_set1_epi8((char)0xFF), 0));
+    in ^= 0 - (uint64_t)in_string;
+    *quote = q;
+    *inside = in;
+    return br & ~in;
+}
+
 __attribute__((target("avx2,pclmul"))) static int structure_ok_avx2(const unsigned char *s,
                                                                     size_t n)
 {
     json_scan j = {0};
     unsigned char pad[64];
-    for (size_t i = 0; i < n && !j.bad; i += 64) {
+    const __m256i general = _mm256_set1_epi8(0x05); /* a backslash or a control byte */
+    size_t i = 0;
+    while (i < n && !j.bad) {
+        /* The hot loop: whole blocks deep inside a document with neither
+         * backslash nor control byte. No call, so its constants stay in
+         * registers; j's fields are locals. */
+        if (!j.escape && j.depth > 0) {
+            json_scan f = j;
+            for (; i + 64 <= n; i += 64) {
+                const __m256i c0 =
+                    json_class(_mm256_loadu_si256((const __m256i *)(const void *)(s + i)));
+                const __m256i c1 =
+                    json_class(_mm256_loadu_si256((const __m256i *)(const void *)(s + i + 32)));
+                if (!_mm256_testz_si256(_mm256_or_si256(c0, c1), general)) break;
+                uint64_t q, inside;
+                uint64_t events = json_block_events(c0, c1, (unsigned)f.in_string, &q, &inside);
+                if (!scan_deep(&f, s + i, events, (unsigned)(inside >> 63))) break;
+            }
+            j = f;
+            if (i >= n) break;
+        }
+        /* This block otherwise: the last one (padded with spaces), one at
+         * or down to the top level, or one for the general path. */
         const unsigned char *b = s + i;
         if (n - i < 64) {
             memset(pad, ' ', sizeof pad);
@@ -498,21 +533,13 @@ __attribute__((target("avx2,pclmul"))) static int structure_ok_avx2(const unsign
         }
         const __m256i c0 = json_class(_mm256_loadu_si256((const __m256i *)(const void *)b));
         const __m256i c1 = json_class(_mm256_loadu_si256((const __m256i *)(const void *)(b + 32)));
-        /* a backslash or a control byte: the general path */
-        const __m256i general = _mm256_set1_epi8(0x05);
+        i += 64;
         if (j.escape || !_mm256_testz_si256(_mm256_or_si256(c0, c1), general)) {
             j = scan64_general(j, b);
             continue;
         }
-        uint64_t q = (uint64_t)(uint32_t)_mm256_movemask_epi8(c0) |
-                     (uint64_t)(uint32_t)_mm256_movemask_epi8(c1) << 32;
-        uint64_t br = (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(c0, 4)) |
-                      (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(c1, 4)) << 32;
-        /* the prefix XOR of the quote bits: a carry-less product with all ones */
-        uint64_t inside = (uint64_t)_mm_cvtsi128_si64(
-            _mm_clmulepi64_si128(_mm_cvtsi64_si128((long long)q), _mm_set1_epi8((char)0xFF), 0));
-        inside ^= 0 - (uint64_t)j.in_string;
-        uint64_t events = br & ~inside;
+        uint64_t q, inside;
+        uint64_t events = json_block_events(c0, c1, (unsigned)j.in_string, &q, &inside);
         if (j.depth > 0 && scan_deep(&j, b, events, (unsigned)(inside >> 63))) continue;
         j = scan_top64(j, b, q, inside, events);
     }
