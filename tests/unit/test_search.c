@@ -576,7 +576,8 @@ START_TEST(nesting_at_the_64_limit_agrees)
                         n += n - pad;
                     }
                     ck_assert_uint_le(n, sizeof buf);
-                    agree(buf, n, &counts, "nesting", (size_t)(depth * 1000 + shape * 100 + twist));
+                    agree(buf, n, &counts, "nesting",
+                          (size_t)depth * 1000 + (size_t)shape * 100 + (size_t)twist);
                 }
             }
         }
