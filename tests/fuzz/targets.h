@@ -52,9 +52,7 @@ void fuzz_firehose(const fuzz_env *env, const uint8_t *data, size_t size);
  * dec_split / a /v1/events body for pipe_body; 4 as a Content-Encoding: gzip
  * body for dec_body_inflate. Modes 0–2 go through dec_record + dec_split and
  * through the whole pipeline (engine and in-memory history) twice, with and
- * without the KQL prefilter, which must not change the observations. The
- * structure scan (nt_json_structure_ok, AVX2 where the CPU has it) must agree
- * with its portable form on the bytes after the first, whatever the mode. */
+ * without the KQL prefilter, which must not change the observations. */
 void fuzz_record(const fuzz_env *env, const uint8_t *data, size_t size);
 
 /* CloudTrail→ECS view: jansson parse, ct_record_valid, every static field,
