@@ -25,6 +25,8 @@
  *     (the same delivery with and without it yields the same alert ids).
  *   - b64_decode (AVX2 blocks where the CPU has them) accepts exactly what a
  *     one-character-at-a-time decoder accepts, and decodes to the same bytes.
+ *   - nt_json_structure_ok (AVX2 blocks where the CPU has them) gives the
+ *     verdict of its portable SSE2 form on any bytes.
  *   - ctview: a verbatim field's values appear quoted in the raw record when
  *     the record has no JSON escapes (the prefilter depends on that).
  *   - KQL: whatever the query, an event it matches passes its prefilter;
@@ -47,6 +49,7 @@
 #include "kql.h"
 #include "pipeline.h"
 #include "rule.h"
+#include "search.h"
 #include "toml.h"
 
 #include "base64.h"
@@ -824,6 +827,11 @@ void fuzz_record(const fuzz_env *env, const uint8_t *data, size_t size)
     unsigned mode = data[0] % 5;
     data++;
     size--;
+    /* The structure scan takes an AVX2 path where the CPU has it: it must
+     * agree with the portable one on any bytes. */
+    FUZZ_CHECK(nt_json_structure_ok((const char *)data, size) ==
+                   nt_json_structure_ok_portable((const char *)data, size),
+               "nt_json_structure_ok and nt_json_structure_ok_portable disagree");
     switch (mode) {
     case 0:
         record_b64(env, (const char *)data, size);
