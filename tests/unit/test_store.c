@@ -360,30 +360,41 @@ START_TEST(the_term_ttl_equals_the_history_window)
 }
 END_TEST
 
+/* A live sighting of term `term` by rule r1 at T0, with an empty document. */
+static void live_obs(store_obs *o, const char *term, const char *id)
+{
+    memset(o, 0, sizeof *o);
+    o->rule_id = "r1";
+    o->term_hash = term;
+    o->ttl_ms = WINDOW_MS;
+    o->seen_ms = o->created_ms = T0;
+    o->mode = STORE_OBS_LIVE;
+    o->alert_id = id;
+    o->alert_json = "{}";
+}
+
+/* store_observe of o[0..n), which must succeed in exactly one round trip. */
+static void observe_in_one_round_trip(store *s, store_obs *o, size_t n)
+{
+    nt_err err = {{0}};
+    store_counters before, after;
+    ck_assert_int_eq(store_ping(s, &err), NT_OK);
+    store_get_counters(s, &before);
+    ck_assert_msg(store_observe(s, o, n, &err) == NT_OK, "observe: %s", err.msg);
+    store_get_counters(s, &after);
+    ck_assert_int_eq(after.round_trips - before.round_trips, 1);
+}
+
 START_TEST(two_sightings_of_one_term_in_one_batch_make_one_alert)
 {
     flush_shared();
     store *s = open_shared();
     store_obs o[3];
-    memset(o, 0, sizeof o);
     const char *ids[3] = {"x1", "x2", "x3"};
     const char *terms[3] = {"same", "same", "other"};
-    for (int i = 0; i < 3; i++) {
-        o[i].rule_id = "r1";
-        o[i].term_hash = terms[i];
-        o[i].ttl_ms = WINDOW_MS;
-        o[i].seen_ms = o[i].created_ms = T0;
-        o[i].mode = STORE_OBS_LIVE;
-        o[i].alert_id = ids[i];
-        o[i].alert_json = "{}";
-    }
-    nt_err err = {{0}};
-    store_counters before, after;
-    ck_assert_int_eq(store_ping(s, &err), NT_OK);
-    store_get_counters(s, &before);
-    ck_assert_int_eq(store_observe(s, o, 3, &err), NT_OK);
-    store_get_counters(s, &after);
-    ck_assert_int_eq(after.round_trips - before.round_trips, 1);
+    for (int i = 0; i < 3; i++)
+        live_obs(&o[i], terms[i], ids[i]);
+    observe_in_one_round_trip(s, o, 3);
     ck_assert_int_eq(o[0].is_new, 1);
     ck_assert_int_eq(o[1].is_new, 0);
     ck_assert_int_eq(o[2].is_new, 1);
@@ -403,16 +414,12 @@ START_TEST(a_deferred_sighting_refreshes_a_known_term_and_writes_nothing_for_a_n
     ck_assert_int_eq(observe_live(s, "r1", "known", "a-known", T0, "111122223333", "u", &written),
                      1);
     store_obs o[2];
-    memset(o, 0, sizeof o);
     const char *terms[2] = {"known", "unseen"};
     const char *ids[2] = {"d1", "d2"};
     for (int i = 0; i < 2; i++) {
-        o[i].rule_id = "r1";
-        o[i].term_hash = terms[i];
-        o[i].ttl_ms = WINDOW_MS;
+        live_obs(&o[i], terms[i], ids[i]);
         o[i].seen_ms = o[i].created_ms = T0 + 1000;
-        o[i].mode = STORE_OBS_LIVE;
-        o[i].alert_id = ids[i];
+        o[i].alert_json = NULL;
         o[i].defer_doc = 1;
     }
     ck_assert_int_eq(store_observe(s, o, 2, &err), NT_OK);
@@ -448,25 +455,12 @@ START_TEST(a_batch_larger_than_one_script_call_is_one_round_trip_in_order)
     enum { N = 600 }; /* three script calls of at most 256 */
     static store_obs o[N];
     static char terms[N][16], ids[N][16];
-    memset(o, 0, sizeof o);
     for (int i = 0; i < N; i++) {
         snprintf(terms[i], sizeof terms[i], "t%d", i % 300); /* each term twice */
         snprintf(ids[i], sizeof ids[i], "b%d", i);
-        o[i].rule_id = "r1";
-        o[i].term_hash = terms[i];
-        o[i].ttl_ms = WINDOW_MS;
-        o[i].seen_ms = o[i].created_ms = T0;
-        o[i].mode = STORE_OBS_LIVE;
-        o[i].alert_id = ids[i];
-        o[i].alert_json = "{}";
+        live_obs(&o[i], terms[i], ids[i]);
     }
-    nt_err err = {{0}};
-    store_counters before, after;
-    ck_assert_int_eq(store_ping(s, &err), NT_OK);
-    store_get_counters(s, &before);
-    ck_assert_int_eq(store_observe(s, o, N, &err), NT_OK);
-    store_get_counters(s, &after);
-    ck_assert_int_eq(after.round_trips - before.round_trips, 1);
+    observe_in_one_round_trip(s, o, N);
     for (int i = 0; i < N; i++)
         ck_assert_msg(o[i].is_new == (i < 300), "observation %d: is_new %d", i, o[i].is_new);
     ck_assert_int_eq(redis_ll(&shared, "ZCARD %s", "nt:alerts"), 300);
