@@ -55,6 +55,11 @@ typedef struct nt_rule {
     char *query_text;
     kql_query *query;
     nt_rule_type type;
+    /* A new_terms field or threshold group-by field that no event can carry here
+     * (not in the view, or IP enrichment without a GeoIP database): the rule
+     * can never produce a candidate, so it is not evaluated at all. Its
+     * warnings say why. */
+    int inert;
     /* new_terms: the new_terms fields (1..3). threshold: the group-by fields
      * (0..3; 0 = one group for every matching event). query: none. */
     size_t n_terms;
@@ -85,11 +90,6 @@ typedef struct nt_rule {
     json_t *warnings;  /* array of {"code","message"}, owned */
     int needs_geoip;   /* names source.as.* / source.geo.* fields the schema cannot answer */
     int uses_geoip;    /* its query, new terms or investigation fields name source.as/geo.* */
-    /* A new_terms field or threshold group-by field that no event can carry here
-     * (not in the view, or IP enrichment without a GeoIP database): the rule
-     * can never produce a candidate, so it is not evaluated at all. Its
-     * warnings say why. */
-    int inert;
 } nt_rule;
 
 /* Load and lint one TOML rule. On failure *out is NULL and err says why
