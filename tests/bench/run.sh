@@ -154,7 +154,8 @@ step() {
     sleep 1  # let in-flight deliveries finish before reading the counters
     "$PY" "$HERE/report.py" snap "$URL" "$@" >"$RUN/$name.after.json"
     "$PY" "$HERE/report.py" step "$RESULTS" "$name" "$RUN/$name.wrk.txt" "$RUN/$name.before.json" \
-        "$RUN/$name.after.json" --target "$target" --kind "$kind" --records-per-request "$rpr" --full-load "$full"
+        "$RUN/$name.after.json" --target "$target" --kind "$kind" --records-per-request "$rpr" --full-load "$full" \
+        --rate "$rate"
 }
 
 # yard NAME BODIES SECONDS: the no-HTTP Python yardstick on core 0 (the service's core; the service is idle)
