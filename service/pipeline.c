@@ -108,6 +108,13 @@ static char *first_value_dup(ct_event *ev, const nt_ruleset *rs, const char *nam
     return strndup(v[0].ptr, v[0].len);
 }
 
+/* The alert's index values (the store's account and user indexes). */
+static void item_index_values(pipe_item *it, ct_event *ev, const nt_ruleset *rs)
+{
+    it->account = first_value_dup(ev, rs, "cloud.account.id");
+    it->user = first_value_dup(ev, rs, "user.name");
+}
+
 static size_t rule_index(const nt_ruleset *rs, const nt_rule *r)
 {
     for (size_t i = 0; i < rs->n; i++)
@@ -186,8 +193,7 @@ static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
         p->n_obs++;
         return;
     }
-    it->account = first_value_dup(ev, p->rs, "cloud.account.id");
-    it->user = first_value_dup(ev, p->rs, "user.name");
+    item_index_values(it, ev, p->rs);
     if (o->mode == STORE_OBS_LIVE) {
         json_t *alert = engine_alert(c, ev, cc->clock);
         it->alert_text = alert ? nt_json_dumps(alert) : NULL; /* = json_dumps, faster */
@@ -279,9 +285,6 @@ static kql_pfshare *shared_literals(pipe_run *p)
     return p->pfshare;
 }
 
-/* Runs every rule's prefilter once on the unit: p->may[i] = rule i may
- * match. Returns 1 when any may; without memory for p->may, 1 (parse). With
- * the shared table a literal several rules use is searched once. */
 /* Inert rules (nt_rule.inert) never produce a candidate: a record only they
  * might match is not worth parsing. Clears them from p->may; returns whether
  * any rule is left. */
@@ -300,6 +303,9 @@ static int drop_inert(pipe_run *p, int any)
     return 0;
 }
 
+/* Runs every rule's prefilter once on the unit: p->may[i] = rule i may
+ * match. Returns 1 when any may; without memory for p->may, 1 (parse). With
+ * the shared table a literal several rules use is searched once. */
 static int any_rule_may_match(pipe_run *p, const char *text, size_t len)
 {
     if (!p->may && p->rs->n) p->may = malloc(p->rs->n);
@@ -516,8 +522,7 @@ static nt_status commit_late_docs(pipe_run *p, nt_history *h, nt_err *err)
             engine_alert_again(p->rs, p->rs->rules[it->rule], &ev, it->clock, it->alert_id);
         it->alert_text = alert ? nt_json_dumps(alert) : NULL;
         json_decref(alert);
-        it->account = first_value_dup(&ev, p->rs, "cloud.account.id");
-        it->user = first_value_dup(&ev, p->rs, "user.name");
+        item_index_values(it, &ev, p->rs);
         if (!it->alert_text) {
             st = nt_fail(err, NT_ERR_NOMEM, "cannot rebuild a deferred alert document");
             break;
