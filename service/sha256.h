@@ -25,6 +25,11 @@ void sha256_final(sha256_ctx *c, unsigned char out[32]);
 void hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
                  unsigned char out[32]);
 
+/* Whether the compression runs on the CPU's SHA extensions. enable 0 forces
+ * the portable rounds and 1 allows the extensions again (tests compare both;
+ * not thread-safe: call it before hashing starts); -1 only asks. */
+int sha256_accelerated(int enable);
+
 /* Lower-case hex of the first `nbytes` of the digest into out (2*nbytes+1 bytes). */
 void sha256_hex(const unsigned char digest[32], size_t nbytes, char *out);
 
