@@ -31,6 +31,8 @@
  */
 #include "jfast.h"
 
+#include "jarena.h"
+
 #include <errno.h>
 #include <langinfo.h>
 #include <math.h>
@@ -576,6 +578,11 @@ json_t *jfast_try_loadb(const char *buf, size_t len, size_t flags, json_error_t 
 
 json_t *jfast_loadb(const char *buf, size_t len, size_t flags, json_error_t *error)
 {
+    /* records are short-lived trees: their blocks come from the thread's
+     * chunks (jarena.h) */
+    int scope = jarena_begin();
     json_t *v = jfast_try_loadb(buf, len, flags, error);
-    return v ? v : json_loadb(buf, len, flags, error);
+    if (!v) v = json_loadb(buf, len, flags, error);
+    jarena_end(scope);
+    return v;
 }

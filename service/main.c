@@ -19,6 +19,7 @@
  */
 #include "common.h"
 #include "config.h"
+#include "jarena.h"
 #include "decode.h"
 #include "gz.h"
 #include "geoip.h"
@@ -556,6 +557,8 @@ static int cmd_serve(config *c)
 
 int main(int argc, char **argv)
 {
+    /* before any jansson value exists: jansson's allocator is global */
+    jarena_install();
     config c;
     nt_err err;
     /* Documentation, not a command: it reads neither flags nor environment. */

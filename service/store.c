@@ -883,13 +883,16 @@ static size_t fmt_ll(char *out, long long x)
 
 /* The RESP array of bulk strings for argv[0..argc) in one malloc'd buffer (what
  * redisFormatCommandArgv gives, without a vsnprintf per argument: that was
- * 5% of the pack's instructions per record). NULL when out of memory. */
+ * 5% of the pack's instructions per record). lens NULL: every argument is a
+ * C string, as with hiredis. NULL when out of memory. */
 static char *resp_format(int argc, const char **argv, const size_t *lens, size_t *outlen)
 {
     char num[24];
     size_t total = 1 + fmt_ll(num, argc) + 2;
-    for (int i = 0; i < argc; i++)
-        total += 1 + fmt_ll(num, (long long)lens[i]) + 2 + lens[i] + 2;
+    for (int i = 0; i < argc; i++) {
+        size_t n = lens ? lens[i] : strlen(argv[i]);
+        total += 1 + fmt_ll(num, (long long)n) + 2 + n + 2;
+    }
     char *out = malloc(total);
     if (!out) return NULL;
     char *p = out;
@@ -897,11 +900,12 @@ static char *resp_format(int argc, const char **argv, const size_t *lens, size_t
     p += fmt_ll(p, argc);
     *p++ = '\r', *p++ = '\n';
     for (int i = 0; i < argc; i++) {
+        size_t n = lens ? lens[i] : strlen(argv[i]);
         *p++ = '$';
-        p += fmt_ll(p, (long long)lens[i]);
+        p += fmt_ll(p, (long long)n);
         *p++ = '\r', *p++ = '\n';
-        if (lens[i]) memcpy(p, argv[i], lens[i]);
-        p += lens[i];
+        if (n) memcpy(p, argv[i], n);
+        p += n;
         *p++ = '\r', *p++ = '\n';
     }
     *outlen = (size_t)(p - out);

@@ -3,6 +3,8 @@
  */
 #include "testutil.h"
 
+#include "jarena.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -147,6 +149,8 @@ size_t tu_walk(const char *dir, const char *suffix, int max_depth,
 
 int tu_main(Suite *(*suite_fn)(void), void (*teardown)(void))
 {
+    /* as newtermsd's main does, so every test parses records into chunks */
+    jarena_install();
     Suite *s = suite_fn();
     if (!s) {
         if (teardown) teardown();
