@@ -60,7 +60,7 @@
  * hashes, comma-separated  +15 event time ms  +16 term (or threshold group)
  * hash  +17 suppression group hash ('-' = none)  +18 '1' when the document is
  * deferred (doc ''): a live new_terms sighting of a term the replica believed
- * known (store_obs.defer_doc).
+ * known, or a live threshold sighting without suppression (store_obs.defer_doc).
  * Keys, K(i): 1 the term (new_terms) or group (threshold) key  2 rule stats
  * 3 alert hash  4 nt:alerts  5 rule index  6 status:open index  7 account
  * index (used when +8 ~= '')  8 user index (when +9 ~= '')  9 suppression key
@@ -72,8 +72,10 @@
  * before / threshold not reached / duplicate event), 1 alert written, 2 the
  * alert id was already stored, 3 would alert but learning/backfill, 4
  * backfill too old, 5 suppressed: counted on alert `owner`, 6 the term is new
- * but its document was deferred: nothing was written for that observation,
- * and the caller sends it again with its document. count..last_event_ms
+ * (threshold: the event would reach the threshold, or an earlier event of its
+ * group in this call did) but its document was deferred: nothing was written
+ * for that observation, not even its events_matched count, and the caller
+ * sends it again with its document. count..last_event_ms
  * describe a threshold group when it was reached.
  * Per-rule events_matched counts are summed and written once at the end;
  * history_since_ms is set at a rule's first sighting in the call. A known
@@ -103,7 +105,7 @@ static const char OBSERVE_LUA[] =
     "  end\n"
     "  return 'nt:thr:' .. rule .. ':groups'\n"
     "end\n"
-    "local matched, since_done, trimmed = {}, {}, {}\n"
+    "local matched, since_done, trimmed, late_groups = {}, {}, {}, {}\n"
     "local function count_matched()\n"
     "  local rule = A(7)\n"
     "  matched[rule] = (matched[rule] or 0) + 1\n"
@@ -229,14 +231,38 @@ static const char OBSERVE_LUA[] =
     "  end\n"
     "  local member = A(15) .. ':' .. A(5)\n"
     "  if redis.call('ZSCORE', win, member) or redis.call('ZSCORE', used, member) then\n"
+    "    count_matched()\n"
     "    return 0, 0, 0, 0, 0, ''\n"
     "  end\n"
+    "  local cval = tonumber(A(13))\n"
+    /* a deferred document: an event that would reach the threshold (or follows
+     * one of its group that would, in this call) changes nothing and asks for it */
+    "  if A(18) == '1' then\n"
+    "    local late = late_groups[win]\n"
+    "    if not late and redis.call('ZCARD', win) + 1 >= tonumber(A(12)) then\n"
+    "      late = true\n"
+    "      if cval > 0 then\n"
+    "        local distinct, seen_v = redis.call('ZCARD', card), {}\n"
+    "        for v in string.gmatch(A(14), '[^,]+') do\n"
+    "          if not seen_v[v] and not redis.call('ZSCORE', card, v) then\n"
+    "            distinct = distinct + 1\n"
+    "          end\n"
+    "          seen_v[v] = true\n"
+    "        end\n"
+    "        late = distinct >= cval\n"
+    "      end\n"
+    "    end\n"
+    "    if late then\n"
+    "      late_groups[win] = true\n"
+    "      return 6, 0, 0, 0, 0, ''\n"
+    "    end\n"
+    "  end\n"
+    "  count_matched()\n"
     "  redis.call('ZADD', win, seen, member)\n"
     "  redis.call('PEXPIRE', win, keep)\n"
     "  for v in string.gmatch(A(14), '[^,]+') do redis.call('ZADD', card, seen, v) end\n"
     "  if A(14) ~= '' then redis.call('PEXPIRE', card, keep) end\n"
     "  local count, distinct = redis.call('ZCARD', win), redis.call('ZCARD', card)\n"
-    "  local cval = tonumber(A(13))\n"
     "  if count < tonumber(A(12)) or (cval > 0 and distinct < cval) then\n"
     "    redis.call('ZADD', groups, seen, K(1))\n"
     "    redis.call('PEXPIRE', groups, keep)\n"
@@ -263,8 +289,8 @@ static const char OBSERVE_LUA[] =
     "local function observe()\n"
     "  local mode, seen, ttl, kind = A(1), A(2), tonumber(A(3)), A(10)\n"
     "  if kind == 'n' then return new_terms(mode, seen, ttl) end\n"
-    "  count_matched()\n"
     "  if kind == 'q' then\n"
+    "    count_matched()\n"
     "    if mode ~= 'L' then return 3, 0, 0, 0, 0, '' end\n"
     "    if redis.call('EXISTS', K(3)) == 1 then return 2, 0, 0, 0, 0, '' end\n"
     "    return alert_or_suppress({})\n"
@@ -1226,11 +1252,11 @@ static nt_status obs_check(const store_obs *o, size_t i, nt_err *err)
         if (!id_valid(o->alert_id))
             return nt_fail(err, NT_ERR_INVALID, "observation %zu has an invalid alert id", i);
     }
-    if (o->defer_doc && (o->kind != STORE_KIND_NEW_TERMS || o->mode != STORE_OBS_LIVE ||
+    if (o->defer_doc && (o->kind == STORE_KIND_QUERY || o->mode != STORE_OBS_LIVE ||
                          o->supp_ms > 0 || o->alert_json))
         return nt_fail(err, NT_ERR_INVALID,
                        "observation %zu defers its document but is not a live, unsuppressed "
-                       "new_terms sighting without one",
+                       "new_terms or threshold sighting without one",
                        i);
     if (o->mode == STORE_OBS_LIVE && !o->alert_json && !o->defer_doc)
         return nt_fail(err, NT_ERR_INVALID, "observation %zu has no alert document", i);
