@@ -391,6 +391,128 @@ START_TEST(only_live_unsuppressed_threshold_and_new_terms_sightings_may_defer)
 }
 END_TEST
 
+/* The script takes what observations share once per call (a profile per
+ * rule, kind, mode, times, threshold and suppression) and only the fields an
+ * observation needs: a call mixing every kind, mode and optional field must
+ * decide and write exactly what one call per observation does. */
+typedef struct mix_case {
+    const char *rule;
+    store_obs_kind kind;
+    store_obs_mode mode;
+    const char *term, *id;
+    long long at;                  /* seen and event time offset */
+    int defer, doc, supp, indexed; /* defer_doc; a document; suppression; account/user */
+    long long thr, cval;
+    const char *card;
+} mix_case;
+
+static const mix_case mix[] = {
+    {"ra", STORE_KIND_NEW_TERMS, STORE_OBS_LIVE, "t1", "a1", 0, 0, 1, 0, 1, 0, 0, NULL},
+    {"ra", STORE_KIND_NEW_TERMS, STORE_OBS_LIVE, "t1", "a2", 0, 1, 0, 0, 0, 0, 0, NULL},
+    {"ra", STORE_KIND_NEW_TERMS, STORE_OBS_LIVE, "t2", "a3", 0, 1, 0, 0, 0, 0, 0, NULL},
+    {"rs", STORE_KIND_NEW_TERMS, STORE_OBS_LIVE, "t1", "s1", 0, 0, 1, 1, 1, 0, 0, NULL},
+    {"rs", STORE_KIND_NEW_TERMS, STORE_OBS_LIVE, "t2", "s2", 0, 0, 1, 1, 0, 0, 0, NULL},
+    {"rb", STORE_KIND_NEW_TERMS, STORE_OBS_LEARN, "t1", "b1", 0, 0, 0, 0, 0, 0, 0, NULL},
+    {"rb", STORE_KIND_NEW_TERMS, STORE_OBS_LEARN, "t1", "b2", 0, 0, 0, 0, 0, 0, 0, NULL},
+    {"rc", STORE_KIND_NEW_TERMS, STORE_OBS_BACKFILL, "t1", "c1", -5000, 0, 0, 0, 0, 0, 0, NULL},
+    {"rc", STORE_KIND_NEW_TERMS, STORE_OBS_BACKFILL, "t1", "c2", -3000, 0, 0, 0, 0, 0, 0, NULL},
+    {"rc", STORE_KIND_NEW_TERMS, STORE_OBS_BACKFILL, "t9", "c3", -90000, 0, 0, 0, 0, 0, 0, NULL},
+    {"rq", STORE_KIND_QUERY, STORE_OBS_LIVE, "q", "q1", 0, 0, 1, 1, 1, 0, 0, NULL},
+    {"rq", STORE_KIND_QUERY, STORE_OBS_LIVE, "q", "q2", 0, 0, 1, 1, 0, 0, 0, NULL},
+    {"rq", STORE_KIND_QUERY, STORE_OBS_LIVE, "q", "q3", 0, 0, 1, 0, 1, 0, 0, NULL},
+    {"rq", STORE_KIND_QUERY, STORE_OBS_LEARN, "q", "q4", 0, 0, 0, 0, 0, 0, 0, NULL},
+    {"rt", STORE_KIND_THRESHOLD, STORE_OBS_LIVE, "g", "e1", 1, 0, 1, 1, 1, 2, 2,
+     "aaaaaaaaaaaaaaaa"},
+    {"rt", STORE_KIND_THRESHOLD, STORE_OBS_LIVE, "g", "e2", 2, 0, 1, 1, 0, 2, 2,
+     "aaaaaaaaaaaaaaaa"},
+    {"rt", STORE_KIND_THRESHOLD, STORE_OBS_LIVE, "g", "e3", 3, 0, 1, 1, 1, 2, 2,
+     "bbbbbbbbbbbbbbbb,cccccccccccccccc"},
+    {"ru", STORE_KIND_THRESHOLD, STORE_OBS_LIVE, "g", "f1", 1, 1, 0, 0, 0, 2, 0, ""},
+    {"ru", STORE_KIND_THRESHOLD, STORE_OBS_LIVE, "g", "f2", 2, 1, 0, 0, 0, 2, 0, ""},
+    {"ru", STORE_KIND_THRESHOLD, STORE_OBS_LIVE, "h", "f3", 2, 0, 1, 0, 1, 2, 0, NULL},
+    {"rv", STORE_KIND_THRESHOLD, STORE_OBS_LEARN, "g", "v1", 1, 0, 0, 0, 0, 1, 0, ""},
+};
+
+static void mix_obs(store_obs *o, const mix_case *m)
+{
+    memset(o, 0, sizeof *o);
+    o->rule_id = m->rule;
+    o->kind = m->kind;
+    o->mode = m->mode;
+    o->term_hash = m->term;
+    o->alert_id = m->id;
+    o->defer_doc = m->defer;
+    o->alert_json = m->doc ? "{\"doc\":true}" : NULL;
+    o->account = m->indexed ? "111122223333" : NULL;
+    o->user = m->indexed ? "alice" : "";
+    o->supp_ms = m->supp ? 3600000 : 0;
+    o->supp_hash = m->supp ? "sg" : NULL;
+    o->thr_value = m->thr;
+    o->card_value = m->cval;
+    o->card = m->card;
+    o->created_ms = T0;
+    o->seen_ms = m->mode == STORE_OBS_BACKFILL ? T0 + m->at : T0;
+    o->event_time = T0 + m->at;
+    o->ttl_ms = m->mode == STORE_OBS_BACKFILL ? 60000 + m->at : 60000;
+}
+
+static json_t *mix_outcome(const store_obs *o)
+{
+    return json_pack("{s:s,s:i,s:i,s:i,s:i,s:s,s:I,s:I,s:I,s:I}", "id", o->alert_id, "new",
+                     o->is_new, "written", o->alert_written, "suppressed", o->suppressed,
+                     "needs_doc", o->needs_doc, "into", o->supp_into, "count",
+                     (json_int_t)o->thr_count, "card", (json_int_t)o->thr_card, "first",
+                     (json_int_t)o->thr_first, "last", (json_int_t)o->thr_last);
+}
+
+START_TEST(every_kind_mode_and_field_in_one_call_decides_as_one_call_each)
+{
+    const size_t n = sizeof mix / sizeof mix[0];
+    store_obs o[sizeof mix / sizeof mix[0]];
+    json_t *got[2], *state[2];
+    store *s = open_shared();
+    for (int way = 0; way < 2; way++) {
+        flush_shared();
+        for (size_t i = 0; i < n; i++)
+            mix_obs(&o[i], &mix[i]);
+        nt_err err = {{0}};
+        if (way == 0) {
+            ck_assert_msg(store_observe(s, o, n, &err) == NT_OK, "%s", err.msg);
+        } else {
+            for (size_t i = 0; i < n; i++)
+                ck_assert_msg(store_observe(s, &o[i], 1, &err) == NT_OK, "%zu: %s", i, err.msg);
+        }
+        got[way] = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(got[way], mix_outcome(&o[i]));
+        state[way] = snapshot();
+    }
+    store_free(s);
+    expect_equal_json(got[1], got[0], "outcomes", 1);
+    expect_equal_json(state[1], state[0], "Redis states", 1);
+    /* and they are what they should be */
+    static const int want_new[] = {1, 0, 0, 1, 0, 1, 0, 1, 0, 0, 1, 0, 1, 1, 0, 0, 1, 0, 0, 0, 1};
+    static const int want_needs[] = {0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0};
+    for (size_t i = 0; i < n; i++) {
+        json_t *g = json_array_get(got[0], i);
+        ck_assert_msg(json_integer_value(json_object_get(g, "new")) == want_new[i], "%zu new", i);
+        ck_assert_msg(json_integer_value(json_object_get(g, "needs_doc")) == want_needs[i],
+                      "%zu needs_doc", i);
+    }
+    /* s2 and q2 were suppressed into s1 and q1; e3 reached with 3 events, 3 values */
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(got[0], 4), "into")), "s1");
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(got[0], 11), "into")), "q1");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(got[0], 16), "count")), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(got[0], 16), "card")), 3);
+    ck_assert_ptr_nonnull(json_object_get(state[0], "nt:alerts:account:111122223333"));
+    ck_assert_ptr_nonnull(json_object_get(state[0], "nt:alerts:user:alice"));
+    for (int way = 0; way < 2; way++) {
+        json_decref(got[way]);
+        json_decref(state[way]);
+    }
+}
+END_TEST
+
 /* ---- setup -------------------------------------------------------------------- */
 
 /* The event's clone with a new eventID (seq) and a later eventTime. */
@@ -470,6 +592,7 @@ static Suite *thrdefer_suite(void)
                         ncuts);
     tcase_add_test(tc, a_sighting_that_would_reach_changes_nothing_and_asks_for_its_document);
     tcase_add_test(tc, only_live_unsuppressed_threshold_and_new_terms_sightings_may_defer);
+    tcase_add_test(tc, every_kind_mode_and_field_in_one_call_decides_as_one_call_each);
     suite_add_tcase(s, tc);
     return s;
 }
