@@ -391,6 +391,49 @@ START_TEST(only_live_unsuppressed_threshold_and_new_terms_sightings_may_defer)
 }
 END_TEST
 
+/* A retried event is told apart before the window is trimmed: a retry
+ * within the window (pending or counted in an alert) is not counted again; one
+ * whose first sighting left the window counts anew, in Redis as in memhist. */
+START_TEST(a_retry_counts_again_only_after_its_first_sighting_left_the_window)
+{
+    flush_shared();
+    store *s = open_shared();
+    memhist *mh = memhist_new();
+    nt_history hist[2] = {store_history(s), memhist_history(mh)};
+    static const struct {
+        const char *id;
+        long long seen, etime; /* offsets from T0 */
+        int is_new;
+        long long count;
+    } steps[] = {
+        {"e1", 0, 0, 0, 0},     {"e1", 30000, 0, 0, 0}, /* retry: pending */
+        {"e2", 40000, 1, 1, 2},                         /* alert: e1, e2 counted */
+        {"e1", 50000, 0, 0, 0},                         /* retry: counted */
+        {"e1", 70000, 0, 0, 0}, /* its first sighting (T0) left the window: 1 */
+        {"e2", 75000, 1, 0, 0}, /* counted at +40 s, still in the window */
+        {"e3", 80000, 2, 1, 2}, /* e1 (+70 s) and e3 */
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        for (int b = 0; b < 2; b++) {
+            store_obs o;
+            thr_obs(&o, "g", steps[i].id, steps[i].etime, 0);
+            o.thr_value = 2;
+            o.seen_ms = o.created_ms = T0 + steps[i].seen;
+            nt_err err = {{0}};
+            ck_assert_msg(hist[b].observe(hist[b].ctx, &o, 1, &err) == NT_OK, "%s", err.msg);
+            ck_assert_msg(o.is_new == steps[i].is_new, "step %zu %s: is_new %d", i,
+                          b ? "memhist" : "redis", o.is_new);
+            if (o.is_new) ck_assert_int_eq(o.thr_count, steps[i].count);
+        }
+    }
+    redisReply *r = redis_harness_command(&shared, "HGET nt:rule:rt:stats events_matched");
+    ck_assert_str_eq(r->str, "7");
+    freeReplyObject(r);
+    memhist_free(mh);
+    store_free(s);
+}
+END_TEST
+
 /* The script takes what observations share once per call (a profile per
  * rule, kind, mode, times, threshold and suppression) and only the fields an
  * observation needs: a call mixing every kind, mode and optional field must
@@ -593,6 +636,7 @@ static Suite *thrdefer_suite(void)
     tcase_add_test(tc, a_sighting_that_would_reach_changes_nothing_and_asks_for_its_document);
     tcase_add_test(tc, only_live_unsuppressed_threshold_and_new_terms_sightings_may_defer);
     tcase_add_test(tc, every_kind_mode_and_field_in_one_call_decides_as_one_call_each);
+    tcase_add_test(tc, a_retry_counts_again_only_after_its_first_sighting_left_the_window);
     suite_add_tcase(s, tc);
     return s;
 }
