@@ -49,6 +49,7 @@ typedef struct mh_group {
     size_t n, cap;
     mh_card *card;
     size_t nc, capc;
+    unsigned long late_call; /* = memhist.calls: an observation of this call needs its doc */
 } mh_group;
 
 struct memhist {
@@ -56,6 +57,7 @@ struct memhist {
     size_t cap, used, terms;
     mh_group *groups;
     size_t n_groups, cap_groups;
+    unsigned long calls; /* memhist_observe calls so far */
 };
 
 memhist *memhist_new(void)
@@ -244,6 +246,39 @@ static mh_group *group_of(memhist *h, const store_obs *o)
     return &h->groups[e->group - 1];
 }
 
+/* The distinct cardinality values g would hold with those of card added. */
+static long long card_after(const mh_group *g, const char *card)
+{
+    long long n = (long long)g->nc;
+    for (const char *p = card ? card : ""; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == 16) {
+            int known = 0;
+            for (size_t i = 0; i < g->nc && !known; i++)
+                known = memcmp(g->card[i].hash, p, 16) == 0;
+            for (const char *q = card; q < p && !known;) {
+                size_t qlen = strcspn(q, ",");
+                known = qlen == 16 && memcmp(q, p, 16) == 0;
+                q += qlen + (q[qlen] == ',');
+            }
+            n += !known;
+        }
+        p += len + (p[len] == ',');
+    }
+    return n;
+}
+
+/* A deferred document (store_obs.defer_doc): 1 when this event would reach
+ * the threshold, or an earlier one of its group in this call did. */
+static int threshold_needs_doc(const memhist *h, const mh_group *g, const store_obs *o)
+{
+    if (g->late_call == h->calls) return 1;
+    long long count = 1;
+    for (size_t i = 0; i < g->n; i++)
+        count += !g->ev[i].used;
+    return count >= o->thr_value && (o->card_value <= 0 || card_after(g, o->card) >= o->card_value);
+}
+
 static nt_status observe_threshold(memhist *h, store_obs *o, nt_err *err)
 {
     mh_group *g = group_of(h, o);
@@ -263,6 +298,11 @@ static nt_status observe_threshold(memhist *h, store_obs *o, nt_err *err)
         if (g->card[i].seen >= from) g->card[k++] = g->card[i];
     g->nc = k;
     if (dup) return NT_OK;
+    if (o->defer_doc && o->mode == STORE_OBS_LIVE && threshold_needs_doc(h, g, o)) {
+        g->late_call = h->calls;
+        o->needs_doc = 1; /* nothing written: the caller sends it again with its document */
+        return NT_OK;
+    }
     if (g->n == g->cap) {
         size_t cap = g->cap ? g->cap * 2 : 8;
         mh_event *ev = realloc(g->ev, cap * sizeof *ev);
@@ -325,6 +365,7 @@ static nt_status observe_threshold(memhist *h, store_obs *o, nt_err *err)
 static nt_status memhist_observe(void *ctx, store_obs *obs, size_t n, nt_err *err)
 {
     memhist *h = ctx;
+    h->calls++;
     for (size_t i = 0; i < n; i++) {
         store_obs *o = &obs[i];
         o->is_new = o->alert_written = o->suppressed = o->needs_doc = 0;

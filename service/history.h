@@ -62,12 +62,20 @@ typedef struct store_obs {
     /* 1 when the term had no history key before this observation (LIVE: the
      * alert alert_id now exists; LEARN/BACKFILL: never an alert). */
     int is_new;
-    /* in: LIVE new_terms without suppression only: the term was believed known
-     * (the pipeline's term cache), so alert_json is NULL. If the term turns out
-     * new, the backend writes nothing for this observation and sets needs_doc;
-     * the caller observes it again with its document. */
+    /* in: LIVE new_terms or threshold without suppression only: alert_json is
+     * NULL. new_terms: the term was believed known (the pipeline's term cache);
+     * if it turns out new, the backend writes nothing for this observation and
+     * sets needs_doc. threshold: if the event would reach the threshold, or an
+     * earlier observation of its group in the same call asked for its document,
+     * the backend writes nothing for it (not the window, the cardinality or
+     * used sets, nor events_matched) and sets needs_doc; every other
+     * observation is applied as usual. The caller observes the needs_doc ones
+     * again, in order, with their documents, in a second call: the outcome is
+     * the one a single call with every document gives, provided the
+     * observations of one threshold group in a call all defer or none do. */
     int defer_doc;
-    /* 1: defer_doc was set and the term is new; nothing was written. */
+    /* 1: defer_doc was set and the observation needs its document; nothing was
+     * written for it. */
     int needs_doc;
     /* LIVE: 1 when this observation stored the alert (0 when an alert with that
      * id was already stored, e.g. by a retried delivery after the term expired). */

@@ -555,12 +555,12 @@ static void describe_metrics(void)
     metrics_describe("newtermsd_combinations_capped_total", "counter",
                      "Events whose term combinations hit the cap of 100.");
     metrics_describe("newtermsd_alerts_total", "counter", "Alerts raised.");
-    metrics_describe(
-        "newtermsd_alert_docs_deferred_total", "counter",
-        "new_terms sightings sent without an alert document (term known to this worker).");
-    metrics_describe(
-        "newtermsd_alert_docs_late_total", "counter",
-        "Deferred sightings whose term was new after all: document built and sent again.");
+    metrics_describe("newtermsd_alert_docs_deferred_total", "counter",
+                     "Sightings sent without an alert document (new_terms: term known to this "
+                     "worker; threshold: live, unsuppressed).");
+    metrics_describe("newtermsd_alert_docs_late_total", "counter",
+                     "Deferred sightings that needed their document after all (a new term, a "
+                     "threshold reached): built and sent again.");
     metrics_describe("newtermsd_redis_round_trips_total", "counter",
                      "Pipelined Redis round trips.");
     metrics_describe("newtermsd_redis_errors_total", "counter", "Redis errors.");

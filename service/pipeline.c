@@ -193,6 +193,18 @@ static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
         p->n_obs++;
         return;
     }
+    /* Nor does a live threshold sighting, unless it makes its group reach the
+     * threshold, which the history answers with needs_doc (pipe_commit).
+     * Suppressed rules keep their documents: whether an alert is suppressed
+     * depends on the order the groups reach their thresholds in. */
+    if (o->mode == STORE_OBS_LIVE && !p->keep_alerts && !p->event_clock && !p->thr_docs_eager &&
+        c->rule->type == RULE_THRESHOLD && !c->supp) {
+        o->defer_doc = 1;
+        it->record = json_incref(ev->record);
+        p->docs_deferred++;
+        p->n_obs++;
+        return;
+    }
     item_index_values(it, ev, p->rs);
     if (o->mode == STORE_OBS_LIVE) {
         json_t *alert = engine_alert(c, ev, cc->clock);
@@ -498,7 +510,9 @@ static int cmp_items(const void *a, const void *b)
 
 /* The second call for deferred documents the history asked for (needs_doc):
  * build each from its record, observe those again in order, and copy their
- * outcomes back. Nothing was written for them the first time. */
+ * outcomes back. Nothing was written for them the first time (new_terms: the
+ * term was new; threshold: the event would have reached its group's
+ * threshold, or followed one of its group that would have). */
 static nt_status commit_late_docs(pipe_run *p, nt_history *h, nt_err *err)
 {
     size_t n = 0;

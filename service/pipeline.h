@@ -61,7 +61,7 @@ typedef struct pipe_item {
     size_t seq;
     /* a deferred document (store_obs.defer_doc): the record (a reference),
      * the rule's index and the clock it was judged at, to build the document
-     * if the history says the term is new after all */
+     * if the history says it needs one after all */
     json_t *record;
     size_t rule;
     nt_time_ms clock;
@@ -81,6 +81,10 @@ typedef struct pipe_run {
                                     pass (kql_pfshare_new's scan); 0: each rule on its own.
                                     Same result every way. */
     int keep_alerts;             /* keep alert documents in items[].alert (replay) */
+    int thr_docs_eager;          /* 1: build every live threshold sighting's document at
+                                    once; 0 (default): only for those the history says
+                                    reach the threshold (store_obs.defer_doc). Same
+                                    alerts and state either way. */
     struct nt_termcache *terms;  /* live ingestion: terms known to the history (a hint, see
                                     termcache.h); their sightings go without an alert
                                     document. Borrowed; NULL = build every document. */
@@ -96,8 +100,10 @@ typedef struct pipe_run {
     unsigned long long counts[DEC_SHAPE_COUNT + 1][PIPE_OUTCOME_COUNT];
     size_t accepted, rejected; /* records (or prefiltered units) */
     size_t alerts;             /* new alerts after pipe_commit */
-    size_t docs_deferred;      /* sightings sent without a document (term cache hits) */
-    size_t docs_late;          /* of those, new after all: sent again with one */
+    size_t docs_deferred;      /* sightings sent without a document (new_terms term cache
+                                  hits, live unsuppressed threshold sightings) */
+    size_t docs_late;          /* of those, needing one after all (a new term, a threshold
+                                  reached): sent again with it */
     engine_stats st;
     /* internal */
     unsigned char *may;          /* per rule: its prefilter passed on the current unit */

@@ -49,84 +49,96 @@
 /* Every observation of a delivery (or a chunk of at most STORE_OBS_CHUNK of
  * them), in order, in one script call: one script run per delivery instead of
  * one per observation. Key names are built in the script from the rule id,
- * term hash, alert id and indexed values, so the call carries 18 arguments per
- * observation and no KEYS (one Redis, not a cluster).
- * ARGV[1] retention_ms  ARGV[2] cap  ARGV[3] n; then per observation, from
- * base b = 3 + 18 * (i - 1): +1 mode L(ive)|R(learn)|B(ackfill)  +2 seen_ms
- * +3 ttl_ms (the history window, or the threshold window)  +4 created_ms
- * +5 alert id  +6 doc  +7 rule_id  +8 account  +9 user  +10 kind
- * n(ew_terms)|q(uery)|t(hreshold)  +11 suppression duration ms (0 = none)
- * +12 threshold value  +13 cardinality value (0 = none)  +14 cardinality value
- * hashes, comma-separated  +15 event time ms  +16 term (or threshold group)
- * hash  +17 suppression group hash ('-' = none)  +18 '1' when the document is
- * deferred (doc ''): a live new_terms sighting of a term the replica believed
- * known (store_obs.defer_doc).
- * Keys, K(i): 1 the term (new_terms) or group (threshold) key  2 rule stats
- * 3 alert hash  4 nt:alerts  5 rule index  6 status:open index  7 account
- * index (used when +8 ~= '')  8 user index (when +9 ~= '')  9 suppression key
- * 10 threshold window zset  11 threshold consumed zset  12 threshold
- * cardinality zset  13 the rule's zset of threshold groups with pending
- * events.
- * Returns 6 values per observation, {code, count, cardinality,
- * first_event_ms, last_event_ms, owner}: code 0 nothing to alert (term seen
- * before / threshold not reached / duplicate event), 1 alert written, 2 the
- * alert id was already stored, 3 would alert but learning/backfill, 4
- * backfill too old, 5 suppressed: counted on alert `owner`, 6 the term is new
- * but its document was deferred: nothing was written for that observation,
- * and the caller sends it again with its document. count..last_event_ms
- * describe a threshold group when it was reached.
+ * term hash, alert id and indexed values (no KEYS: one Redis, not a cluster).
+ * What is the same for many observations is sent once per call: a "profile"
+ * per distinct (rule, kind, mode, times, threshold, suppression).
+ * ARGV[1] retention_ms  ARGV[2] cap  ARGV[3] n observations  ARGV[4] np
+ * profiles; then np profiles of 9: rule_id, kind n(ew_terms)|q(uery)|
+ * t(hreshold), mode L(ive)|R(learn)|B(ackfill), seen_ms, ttl_ms (the history
+ * window, or the threshold window), created_ms, threshold value, cardinality
+ * value (0 = none), suppression duration ms (0 = none); then n observations,
+ * each: its profile's number (negative: the document is deferred, see
+ * store_obs.defer_doc) and its term (or threshold group) hash, followed by
+ *   new_terms, live, not deferred: alert id, doc, account, user;
+ *   new_terms otherwise: nothing;
+ *   query: alert id, doc, account, user;
+ *   threshold: alert id, event time ms, cardinality value hashes
+ *     (comma-separated), and unless deferred: doc, account, user;
+ * and after those, when the profile suppresses and the observation carries
+ * an alert id and doc, the suppression group hash. A live sighting of a known
+ * term (the common case) is thus 2 arguments and one SET.
+ * Answers one element per observation: its code, or, when the observation has
+ * threshold figures or an owner, {code, count, cardinality, first_event_ms,
+ * last_event_ms, owner}. Codes: 0 nothing to alert (term seen before /
+ * threshold not reached / duplicate event), 1 alert written, 2 the alert id
+ * was already stored, 3 would alert but learning/backfill, 4 backfill too old,
+ * 5 suppressed: counted on alert `owner`, 6 the document was deferred and is
+ * needed (new_terms: the term is new; threshold: the event would reach the
+ * threshold, or an earlier event of its group in this call did): nothing was
+ * written for that observation, not even its events_matched count, and the
+ * caller sends it again with its document. count..last_event_ms describe a
+ * threshold group (when it was reached: the alert's figures).
  * Per-rule events_matched counts are summed and written once at the end;
  * history_since_ms is set at a rule's first sighting in the call. A known
  * term costs one command, in the loop itself: SET ... GET both refreshes it
  * and says whether it existed (Redis >= 6.2); only a new term (the SET has
- * written it: a deferred document deletes it again) goes on to observe(). */
+ * written it: a deferred document deletes it again) goes on to new_terms(). */
 static const char OBSERVE_LUA[] =
-    "local retention, cap, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-    "local b = 3\n"
-    "local function A(i) return ARGV[b + i] end\n"
-    "local function K(i)\n"
-    "  local rule, term = A(7), A(16)\n"
-    "  if i == 1 then\n"
-    "    if A(10) == 't' then return 'nt:thr:' .. rule .. ':' .. term end\n"
-    "    return 'nt:term:' .. rule .. ':' .. term\n"
-    "  elseif i == 2 then return 'nt:rule:' .. rule .. ':stats'\n"
-    "  elseif i == 3 then return 'nt:alert:' .. (A(5) ~= '' and A(5) or '-')\n"
-    "  elseif i == 4 then return 'nt:alerts'\n"
-    "  elseif i == 5 then return 'nt:alerts:rule:' .. rule\n"
-    "  elseif i == 6 then return 'nt:alerts:status:open'\n"
-    "  elseif i == 7 then return 'nt:alerts:account:' .. A(8)\n"
-    "  elseif i == 8 then return 'nt:alerts:user:' .. A(9)\n"
-    "  elseif i == 9 then return 'nt:supp:' .. rule .. ':' .. A(17)\n"
-    "  elseif i == 10 then return 'nt:thr:' .. rule .. ':' .. term .. ':w'\n"
-    "  elseif i == 11 then return 'nt:thr:' .. rule .. ':' .. term .. ':u'\n"
-    "  elseif i == 12 then return 'nt:thr:' .. rule .. ':' .. term .. ':c'\n"
+    "local retention, cap = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local n, np = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local P_rule, P_kind, P_mode, P_seen, P_ttl, P_ttls = {}, {}, {}, {}, {}, {}\n"
+    "local P_created = {}\n"
+    "local P_thr, P_cval, P_supp, P_key, P_nf, P_nfd = {}, {}, {}, {}, {}, {}\n"
+    "local j = 5\n"
+    "for p = 1, np do\n"
+    "  local rule, kind, mode = ARGV[j], ARGV[j + 1], ARGV[j + 2]\n"
+    "  local supp = tonumber(ARGV[j + 8])\n"
+    "  local s = supp > 0 and 1 or 0\n"
+    "  P_rule[p], P_kind[p], P_mode[p] = rule, kind, mode\n"
+    "  P_seen[p], P_ttls[p], P_created[p] = ARGV[j + 3], ARGV[j + 4], ARGV[j + 5]\n"
+    "  P_ttl[p] = tonumber(ARGV[j + 4])\n"
+    "  P_thr[p], P_cval[p], P_supp[p] = tonumber(ARGV[j + 6]), tonumber(ARGV[j + 7]), supp\n"
+    "  if kind == 'n' then\n"
+    "    P_key[p], P_nfd[p] = 'nt:term:' .. rule .. ':', 0\n"
+    "    P_nf[p] = mode == 'L' and 4 + s or 0\n"
+    "  elseif kind == 'q' then\n"
+    "    P_key[p], P_nf[p], P_nfd[p] = '', 4 + s, 4 + s\n"
+    "  else\n"
+    "    P_key[p], P_nf[p], P_nfd[p] = 'nt:thr:' .. rule .. ':', 6 + s, 3\n"
     "  end\n"
-    "  return 'nt:thr:' .. rule .. ':groups'\n"
+    "  j = j + 9\n"
     "end\n"
-    "local matched, since_done, trimmed = {}, {}, {}\n"
+    /* the observation at hand */
+    "local h, rule, mode, seen, ttl, ttls, created, supp_ms, defer\n"
+    "local term, id, doc, acct, user, etime, cardv, supph\n"
+    "local matched, since_done, trimmed, late_groups = {}, {}, {}, {}\n"
     "local function count_matched()\n"
-    "  local rule = A(7)\n"
     "  matched[rule] = (matched[rule] or 0) + 1\n"
     "end\n"
-    "local function set_since(seen)\n"
-    "  local rule = A(7)\n"
+    "local function set_since()\n"
     "  if not since_done[rule] then\n"
     "    redis.call('HSETNX', 'nt:rule:' .. rule .. ':stats', 'history_since_ms', seen)\n"
     "    since_done[rule] = true\n"
     "  end\n"
     "end\n"
     "local function create_alert(extra)\n"
-    "  local alert, id, created = K(3), A(5), tonumber(A(4))\n"
+    "  local alert, created_n = 'nt:alert:' .. (id ~= '' and id or '-'), tonumber(created)\n"
     "  if redis.call('EXISTS', alert) == 1 then return 2 end\n"
-    "  local stats = K(2)\n"
-    "  redis.call('HSET', alert, 'doc', A(6), 'status', 'open', 'created_ms', A(4),\n"
-    "    'updated_ms', A(4), 'rule_id', A(7))\n"
+    "  local stats = 'nt:rule:' .. rule .. ':stats'\n"
+    "  redis.call('HSET', alert, 'doc', doc, 'status', 'open', 'created_ms', created,\n"
+    "    'updated_ms', created, 'rule_id', rule)\n"
     "  if #extra > 0 then redis.call('HSET', alert, unpack(extra)) end\n"
-    "  local idx = {K(4), K(5), K(6)}\n"
-    "  if A(8) ~= '' then redis.call('HSET', alert, 'account', A(8)) idx[#idx + 1] = K(7) end\n"
-    "  if A(9) ~= '' then redis.call('HSET', alert, 'user', A(9)) idx[#idx + 1] = K(8) end\n"
+    "  local idx = {'nt:alerts', 'nt:alerts:rule:' .. rule, 'nt:alerts:status:open'}\n"
+    "  if acct ~= '' then\n"
+    "    redis.call('HSET', alert, 'account', acct)\n"
+    "    idx[#idx + 1] = 'nt:alerts:account:' .. acct\n"
+    "  end\n"
+    "  if user ~= '' then\n"
+    "    redis.call('HSET', alert, 'user', user)\n"
+    "    idx[#idx + 1] = 'nt:alerts:user:' .. user\n"
+    "  end\n"
     "  redis.call('PEXPIRE', alert, retention)\n"
-    "  local cutoff = string.format('(%.0f', created - retention)\n"
+    "  local cutoff = string.format('(%.0f', created_n - retention)\n"
     "  local function drop(old)\n"
     "    local key = 'nt:alert:' .. old\n"
     "    local f = redis.call('HMGET', key, 'rule_id', 'account', 'user', 'status')\n"
@@ -138,7 +150,7 @@ static const char OBSERVE_LUA[] =
     "    redis.call('DEL', key, key .. ':suppressed')\n"
     "  end\n"
     "  for _, k in ipairs(idx) do\n"
-    "    redis.call('ZADD', k, A(4), id)\n"
+    "    redis.call('ZADD', k, created, id)\n"
     "    redis.call('PEXPIRE', k, retention)\n"
     "  end\n"
     "  for _, old in ipairs(redis.call('ZRANGEBYSCORE', 'nt:alerts', '-inf', cutoff,\n"
@@ -151,8 +163,8 @@ static const char OBSERVE_LUA[] =
     "  for _, k in ipairs(idx) do redis.call('ZREMRANGEBYSCORE', k, '-inf', cutoff) end\n"
     "  redis.call('HINCRBY', stats, 'alerts', 1)\n"
     "  local last = tonumber(redis.call('HGET', stats, 'last_alert_ms'))\n"
-    "  if last == nil or created > last then\n"
-    "    redis.call('HSET', stats, 'last_alert_ms', A(4))\n"
+    "  if last == nil or created_n > last then\n"
+    "    redis.call('HSET', stats, 'last_alert_ms', created)\n"
     "  end\n"
     /* outputs */
     "  if redis.call('EXISTS', 'nt:outputs:stream') == 1 then\n"
@@ -163,19 +175,20 @@ static const char OBSERVE_LUA[] =
     "  return 1\n"
     "end\n"
     "local function alert_or_suppress(extra)\n"
-    "  local supp_ms, seen = tonumber(A(11)), A(2)\n"
     "  if supp_ms > 0 then\n"
-    "    local owner = redis.call('GET', K(9))\n"
-    "    if owner == A(5) then return 2, '' end\n"
+    "    local skey = 'nt:supp:' .. rule .. ':' .. supph\n"
+    "    local owner = redis.call('GET', skey)\n"
+    "    if owner == id then return 2, '' end\n"
     "    if owner then\n"
     "      local okey = 'nt:alert:' .. owner\n"
     "      local status = redis.call('HGET', okey, 'status')\n"
     "      if status and status ~= 'closed' then\n"
-    "        if redis.call('SADD', okey .. ':suppressed', A(5)) == 1 then\n"
+    "        if redis.call('SADD', okey .. ':suppressed', id) == 1 then\n"
     "          redis.call('HINCRBY', okey, 'supp_docs_count', 1)\n"
     "          local e = tonumber(redis.call('HGET', okey, 'supp_end_ms'))\n"
-    "          if e == nil or tonumber(seen) > e then redis.call('HSET', okey, 'supp_end_ms', "
-    "seen) end\n"
+    "          if e == nil or tonumber(seen) > e then\n"
+    "            redis.call('HSET', okey, 'supp_end_ms', seen)\n"
+    "          end\n"
     "          redis.call('PEXPIRE', okey .. ':suppressed', retention)\n"
     "        end\n"
     "        return 5, owner\n"
@@ -184,61 +197,98 @@ static const char OBSERVE_LUA[] =
     "  end\n"
     "  local code = create_alert(extra)\n"
     "  if code == 1 and supp_ms > 0 then\n"
-    "    redis.call('HSET', K(3), 'supp_start_ms', seen, 'supp_end_ms', seen,\n"
+    "    redis.call('HSET', 'nt:alert:' .. id, 'supp_start_ms', seen, 'supp_end_ms', seen,\n"
     "      'supp_docs_count', 0)\n"
-    "    redis.call('SET', K(9), A(5), 'PX', supp_ms)\n"
+    "    redis.call('SET', 'nt:supp:' .. rule .. ':' .. supph, id, 'PX', supp_ms)\n"
     "  end\n"
     "  return code, ''\n"
     "end\n"
-    "local function new_terms(mode, seen, ttl)\n"
-    "  local stats = K(2)\n"
+    /* new_terms, after the fast path: a backfill sighting, or a new term (the SET wrote it) */
+    "local function new_terms()\n"
+    "  local key, stats = P_key[h] .. term, 'nt:rule:' .. rule .. ':stats'\n"
     "  if mode == 'B' then\n"
     "    local since = tonumber(redis.call('HGET', stats, 'history_since_ms'))\n"
     "    if since == nil or tonumber(seen) < since then\n"
     "      redis.call('HSET', stats, 'history_since_ms', seen)\n"
     "    end\n"
     "    if ttl <= 0 then return 4, 0, 0, 0, 0, '' end\n"
-    "    local pttl = redis.call('PTTL', K(1))\n"
-    "    if pttl == -2 then redis.call('SET', K(1), seen, 'PX', A(3)) return 3, 0, 0, 0, 0, '' "
-    "end\n"
-    "    if pttl >= 0 and ttl > pttl then redis.call('SET', K(1), seen, 'PX', A(3)) end\n"
+    "    local pttl = redis.call('PTTL', key)\n"
+    "    if pttl == -2 then\n"
+    "      redis.call('SET', key, seen, 'PX', ttls)\n"
+    "      return 3, 0, 0, 0, 0, ''\n"
+    "    end\n"
+    "    if pttl >= 0 and ttl > pttl then redis.call('SET', key, seen, 'PX', ttls) end\n"
     "    return 0, 0, 0, 0, 0, ''\n"
     "  end\n"
-    "  if A(18) == '1' then\n"
-    "    redis.call('DEL', K(1))\n"
+    "  if defer then\n"
+    "    redis.call('DEL', key)\n"
     "    return 6, 0, 0, 0, 0, ''\n"
     "  end\n"
     "  count_matched()\n"
-    "  set_since(seen)\n"
+    "  set_since()\n"
     "  if mode ~= 'L' then return 3, 0, 0, 0, 0, '' end\n"
-    "  local code, owner = alert_or_suppress({'window_ms', A(3),\n"
+    "  local code, owner = alert_or_suppress({'window_ms', ttls,\n"
     "    'history_since_ms', redis.call('HGET', stats, 'history_since_ms')})\n"
     "  return code, 0, 0, 0, 0, owner\n"
     "end\n"
-    "local function threshold(mode, seen, ttl)\n"
-    "  local win, used, card, groups = K(10), K(11), K(12), K(13)\n"
+    "local function threshold()\n"
+    "  local group = P_key[h] .. term\n"
+    "  local win, used, card = group .. ':w', group .. ':u', group .. ':c'\n"
+    "  local groups = P_key[h] .. 'groups'\n"
     "  local now = tonumber(seen)\n"
-    "  local cut = string.format('(%.0f', now - ttl)\n"
+    "  local from = now - ttl\n"
     "  local keep = ttl + 60000\n"
+    /* a retried event (in the window, or counted already, since from) changes */
+    /* nothing: asking before trimming spares a retry the trims */
+    "  local member = etime .. ':' .. id\n"
+    "  local sw = redis.call('ZSCORE', win, member)\n"
+    "  local su = not (sw and tonumber(sw) >= from) and redis.call('ZSCORE', used, member)\n"
+    "  if (sw and tonumber(sw) >= from) or (su and tonumber(su) >= from) then\n"
+    "    count_matched()\n"
+    "    return 0, 0, 0, 0, 0, ''\n"
+    "  end\n"
     /* a live delivery's sightings share one clock, so one cut per key: trim once */
+    "  local cut = string.format('(%.0f', from)\n"
     "  for _, k in ipairs({win, used, card, groups}) do\n"
     "    if trimmed[k] ~= cut then\n"
     "      redis.call('ZREMRANGEBYSCORE', k, '-inf', cut)\n"
     "      trimmed[k] = cut\n"
     "    end\n"
     "  end\n"
-    "  local member = A(15) .. ':' .. A(5)\n"
-    "  if redis.call('ZSCORE', win, member) or redis.call('ZSCORE', used, member) then\n"
-    "    return 0, 0, 0, 0, 0, ''\n"
+    "  local cval = P_cval[h]\n"
+    "  local pending\n"
+    /* a deferred document: an event that would reach the threshold (or follows */
+    /* one of its group that would, in this call) changes nothing and asks for it */
+    "  if defer then\n"
+    "    local late = late_groups[win]\n"
+    "    if not late then pending = redis.call('ZCARD', win) end\n"
+    "    if not late and pending + 1 >= P_thr[h] then\n"
+    "      late = true\n"
+    "      if cval > 0 then\n"
+    "        local distinct, seen_v = redis.call('ZCARD', card), {}\n"
+    "        for v in string.gmatch(cardv, '[^,]+') do\n"
+    "          if not seen_v[v] and not redis.call('ZSCORE', card, v) then\n"
+    "            distinct = distinct + 1\n"
+    "          end\n"
+    "          seen_v[v] = true\n"
+    "        end\n"
+    "        late = distinct >= cval\n"
+    "      end\n"
+    "    end\n"
+    "    if late then\n"
+    "      late_groups[win] = true\n"
+    "      return 6, 0, 0, 0, 0, ''\n"
+    "    end\n"
     "  end\n"
+    "  count_matched()\n"
     "  redis.call('ZADD', win, seen, member)\n"
     "  redis.call('PEXPIRE', win, keep)\n"
-    "  for v in string.gmatch(A(14), '[^,]+') do redis.call('ZADD', card, seen, v) end\n"
-    "  if A(14) ~= '' then redis.call('PEXPIRE', card, keep) end\n"
-    "  local count, distinct = redis.call('ZCARD', win), redis.call('ZCARD', card)\n"
-    "  local cval = tonumber(A(13))\n"
-    "  if count < tonumber(A(12)) or (cval > 0 and distinct < cval) then\n"
-    "    redis.call('ZADD', groups, seen, K(1))\n"
+    "  for v in string.gmatch(cardv, '[^,]+') do redis.call('ZADD', card, seen, v) end\n"
+    "  if cardv ~= '' then redis.call('PEXPIRE', card, keep) end\n"
+    "  local count = pending and pending + 1 or redis.call('ZCARD', win)\n"
+    "  local distinct = redis.call('ZCARD', card)\n"
+    "  if count < P_thr[h] or (cval > 0 and distinct < cval) then\n"
+    "    redis.call('ZADD', groups, seen, group)\n"
     "    redis.call('PEXPIRE', groups, keep)\n"
     "    return 0, count, distinct, 0, 0, ''\n"
     "  end\n"
@@ -253,47 +303,71 @@ static const char OBSERVE_LUA[] =
     "  redis.call('ZUNIONSTORE', used, 2, used, win, 'AGGREGATE', 'MAX')\n"
     "  redis.call('PEXPIRE', used, keep)\n"
     "  redis.call('DEL', win, card)\n"
-    "  redis.call('ZREM', groups, K(1))\n"
+    "  redis.call('ZREM', groups, group)\n"
     "  first, last = first or now, last or now\n"
     "  if mode ~= 'L' then return 3, count, distinct, first, last, '' end\n"
     "  local code, owner = alert_or_suppress({'thr_count', count, 'thr_card', distinct,\n"
     "    'thr_first_ms', first, 'thr_last_ms', last, 'thr_from_ms', now - ttl})\n"
     "  return code, count, distinct, first, last, owner\n"
     "end\n"
-    "local function observe()\n"
-    "  local mode, seen, ttl, kind = A(1), A(2), tonumber(A(3)), A(10)\n"
-    "  if kind == 'n' then return new_terms(mode, seen, ttl) end\n"
-    "  count_matched()\n"
-    "  if kind == 'q' then\n"
-    "    if mode ~= 'L' then return 3, 0, 0, 0, 0, '' end\n"
-    "    if redis.call('EXISTS', K(3)) == 1 then return 2, 0, 0, 0, 0, '' end\n"
-    "    return alert_or_suppress({})\n"
-    "  end\n"
-    "  return threshold(mode, seen, ttl)\n"
-    "end\n"
-    "local out, o = {}, 0\n"
+    "local out = {}\n"
     "for i = 1, n do\n"
-    "  b = 3 + 18 * (i - 1)\n"
-    "  local code, c, d, f, l, owner\n"
-    "  -- the common case inline: a live sighting of a known term is one SET\n"
-    "  local rule, mode = ARGV[b + 7], ARGV[b + 1]\n"
-    "  if ARGV[b + 10] == 'n' and mode ~= 'B' and\n"
-    "      redis.call('SET', 'nt:term:' .. rule .. ':' .. ARGV[b + 16], ARGV[b + 2], 'PX', ARGV[b "
-    "+ 3],\n"
-    "        'GET') then\n"
+    "  h, term = tonumber(ARGV[j]), ARGV[j + 1]\n"
+    "  defer = h < 0\n"
+    "  if defer then h = -h end\n"
+    "  rule, mode, seen = P_rule[h], P_mode[h], P_seen[h]\n"
+    "  local kind = P_kind[h]\n"
+    /* the common case first: a live sighting of a known term is one SET */
+    "  if kind == 'n' and mode ~= 'B' and\n"
+    "      redis.call('SET', P_key[h] .. term, seen, 'PX', P_ttls[h], 'GET') then\n"
     "    matched[rule] = (matched[rule] or 0) + 1\n"
-    "    set_since(ARGV[b + 2])\n"
-    "    code, c, d, f, l, owner = 0, 0, 0, 0, 0, ''\n"
+    "    if not since_done[rule] then set_since() end\n"
+    "    out[i] = 0\n"
+    "    j = j + 2 + (defer and 0 or P_nf[h])\n"
     "  else\n"
-    "    code, c, d, f, l, owner = observe()\n"
-    "    if type(c) ~= 'number' then c, d, f, l, owner = 0, 0, 0, 0, c or '' end\n"
+    "    ttl, ttls, created, supp_ms = P_ttl[h], P_ttls[h], P_created[h], P_supp[h]\n"
+    "    id, doc, acct, user, etime, cardv, supph = '', '', '', '', '', '', '-'\n"
+    "    local k = j + 2\n"
+    "    if kind == 't' then\n"
+    "      id, etime, cardv = ARGV[k], ARGV[k + 1], ARGV[k + 2]\n"
+    "      k = k + 3\n"
+    "      if not defer then\n"
+    "        doc, acct, user = ARGV[k], ARGV[k + 1], ARGV[k + 2]\n"
+    "        k = k + 3\n"
+    "      end\n"
+    "    elseif kind == 'q' or (mode == 'L' and not defer) then\n"
+    "      id, doc, acct, user = ARGV[k], ARGV[k + 1], ARGV[k + 2], ARGV[k + 3]\n"
+    "      k = k + 4\n"
+    "    end\n"
+    "    local nf = defer and P_nfd[h] or P_nf[h]\n"
+    "    if supp_ms > 0 and k < j + 2 + nf then supph = ARGV[k] end\n"
+    "    j = j + 2 + nf\n"
+    "    local code, c, d, f, l, owner\n"
+    "    if kind == 'n' then\n"
+    "      code, c, d, f, l, owner = new_terms()\n"
+    "    elseif kind == 'q' then\n"
+    "      count_matched()\n"
+    "      if mode ~= 'L' then\n"
+    "        code, c, d, f, l, owner = 3, 0, 0, 0, 0, ''\n"
+    "      elseif redis.call('EXISTS', 'nt:alert:' .. (id ~= '' and id or '-')) == 1 then\n"
+    "        code, c, d, f, l, owner = 2, 0, 0, 0, 0, ''\n"
+    "      else\n"
+    "        code, owner = alert_or_suppress({})\n"
+    "        c, d, f, l = 0, 0, 0, 0\n"
+    "      end\n"
+    "    else\n"
+    "      code, c, d, f, l, owner = threshold()\n"
+    "    end\n"
+    "    if c == 0 and d == 0 and f == 0 and l == 0 and owner == '' then\n"
+    "      out[i] = code\n"
+    "    else\n"
+    "      out[i] = {code, c, d, f, l, owner}\n"
+    "    end\n"
     "  end\n"
-    "  out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] = code, c, d, f, l, "
-    "owner\n"
-    "  o = o + 6\n"
     "end\n"
-    "for rule, v in pairs(matched) do\n"
-    "  redis.call('HINCRBY', 'nt:rule:' .. rule .. ':stats', 'events_matched', v)\n"
+    "if j ~= #ARGV + 1 then return redis.error_reply('observe: malformed arguments') end\n"
+    "for r, v in pairs(matched) do\n"
+    "  redis.call('HINCRBY', 'nt:rule:' .. r .. ':stats', 'events_matched', v)\n"
     "end\n"
     "return out\n";
 
@@ -1274,22 +1348,25 @@ static nt_status obs_check(const store_obs *o, size_t i, nt_err *err)
         if (!id_valid(o->alert_id))
             return nt_fail(err, NT_ERR_INVALID, "observation %zu has an invalid alert id", i);
     }
-    if (o->defer_doc && (o->kind != STORE_KIND_NEW_TERMS || o->mode != STORE_OBS_LIVE ||
+    if (o->defer_doc && (o->kind == STORE_KIND_QUERY || o->mode != STORE_OBS_LIVE ||
                          o->supp_ms > 0 || o->alert_json))
         return nt_fail(err, NT_ERR_INVALID,
                        "observation %zu defers its document but is not a live, unsuppressed "
-                       "new_terms sighting without one",
+                       "new_terms or threshold sighting without one",
                        i);
     if (o->mode == STORE_OBS_LIVE && !o->alert_json && !o->defer_doc)
         return nt_fail(err, NT_ERR_INVALID, "observation %zu has no alert document", i);
     return NT_OK;
 }
 
-/* Observations per OBSERVE_LUA call: bounds one call's argument count (3 +
- * 18 per observation) and the time Redis spends in one script. */
+/* Observations per OBSERVE_LUA call: bounds one call's argument count (4 +
+ * at most 9 per profile and 9 per observation) and the time Redis spends in
+ * one script. */
 #define STORE_OBS_CHUNK 256
-#define OBS_ARGS 18
-#define OBS_NUMS 8 /* numeric arguments per observation */
+#define PROFILE_ARGS 9
+#define OBS_ARGS_MAX 9
+#define PROFILE_NUMS 6 /* numeric arguments per profile */
+#define OBS_NUMS_MAX 2 /* per observation: its profile's number, the event time */
 
 /* A growing argument vector over borrowed strings and its own numbers. */
 typedef struct argvec {
@@ -1318,71 +1395,131 @@ static void av_num(argvec *v, long long x)
     v->m++;
 }
 
-/* The EVALSHA of OBSERVE_LUA for obs[0..n), added to b. */
+/* Whether two observations share what OBSERVE_LUA takes once per call. */
+static int same_profile(const store_obs *a, const store_obs *b)
+{
+    return a->kind == b->kind && a->mode == b->mode && a->seen_ms == b->seen_ms &&
+           a->ttl_ms == b->ttl_ms && a->created_ms == b->created_ms &&
+           a->thr_value == b->thr_value && a->card_value == b->card_value &&
+           (a->supp_ms > 0 ? a->supp_ms : 0) == (b->supp_ms > 0 ? b->supp_ms : 0) &&
+           (a->rule_id == b->rule_id || strcmp(a->rule_id, b->rule_id) == 0);
+}
+
+/* prof[i] = the 0-based profile of obs[i]; first[p] = the first observation
+ * of profile p. Returns the number of profiles. A delivery's observations
+ * come from a few rules, so the last match is tried first. */
+static size_t observe_profiles(const store_obs *obs, size_t n, size_t *prof, size_t *first)
+{
+    size_t np = 0, last = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t p = np;
+        if (np && same_profile(&obs[first[last]], &obs[i])) {
+            p = last;
+        } else {
+            for (size_t q = 0; q < np; q++) {
+                if (same_profile(&obs[first[q]], &obs[i])) {
+                    p = q;
+                    break;
+                }
+            }
+        }
+        if (p == np) first[np++] = i;
+        prof[i] = last = p;
+    }
+    return np;
+}
+
+/* The EVALSHA of OBSERVE_LUA for obs[0..n), added to b (the layout: see
+ * OBSERVE_LUA). */
 static nt_status observe_chunk(store *s, batch *b, const store_obs *obs, size_t n, nt_err *err)
 {
     static const char kinds[] = {'n', 'q', 't'};
-    static const char *const modes[] = {"L", "R", "B"};
+    static const char modes[] = {'L', 'R', 'B'};
     argvec v = {0};
-    v.argv = malloc((6 + OBS_ARGS * n) * sizeof *v.argv);
-    v.lens = malloc((6 + OBS_ARGS * n) * sizeof *v.lens);
-    v.nums = malloc((3 + OBS_NUMS * n) * sizeof *v.nums);
+    size_t max_args = 7 + (PROFILE_ARGS + OBS_ARGS_MAX) * n;
+    v.argv = malloc(max_args * sizeof *v.argv);
+    v.lens = malloc(max_args * sizeof *v.lens);
+    v.nums = malloc((4 + (PROFILE_NUMS + OBS_NUMS_MAX) * n) * sizeof *v.nums);
+    size_t *prof = malloc(2 * n * sizeof *prof);
     nt_status st;
-    if (!v.argv || !v.lens || !v.nums) {
+    if (!v.argv || !v.lens || !v.nums || !prof) {
         st = store_nomem(err);
         goto out;
     }
+    size_t *first = prof + n;
+    size_t np = observe_profiles(obs, n, prof, first);
     av_str(&v, "EVALSHA");
     av_str(&v, s->sha[SCRIPT_OBSERVE]);
     av_str(&v, "0");
     av_num(&v, s->retention_ms);
     av_num(&v, (long long)s->alert_cap);
     av_num(&v, (long long)n);
-    for (size_t i = 0; i < n; i++) {
-        const store_obs *o = &obs[i];
-        av_str(&v, modes[o->mode]);
+    av_num(&v, (long long)np);
+    for (size_t p = 0; p < np; p++) {
+        const store_obs *o = &obs[first[p]];
+        av_str(&v, o->rule_id);
+        av_arg(&v, &kinds[o->kind], 1);
+        av_arg(&v, &modes[o->mode], 1);
         av_num(&v, o->seen_ms);
         av_num(&v, o->ttl_ms);
         av_num(&v, o->created_ms);
-        av_str(&v, o->alert_id ? o->alert_id : "");
-        av_str(&v, o->mode == STORE_OBS_LIVE && o->alert_json ? o->alert_json : "");
-        av_str(&v, o->rule_id);
-        av_str(&v, or_empty(o->account));
-        av_str(&v, or_empty(o->user));
-        av_arg(&v, &kinds[o->kind], 1);
-        av_num(&v, o->supp_ms > 0 ? o->supp_ms : 0);
         av_num(&v, o->thr_value);
         av_num(&v, o->card_value);
-        av_str(&v, or_empty(o->card));
-        av_num(&v, o->event_time >= 0 ? o->event_time : o->seen_ms);
+        av_num(&v, o->supp_ms > 0 ? o->supp_ms : 0);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const store_obs *o = &obs[i];
+        long long num = (long long)prof[i] + 1;
+        av_num(&v, o->defer_doc ? -num : num);
         av_str(&v, o->term_hash);
-        av_str(&v, o->supp_ms > 0 ? o->supp_hash : "-");
-        av_str(&v, o->defer_doc ? "1" : "0");
+        int alert_fields = !o->defer_doc;
+        if (o->kind == STORE_KIND_THRESHOLD) {
+            av_str(&v, o->alert_id ? o->alert_id : "");
+            av_num(&v, o->event_time >= 0 ? o->event_time : o->seen_ms);
+            av_str(&v, or_empty(o->card));
+        } else if (o->kind == STORE_KIND_NEW_TERMS) {
+            alert_fields = alert_fields && o->mode == STORE_OBS_LIVE;
+        }
+        if (!alert_fields) continue;
+        if (o->kind != STORE_KIND_THRESHOLD) av_str(&v, o->alert_id ? o->alert_id : "");
+        av_str(&v, o->mode == STORE_OBS_LIVE && o->alert_json ? o->alert_json : "");
+        av_str(&v, or_empty(o->account));
+        av_str(&v, or_empty(o->user));
+        if (o->supp_ms > 0) av_str(&v, o->supp_hash);
     }
     st = batch_argv(b, (int)v.k, v.argv, v.lens, err);
 out:
     free(v.argv);
     free(v.lens);
     free(v.nums);
+    free(prof);
     return st;
 }
 
-/* Reads one observation's {code, count, cardinality, first, last, owner}
- * (elements e[0..6) of the script's reply) into o. -1 on another shape. */
-static int observe_reply(redisReply *const *e, store_obs *o)
+/* Reads one observation's answer (an element of the script's reply: its code,
+ * or {code, count, cardinality, first, last, owner}) into o. -1 on another
+ * shape. */
+static int observe_reply(const redisReply *e, store_obs *o)
 {
-    long long v[5];
-    for (int i = 0; i < 5; i++)
-        if (reply_ll(e[i], &v[i]) != 0) return -1;
-    const redisReply *owner = e[5];
-    if (v[0] < 0 || v[0] > 6 || owner->type != REDIS_REPLY_STRING) return -1;
+    long long v[5] = {0};
+    const redisReply *owner = NULL;
+    if (e->type == REDIS_REPLY_INTEGER) {
+        v[0] = e->integer;
+    } else {
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 6) return -1;
+        for (int i = 0; i < 5; i++)
+            if (reply_ll(e->element[i], &v[i]) != 0) return -1;
+        owner = e->element[5];
+        if (owner->type != REDIS_REPLY_STRING) return -1;
+    }
+    if (v[0] < 0 || v[0] > 6) return -1;
     o->is_new = v[0] >= 1 && v[0] <= 3;
     o->alert_written = v[0] == 1;
     o->suppressed = v[0] == 5;
     o->needs_doc = v[0] == 6;
     if (o->needs_doc && !o->defer_doc) return -1;
     if (o->suppressed) {
-        if (owner->len == 0 || owner->len >= sizeof o->supp_into) return -1;
+        if (!owner || owner->len == 0 || owner->len >= sizeof o->supp_into) return -1;
         memcpy(o->supp_into, owner->str, owner->len);
         o->supp_into[owner->len] = '\0';
     }
@@ -1443,12 +1580,12 @@ nt_status store_observe(store *s, store_obs *obs, size_t n, nt_err *err)
             st = store_failf(s, err, "observe script failed: %s", r->str);
             break;
         }
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 6 * k) {
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != k) {
             st = store_failf(s, err, "observe script returned an unexpected reply");
             break;
         }
         for (size_t i = 0; i < k && st == NT_OK; i++)
-            if (observe_reply(r->element + 6 * i, &obs[first + i]) != 0)
+            if (observe_reply(r->element[i], &obs[first + i]) != 0)
                 st = store_failf(s, err, "observe script returned an unexpected reply");
     }
     if (st == NT_OK && b.last_is_wait) {

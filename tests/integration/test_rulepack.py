@@ -154,6 +154,28 @@ class ServiceBase(ServiceTest):
         self.fail("too many pages")
 
 
+class ThresholdDocuments(ServiceBase):
+    """A service of its own: its term cache knows nothing, so every late
+    document counted here is a threshold's."""
+
+    def test_only_the_sighting_that_reaches_a_threshold_gets_its_document_built(self):
+        deferred = self.svc.metric("newtermsd_alert_docs_deferred_total")
+        late = self.svc.metric("newtermsd_alert_docs_late_total")
+        for rule in MANIFEST["threshold"]:
+            self.post(records(rule["file"]))
+        events = sum(len(rule["cases"]) for rule in MANIFEST["threshold"])
+        self.assertGreaterEqual(self.svc.metric("newtermsd_alert_docs_deferred_total") - deferred,
+                                events)
+        self.assertEqual(self.svc.metric("newtermsd_alert_docs_late_total") - late,
+                         len(MANIFEST["threshold"]))
+        for rule in MANIFEST["threshold"]:
+            mine = self.all_alerts(rule_id=rule["rule_id"])
+            self.assertEqual([a["event_id"] for a in mine],
+                             [c["event_id"] for c in rule["cases"] if c["alert"]], rule["file"])
+            over = sum(1 for c in rule["cases"] if c["group"] == "over")
+            self.assertEqual(mine[0]["threshold_result"]["count"], over, rule["file"])
+
+
 class ThroughTheService(ServiceBase):
     def test_query_rules_through_the_service(self):
         for rule in MANIFEST["query"]:
