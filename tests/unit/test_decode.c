@@ -1027,6 +1027,19 @@ START_TEST(deep_nesting_in_a_unit_is_refused_without_stack_overflow)
         rec[k++] = '}';
         ck_assert_int_eq(split_text(rec, (size_t)k, &s, &err), depth == 63 ? NT_OK : NT_ERR_LIMIT);
     }
+    /* with no bracket in a string, 64 brackets in all (the quick count) pass
+     * and 65 go to the walk, which refuses them at the 65th */
+    for (int depth = 63; depth <= 64; depth++) {
+        int k = sprintf(rec, "{\"eventVersion\":\"1.08\",\"eventSource\":\"iam.amazonaws.com\","
+                             "\"eventName\":\"ListAccounts\",\"x\":");
+        for (int i = 0; i < depth; i++)
+            rec[k++] = '[';
+        for (int i = 0; i < depth; i++)
+            rec[k++] = ']';
+        rec[k++] = '}';
+        ck_assert_int_eq(split_text(rec, (size_t)k, &s, &err), depth == 63 ? NT_OK : NT_ERR_LIMIT);
+        if (depth == 64) ck_assert(strstr(err.msg, "JSON nested deeper than 64 levels") != NULL);
+    }
 }
 END_TEST
 
