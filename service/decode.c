@@ -39,6 +39,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define TRY(expr)                                                                                  \
     do {                                                                                           \
@@ -746,8 +749,18 @@ typedef enum dec_scan_result { DEC_SCAN_OK = 0, DEC_SCAN_DEEP, DEC_SCAN_BIG } de
 static int dec_scan_surely_ok(const char *s, size_t n)
 {
     if (n > DEC_MAX_TREE_BYTES / DEC_TREE_OBJECT) return 0;
-    size_t open = 0;
-    for (size_t i = 0; i < n; i++)
+    size_t open = 0, i = 0;
+#ifdef __SSE2__
+    const __m128i lb = _mm_set1_epi8('{'), ls = _mm_set1_epi8('[');
+    for (; i + 16 <= n; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        unsigned m =
+            (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(x, lb), _mm_cmpeq_epi8(x, ls)));
+        open += (size_t)__builtin_popcount(m);
+        if (open > DEC_MAX_DEPTH) return 0;
+    }
+#endif
+    for (; i < n; i++)
         open += (size_t)((s[i] == '{') | (s[i] == '['));
     return open <= DEC_MAX_DEPTH;
 }
