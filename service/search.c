@@ -50,6 +50,34 @@ static const char *search_tail(const char *hay, size_t n, const char *needle, si
 }
 
 #ifdef NT_SEARCH_AVX2
+#define SEARCH_PAD_P2 64 /* the padded tail serves needles with p2 up to this */
+
+/* The first start among start + [0, 64) whose probe bytes matched (bits of
+ * mask) and where the needle really is in hay, or NULL. */
+static const char *search_confirm(const char *hay, size_t n, const char *needle, size_t m,
+                                  size_t start, uint64_t mask)
+{
+    for (; mask; mask &= mask - 1) {
+        size_t k = start + (size_t)__builtin_ctzll(mask);
+        if (k + m <= n && memcmp(hay + k, needle, m) == 0) return hay + k;
+    }
+    return NULL;
+}
+
+/* Bits of the starts among the 32 at p whose probe bytes match. */
+__attribute__((target("avx2"))) static inline uint32_t
+search_probe32(const char *p, size_t p1, size_t p2, __m256i b1, __m256i b2)
+{
+    const __m256i h1 = _mm256_loadu_si256((const __m256i *)(const void *)(p + p1));
+    const __m256i h2 = _mm256_loadu_si256((const __m256i *)(const void *)(p + p2));
+    return (uint32_t)_mm256_movemask_epi8(
+        _mm256_and_si256(_mm256_cmpeq_epi8(h1, b1), _mm256_cmpeq_epi8(h2, b2)));
+}
+
+/* 64 starts per step (two 32-byte halves tested together); the last starts
+ * from a copy of the tail padded with zero bytes (a zero byte can match a
+ * probe, but a candidate is confirmed in hay only where the needle fits),
+ * or one by one for a needle whose second probe lies beyond the pad. */
 __attribute__((target("avx2"))) static const char *
 search_avx2(const char *hay, size_t n, const char *needle, size_t m, int *clean)
 {
@@ -60,20 +88,37 @@ search_avx2(const char *hay, size_t n, const char *needle, size_t m, int *clean)
     const __m256i bsl = _mm256_set1_epi8('\\');
     __m256i seen = _mm256_setzero_si256();
     size_t i = 0;
-    /* A 32-byte load at i + p2 must stay inside hay: i + p2 + 32 <= n. */
-    for (; i + p2 + 32 <= n; i += 32) {
-        __m256i h1 = _mm256_loadu_si256((const __m256i *)(const void *)(hay + i + p1));
-        __m256i h2 = _mm256_loadu_si256((const __m256i *)(const void *)(hay + i + p2));
-        if (clean) seen = _mm256_or_si256(seen, _mm256_cmpeq_epi8(h1, bsl));
-        unsigned mask = (unsigned)_mm256_movemask_epi8(
-            _mm256_and_si256(_mm256_cmpeq_epi8(h1, b1), _mm256_cmpeq_epi8(h2, b2)));
-        while (mask) {
-            size_t k = i + (size_t)__builtin_ctz(mask);
-            if (k + m <= n && memcmp(hay + k, needle, m) == 0) return hay + k;
-            mask &= mask - 1;
-        }
+    /* The 32-byte loads at i + p2 + 32 must stay inside hay: i + p2 + 64 <= n. */
+    for (; i + p2 + 64 <= n; i += 64) {
+        const char *p = hay + i;
+        const __m256i h1a = _mm256_loadu_si256((const __m256i *)(const void *)(p + p1));
+        const __m256i h2a = _mm256_loadu_si256((const __m256i *)(const void *)(p + p2));
+        const __m256i h1b = _mm256_loadu_si256((const __m256i *)(const void *)(p + p1 + 32));
+        const __m256i h2b = _mm256_loadu_si256((const __m256i *)(const void *)(p + p2 + 32));
+        if (clean)
+            seen = _mm256_or_si256(
+                seen, _mm256_or_si256(_mm256_cmpeq_epi8(h1a, bsl), _mm256_cmpeq_epi8(h1b, bsl)));
+        const __m256i ma = _mm256_and_si256(_mm256_cmpeq_epi8(h1a, b1), _mm256_cmpeq_epi8(h2a, b2));
+        const __m256i mb = _mm256_and_si256(_mm256_cmpeq_epi8(h1b, b1), _mm256_cmpeq_epi8(h2b, b2));
+        if (_mm256_testz_si256(_mm256_or_si256(ma, mb), _mm256_or_si256(ma, mb))) continue;
+        uint64_t mask = (uint64_t)(uint32_t)_mm256_movemask_epi8(ma) |
+                        (uint64_t)(uint32_t)_mm256_movemask_epi8(mb) << 32;
+        const char *r = search_confirm(hay, n, needle, m, i, mask);
+        if (r) return r;
     }
-    const char *r = search_tail(hay, n, needle, m, i, p1, p2);
+    const char *r = NULL;
+    if (i + m > n) {
+        /* no start left */
+    } else if (p2 <= SEARCH_PAD_P2) {
+        /* fewer than 64 + p2 bytes left: starts i .. n - m from a padded copy */
+        char pad[64 + SEARCH_PAD_P2 + 32 + SEARCH_PAD_P2];
+        memset(pad, 0, sizeof pad);
+        memcpy(pad, hay + i, n - i);
+        for (size_t j = 0; !r && i + j + m <= n; j += 32)
+            r = search_confirm(hay, n, needle, m, i + j, search_probe32(pad + j, p1, p2, b1, b2));
+    } else {
+        r = search_tail(hay, n, needle, m, i, p1, p2);
+    }
     /* The loads covered bytes [p1, i + p1); the rest is checked directly. */
     if (!r && clean && _mm256_testz_si256(seen, seen) && !memchr(hay, '\\', p1 < n ? p1 : n) &&
         !(i + p1 < n && memchr(hay + i + p1, '\\', n - i - p1)))
