@@ -2165,6 +2165,13 @@ int kql_prefilter(const kql_query *q, const char *raw, size_t len)
 
 enum { PFQ_GUARDED, PFQ_WALK, PFQ_PASS }; /* kql_pfshare.qkind */
 
+/* A prefix literal in its row: its first four bytes (the quote first, fewer
+ * when shorter) as a little-endian word key, mask the bytes that count. */
+typedef struct pf_prefix_lit {
+    uint32_t key, mask;
+    int gi;
+} pf_prefix_lit;
+
 typedef struct pf_eslot {
     uint32_t tag; /* high bits of the hash */
     int gi;       /* table index, -1 = empty */
@@ -2187,8 +2194,17 @@ struct kql_pfshare {
      * for `""`), as nibble tables for the AVX2 pass: byte c is in when
      * first_lo[c & 15] & first_hi[c >> 4] (both 16-byte rows twice) */
     unsigned char first_lo[32], first_hi[32];
-    int avx2;     /* the CPU has AVX2 (checked once, by kql_pfshare_new) */
-    size_t npass; /* literals the pass answers (memo0 2) */
+    int avx2; /* the CPU has AVX2 (checked once, by kql_pfshare_new) */
+    /* prefix literals ("X, X without a quote, not exact), also answered by
+     * the AVX2 pass at the opening quotes it looks at (X's first byte is in
+     * first_lo/first_hi): X's first byte picks a row of pre, X's second one
+     * (& 63) a bit (every bit for a one-byte X); a quote whose next two bytes
+     * hit a set bit is compared with the row's literals (pre_lit[pre_off[c]
+     * .. pre_off[c + 1])) */
+    uint64_t *pre;                 /* 256 rows, NULL: no prefix literal */
+    unsigned *pre_off;             /* 257 */
+    struct pf_prefix_lit *pre_lit; /* the rows' literals */
+    size_t npass;                  /* literals the pass answers (memo0 2) */
     /* dispatch (when the pass is used) */
     unsigned char *qkind; /* per query: PFQ_* */
     unsigned char *qneed; /* per query: one bit per guard */
@@ -2207,6 +2223,9 @@ void kql_pfshare_free(kql_pfshare *s)
     free(s->lit);
     free(s->memo0);
     free(s->eslot);
+    free(s->pre);
+    free(s->pre_off);
+    free(s->pre_lit);
     free(s->qkind);
     free(s->qneed);
     free(s->toff);
@@ -2263,6 +2282,64 @@ static int pf_exact(const kql_pflit *l)
            !memchr(l->s + 1, '"', l->n - 2);
 }
 
+/* A prefix literal: `"X` with X not empty and without a quote, or `"X"`
+ * too long for the exact table. `"X` is in raw exactly when some quote of
+ * raw is followed by X; as X's first byte is in the pass's first-byte set,
+ * that quote is one the AVX2 pass looks at. */
+static int pf_prefix(const kql_pflit *l)
+{
+    if (l->n < 2 || l->s[0] != '"' || l->s[1] == '"' || pf_exact(l)) return 0;
+    size_t body = l->s[l->n - 1] == '"' ? l->n - 2 : l->n - 1;
+    return !memchr(l->s + 1, '"', body);
+}
+
+static uint32_t pf_load32(const char *p, size_t n)
+{
+    unsigned char b[4] = {0, 0, 0, 0};
+    memcpy(b, p, n < 4 ? n : 4);
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* The rows of the prefix literals (AVX2 pass only). */
+static nt_status pf_prefix_table(kql_pfshare *s)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < s->nlits; i++)
+        k += (size_t)pf_prefix(&s->lit[i]);
+    if (!k) return NT_OK;
+    s->pre = calloc(256, sizeof *s->pre);
+    s->pre_off = calloc(257, sizeof *s->pre_off);
+    s->pre_lit = malloc(k * sizeof *s->pre_lit);
+    if (!s->pre || !s->pre_off || !s->pre_lit) return NT_ERR_NOMEM;
+    for (size_t i = 0; i < s->nlits; i++) { /* count per row */
+        const kql_pflit *l = &s->lit[i];
+        if (!pf_prefix(l)) continue;
+        unsigned char c = (unsigned char)l->s[1];
+        s->pre_off[c + 1]++;
+        int one = l->n == 2 || l->s[2] == '"'; /* X is one byte */
+        s->pre[c] |= one ? ~0ULL : 1ULL << ((unsigned char)l->s[2] & 63);
+        s->first_lo[c & 15] |= (unsigned char)(1u << (c >> 4));
+        s->first_lo[16 + (c & 15)] |= (unsigned char)(1u << (c >> 4));
+        s->memo0[i] = 2;
+        s->npass++;
+    }
+    unsigned next[256];
+    for (size_t c = 0; c < 256; c++) {
+        s->pre_off[c + 1] += s->pre_off[c];
+        next[c] = s->pre_off[c];
+    }
+    for (size_t i = 0; i < s->nlits; i++) {
+        const kql_pflit *l = &s->lit[i];
+        if (!pf_prefix(l)) continue;
+        pf_prefix_lit *e = &s->pre_lit[next[(unsigned char)l->s[1]]++];
+        size_t kb = l->n < 4 ? l->n : 4;
+        e->key = pf_load32(l->s, kb);
+        e->mask = ~0u >> (8 * (4 - kb));
+        e->gi = (int)i;
+    }
+    return NT_OK;
+}
+
 static nt_status pf_exact_table(kql_pfshare *s)
 {
     s->memo0 = calloc(s->nlits ? s->nlits : 1, 1);
@@ -2295,6 +2372,7 @@ static nt_status pf_exact_table(kql_pfshare *s)
     for (unsigned h = 0; h < 8; h++)
         s->first_hi[h] = s->first_hi[16 + h] = (unsigned char)(1u << h);
     s->npass = s->nexact;
+    if (s->avx2 && pf_prefix_table(s) != NT_OK) return NT_ERR_NOMEM;
     return NT_OK;
 }
 
@@ -2488,7 +2566,8 @@ kql_pfshare *kql_pfshare_new(const kql_query *const *qs, size_t n, int scan)
             s->map[qi][li] = slot[h];
         }
     }
-    s->avx2 = pf_have_avx2();
+    s->avx2 = !(scan & KQL_PF_PORTABLE) && pf_have_avx2();
+    scan &= ~KQL_PF_PORTABLE;
     if (scan && pf_exact_table(s) != NT_OK) goto fail;
     /* A few literals are cheaper searched (a search stops at its first hit,
      * and a conjunction at its first miss) than one full pass. */
@@ -2505,6 +2584,12 @@ fail:
 size_t kql_pfshare_nlits(const kql_pfshare *s)
 {
     return s ? s->nlits : 0;
+}
+
+const char *kql_pfshare_lit(const kql_pfshare *s, size_t i, size_t *len)
+{
+    *len = s->lit[i].n;
+    return s->lit[i].s;
 }
 
 /* Bit k of *quote / *bslash: s[k] is a quote / a backslash, for k < n (n <= 64). */
@@ -2579,6 +2664,22 @@ static void pf_segment(const kql_pfshare *s, kql_pfrec *r, const char *w, size_t
     }
 }
 
+/* The prefix literals of row c that start at the quote raw[at]. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline)) /* out of the pass's loop, which has few registers to spare */
+#endif
+static void
+pf_prefix_at(const kql_pfshare *s, kql_pfrec *r, size_t at, unsigned char c, unsigned char *may)
+{
+    uint32_t w = pf_load32(r->raw + at, r->len - at);
+    for (unsigned k = s->pre_off[c]; k < s->pre_off[c + 1]; k++) {
+        const pf_prefix_lit *e = &s->pre_lit[k];
+        const kql_pflit *l = &s->lit[e->gi];
+        if ((w & e->mask) == e->key && at + l->n <= r->len && memcmp(r->raw + at, l->s, l->n) == 0)
+            pf_found(s, r, e->gi, may);
+    }
+}
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define PF_AVX2 1
 /* The masks of the 64 bytes at p (p[0..65) readable): quotes, backslashes,
@@ -2627,7 +2728,8 @@ pf_block_avx2(const kql_pfshare *s, const char *raw, size_t len, size_t base, ch
 /* pf_exact_scan's loop with AVX2: only the segments whose opening quote
  * passed s->first are looked at (on Mix B 67 of 176 a record); the closing
  * quote is the next one in this block's mask or the next block's, else
- * found by memchr (a segment over 64 bytes). */
+ * found by memchr (a segment over 64 bytes). The prefix literals are tried
+ * at each of these opening quotes. */
 __attribute__((target("avx2"))) static uint64_t pf_scan_avx2(const kql_pfshare *s, kql_pfrec *r,
                                                              unsigned char *may)
 {
@@ -2644,6 +2746,12 @@ __attribute__((target("avx2"))) static uint64_t pf_scan_avx2(const kql_pfshare *
             unsigned b = pf_ctz64(cur.open);
             cur.open &= cur.open - 1;
             size_t from = base + b, at;
+            /* raw[from + 1] is in first, so from + 1 < len */
+            unsigned char c = (unsigned char)raw[from + 1];
+            if (s->pre) {
+                unsigned char d = (unsigned char)raw[from + 2 < len ? from + 2 : from + 1];
+                if (s->pre[c] >> (d & 63) & 1) pf_prefix_at(s, r, from, c, may);
+            }
             uint64_t rest = cur.quote >> b >> 1;
             if (rest) {
                 at = from + 1 + pf_ctz64(rest);
@@ -2658,7 +2766,7 @@ __attribute__((target("avx2"))) static uint64_t pf_scan_avx2(const kql_pfshare *
             }
             size_t n = at - from - 1;
             if (n > PF_EXACT_MAXLEN) continue;
-            size_t bit = pf_bloom_bit(n, (unsigned char)raw[from + 1], (unsigned char)raw[at - 1]);
+            size_t bit = pf_bloom_bit(n, c, (unsigned char)raw[at - 1]);
             if (s->bloom[bit / 64] >> (bit % 64) & 1)
                 pf_segment(s, r, raw + from, at - from + 1, may);
         }
