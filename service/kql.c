@@ -2725,52 +2725,60 @@ pf_block_avx2(const kql_pfshare *s, const char *raw, size_t len, size_t base, ch
     return m;
 }
 
-/* pf_exact_scan's loop with AVX2: only the segments whose opening quote
- * passed s->first are looked at (on Mix B 67 of 176 a record); the closing
- * quote is the next one in this block's mask or the next block's, else
- * found by memchr (a segment over 64 bytes). The prefix literals are tried
- * at each of these opening quotes. */
+#define PF_SCAN_BLOCKS 64 /* blocks of masks per round of the AVX2 pass (4 KB of record) */
+
+/* pf_exact_scan's loop with AVX2, in rounds of up to PF_SCAN_BLOCKS blocks:
+ * first the masks of every block of the round, then the segments whose
+ * opening quote passed s->first (on Mix B 67 of 176 a record), each closed
+ * by the next quote in the masks (a segment that runs past the round's
+ * masks by memchr). The prefix literals are tried at each of these quotes. */
 __attribute__((target("avx2"))) static uint64_t pf_scan_avx2(const kql_pfshare *s, kql_pfrec *r,
                                                              unsigned char *may)
 {
     const char *raw = r->raw;
-    size_t len = r->len;
+    const size_t len = r->len;
     uint64_t anyb = 0;
     char pad[96];
-    pf_block cur = pf_block_avx2(s, raw, len, 0, pad);
-    for (size_t base = 0; base < len; base += 64) {
-        pf_block nxt = {0, 0, 0};
-        if (len - base > 64) nxt = pf_block_avx2(s, raw, len, base + 64, pad);
-        anyb |= cur.bslash;
-        while (cur.open) {
-            unsigned b = pf_ctz64(cur.open);
-            cur.open &= cur.open - 1;
-            size_t from = base + b, at;
-            /* raw[from + 1] is in first, so from + 1 < len */
-            unsigned char c = (unsigned char)raw[from + 1];
-            if (s->pre) {
-                unsigned char d = (unsigned char)raw[from + 2 < len ? from + 2 : from + 1];
-                if (s->pre[c] >> (d & 63) & 1) pf_prefix_at(s, r, from, c, may);
-            }
-            uint64_t rest = cur.quote >> b >> 1;
-            if (rest) {
-                at = from + 1 + pf_ctz64(rest);
-            } else if (nxt.quote) {
-                at = base + 64 + pf_ctz64(nxt.quote);
-            } else {
-                size_t room = len - from - 1;
-                const char *q = memchr(raw + from + 1, '"',
-                                       room < PF_EXACT_MAXLEN + 1 ? room : PF_EXACT_MAXLEN + 1);
-                if (!q) continue;
-                at = (size_t)(q - raw);
-            }
-            size_t n = at - from - 1;
-            if (n > PF_EXACT_MAXLEN) continue;
-            size_t bit = pf_bloom_bit(n, c, (unsigned char)raw[at - 1]);
-            if (s->bloom[bit / 64] >> (bit % 64) & 1)
-                pf_segment(s, r, raw + from, at - from + 1, may);
+    uint64_t qm[PF_SCAN_BLOCKS + 1], om[PF_SCAN_BLOCKS];
+    for (size_t round = 0; round < len; round += 64 * PF_SCAN_BLOCKS) {
+        size_t nb = (len - round + 63) / 64;
+        if (nb > PF_SCAN_BLOCKS) nb = PF_SCAN_BLOCKS;
+        for (size_t k = 0; k < nb; k++) {
+            pf_block m = pf_block_avx2(s, raw, len, round + 64 * k, pad);
+            qm[k] = m.quote;
+            om[k] = m.open;
+            anyb |= m.bslash;
         }
-        cur = nxt;
+        qm[nb] = 0;
+        for (size_t k = 0; k < nb; k++) {
+            for (uint64_t open = om[k]; open; open &= open - 1) {
+                unsigned b = pf_ctz64(open);
+                size_t from = round + 64 * k + b, at;
+                /* raw[from + 1] is in first, so from + 1 < len */
+                unsigned char c = (unsigned char)raw[from + 1];
+                if (s->pre) {
+                    unsigned char d = (unsigned char)raw[from + 2 < len ? from + 2 : from + 1];
+                    if (s->pre[c] >> (d & 63) & 1) pf_prefix_at(s, r, from, c, may);
+                }
+                uint64_t rest = qm[k] >> b >> 1;
+                if (rest) {
+                    at = from + 1 + pf_ctz64(rest);
+                } else if (qm[k + 1]) {
+                    at = round + 64 * (k + 1) + pf_ctz64(qm[k + 1]);
+                } else {
+                    size_t room = len - from - 1;
+                    const char *q = memchr(raw + from + 1, '"',
+                                           room < PF_EXACT_MAXLEN + 1 ? room : PF_EXACT_MAXLEN + 1);
+                    if (!q) continue;
+                    at = (size_t)(q - raw);
+                }
+                size_t n = at - from - 1;
+                if (n > PF_EXACT_MAXLEN) continue;
+                size_t bit = pf_bloom_bit(n, c, (unsigned char)raw[at - 1]);
+                if (s->bloom[bit / 64] >> (bit % 64) & 1)
+                    pf_segment(s, r, raw + from, at - from + 1, may);
+            }
+        }
     }
     return anyb;
 }

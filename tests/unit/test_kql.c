@@ -697,7 +697,8 @@ END_TEST
  * memo is 1 exactly when memmem finds it, and each query's verdict is
  * kql_prefilter's. Texts put each piece (the literal, a near miss, an
  * escaped variant, a truncation) at every offset from 0 to 140, so across
- * the 64-byte blocks and at both ends; also the empty text and texts shorter
+ * the 64-byte blocks and at both ends, and from 4030 to 4100, across the
+ * AVX2 pass's 4 KB rounds of masks; also the empty text and texts shorter
  * than the literals. Texts are exact-size heap copies (a read past one is a
  * sanitizer error). With the AVX2 pass, the portable one and without a pass. */
 START_TEST(the_pass_answers_every_literal_kind_as_a_search_would)
@@ -737,7 +738,7 @@ START_TEST(the_pass_answers_every_literal_kind_as_a_search_would)
                       qs[i], err.msg);
     }
     const int scans[] = {2, 2 | KQL_PF_PORTABLE, 0};
-    char *text = malloc(700);
+    char *text = malloc(4600);
     ck_assert_ptr_nonnull(text);
     for (size_t sc = 0; sc < sizeof scans / sizeof scans[0]; sc++) {
         kql_pfshare *sh = kql_pfshare_new((const kql_query *const *)q, NQ, scans[sc]);
@@ -745,10 +746,12 @@ START_TEST(the_pass_answers_every_literal_kind_as_a_search_would)
         size_t nl = kql_pfshare_nlits(sh);
         unsigned char *memo = malloc(nl + 1), may[NQ];
         for (size_t p = 0; p < NP; p++) {
-            for (size_t off = 0; off <= 141; off++) {
-                /* off 141: the piece alone, then the empty text */
+            for (size_t step = 0; step <= 141 + 71; step++) {
+                /* step 141: the piece alone, then the empty text; from 142 on,
+                 * offsets 4030..4100 */
+                size_t off = step <= 141 ? step : 4030 + (step - 142);
                 size_t pl = strlen(pieces[p]), n = 0;
-                if (off < 141) {
+                if (step != 141) {
                     for (; n < off; n++)
                         text[n] = "{\"k\": \"w\", "[n % 11];
                     memcpy(text + n, pieces[p], pl);
