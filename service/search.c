@@ -74,10 +74,31 @@ search_probe32(const char *p, size_t p1, size_t p2, __m256i b1, __m256i b2)
         _mm256_and_si256(_mm256_cmpeq_epi8(h1, b1), _mm256_cmpeq_epi8(h2, b2)));
 }
 
-/* 64 starts per step (two 32-byte halves tested together); the last starts
- * from a copy of the tail padded with zero bytes (a zero byte can match a
- * probe, but a candidate is confirmed in hay only where the needle fits),
- * or one by one for a needle whose second probe lies beyond the pad. */
+/* Candidate bits of the 64 starts at p (the loads at p + p1 .. p + p2 + 64). */
+__attribute__((target("avx2"))) static inline __m256i
+search_pair64(const char *p, size_t p1, size_t p2, __m256i b1, __m256i b2, __m256i *hi)
+{
+    const __m256i lo = _mm256_and_si256(
+        _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(p + p1)), b1),
+        _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(p + p2)), b2));
+    *hi = _mm256_and_si256(
+        _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(p + p1 + 32)), b1),
+        _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(p + p2 + 32)), b2));
+    return lo;
+}
+
+__attribute__((target("avx2"))) static uint64_t search_bits64(__m256i lo, __m256i hi)
+{
+    return (uint64_t)(uint32_t)_mm256_movemask_epi8(lo) |
+           (uint64_t)(uint32_t)_mm256_movemask_epi8(hi) << 32;
+}
+
+/* 128 starts per step (four 32-byte quarters tested together), then 64;
+ * the last starts from a copy of the tail padded with zero bytes (a zero
+ * byte can match a probe, but a candidate is confirmed in hay only where the
+ * needle fits), or one by one for a needle whose second probe lies beyond
+ * the pad. With clean, the bytes at the first probe are also compared with a
+ * backslash. */
 __attribute__((target("avx2"))) static const char *
 search_avx2(const char *hay, size_t n, const char *needle, size_t m, int *clean)
 {
@@ -88,22 +109,31 @@ search_avx2(const char *hay, size_t n, const char *needle, size_t m, int *clean)
     const __m256i bsl = _mm256_set1_epi8('\\');
     __m256i seen = _mm256_setzero_si256();
     size_t i = 0;
+    if (!clean) /* the prefilter's usual case: the pass already knows about backslashes */
+        for (; i + p2 + 128 <= n; i += 128) {
+            __m256i ha, hb;
+            const __m256i la = search_pair64(hay + i, p1, p2, b1, b2, &ha);
+            const __m256i lb = search_pair64(hay + i + 64, p1, p2, b1, b2, &hb);
+            const __m256i any = _mm256_or_si256(_mm256_or_si256(la, ha), _mm256_or_si256(lb, hb));
+            if (_mm256_testz_si256(any, any)) continue;
+            const char *r = search_confirm(hay, n, needle, m, i, search_bits64(la, ha));
+            if (!r) r = search_confirm(hay, n, needle, m, i + 64, search_bits64(lb, hb));
+            if (r) return r;
+        }
     /* The 32-byte loads at i + p2 + 32 must stay inside hay: i + p2 + 64 <= n. */
     for (; i + p2 + 64 <= n; i += 64) {
-        const char *p = hay + i;
-        const __m256i h1a = _mm256_loadu_si256((const __m256i *)(const void *)(p + p1));
-        const __m256i h2a = _mm256_loadu_si256((const __m256i *)(const void *)(p + p2));
-        const __m256i h1b = _mm256_loadu_si256((const __m256i *)(const void *)(p + p1 + 32));
-        const __m256i h2b = _mm256_loadu_si256((const __m256i *)(const void *)(p + p2 + 32));
-        if (clean)
+        __m256i hi;
+        const __m256i lo = search_pair64(hay + i, p1, p2, b1, b2, &hi);
+        if (clean) {
+            const __m256i h1a = _mm256_loadu_si256((const __m256i *)(const void *)(hay + i + p1));
+            const __m256i h1b =
+                _mm256_loadu_si256((const __m256i *)(const void *)(hay + i + p1 + 32));
             seen = _mm256_or_si256(
                 seen, _mm256_or_si256(_mm256_cmpeq_epi8(h1a, bsl), _mm256_cmpeq_epi8(h1b, bsl)));
-        const __m256i ma = _mm256_and_si256(_mm256_cmpeq_epi8(h1a, b1), _mm256_cmpeq_epi8(h2a, b2));
-        const __m256i mb = _mm256_and_si256(_mm256_cmpeq_epi8(h1b, b1), _mm256_cmpeq_epi8(h2b, b2));
-        if (_mm256_testz_si256(_mm256_or_si256(ma, mb), _mm256_or_si256(ma, mb))) continue;
-        uint64_t mask = (uint64_t)(uint32_t)_mm256_movemask_epi8(ma) |
-                        (uint64_t)(uint32_t)_mm256_movemask_epi8(mb) << 32;
-        const char *r = search_confirm(hay, n, needle, m, i, mask);
+        }
+        const __m256i any = _mm256_or_si256(lo, hi);
+        if (_mm256_testz_si256(any, any)) continue;
+        const char *r = search_confirm(hay, n, needle, m, i, search_bits64(lo, hi));
         if (r) return r;
     }
     const char *r = NULL;
@@ -112,8 +142,9 @@ search_avx2(const char *hay, size_t n, const char *needle, size_t m, int *clean)
     } else if (p2 <= SEARCH_PAD_P2) {
         /* fewer than 64 + p2 bytes left: starts i .. n - m from a padded copy */
         char pad[64 + SEARCH_PAD_P2 + 32 + SEARCH_PAD_P2];
-        memset(pad, 0, sizeof pad);
+        size_t used = n - i + 32 + p2; /* what the loads below read */
         memcpy(pad, hay + i, n - i);
+        memset(pad + (n - i), 0, used - (n - i));
         for (size_t j = 0; !r && i + j + m <= n; j += 32)
             r = search_confirm(hay, n, needle, m, i + j, search_probe32(pad + j, p1, p2, b1, b2));
     } else {
