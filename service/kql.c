@@ -214,6 +214,7 @@ typedef struct kql_pfnode {
     int kid, next; /* first child, next sibling; -1 = none (PF_AND, PF_OR) */
     int *lit;      /* PF_LITS: indices into pflits */
     size_t nlit;
+    int common; /* PF_LITS: index of a literal each of lit holds, tested first (-1: none) */
 } kql_pfnode;
 
 #define KQL_PF_MEMO 256 /* literals whose search result kql_prefilter remembers per record */
@@ -1911,6 +1912,7 @@ static int pf_new_node(pf_tree_builder *b, kql_pfop op)
     memset(n, 0, sizeof *n);
     n->op = op;
     n->kid = n->next = -1;
+    n->common = -1;
     return (int)q->npfnodes++;
 }
 
@@ -1951,6 +1953,41 @@ static int pf_string_only(const kql_pflit *l)
 }
 
 /* The PF_LITS node of a TERMS node's values (*out = -1: unconstrained). */
+#define PF_COMMON_MIN 4 /* shortest common run worth a search of its own */
+
+/* The longest run (at least PF_COMMON_MIN bytes) that every literal of a
+ * leaf of inner runs (no quote at either end, so none the pass answers)
+ * holds, as a literal index in *out, else -1: when the run is not in a
+ * record, none of the leaf's literals is, and one search answers them all
+ * (AgentCore- and BedrockAgentCore share AgentCore). */
+static nt_status pf_common(pf_tree_builder *b, const int *lits, size_t n, int *out)
+{
+    kql_query *q = b->q;
+    *out = -1;
+    if (n < 2) return NT_OK;
+    size_t shortest = 0;
+    for (size_t i = 0; i < n; i++) {
+        const kql_pflit *l = &q->pflits[lits[i]];
+        if (l->n < PF_COMMON_MIN || l->s[0] == '"' || l->s[l->n - 1] == '"') return NT_OK;
+        if (l->n < q->pflits[lits[shortest]].n) shortest = i;
+    }
+    const kql_pflit *sh = &q->pflits[lits[shortest]];
+    for (size_t len = sh->n; len >= PF_COMMON_MIN; len--)
+        for (size_t at = 0; at + len <= sh->n; at++) {
+            size_t i = 0;
+            while (i < n && (i == shortest || nt_search(q->pflits[lits[i]].s, q->pflits[lits[i]].n,
+                                                        sh->s + at, len)))
+                i++;
+            if (i < n) continue;
+            kql_pflit c = {sh->s + at, len};
+            int ci = pf_lit_index(q, &b->lits_cap, &c);
+            if (ci < 0) return NT_ERR_NOMEM;
+            *out = ci;
+            return NT_OK;
+        }
+    return NT_OK;
+}
+
 static nt_status pf_values_node(pf_tree_builder *b, const kql_enode *e, int *out)
 {
     kql_query *q = b->q;
@@ -1976,10 +2013,13 @@ static nt_status pf_values_node(pf_tree_builder *b, const kql_enode *e, int *out
             dup = lits[j] == li;
         if (!dup) lits[i++] = li;
     }
+    int common;
+    if (pf_common(b, lits, i, &common) != NT_OK) return NT_ERR_NOMEM;
     int n = pf_new_node(b, PF_LITS);
     if (n < 0) return NT_ERR_NOMEM;
     q->pfnodes[n].lit = lits;
     q->pfnodes[n].nlit = i;
+    q->pfnodes[n].common = common;
     *out = n;
     return NT_OK;
 }
@@ -2105,6 +2145,7 @@ static int pf_eval_node(pf_eval *ev, int node)
 {
     const kql_pfnode *n = &ev->q->pfnodes[node];
     if (n->op == PF_LITS) {
+        if (n->common >= 0 && !pf_has(ev, n->common)) return 0;
         for (size_t i = 0; i < n->nlit; i++)
             if (pf_has(ev, n->lit[i])) return 1;
         return 0;

@@ -628,6 +628,14 @@ static const struct {
     {"a: x and (b: yy or c: *zz*)", "{\"a\":\"x\",\"c\":\"azzb\"}", 1},
     {"a: x and (b: yy or c: *zz*)", "{\"a\":\"x\",\"c\":\"azb\"}", 0},
     {"a: (x or yy) and b: (x or yy)", "{\"a\":\"x\",\"b\":\"x\"}", 1}, /* one search, remembered */
+    /* a leaf of inner runs tests their common run AgentCore first */
+    {"a: (*role/AgentCore-* or *role/*BedrockAgentCore*)", "{\"a\":\"r/BedrockAgentCore1\"}", 1},
+    {"a: (*role/AgentCore-* or *role/*BedrockAgentCore*)", "{\"a\":\"role/AgentCore-1\"}", 1},
+    {"a: (*role/AgentCore-* or *role/*BedrockAgentCore*)", "{\"a\":\"AgentCore\"}", 0},
+    {"a: (*role/AgentCore-* or *role/*BedrockAgentCore*)", "{\"a\":\"AgentCor-\"}", 0},
+    {"a: (*role/AgentCore-* or *role/*BedrockAgentCore*)", "{\"a\":\"Agent\\u0043ore-\"}", 1},
+    {"a: (*Browser* or *Cyberduck*)", "{\"a\":\"Cyberduck/1\"}", 1}, /* nothing in common */
+    {"a: (*Browser* or *Cyberduck*)", "{\"a\":\"Browse\"}", 0},
 };
 
 /* The shared table (with and without the quoted-segment scan) gives
@@ -806,6 +814,21 @@ START_TEST(prefilter_follows_the_and_or_structure)
     ck_assert_msg(kql_compile(qt, strlen(qt), &src, &q, &err) == NT_OK, "%s: %s", qt, err.msg);
     ck_assert_msg(kql_prefilter(q, raw, strlen(raw)) == prefilter_trees[_i].want,
                   "%s on %s: want %d", qt, raw, prefilter_trees[_i].want);
+    /* the shared table gives the same verdict: searched, with the pass, with
+     * the portable pass */
+    const int scans[] = {0, 2, 2 | KQL_PF_PORTABLE};
+    for (size_t sc = 0; sc < sizeof scans / sizeof scans[0]; sc++) {
+        const kql_query *one = q;
+        kql_pfshare *sh = kql_pfshare_new(&one, 1, scans[sc]);
+        ck_assert_ptr_nonnull(sh);
+        unsigned char *memo = malloc(kql_pfshare_nlits(sh) + 1), may = 9;
+        kql_pfrec rec = {.memo = memo};
+        ck_assert_int_eq(kql_prefilter_all(sh, &rec, raw, strlen(raw), &may),
+                         prefilter_trees[_i].want);
+        ck_assert_int_eq(may, prefilter_trees[_i].want);
+        free(memo);
+        kql_pfshare_free(sh);
+    }
     kql_free(q);
     src_done(&s);
     json_decref(typed);
