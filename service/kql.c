@@ -2188,9 +2188,10 @@ int kql_prefilter(const kql_query *q, const char *raw, size_t len)
  * bytes (a bit map), and hashes the rest in constant time (the first and last
  * 8 bytes and the length; equal hashes are confirmed with memcmp).
  * Where the CPU has AVX2 (checked once per table) the pass looks only at the
- * segments whose first content byte starts some literal it answers (a
- * nibble-table test of the byte after every quote, 32 at a time: on the
- * pack's Mix B records 67 of 176 quotes), and it also answers the prefix
+ * segments whose first two content bytes may start some literal it answers
+ * (a Teddy-style nibble-table test of the two bytes after every quote, 32
+ * quotes at a time: on the pack's Mix B records 55 of 176 quotes), and it
+ * also answers the prefix
  * literals ("X: X without a quote, e.g. "AKIA from AKIA*), which are in raw
  * exactly when some quote is followed by X, at those same quotes. Literals
  * the pass does not answer (X", inner runs, and prefixes without AVX2) are
@@ -2242,14 +2243,16 @@ struct kql_pfshare {
     pf_eslot *eslot;      /* open addressing over the quoted literals */
     size_t ecap;          /* power of two */
     uint64_t bloom[PF_BLOOM_BITS / 64];
-    /* the bytes an exact literal's content may start with (the closing quote
-     * for `""`), as nibble tables for the AVX2 pass: byte c is in when
-     * first_lo[c & 15] & first_hi[c >> 4] (both 16-byte rows twice) */
-    unsigned char first_lo[32], first_hi[32];
+    /* the first two content bytes a literal the AVX2 pass answers may start
+     * with (the closing quote for `""` and for a one-byte value), as Teddy
+     * nibble tables: 8 buckets by the first byte's low 3 bits; byte k of the
+     * content may be c for bucket b when pair_lo[k][c & 15] & pair_hi[k][c >>
+     * 4] has bit b (each 16-byte row twice, for both lanes) */
+    unsigned char pair_lo[2][32], pair_hi[2][32];
     int avx2; /* the CPU has AVX2 (checked once, by kql_pfshare_new) */
     /* prefix literals ("X, X without a quote, not exact), also answered by
      * the AVX2 pass at the opening quotes it looks at (X's first byte is in
-     * first_lo/first_hi): X's first byte picks a row of pre, X's second one
+     * pair_lo/pair_hi): X's first byte picks a row of pre, X's second one
      * (& 63) a bit (every bit for a one-byte X); a quote whose next two bytes
      * hit a set bit is compared with the row's literals (pre_lit[pre_off[c]
      * .. pre_off[c + 1])) */
@@ -2334,10 +2337,25 @@ static int pf_exact(const kql_pflit *l)
            !memchr(l->s + 1, '"', l->n - 2);
 }
 
+/* Adds a literal whose content starts with c1, c2 (any second byte when
+ * any2) to the pass's pair filter. */
+static void pf_pair_add(kql_pfshare *s, unsigned char c1, unsigned char c2, int any2)
+{
+    unsigned char bit = (unsigned char)(1u << (c1 & 7));
+    for (int lane = 0; lane < 32; lane += 16) {
+        s->pair_lo[0][lane + (c1 & 15)] |= bit;
+        s->pair_hi[0][lane + (c1 >> 4)] |= bit;
+        for (int x = 0; x < 16; x++) {
+            if (any2 || x == (c2 & 15)) s->pair_lo[1][lane + x] |= bit;
+            if (any2 || x == (c2 >> 4)) s->pair_hi[1][lane + x] |= bit;
+        }
+    }
+}
+
 /* A prefix literal: `"X` with X not empty and without a quote, or `"X"`
  * too long for the exact table. `"X` is in raw exactly when some quote of
- * raw is followed by X; as X's first byte is in the pass's first-byte set,
- * that quote is one the AVX2 pass looks at. */
+ * raw is followed by X; as X's first two bytes (or its one byte) are in the
+ * pass's pair filter, that quote is one the AVX2 pass looks at. */
 static int pf_prefix(const kql_pflit *l)
 {
     if (l->n < 2 || l->s[0] != '"' || l->s[1] == '"' || pf_exact(l)) return 0;
@@ -2370,8 +2388,7 @@ static nt_status pf_prefix_table(kql_pfshare *s)
         s->pre_off[c + 1]++;
         int one = l->n == 2 || l->s[2] == '"'; /* X is one byte */
         s->pre[c] |= one ? ~0ULL : 1ULL << ((unsigned char)l->s[2] & 63);
-        s->first_lo[c & 15] |= (unsigned char)(1u << (c >> 4));
-        s->first_lo[16 + (c & 15)] |= (unsigned char)(1u << (c >> 4));
+        pf_pair_add(s, c, one ? 0 : (unsigned char)l->s[2], one);
         s->memo0[i] = 2;
         s->npass++;
     }
@@ -2417,12 +2434,9 @@ static nt_status pf_exact_table(kql_pfshare *s)
         s->memo0[i] = 2;
         size_t bit = pf_bloom_bit(l->n - 2, (unsigned char)l->s[1], (unsigned char)l->s[l->n - 2]);
         s->bloom[bit / 64] |= 1ULL << (bit % 64);
-        unsigned char c = (unsigned char)l->s[1]; /* ASCII: the high nibble is under 8 */
-        s->first_lo[c & 15] |= (unsigned char)(1u << (c >> 4));
-        s->first_lo[16 + (c & 15)] |= (unsigned char)(1u << (c >> 4));
+        /* `""`: the closing quote, then anything */
+        pf_pair_add(s, (unsigned char)l->s[1], l->n > 2 ? (unsigned char)l->s[2] : 0, l->n == 2);
     }
-    for (unsigned h = 0; h < 8; h++)
-        s->first_hi[h] = s->first_hi[16 + h] = (unsigned char)(1u << h);
     s->npass = s->nexact;
     if (s->avx2 && pf_prefix_table(s) != NT_OK) return NT_ERR_NOMEM;
     return NT_OK;
@@ -2734,31 +2748,39 @@ pf_prefix_at(const kql_pfshare *s, kql_pfrec *r, size_t at, unsigned char c, uns
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define PF_AVX2 1
-/* The masks of the 64 bytes at p (p[0..65) readable): quotes, backslashes,
- * and the quotes whose next byte may start an exact literal's content
- * (s->first, looked up by nibbles: row = low nibble, bit = high nibble). */
+/* The masks of the 64 bytes at p (p[0..66) readable): quotes, backslashes,
+ * and the quotes whose next two bytes may start the content of a literal
+ * the pass answers (pair_lo, pair_hi). */
 typedef struct pf_block {
     uint64_t quote, bslash, open;
 } pf_block;
 
-__attribute__((target("avx2"))) static inline __m256i pf_first_avx2(const kql_pfshare *s,
-                                                                    const char *p)
+/* Bucket bits of the 32 bytes at p for content byte k. */
+__attribute__((target("avx2"))) static inline __m256i pf_pair_avx2(const kql_pfshare *s, int k,
+                                                                   const char *p)
 {
     const __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)p);
     const __m256i nib = _mm256_set1_epi8(0x0F);
-    const __m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)s->first_lo);
-    const __m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)s->first_hi);
-    const __m256i in =
-        _mm256_and_si256(_mm256_shuffle_epi8(lo, _mm256_and_si256(x, nib)),
-                         _mm256_shuffle_epi8(hi, _mm256_and_si256(_mm256_srli_epi16(x, 4), nib)));
-    return _mm256_cmpeq_epi8(in, _mm256_setzero_si256()); /* 0xFF: cannot start one */
+    const __m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)s->pair_lo[k]);
+    const __m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)s->pair_hi[k]);
+    return _mm256_and_si256(
+        _mm256_shuffle_epi8(lo, _mm256_and_si256(x, nib)),
+        _mm256_shuffle_epi8(hi, _mm256_and_si256(_mm256_srli_epi16(x, 4), nib)));
+}
+
+/* 0xFF where the two bytes at p + [0, 32) and the next cannot start a literal. */
+__attribute__((target("avx2"))) static inline __m256i pf_first_avx2(const kql_pfshare *s,
+                                                                    const char *p)
+{
+    const __m256i in = _mm256_and_si256(pf_pair_avx2(s, 0, p), pf_pair_avx2(s, 1, p + 1));
+    return _mm256_cmpeq_epi8(in, _mm256_setzero_si256());
 }
 
 __attribute__((target("avx2"))) static inline pf_block
 pf_block_avx2(const kql_pfshare *s, const char *raw, size_t len, size_t base, char *pad)
 {
     const char *p = raw + base;
-    if (len - base < 65) { /* the last block: from a copy padded with zero bytes */
+    if (len - base < 66) { /* the last block: from a copy padded with zero bytes */
         memset(pad, 0, 96);
         memcpy(pad, p, len - base);
         p = pad;
@@ -2781,7 +2803,7 @@ pf_block_avx2(const kql_pfshare *s, const char *raw, size_t len, size_t base, ch
 
 /* pf_exact_scan's loop with AVX2, in rounds of up to PF_SCAN_BLOCKS blocks:
  * first the masks of every block of the round, then the segments whose
- * opening quote passed s->first (on Mix B 67 of 176 a record), each closed
+ * opening quote passed the pair filter (on Mix B 55 of 176 a record), each closed
  * by the next quote in the masks (a segment that runs past the round's
  * masks by memchr). The prefix literals are tried at each of these quotes. */
 __attribute__((target("avx2"))) static uint64_t pf_scan_avx2(const kql_pfshare *s, kql_pfrec *r,
