@@ -109,8 +109,17 @@ typedef struct kql_pfrec {
  * enough exact literals to pay for the pass (a large pack); 2: always;
  * 0: never. */
 kql_pfshare *kql_pfshare_new(const kql_query *const *qs, size_t n, int scan);
+
+/* With scan: the pass without AVX2 whatever the CPU (the SSE2 loop, which
+ * answers exact literals only), so the tests hold both passes to one
+ * reference. */
+#define KQL_PF_PORTABLE 8
 void kql_pfshare_free(kql_pfshare *s);
 size_t kql_pfshare_nlits(const kql_pfshare *s);
+/* The bytes (*len of them, not NUL-terminated, owned by the query they came
+ * from) of shared literal i < kql_pfshare_nlits: what memo[i] says is or is
+ * not in the record. */
+const char *kql_pfshare_lit(const kql_pfshare *s, size_t i, size_t *len);
 void kql_pfrec_reset(kql_pfrec *r, const kql_pfshare *s, const char *raw, size_t len);
 
 /* kql_prefilter(qs[qi], r->raw, r->len) for the qi-th query of the table,

@@ -50,6 +50,55 @@ static const char *search_tail(const char *hay, size_t n, const char *needle, si
 }
 
 #ifdef NT_SEARCH_AVX2
+#define SEARCH_PAD_P2 64 /* the padded tail serves needles with p2 up to this */
+
+/* The first start among start + [0, 64) whose probe bytes matched (bits of
+ * mask) and where the needle really is in hay, or NULL. */
+static const char *search_confirm(const char *hay, size_t n, const char *needle, size_t m,
+                                  size_t start, uint64_t mask)
+{
+    for (; mask; mask &= mask - 1) {
+        size_t k = start + (size_t)__builtin_ctzll(mask);
+        if (k + m <= n && memcmp(hay + k, needle, m) == 0) return hay + k;
+    }
+    return NULL;
+}
+
+/* Bits of the starts among the 32 at p whose probe bytes match. */
+__attribute__((target("avx2"))) static inline uint32_t
+search_probe32(const char *p, size_t p1, size_t p2, __m256i b1, __m256i b2)
+{
+    const __m256i h1 = _mm256_loadu_si256((const __m256i *)(const void *)(p + p1));
+    const __m256i h2 = _mm256_loadu_si256((const __m256i *)(const void *)(p + p2));
+    return (uint32_t)_mm256_movemask_epi8(
+        _mm256_and_si256(_mm256_cmpeq_epi8(h1, b1), _mm256_cmpeq_epi8(h2, b2)));
+}
+
+/* Candidate bits of the 64 starts at p (the loads at p + p1 .. p + p2 + 64). */
+__attribute__((target("avx2"))) static inline __m256i
+search_pair64(const char *p, size_t p1, size_t p2, __m256i b1, __m256i b2, __m256i *hi)
+{
+    const __m256i lo = _mm256_and_si256(
+        _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(p + p1)), b1),
+        _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(p + p2)), b2));
+    *hi = _mm256_and_si256(
+        _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(p + p1 + 32)), b1),
+        _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(p + p2 + 32)), b2));
+    return lo;
+}
+
+__attribute__((target("avx2"))) static uint64_t search_bits64(__m256i lo, __m256i hi)
+{
+    return (uint64_t)(uint32_t)_mm256_movemask_epi8(lo) |
+           (uint64_t)(uint32_t)_mm256_movemask_epi8(hi) << 32;
+}
+
+/* 128 starts per step (four 32-byte quarters tested together), then 64;
+ * the last starts from a copy of the tail padded with zero bytes (a zero
+ * byte can match a probe, but a candidate is confirmed in hay only where the
+ * needle fits), or one by one for a needle whose second probe lies beyond
+ * the pad. With clean, the bytes at the first probe are also compared with a
+ * backslash. */
 __attribute__((target("avx2"))) static const char *
 search_avx2(const char *hay, size_t n, const char *needle, size_t m, int *clean)
 {
@@ -60,20 +109,47 @@ search_avx2(const char *hay, size_t n, const char *needle, size_t m, int *clean)
     const __m256i bsl = _mm256_set1_epi8('\\');
     __m256i seen = _mm256_setzero_si256();
     size_t i = 0;
-    /* A 32-byte load at i + p2 must stay inside hay: i + p2 + 32 <= n. */
-    for (; i + p2 + 32 <= n; i += 32) {
-        __m256i h1 = _mm256_loadu_si256((const __m256i *)(const void *)(hay + i + p1));
-        __m256i h2 = _mm256_loadu_si256((const __m256i *)(const void *)(hay + i + p2));
-        if (clean) seen = _mm256_or_si256(seen, _mm256_cmpeq_epi8(h1, bsl));
-        unsigned mask = (unsigned)_mm256_movemask_epi8(
-            _mm256_and_si256(_mm256_cmpeq_epi8(h1, b1), _mm256_cmpeq_epi8(h2, b2)));
-        while (mask) {
-            size_t k = i + (size_t)__builtin_ctz(mask);
-            if (k + m <= n && memcmp(hay + k, needle, m) == 0) return hay + k;
-            mask &= mask - 1;
+    if (!clean) /* the prefilter's usual case: the pass already knows about backslashes */
+        for (; i + p2 + 128 <= n; i += 128) {
+            __m256i ha, hb;
+            const __m256i la = search_pair64(hay + i, p1, p2, b1, b2, &ha);
+            const __m256i lb = search_pair64(hay + i + 64, p1, p2, b1, b2, &hb);
+            const __m256i any = _mm256_or_si256(_mm256_or_si256(la, ha), _mm256_or_si256(lb, hb));
+            if (_mm256_testz_si256(any, any)) continue;
+            const char *r = search_confirm(hay, n, needle, m, i, search_bits64(la, ha));
+            if (!r) r = search_confirm(hay, n, needle, m, i + 64, search_bits64(lb, hb));
+            if (r) return r;
         }
+    /* The 32-byte loads at i + p2 + 32 must stay inside hay: i + p2 + 64 <= n. */
+    for (; i + p2 + 64 <= n; i += 64) {
+        __m256i hi;
+        const __m256i lo = search_pair64(hay + i, p1, p2, b1, b2, &hi);
+        if (clean) {
+            const __m256i h1a = _mm256_loadu_si256((const __m256i *)(const void *)(hay + i + p1));
+            const __m256i h1b =
+                _mm256_loadu_si256((const __m256i *)(const void *)(hay + i + p1 + 32));
+            seen = _mm256_or_si256(
+                seen, _mm256_or_si256(_mm256_cmpeq_epi8(h1a, bsl), _mm256_cmpeq_epi8(h1b, bsl)));
+        }
+        const __m256i any = _mm256_or_si256(lo, hi);
+        if (_mm256_testz_si256(any, any)) continue;
+        const char *r = search_confirm(hay, n, needle, m, i, search_bits64(lo, hi));
+        if (r) return r;
     }
-    const char *r = search_tail(hay, n, needle, m, i, p1, p2);
+    const char *r = NULL;
+    if (i + m > n) {
+        /* no start left */
+    } else if (p2 <= SEARCH_PAD_P2) {
+        /* fewer than 64 + p2 bytes left: starts i .. n - m from a padded copy */
+        char pad[64 + SEARCH_PAD_P2 + 32 + SEARCH_PAD_P2];
+        size_t used = n - i + 32 + p2; /* what the loads below read */
+        memcpy(pad, hay + i, n - i);
+        memset(pad + (n - i), 0, used - (n - i));
+        for (size_t j = 0; !r && i + j + m <= n; j += 32)
+            r = search_confirm(hay, n, needle, m, i + j, search_probe32(pad + j, p1, p2, b1, b2));
+    } else {
+        r = search_tail(hay, n, needle, m, i, p1, p2);
+    }
     /* The loads covered bytes [p1, i + p1); the rest is checked directly. */
     if (!r && clean && _mm256_testz_si256(seen, seen) && !memchr(hay, '\\', p1 < n ? p1 : n) &&
         !(i + p1 < n && memchr(hay + i + p1, '\\', n - i - p1)))

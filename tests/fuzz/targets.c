@@ -768,7 +768,10 @@ static void b64_against_reference(const char *b64, size_t len)
 
 /* Every rule's prefilter verdict on a unit, each rule's own against the
  * shared table's one call (kql_prefilter_all with the exact-literal pass
- * forced on, so its dispatch runs whatever the number of literals). */
+ * forced on, so its dispatch runs whatever the number of literals), with
+ * the AVX2 pass where the CPU has it and with the portable one; and every
+ * literal the call looked at is remembered as found exactly when memmem
+ * finds it. */
 static void prefilter_verdicts(const fuzz_env *env, const char *text, size_t len)
 {
     size_t n = env->rs->n;
@@ -776,21 +779,34 @@ static void prefilter_verdicts(const fuzz_env *env, const char *text, size_t len
     FUZZ_CHECK(qs != NULL, "out of memory");
     for (size_t i = 0; i < n; i++)
         qs[i] = env->rs->rules[i]->query;
-    kql_pfshare *share = kql_pfshare_new(qs, n, 2);
-    FUZZ_CHECK(share != NULL, "kql_pfshare_new failed");
-    unsigned char *memo = malloc(kql_pfshare_nlits(share) + 1), *may = malloc(n + 1);
-    FUZZ_CHECK(memo != NULL && may != NULL, "out of memory");
-    kql_pfrec rec = {.memo = memo};
-    int any = kql_prefilter_all(share, &rec, text, len, may), own_any = 0;
-    for (size_t i = 0; i < n; i++) {
-        int own = kql_prefilter(qs[i], text, len);
-        FUZZ_CHECK(may[i] == own, "rule %zu: prefilter %d alone, %d dispatched", i, own, may[i]);
-        own_any |= own;
+    for (int portable = 0; portable < 2; portable++) {
+        kql_pfshare *share = kql_pfshare_new(qs, n, 2 | (portable ? KQL_PF_PORTABLE : 0));
+        FUZZ_CHECK(share != NULL, "kql_pfshare_new failed");
+        size_t nl = kql_pfshare_nlits(share);
+        unsigned char *memo = malloc(nl + 1), *may = malloc(n + 1);
+        FUZZ_CHECK(memo != NULL && may != NULL, "out of memory");
+        kql_pfrec rec = {.memo = memo};
+        int any = kql_prefilter_all(share, &rec, text, len, may), own_any = 0;
+        for (size_t i = 0; i < n; i++) {
+            int own = kql_prefilter(qs[i], text, len);
+            FUZZ_CHECK(may[i] == own, "rule %zu: prefilter %d alone, %d dispatched (portable %d)",
+                       i, own, may[i], portable);
+            own_any |= own;
+        }
+        FUZZ_CHECK(any == own_any, "kql_prefilter_all said %d, the rules %d", any, own_any);
+        for (size_t li = 0; li < nl && text && len; li++) {
+            size_t ln;
+            const char *l = kql_pfshare_lit(share, li, &ln);
+            if (!memo[li]) continue; /* not looked at */
+            int in = memmem(text, len, l, ln) != NULL;
+            FUZZ_CHECK(memo[li] == (in ? 1 : 2),
+                       "literal %zu remembered %d, memmem %d (portable %d)", li, memo[li], in,
+                       portable);
+        }
+        free(memo);
+        free(may);
+        kql_pfshare_free(share);
     }
-    FUZZ_CHECK(any == own_any, "kql_prefilter_all said %d, the rules %d", any, own_any);
-    free(memo);
-    free(may);
-    kql_pfshare_free(share);
     free(qs);
 }
 

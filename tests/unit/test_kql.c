@@ -628,6 +628,14 @@ static const struct {
     {"a: x and (b: yy or c: *zz*)", "{\"a\":\"x\",\"c\":\"azzb\"}", 1},
     {"a: x and (b: yy or c: *zz*)", "{\"a\":\"x\",\"c\":\"azb\"}", 0},
     {"a: (x or yy) and b: (x or yy)", "{\"a\":\"x\",\"b\":\"x\"}", 1}, /* one search, remembered */
+    /* a leaf of inner runs tests their common run AgentCore first */
+    {"a: (*role/AgentCore-* or *role/*BedrockAgentCore*)", "{\"a\":\"r/BedrockAgentCore1\"}", 1},
+    {"a: (*role/AgentCore-* or *role/*BedrockAgentCore*)", "{\"a\":\"role/AgentCore-1\"}", 1},
+    {"a: (*role/AgentCore-* or *role/*BedrockAgentCore*)", "{\"a\":\"AgentCore\"}", 0},
+    {"a: (*role/AgentCore-* or *role/*BedrockAgentCore*)", "{\"a\":\"AgentCor-\"}", 0},
+    {"a: (*role/AgentCore-* or *role/*BedrockAgentCore*)", "{\"a\":\"Agent\\u0043ore-\"}", 1},
+    {"a: (*Browser* or *Cyberduck*)", "{\"a\":\"Cyberduck/1\"}", 1}, /* nothing in common */
+    {"a: (*Browser* or *Cyberduck*)", "{\"a\":\"Browse\"}", 0},
 };
 
 /* The shared table (with and without the quoted-segment scan) gives
@@ -691,6 +699,109 @@ START_TEST(shared_prefilter_agrees_with_each_query_alone)
 }
 END_TEST
 
+/* Every kind of literal the pass answers (exact "v", prefix "X, a long "X"
+ * over the exact table's 255 bytes) and those it leaves to searches (suffix
+ * X", inner X) against the truth: after kql_prefilter_all, each literal's
+ * memo is 1 exactly when memmem finds it, and each query's verdict is
+ * kql_prefilter's. Texts put each piece (the literal, a near miss, an
+ * escaped variant, a truncation) at every offset from 0 to 140, so across
+ * the 64-byte blocks and at both ends, and from 4030 to 4100, across the
+ * AVX2 pass's 4 KB rounds of masks; also the empty text and texts shorter
+ * than the literals. Texts are exact-size heap copies (a read past one is a
+ * sanitizer error). With the AVX2 pass, the portable one and without a pass. */
+START_TEST(the_pass_answers_every_literal_kind_as_a_search_would)
+{
+    char longv[301];
+    memset(longv, 'v', 300);
+    longv[300] = 0;
+    char longq[340];
+    snprintf(longq, sizeof longq, "l: \"%s\"", longv);
+    const char *const qs[] = {
+        "a: AKIA* and b: x",         /* prefix "AKIA, exact "x" */
+        "a: (Invoke* or Q*)",        /* prefixes, one of a single byte */
+        "a: *key and not b: y",      /* suffix key" */
+        "a: (*S3 Browser* or *Cy*)", /* inner runs */
+        "b: \"\" or c: ab",          /* the empty value, exact "ab" */
+        longq,                       /* "vvv…" over 255 bytes: a prefix literal */
+        "a: *AgentCore-*",
+    };
+    char lq[320];
+    snprintf(lq, sizeof lq, "\"%s\"", longv);
+    const char *const pieces[] = {"\"AKIA",       "\"AKI",       "AKIA",
+                                  "\"AKI\\u0041", "\\\"AKIA",    "\"x\"",
+                                  "\"x",          "\"Invoke",    "\"Invok",
+                                  "\"Q",          "\"Qz\"",      "key\"",
+                                  "ke\"",         "\\u006bey\"", "S3 Browser",
+                                  "S3 Browse",    "Cy",          "\"\"",
+                                  "\"ab\"",       "\"a\"b\"",    lq,
+                                  lq + 10,        "AgentCore-",  "gentCore-",
+                                  "\"",           "\\",          "{\"a\":\"AKIAX\"}"};
+    enum { NQ = sizeof qs / sizeof qs[0], NP = sizeof pieces / sizeof pieces[0] };
+    doc_src src_state = {0};
+    nt_field_source src = source_of(&src_state);
+    kql_query *q[NQ];
+    for (size_t i = 0; i < NQ; i++) {
+        nt_err err = {{0}};
+        ck_assert_msg(kql_compile(qs[i], strlen(qs[i]), &src, &q[i], &err) == NT_OK, "%s: %s",
+                      qs[i], err.msg);
+    }
+    const int scans[] = {2, 2 | KQL_PF_PORTABLE, 0};
+    char *text = malloc(4600);
+    ck_assert_ptr_nonnull(text);
+    for (size_t sc = 0; sc < sizeof scans / sizeof scans[0]; sc++) {
+        kql_pfshare *sh = kql_pfshare_new((const kql_query *const *)q, NQ, scans[sc]);
+        ck_assert_ptr_nonnull(sh);
+        size_t nl = kql_pfshare_nlits(sh);
+        unsigned char *memo = malloc(nl + 1), may[NQ];
+        for (size_t p = 0; p < NP; p++) {
+            for (size_t step = 0; step <= 141 + 71; step++) {
+                /* step 141: the piece alone, then the empty text; from 142 on,
+                 * offsets 4030..4100 */
+                size_t off = step <= 141 ? step : 4030 + (step - 142);
+                size_t pl = strlen(pieces[p]), n = 0;
+                if (step != 141) {
+                    for (; n < off; n++)
+                        text[n] = "{\"k\": \"w\", "[n % 11];
+                    memcpy(text + n, pieces[p], pl);
+                    n += pl;
+                    for (size_t t = 0; t < (off * 7) % 23; t++)
+                        text[n++] = " z\":,}"[t % 6];
+                } else if (p == 0) {
+                    n = 0;
+                } else {
+                    memcpy(text, pieces[p], pl);
+                    n = pl;
+                }
+                char *raw = malloc(n ? n : 1);
+                ck_assert_ptr_nonnull(raw);
+                memcpy(raw, text, n);
+                kql_pfrec rec = {.memo = memo};
+                kql_prefilter_all(sh, &rec, raw, n, may);
+                for (size_t i = 0; i < NQ; i++)
+                    ck_assert_msg(may[i] == kql_prefilter(q[i], raw, n),
+                                  "scan %d, %s on '%.*s' (%zu bytes)", scans[sc], qs[i], (int)n,
+                                  raw, n);
+                for (size_t li = 0; li < nl && n; li++) {
+                    size_t ln;
+                    const char *l = kql_pfshare_lit(sh, li, &ln);
+                    if (!memo[li]) continue; /* not looked at: no claim */
+                    int in = memmem(raw, n, l, ln) != NULL;
+                    ck_assert_msg(memo[li] == (in ? 1 : 2), "scan %d, literal %.*s on '%.*s': %d",
+                                  scans[sc], (int)ln, l, (int)n, raw, memo[li]);
+                }
+                free(raw);
+            }
+        }
+        free(memo);
+        kql_pfshare_free(sh);
+    }
+    free(text);
+    for (size_t i = 0; i < NQ; i++)
+        kql_free(q[i]);
+    src_done(&src_state);
+}
+END_TEST
+
 START_TEST(prefilter_follows_the_and_or_structure)
 {
     doc_src s = {0};
@@ -703,6 +814,21 @@ START_TEST(prefilter_follows_the_and_or_structure)
     ck_assert_msg(kql_compile(qt, strlen(qt), &src, &q, &err) == NT_OK, "%s: %s", qt, err.msg);
     ck_assert_msg(kql_prefilter(q, raw, strlen(raw)) == prefilter_trees[_i].want,
                   "%s on %s: want %d", qt, raw, prefilter_trees[_i].want);
+    /* the shared table gives the same verdict: searched, with the pass, with
+     * the portable pass */
+    const int scans[] = {0, 2, 2 | KQL_PF_PORTABLE};
+    for (size_t sc = 0; sc < sizeof scans / sizeof scans[0]; sc++) {
+        const kql_query *one = q;
+        kql_pfshare *sh = kql_pfshare_new(&one, 1, scans[sc]);
+        ck_assert_ptr_nonnull(sh);
+        unsigned char *memo = malloc(kql_pfshare_nlits(sh) + 1), may = 9;
+        kql_pfrec rec = {.memo = memo};
+        ck_assert_int_eq(kql_prefilter_all(sh, &rec, raw, strlen(raw), &may),
+                         prefilter_trees[_i].want);
+        ck_assert_int_eq(may, prefilter_trees[_i].want);
+        free(memo);
+        kql_pfshare_free(sh);
+    }
     kql_free(q);
     src_done(&s);
     json_decref(typed);
@@ -1246,6 +1372,7 @@ static Suite *kql_suite(void)
     tcase_add_test(tc, compile_refuses_a_source_without_callbacks);
     tcase_add_test(tc, a_source_without_verbatim_gets_no_prefilter);
     tcase_add_test(tc, shared_prefilter_agrees_with_each_query_alone);
+    tcase_add_test(tc, the_pass_answers_every_literal_kind_as_a_search_would);
 #ifndef KQL_TEST_ASAN
     tcase_add_test(tc, matching_allocates_nothing);
 #endif

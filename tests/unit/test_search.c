@@ -61,6 +61,42 @@ START_TEST(clean_is_set_only_without_a_match_and_without_a_backslash)
 }
 END_TEST
 
+/* Needles of every length from 1 to 140 (the second probe byte past the
+ * padded tail's reach too) in haystacks of every length up to 420, planted
+ * at the start, across 32- and 64-byte steps and at the very end; the
+ * haystack is an exact-size heap copy, so a read past it is a sanitizer
+ * error. With and without the clean flag. */
+START_TEST(long_needles_and_every_tail_agree_with_memmem)
+{
+    const char alphabet[] = "\"ab";
+    unsigned seed = 777u + (unsigned)_i;
+    char needle[141], text[421];
+    for (int round = 0; round < 3000; round++) {
+        size_t m = 1 + (size_t)(rand_r(&seed) % 140), n = (size_t)(rand_r(&seed) % 421);
+        for (size_t k = 0; k < m; k++)
+            needle[k] = alphabet[rand_r(&seed) % 3];
+        if (round % 2) needle[0] = needle[m - 1] = '"'; /* quoted: the probes move inward */
+        for (size_t k = 0; k < n; k++)
+            text[k] = alphabet[rand_r(&seed) % 3];
+        if (n >= m && round % 4 != 3) {
+            size_t at[] = {0, n - m, (n - m) / 2, (size_t)(rand_r(&seed) % (int)(n - m + 1))};
+            memcpy(text + at[round % 4], needle, m);
+        }
+        char *hay = malloc(n ? n : 1);
+        ck_assert_ptr_nonnull(hay);
+        memcpy(hay, text, n);
+        const char *want = memmem(hay, n, needle, m);
+        int clean = 0;
+        const char *got =
+            round % 2 ? nt_search(hay, n, needle, m) : nt_search_clean(hay, n, needle, m, &clean);
+        ck_assert_msg(want == got, "round %d n %zu m %zu: %td vs %td", round, n, m,
+                      want ? want - hay : -1, got ? got - hay : -1);
+        if (!(round % 2)) ck_assert_int_eq(clean, !want); /* the alphabet has no backslash */
+        free(hay);
+    }
+}
+END_TEST
+
 START_TEST(edge_lengths)
 {
     ck_assert_ptr_null(nt_search("abc", 3, "abcd", 4));
@@ -602,6 +638,7 @@ static Suite *search_suite(void)
     tcase_set_timeout(tc, 60); /* the backslash-at-every-position sweep, on a shared machine */
     tcase_add_loop_test(tc, agrees_with_memmem_on_random_text, 0, 8);
     tcase_add_test(tc, edge_lengths);
+    tcase_add_loop_test(tc, long_needles_and_every_tail_agree_with_memmem, 0, 4);
     tcase_add_test(tc, clean_is_set_only_without_a_match_and_without_a_backslash);
     tcase_add_test(tc, unicode_escapes_are_found);
     tcase_add_loop_test(tc, the_structure_scan_accepts_complete_json_and_refuses_broken_units, 0,
