@@ -278,23 +278,25 @@ static void on_split_bad(void *ud, size_t sub_index, nt_status status, const cha
 
 /* The ruleset's prefilter literals, deduplicated, built once per run; NULL
  * (each rule's own prefilter) when disabled or out of memory. */
-static kql_pfshare *shared_literals(pipe_run *p)
+static const kql_pfshare *shared_literals(pipe_run *p)
 {
-    if (p->pfshare || !p->pf_shared || p->pfshare_failed) return p->pfshare;
-    const kql_query **qs = malloc((p->rs->n ? p->rs->n : 1) * sizeof *qs);
-    if (qs) {
-        for (size_t i = 0; i < p->rs->n; i++)
-            qs[i] = p->rs->rules[i]->query;
-        p->pfshare = kql_pfshare_new(qs, p->rs->n, p->pf_shared >= 2 ? 1 : 0);
-        free(qs);
+    if (p->pfs || !p->pf_shared || p->pfshare_failed) return p->pfs;
+    const kql_pfshare *s = p->rs->pfshare[p->pf_shared >= 2 ? 1 : 0];
+    if (!s) {
+        const kql_query **qs = malloc((p->rs->n ? p->rs->n : 1) * sizeof *qs);
+        if (qs) {
+            for (size_t i = 0; i < p->rs->n; i++)
+                qs[i] = p->rs->rules[i]->query;
+            p->pfshare = kql_pfshare_new(qs, p->rs->n, p->pf_shared >= 2 ? 1 : 0);
+            free(qs);
+        }
+        s = p->pfshare;
     }
-    size_t n = kql_pfshare_nlits(p->pfshare);
-    if (p->pfshare && !(p->pfmemo = malloc(n ? n : 1))) {
-        kql_pfshare_free(p->pfshare);
-        p->pfshare = NULL;
-    }
-    if (!p->pfshare) p->pfshare_failed = 1;
-    return p->pfshare;
+    size_t n = kql_pfshare_nlits(s);
+    if (s && !(p->pfmemo = malloc(n ? n : 1))) s = NULL;
+    if (!s) p->pfshare_failed = 1;
+    p->pfs = s;
+    return s;
 }
 
 /* Inert rules (nt_rule.inert) never produce a candidate: a record only they
@@ -321,7 +323,7 @@ static int drop_inert(pipe_run *p, int any)
 static int any_rule_may_match(pipe_run *p, const char *text, size_t len)
 {
     if (!p->may && p->rs->n) p->may = malloc(p->rs->n);
-    kql_pfshare *share = shared_literals(p);
+    const kql_pfshare *share = shared_literals(p);
     kql_pfrec rec = {.memo = p->pfmemo};
     if (p->inert_known == 0) {
         p->inert_known = 1;

@@ -106,13 +106,15 @@ typedef struct pipe_run {
                                   reached): sent again with it */
     engine_stats st;
     /* internal */
-    unsigned char *may;          /* per rule: its prefilter passed on the current unit */
-    int may_valid;               /* the unit's records are raw parts of its bytes */
-    const unsigned char *only;   /* = may while a prefiltered unit is split; else NULL */
-    struct kql_pfshare *pfshare; /* the rules' literals, deduplicated (built on first use) */
-    unsigned char *pfmemo;       /* per shared literal, for the current unit */
-    int pfshare_failed;          /* out of memory once: use each rule's own prefilter */
-    int inert_known;             /* 0 not looked yet, 1 no inert rule, 2 some (nt_rule.inert) */
+    unsigned char *may;            /* per rule: its prefilter passed on the current unit */
+    int may_valid;                 /* the unit's records are raw parts of its bytes */
+    const unsigned char *only;     /* = may while a prefiltered unit is split; else NULL */
+    struct kql_pfshare *pfshare;   /* owned: the rules' literals, deduplicated, when the rule
+                                      set has none prebuilt (built on first use) */
+    const struct kql_pfshare *pfs; /* in use: rs->pfshare[] or pfshare */
+    unsigned char *pfmemo;         /* per shared literal, for the current unit */
+    int pfshare_failed;            /* out of memory once: use each rule's own prefilter */
+    int inert_known;               /* 0 not looked yet, 1 no inert rule, 2 some (nt_rule.inert) */
     dec_buf scratch;
     size_t cur_index;
     nt_status fatal;       /* NT_ERR_NOMEM seen: the delivery must fail */

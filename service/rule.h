@@ -105,6 +105,11 @@ typedef struct nt_ruleset {
     nt_rule **rules;   /* owned */
     size_t n;
     json_t *errors; /* array of {"file","message"} for files that failed to load, owned */
+    /* The rules' prefilter literals shared once for every delivery (owned, read-only once
+     * loaded): [0] without, [1] with the exact-literal pass (pipe_run.pf_shared 1 and 2).
+     * NULL (out of memory, or a rule set not from ruleset_load_dir*): each delivery
+     * builds its own. */
+    kql_pfshare *pfshare[2];
 } nt_ruleset;
 
 /* Load every *.toml in dir (not recursive, sorted by name). A file that
