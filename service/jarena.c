@@ -4,11 +4,18 @@
  *
  * Layout: one reserved range, cut into 64 KB chunks aligned on 64 KB; a
  * chunk's first 64 bytes are its header, so the header of any block is at
- * (address & ~(JA_CHUNK - 1)). A chunk's `live` counts its blocks not yet
- * freed plus one while it is a thread's current chunk; the decrement that
- * takes it to zero hands the chunk back: to the freeing thread's spares when
+ * (address & ~(JA_CHUNK - 1)).
+ *
+ * Counting: while a chunk is a thread's current one, its owner counts the
+ * blocks it hands out and frees itself in plain thread-local counters, and
+ * the chunk's atomic `live` holds JA_BIAS minus the blocks other threads
+ * freed; when all are freed the chunk starts over from its first byte (still
+ * in cache). On retiring the chunk the owner folds its counters in, and from
+ * then on `live` is the number of blocks not yet freed: the decrement that
+ * takes it to zero hands the chunk back, to the freeing thread's spares when
  * that thread owns it, else to a shared list under a mutex (rare: trees die
- * on the thread that parsed them).
+ * on the thread that parsed them). No atomic read-modify-write on the
+ * owner's path.
  */
 #include "jarena.h"
 
@@ -33,6 +40,7 @@
 #define JA_BIG ((size_t)4096)                /* larger blocks come from malloc */
 #define JA_RANGE ((size_t)256 * 1024 * 1024) /* reserved address space */
 #define JA_SPARES 16                         /* free chunks a thread keeps */
+#define JA_BIAS ((long)1 << 40)              /* a current chunk's live count, less foreign frees */
 
 typedef struct ja_thread ja_thread;
 
@@ -47,6 +55,7 @@ _Static_assert(sizeof(ja_chunk) <= JA_HEAD, "chunk header fits its reserved byte
 
 struct ja_thread {
     ja_chunk *cur;
+    long handed, freed_here; /* blocks of cur handed out / freed by this thread */
     ja_chunk *spare;
     int nspare;
     int depth;
@@ -114,8 +123,9 @@ static void thread_gone(void *arg)
     ja_chunk *c = t->cur;
     t->cur = NULL;
     if (c) {
-        c->owner = NULL; /* still holding its reference: nobody else releases it */
-        if (atomic_fetch_sub_explicit(&c->live, 1, memory_order_acq_rel) == 1) shared_push(c);
+        c->owner = NULL; /* still holding the bias: nobody else releases it */
+        long adj = JA_BIAS - t->handed + t->freed_here;
+        if (atomic_fetch_sub_explicit(&c->live, adj, memory_order_acq_rel) == adj) shared_push(c);
     }
 }
 
@@ -152,13 +162,18 @@ static ja_chunk *chunk_next(ja_thread *t)
     }
     ja_chunk *old = t->cur;
     t->cur = NULL;
-    if (old) chunk_unref(old);
+    if (old) {
+        long adj = JA_BIAS - t->handed + t->freed_here;
+        if (atomic_fetch_sub_explicit(&old->live, adj, memory_order_acq_rel) == adj)
+            chunk_release(old);
+    }
     ja_chunk *c = chunk_take(t);
     if (!c) return NULL;
     c->owner = t;
     c->next = NULL;
     c->used = 0;
-    atomic_store_explicit(&c->live, 1, memory_order_relaxed);
+    atomic_store_explicit(&c->live, JA_BIAS, memory_order_relaxed);
+    t->handed = t->freed_here = 0;
     t->cur = c;
     return c;
 }
@@ -173,7 +188,7 @@ static void *ja_malloc(size_t n)
         if (c) {
             void *p = (unsigned char *)c + JA_HEAD + c->used;
             c->used += need;
-            atomic_fetch_add_explicit(&c->live, 1, memory_order_relaxed);
+            t->handed++;
             t->blocks++;
             return p;
         }
@@ -188,7 +203,19 @@ static void ja_free(void *p)
         free(p);
         return;
     }
-    chunk_unref(chunk_of(p));
+    ja_chunk *c = chunk_of(p);
+    ja_thread *t = &tl;
+    if (c != t->cur) {
+        chunk_unref(c);
+        return;
+    }
+    /* every block of the current chunk freed here (none can be left for
+     * another thread then: its frees would be on top of these): nobody holds
+     * one, start the chunk over */
+    if (++t->freed_here == t->handed) {
+        c->used = 0;
+        t->handed = t->freed_here = 0;
+    }
 }
 
 int jarena_install(void)
