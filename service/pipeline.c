@@ -47,6 +47,7 @@ void pipe_free(pipe_run *p)
         free(p->items[i].user);
         json_decref(p->items[i].record);
     }
+    nt_buf_free(&p->units);
     free(p->obs);
     free(p->items);
     free(p->rejects);
@@ -129,6 +130,28 @@ static store_obs_kind kind_of(const nt_rule *r)
                                        : STORE_KIND_NEW_TERMS;
 }
 
+/* What a deferred document needs to find its record again (pipe_item):
+ * inside a unit, a copy of the unit's text (once per unit); else a reference
+ * to the record. -1 when out of memory. */
+static int keep_record(pipe_run *p, pipe_item *it, ct_event *ev)
+{
+    if (!p->unit_text) {
+        it->record = json_incref(ev->record);
+        return 0;
+    }
+    if (p->unit_copy == SIZE_MAX) {
+        size_t at = p->units.len;
+        nt_buf_add(&p->units, p->unit_text, p->unit_len);
+        if (p->units.oom) return -1;
+        p->unit_copy = at;
+    }
+    it->record = NULL;
+    it->unit_off = p->unit_copy;
+    it->unit_len = p->unit_len;
+    it->unit_sub = p->unit_sub;
+    return 0;
+}
+
 static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
 {
     cand_ctx *cc = ud;
@@ -187,8 +210,11 @@ static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
     if (o->mode == STORE_OBS_LIVE && p->terms && !p->keep_alerts && !p->event_clock &&
         c->rule->type == RULE_NEW_TERMS && !c->supp &&
         termcache_known(p->terms, c->rule->rule_id, c->term_hash, cc->clock)) {
+        if (keep_record(p, it, ev) != 0) {
+            p->fatal = NT_ERR_NOMEM;
+            return;
+        }
         o->defer_doc = 1;
-        it->record = json_incref(ev->record);
         p->docs_deferred++;
         p->n_obs++;
         return;
@@ -199,8 +225,11 @@ static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
      * depends on the order the groups reach their thresholds in. */
     if (o->mode == STORE_OBS_LIVE && !p->keep_alerts && !p->event_clock && !p->thr_docs_eager &&
         c->rule->type == RULE_THRESHOLD && !c->supp) {
+        if (keep_record(p, it, ev) != 0) {
+            p->fatal = NT_ERR_NOMEM;
+            return;
+        }
         o->defer_doc = 1;
-        it->record = json_incref(ev->record);
         p->docs_deferred++;
         p->n_obs++;
         return;
@@ -260,9 +289,9 @@ typedef struct split_ctx {
 static nt_status on_split_record(void *ud, json_t *record, dec_shape shape, size_t sub_index,
                                  nt_err *err)
 {
-    (void)sub_index;
     (void)err;
     split_ctx *sc = ud;
+    sc->p->unit_sub = sub_index;
     pipe_record(sc->p, record, shape, sc->index);
     return NT_OK;
 }
@@ -385,7 +414,11 @@ void pipe_unit(pipe_run *p, size_t index, size_t sub_index, const char *text, si
     /* Every record of the unit is a part of its bytes: a rule whose prefilter
      * failed on the unit cannot match any of them. */
     p->only = p->may_valid ? p->may : NULL;
+    p->unit_text = text;
+    p->unit_len = len;
+    p->unit_copy = SIZE_MAX;
     dec_split(text, len, on_split_record, on_split_bad, &sc, &err);
+    p->unit_text = NULL;
     p->only = NULL;
 }
 
@@ -510,6 +543,52 @@ static int cmp_items(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* Builds it's alert document (alert_text, account, user) from its record. */
+static void late_doc_from(pipe_run *p, pipe_item *it, json_t *record)
+{
+    ct_event ev;
+    ct_event_init(&ev, p->rs->schema, record, it->clock);
+    json_t *alert = engine_alert_again(p->rs, p->rs->rules[it->rule], &ev, it->clock, it->alert_id);
+    it->alert_text = alert ? nt_json_dumps(alert) : NULL;
+    json_decref(alert);
+    item_index_values(it, &ev, p->rs);
+}
+
+typedef struct late_pick {
+    pipe_run *p;
+    pipe_item *it;
+} late_pick;
+
+static nt_status late_pick_record(void *ud, json_t *record, dec_shape shape, size_t sub_index,
+                                  nt_err *err)
+{
+    (void)shape;
+    (void)err;
+    late_pick *lp = ud;
+    if (sub_index == lp->it->unit_sub && !lp->it->alert_text) late_doc_from(lp->p, lp->it, record);
+    return NT_OK;
+}
+
+static void late_pick_bad(void *ud, size_t sub_index, nt_status status, const char *message,
+                          const char *text, size_t len)
+{
+    (void)ud, (void)sub_index, (void)status, (void)message, (void)text, (void)len;
+}
+
+/* it's document: from the kept record, or from the record split again out of
+ * the copy of its unit (the same bytes give the same records, in the same
+ * order). alert_text stays NULL when out of memory. */
+static void late_doc_build(pipe_run *p, pipe_item *it)
+{
+    if (it->record) {
+        late_doc_from(p, it, it->record);
+        return;
+    }
+    late_pick lp = {p, it};
+    nt_err e;
+    dec_split(p->units.p + it->unit_off, it->unit_len, late_pick_record, late_pick_bad, &lp, &e);
+}
+
 /* The second call for deferred documents the history asked for (needs_doc):
  * build each from its record, observe those again in order, and copy their
  * outcomes back. Nothing was written for them the first time (new_terms: the
@@ -532,13 +611,7 @@ static nt_status commit_late_docs(pipe_run *p, nt_history *h, nt_err *err)
     for (size_t i = 0; i < p->n_obs && st == NT_OK; i++) {
         if (!p->obs[i].needs_doc) continue;
         pipe_item *it = &p->items[i];
-        ct_event ev;
-        ct_event_init(&ev, p->rs->schema, it->record, it->clock);
-        json_t *alert =
-            engine_alert_again(p->rs, p->rs->rules[it->rule], &ev, it->clock, it->alert_id);
-        it->alert_text = alert ? nt_json_dumps(alert) : NULL;
-        json_decref(alert);
-        item_index_values(it, &ev, p->rs);
+        late_doc_build(p, it);
         if (!it->alert_text) {
             st = nt_fail(err, NT_ERR_NOMEM, "cannot rebuild a deferred alert document");
             break;

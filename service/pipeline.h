@@ -59,10 +59,15 @@ typedef struct pipe_item {
     char *account, *user;
     nt_time_ms event_time;
     size_t seq;
-    /* a deferred document (store_obs.defer_doc): the record (a reference),
-     * the rule's index and the clock it was judged at, to build the document
-     * if the history says it needs one after all */
+    /* a deferred document (store_obs.defer_doc): where the record is, the
+     * rule's index and the clock it was judged at, to build the document if
+     * the history says it needs one after all. A record from a unit
+     * (pipe_unit) is found again by splitting a copy of the unit's text
+     * (unit_off/unit_len in pipe_run.units, the record's sub_index
+     * unit_sub), so its tree is freed right after it was judged, while still
+     * in cache; any other record is kept (record, a reference). */
     json_t *record;
+    size_t unit_off, unit_len, unit_sub;
     size_t rule;
     nt_time_ms clock;
 } pipe_item;
@@ -112,9 +117,14 @@ typedef struct pipe_run {
     struct kql_pfshare *pfshare;   /* owned: the rules' literals, deduplicated, when the rule
                                       set has none prebuilt (built on first use) */
     const struct kql_pfshare *pfs; /* in use: rs->pfshare[] or pfshare */
-    unsigned char *pfmemo;         /* per shared literal, for the current unit */
-    int pfshare_failed;            /* out of memory once: use each rule's own prefilter */
-    int inert_known;               /* 0 not looked yet, 1 no inert rule, 2 some (nt_rule.inert) */
+    /* the unit being split (pipe_unit): its text, the sub_index of the record
+     * being judged, and where its copy is in units (SIZE_MAX: not copied) */
+    const char *unit_text;
+    size_t unit_len, unit_sub, unit_copy;
+    nt_buf units;          /* copies of the units that have deferred documents */
+    unsigned char *pfmemo; /* per shared literal, for the current unit */
+    int pfshare_failed;    /* out of memory once: use each rule's own prefilter */
+    int inert_known;       /* 0 not looked yet, 1 no inert rule, 2 some (nt_rule.inert) */
     dec_buf scratch;
     size_t cur_index;
     nt_status fatal;       /* NT_ERR_NOMEM seen: the delivery must fail */

@@ -168,8 +168,12 @@ static json_t *outcome(const store_obs *o, int all_figures)
                      (json_int_t)o->thr_last);
 }
 
-/* records cut into deliveries of `per` records, delivery k at T0 + k s. */
-static run_result run(json_t *records, size_t per, int eager, nt_history h, int all_figures)
+/* records cut into deliveries of `per` records, delivery k at T0 + k s; each
+ * delivery a body (pipe_body), or with via_unit one unit (pipe_unit, as a
+ * Firehose record is: late documents are then rebuilt from a copy of the
+ * unit's text, split again). */
+static run_result run_cut(json_t *records, size_t per, int eager, nt_history h, int all_figures,
+                          int via_unit)
 {
     run_result rr = {.outcomes = json_array()};
     size_t n = json_array_size(records);
@@ -185,7 +189,10 @@ static run_result run(json_t *records, size_t per, int eager, nt_history h, int 
         pipe_init(&p, pack, NULL, T0 + (nt_time_ms)k * 1000);
         p.thr_docs_eager = eager;
         nt_err err = {{0}};
-        ck_assert_msg(pipe_body(&p, text, strlen(text), &err) == NT_OK, "%s", err.msg);
+        if (via_unit)
+            pipe_unit(&p, k, 0, text, strlen(text));
+        else
+            ck_assert_msg(pipe_body(&p, text, strlen(text), &err) == NT_OK, "%s", err.msg);
         free(text);
         ck_assert_msg(pipe_commit(&p, &h, &err) == NT_OK, "commit: %s", err.msg);
         for (size_t i = 0; i < p.n_obs; i++) {
@@ -201,6 +208,11 @@ static run_result run(json_t *records, size_t per, int eager, nt_history h, int 
         pipe_free(&p);
     }
     return rr;
+}
+
+static run_result run(json_t *records, size_t per, int eager, nt_history h, int all_figures)
+{
+    return run_cut(records, per, eager, h, all_figures, 0);
 }
 
 static void expect_equal_json(json_t *a, json_t *b, const char *what, size_t per)
@@ -229,7 +241,15 @@ static run_result compare_runs(json_t *records, size_t per)
     json_t *state_deferred = snapshot();
     flush_shared();
     run_result alerts = run(records, per, 0, store_history(s), 0); /* figures of alerts only */
+    flush_shared();
+    run_result units = run_cut(records, per, 0, store_history(s), 1, 1);
+    json_t *state_units = snapshot();
     store_free(s);
+    expect_equal_json(eager.outcomes, units.outcomes, "Redis outcomes through units", per);
+    expect_equal_json(state_eager, state_units, "Redis states through units", per);
+    ck_assert_uint_eq(units.late, deferred.late);
+    json_decref(units.outcomes);
+    json_decref(state_units);
     expect_equal_json(eager.outcomes, deferred.outcomes, "Redis outcomes", per);
     expect_equal_json(state_eager, state_deferred, "Redis states", per);
     ck_assert_uint_gt(json_object_size(state_eager), 0);
