@@ -152,6 +152,21 @@ static int keep_record(pipe_run *p, pipe_item *it, ct_event *ev)
     return 0;
 }
 
+/* Whether a live candidate's alert document can wait for the history to ask
+ * for it (store_obs.defer_doc; pipe_commit builds it then), keeping only the
+ * way to its record:
+ * - a sighting of a term the history is known to hold (the common case);
+ * - a threshold sighting, unless it makes its group reach the threshold.
+ * Never with suppression, whose groups depend on the order alerts are created
+ * in, nor when the documents themselves are the output (replay). */
+static int doc_can_wait(const pipe_run *p, const nt_candidate *c, nt_time_ms clock)
+{
+    if (p->keep_alerts || p->event_clock || c->supp) return 0;
+    if (c->rule->type == RULE_THRESHOLD) return !p->thr_docs_eager;
+    return c->rule->type == RULE_NEW_TERMS && p->terms &&
+           termcache_known(p->terms, c->rule->rule_id, c->term_hash, clock);
+}
+
 static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
 {
     cand_ctx *cc = ud;
@@ -203,28 +218,7 @@ static void on_candidate(void *ud, ct_event *ev, const nt_candidate *c)
     } else {
         o->mode = p->modes ? p->modes[it->rule] : STORE_OBS_LIVE;
     }
-    /* A live sighting of a term the history is known to hold needs no alert
-     * document (the common case): keep a reference to the record instead, in
-     * case the history says otherwise (pipe_commit). Not with suppression,
-     * whose groups depend on the order alerts are created in. */
-    if (o->mode == STORE_OBS_LIVE && p->terms && !p->keep_alerts && !p->event_clock &&
-        c->rule->type == RULE_NEW_TERMS && !c->supp &&
-        termcache_known(p->terms, c->rule->rule_id, c->term_hash, cc->clock)) {
-        if (keep_record(p, it, ev) != 0) {
-            p->fatal = NT_ERR_NOMEM;
-            return;
-        }
-        o->defer_doc = 1;
-        p->docs_deferred++;
-        p->n_obs++;
-        return;
-    }
-    /* Nor does a live threshold sighting, unless it makes its group reach the
-     * threshold, which the history answers with needs_doc (pipe_commit).
-     * Suppressed rules keep their documents: whether an alert is suppressed
-     * depends on the order the groups reach their thresholds in. */
-    if (o->mode == STORE_OBS_LIVE && !p->keep_alerts && !p->event_clock && !p->thr_docs_eager &&
-        c->rule->type == RULE_THRESHOLD && !c->supp) {
+    if (o->mode == STORE_OBS_LIVE && doc_can_wait(p, c, cc->clock)) {
         if (keep_record(p, it, ev) != 0) {
             p->fatal = NT_ERR_NOMEM;
             return;
