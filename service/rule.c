@@ -661,6 +661,7 @@ nt_status ruleset_load_dir(const char *dir, int require_all, nt_ruleset **out, n
  * delivery's CPU). Out of memory leaves them NULL: deliveries build their own. */
 static void ruleset_share_prefilter(nt_ruleset *rs)
 {
+    if (!rs) return;
     const kql_query **qs = malloc((rs->n ? rs->n : 1) * sizeof *qs);
     if (!qs) return;
     for (size_t i = 0; i < rs->n; i++)
