@@ -611,6 +611,54 @@ static void conn_drop(store *s)
 }
 
 /* Queues one formatted command for the next conn_flush. -1 on OOM. */
+/* Decimal digits of x into out (at least 21 bytes, no NUL); returns the length. */
+static size_t fmt_ll(char *out, long long x)
+{
+    char tmp[24];
+    size_t n = 0;
+    unsigned long long u = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t o = 0;
+    if (x < 0) out[o++] = '-';
+    while (n)
+        out[o++] = tmp[--n];
+    return o;
+}
+
+/* The RESP array of bulk strings for argv[0..argc) in one malloc'd buffer (what
+ * redisFormatCommandArgv gives, without a vsnprintf per argument: that was
+ * 5% of the pack's instructions per record). lens NULL: every argument is a
+ * C string, as with hiredis. NULL when out of memory. */
+static char *resp_format(int argc, const char **argv, const size_t *lens, size_t *outlen)
+{
+    char num[24];
+    size_t total = 1 + fmt_ll(num, argc) + 2;
+    for (int i = 0; i < argc; i++) {
+        size_t n = lens ? lens[i] : strlen(argv[i]);
+        total += 1 + fmt_ll(num, (long long)n) + 2 + n + 2;
+    }
+    char *out = malloc(total);
+    if (!out) return NULL;
+    char *p = out;
+    *p++ = '*';
+    p += fmt_ll(p, argc);
+    *p++ = '\r', *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        size_t n = lens ? lens[i] : strlen(argv[i]);
+        *p++ = '$';
+        p += fmt_ll(p, (long long)n);
+        *p++ = '\r', *p++ = '\n';
+        if (n) memcpy(p, argv[i], n);
+        p += n;
+        *p++ = '\r', *p++ = '\n';
+    }
+    *outlen = (size_t)(p - out);
+    return out;
+}
+
 static int conn_queue(store *s, const char *cmd, size_t len)
 {
     if (len > s->wcap - s->wlen) {
@@ -745,12 +793,12 @@ static int store_queue_auth(store *s)
 {
     const char *argv[3] = {"AUTH", s->url.username ? s->url.username : s->password, s->password};
     size_t lens[3] = {4, strlen(argv[1]), strlen(s->password)};
-    char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, s->url.username ? 3 : 2, argv, lens);
-    if (len < 0) return -1;
-    int rc = conn_queue(s, cmd, (size_t)len);
-    explicit_bzero(cmd, (size_t)len);
-    redisFreeCommand(cmd);
+    size_t len;
+    char *cmd = resp_format(s->url.username ? 3 : 2, argv, lens, &len);
+    if (!cmd) return -1;
+    int rc = conn_queue(s, cmd, len);
+    explicit_bzero(cmd, len);
+    free(cmd);
     return rc;
 }
 
@@ -936,54 +984,6 @@ static void batch_clear(batch *b)
     free(b->buf);
     free(b->len);
     memset(b, 0, sizeof *b);
-}
-
-/* Decimal digits of x into out (at least 21 bytes, no NUL); returns the length. */
-static size_t fmt_ll(char *out, long long x)
-{
-    char tmp[24];
-    size_t n = 0;
-    unsigned long long u = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    size_t o = 0;
-    if (x < 0) out[o++] = '-';
-    while (n)
-        out[o++] = tmp[--n];
-    return o;
-}
-
-/* The RESP array of bulk strings for argv[0..argc) in one malloc'd buffer (what
- * redisFormatCommandArgv gives, without a vsnprintf per argument: that was
- * 5% of the pack's instructions per record). lens NULL: every argument is a
- * C string, as with hiredis. NULL when out of memory. */
-static char *resp_format(int argc, const char **argv, const size_t *lens, size_t *outlen)
-{
-    char num[24];
-    size_t total = 1 + fmt_ll(num, argc) + 2;
-    for (int i = 0; i < argc; i++) {
-        size_t n = lens ? lens[i] : strlen(argv[i]);
-        total += 1 + fmt_ll(num, (long long)n) + 2 + n + 2;
-    }
-    char *out = malloc(total);
-    if (!out) return NULL;
-    char *p = out;
-    *p++ = '*';
-    p += fmt_ll(p, argc);
-    *p++ = '\r', *p++ = '\n';
-    for (int i = 0; i < argc; i++) {
-        size_t n = lens ? lens[i] : strlen(argv[i]);
-        *p++ = '$';
-        p += fmt_ll(p, (long long)n);
-        *p++ = '\r', *p++ = '\n';
-        if (n) memcpy(p, argv[i], n);
-        p += n;
-        *p++ = '\r', *p++ = '\n';
-    }
-    *outlen = (size_t)(p - out);
-    return out;
 }
 
 static nt_status batch_argv(batch *b, int argc, const char **argv, const size_t *lens, nt_err *err)
