@@ -304,17 +304,9 @@ static void on_split_bad(void *ud, size_t sub_index, nt_status status, const cha
 static const kql_pfshare *shared_literals(pipe_run *p)
 {
     if (p->pfs || !p->pf_shared || p->pfshare_failed) return p->pfs;
-    const kql_pfshare *s = p->rs->pfshare[p->pf_shared >= 2 ? 1 : 0];
-    if (!s) {
-        const kql_query **qs = malloc((p->rs->n ? p->rs->n : 1) * sizeof *qs);
-        if (qs) {
-            for (size_t i = 0; i < p->rs->n; i++)
-                qs[i] = p->rs->rules[i]->query;
-            p->pfshare = kql_pfshare_new(qs, p->rs->n, p->pf_shared >= 2 ? 1 : 0);
-            free(qs);
-        }
-        s = p->pfshare;
-    }
+    int scan = p->pf_shared >= 2;
+    const kql_pfshare *s = p->rs->pfshare[scan];
+    if (!s) s = p->pfshare = ruleset_pfshare_new(p->rs, scan);
     size_t n = kql_pfshare_nlits(s);
     if (s && !(p->pfmemo = malloc(n ? n : 1))) s = NULL;
     if (!s) p->pfshare_failed = 1;
@@ -537,7 +529,7 @@ static int cmp_items(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Builds it's alert document (alert_text, account, user) from its record. */
+/* Builds the item's alert document (alert_text, account, user) from its record. */
 static void late_doc_from(pipe_run *p, pipe_item *it, json_t *record)
 {
     ct_event ev;
@@ -563,13 +555,7 @@ static nt_status late_pick_record(void *ud, json_t *record, dec_shape shape, siz
     return NT_OK;
 }
 
-static void late_pick_bad(void *ud, size_t sub_index, nt_status status, const char *message,
-                          const char *text, size_t len)
-{
-    (void)ud, (void)sub_index, (void)status, (void)message, (void)text, (void)len;
-}
-
-/* it's document: from the kept record, or from the record split again out of
+/* The item's document: from the kept record, or from the record split again out of
  * the copy of its unit (the same bytes give the same records, in the same
  * order). alert_text stays NULL when out of memory. */
 static void late_doc_build(pipe_run *p, pipe_item *it)
@@ -580,7 +566,7 @@ static void late_doc_build(pipe_run *p, pipe_item *it)
     }
     late_pick lp = {p, it};
     nt_err e;
-    dec_split(p->units.p + it->unit_off, it->unit_len, late_pick_record, late_pick_bad, &lp, &e);
+    dec_split(p->units.p + it->unit_off, it->unit_len, late_pick_record, NULL, &lp, &e);
 }
 
 /* The second call for deferred documents the history asked for (needs_doc):

@@ -657,18 +657,24 @@ nt_status ruleset_load_dir(const char *dir, int require_all, nt_ruleset **out, n
     return ruleset_load_dir_geoip(dir, require_all, NULL, out, err);
 }
 
+kql_pfshare *ruleset_pfshare_new(const nt_ruleset *rs, int scan)
+{
+    const kql_query **qs = malloc((rs->n ? rs->n : 1) * sizeof *qs);
+    if (!qs) return NULL;
+    for (size_t i = 0; i < rs->n; i++)
+        qs[i] = rs->rules[i]->query;
+    kql_pfshare *s = kql_pfshare_new(qs, rs->n, scan);
+    free(qs);
+    return s;
+}
+
 /* Builds rs->pfshare once, so a delivery does not (it was ~2% of a pack
  * delivery's CPU). Out of memory leaves them NULL: deliveries build their own. */
 static void ruleset_share_prefilter(nt_ruleset *rs)
 {
     if (!rs) return;
-    const kql_query **qs = malloc((rs->n ? rs->n : 1) * sizeof *qs);
-    if (!qs) return;
-    for (size_t i = 0; i < rs->n; i++)
-        qs[i] = rs->rules[i]->query;
     for (int v = 0; v < 2; v++)
-        rs->pfshare[v] = kql_pfshare_new(qs, rs->n, v);
-    free(qs);
+        rs->pfshare[v] = ruleset_pfshare_new(rs, v);
 }
 
 nt_status ruleset_load_dir_geoip(const char *dir, int require_all, const geoip_db *geoip,

@@ -123,6 +123,10 @@ nt_status ruleset_load_dir(const char *dir, int require_all, nt_ruleset **out, n
 nt_status ruleset_load_dir_geoip(const char *dir, int require_all, const geoip_db *geoip,
                                  nt_ruleset **out, nt_err *err);
 void ruleset_free(nt_ruleset *rs);
+/* The shared prefilter tables of rs's rules as they are now (kql_pfshare_new
+ * over every rule's query; scan as there). NULL when out of memory; the
+ * caller frees it with kql_pfshare_free. */
+kql_pfshare *ruleset_pfshare_new(const nt_ruleset *rs, int scan);
 const nt_rule *ruleset_find(const nt_ruleset *rs, const char *rule_id);
 
 /* Apply a default learning period to new_terms rules that do not set their
