@@ -110,6 +110,18 @@ static void chunk_unref(ja_chunk *c)
     if (atomic_fetch_sub_explicit(&c->live, 1, memory_order_acq_rel) == 1) chunk_release(c);
 }
 
+/* Takes t's current chunk from it, folding t's counters into the chunk's
+ * live count: the chunk when that leaves no block in it (the caller hands it
+ * back), else NULL (its last free will). */
+static ja_chunk *cur_retire(ja_thread *t)
+{
+    ja_chunk *c = t->cur;
+    t->cur = NULL;
+    if (!c) return NULL;
+    long adj = JA_BIAS - t->handed + t->freed_here;
+    return atomic_fetch_sub_explicit(&c->live, adj, memory_order_acq_rel) == adj ? c : NULL;
+}
+
 /* Thread exit: its spares and its current chunk go to the shared list. */
 static void thread_gone(void *arg)
 {
@@ -120,13 +132,10 @@ static void thread_gone(void *arg)
         shared_push(c);
     }
     t->nspare = 0;
-    ja_chunk *c = t->cur;
-    t->cur = NULL;
-    if (c) {
-        c->owner = NULL; /* still holding the bias: nobody else releases it */
-        long adj = JA_BIAS - t->handed + t->freed_here;
-        if (atomic_fetch_sub_explicit(&c->live, adj, memory_order_acq_rel) == adj) shared_push(c);
-    }
+    /* still holding the bias: nobody else releases it before cur_retire */
+    if (t->cur) t->cur->owner = NULL;
+    ja_chunk *c = cur_retire(t);
+    if (c) shared_push(c);
 }
 
 static void make_exit_key(void)
@@ -160,13 +169,8 @@ static ja_chunk *chunk_next(ja_thread *t)
         pthread_setspecific(exit_key, t);
         t->registered = 1;
     }
-    ja_chunk *old = t->cur;
-    t->cur = NULL;
-    if (old) {
-        long adj = JA_BIAS - t->handed + t->freed_here;
-        if (atomic_fetch_sub_explicit(&old->live, adj, memory_order_acq_rel) == adj)
-            chunk_release(old);
-    }
+    ja_chunk *old = cur_retire(t);
+    if (old) chunk_release(old);
     ja_chunk *c = chunk_take(t);
     if (!c) return NULL;
     c->owner = t;
