@@ -135,6 +135,9 @@ static const opt_def opt_table[] = {
      100, "0", "N", "answer a delivery only after N replicas have its writes (WAIT; 0 = off)"},
     {"redis-wait-timeout-ms", "NEWTERMSD_REDIS_WAIT_TIMEOUT_MS", K_INT, OFF(redis_wait_timeout_ms),
      1, 600000, "1000", "N", "how long WAIT waits for the replicas before the delivery gets 503"},
+    {"busy-poll-us", "NEWTERMSD_BUSY_POLL_US", K_INT, OFF(busy_poll_us), 0, 1000000, "0", "N",
+     "keep the HTTP thread's CPU busy this long after each request, so a VM's idle vCPU does not "
+     "halt between deliveries (costs that CPU; 0 = off)"},
     {"term-cache", "NEWTERMSD_TERM_CACHE", K_COUNT, OFF(term_cache), 0, 100000000, "65536", "N",
      "new_terms terms remembered as known per worker, so their sightings skip the alert document "
      "(0 = off)"},

@@ -121,6 +121,7 @@ typedef struct config {
     netio_tls_config redis_tls; /* rediss:// options; strings owned */
     int redis_wait_replicas;    /* 0 = off */
     int redis_wait_timeout_ms;
+    int busy_poll_us;                /* --busy-poll-us: spin window after a request; 0 = off */
     size_t term_cache;               /* known-term cache entries per concurrent delivery; 0 = off */
     char *outputs_file;              /* NULL = no outputs */
     nt_time_ms output_max_age_ms;    /* 24h */

@@ -17,6 +17,7 @@
 #include "http.h"
 
 #include "api.h"
+#include "awake.h"
 #include "bufcache.h"
 #include "decode.h"
 #include "ingest.h"
@@ -64,6 +65,7 @@ struct http_server {
     struct MHD_Daemon *mhd;
     atomic_long inflight;   /* requests begun and not completed */
     atomic_long open_conns; /* accepted connections not yet closed */
+    nt_awake *awake;        /* --busy-poll-us spinner; NULL = off */
 };
 
 typedef struct request {
@@ -211,6 +213,8 @@ static void handle_metrics(http_server *h, reply *r)
 {
     metrics_update_process();
     metrics_gauge_set("newtermsd_http_connections_open", NULL, (double)atomic_load(&h->open_conns));
+    if (h->awake)
+        metrics_gauge_set("newtermsd_busy_poll_seconds", NULL, awake_spin_seconds(h->awake));
     r->status = 200;
     r->text = metrics_render();
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -475,6 +479,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rq = calloc(1, sizeof *rq);
         if (!rq) return MHD_NO;
         clock_gettime(CLOCK_MONOTONIC, &rq->start);
+        awake_touch(h->awake);
         *con_cls = rq;
         atomic_fetch_add(&h->inflight, 1);
         return accept_headers(h, rq, conn, url, method);
@@ -530,6 +535,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     bufcache_give(rq->body, rq->cap);
     free(rq);
     *con_cls = NULL;
+    awake_touch(h->awake);
     atomic_fetch_sub(&h->inflight, 1);
 }
 
@@ -572,6 +578,9 @@ static void describe_metrics(void)
                      "Requests and connections refused by a limit of api/LIMITS.md, by limit.");
     metrics_describe("newtermsd_http_connections_open", "gauge",
                      "HTTP connections accepted and not yet closed.");
+    metrics_describe("newtermsd_busy_poll_seconds", "gauge",
+                     "Time the --busy-poll-us spinner has been awake since start (a running "
+                     "total; the CPU it took is at most this).");
     metrics_describe("newtermsd_exceptions_loaded", "gauge",
                      "Exception items in the current snapshot.");
 }
@@ -633,6 +642,10 @@ nt_status http_server_start(http_server **out, config *cfg, nt_ruleset *rules, n
     describe_metrics();
     nt_status st = server_start(&h->s, cfg, rules, err);
     if (st != NT_OK) goto fail;
+    if (cfg->busy_poll_us > 0) {
+        st = awake_start(&h->awake, cfg->busy_poll_us, err);
+        if (st != NT_OK) goto fail;
+    }
 
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
@@ -721,6 +734,7 @@ void http_server_stop(http_server *h)
         MHD_stop_daemon(h->mhd);
         if (lfd != MHD_INVALID_SOCKET) close(lfd);
     }
+    awake_stop(h->awake);
     server_stop(h->s);
     free(h);
 }

@@ -2,11 +2,13 @@
 import base64
 import gzip
 import json
+import os
+import time
 import unittest
 import zlib
 
 from harness import (FIREHOSE_KEY, INGEST_TOKEN, ServiceTest, b64, cwl_record, discovery_record,
-                     eventbridge, firehose_payload, noise_record)
+                     eventbridge, firehose_payload, noise_record, wait_for)
 
 RULE_ID = "444c8fad-874f-4f59-b0ea-cf26cea478bd"
 
@@ -319,6 +321,46 @@ class Health(ServiceTest):
         self.assertIn("# TYPE newtermsd_http_requests_total counter", text)
         self.assertIn("process_resident_memory_bytes", text)
 
+
+
+class BusyPoll(ServiceTest):
+    """--busy-poll-us: a SCHED_IDLE thread keeps the HTTP thread's CPU busy for a window after
+    each request; deliveries are unchanged, and the time it spent is in /metrics."""
+
+    service_args = ["--busy-poll-us", "20000"]
+
+    def idle_threads(self):
+        n = 0
+        for tid in os.listdir(f"/proc/{self.svc.proc.pid}/task"):
+            try:
+                with open(f"/proc/{self.svc.proc.pid}/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[41 - 3]) == 5:  # field 41, policy: SCHED_IDLE
+                n += 1
+        return n
+
+    def spun(self):
+        return self.svc.metric("newtermsd_busy_poll_seconds") or 0.0
+
+    def test_deliveries_alert_as_usual_and_the_spin_is_counted(self):
+        self.assertEqual(self.idle_threads(), 1)
+        before = self.spun()
+        rec = discovery_record(user="BusyPoller", account="111122223333")
+        for i in range(5):
+            payload = firehose_payload([b64(eventbridge(rec)), b64(noise_record(i))])
+            status, body = self.svc.firehose(payload)
+            self.assertEqual(status, 200, body)
+        self.assertEqual(len(self.svc.alerts()), 1)
+        # (at the lowest priority the spinner may wait for a CPU on a loaded machine: poll)
+        wait_for(lambda: self.spun() > before, timeout=10, what="the spinner to run")
+        # It sleeps a window after the last request: two idle seconds add one 20 ms window
+        # (after the /metrics request before them), not two seconds. (Generous: the spinner has
+        # the lowest priority, so on a loaded machine it may wait for a CPU before it notices.)
+        start = self.spun()
+        time.sleep(2.0)
+        self.assertLess(self.spun() - start, 1.0)
 
 
 class RejectCapZero(ServiceTest):

@@ -138,10 +138,10 @@ static void dump(const config *c, char *out, size_t cap)
     const netio_tls_config *t = &c->redis_tls;
     snprintf(out + len, cap - len,
              "redis_ca=%s redis_cert=%s redis_key=%s redis_server_name=%s redis_insecure=%d "
-             "redis_wait=%d redis_wait_timeout_ms=%d ",
+             "redis_wait=%d redis_wait_timeout_ms=%d busy_poll_us=%d ",
              t->ca_file ? t->ca_file : "(null)", t->cert_file ? t->cert_file : "(null)",
              t->key_file ? t->key_file : "(null)", t->server_name ? t->server_name : "(null)",
-             t->insecure, c->redis_wait_replicas, c->redis_wait_timeout_ms);
+             t->insecure, c->redis_wait_replicas, c->redis_wait_timeout_ms, c->busy_poll_us);
 }
 
 /* ---- successful parses: (argv, env, every " key=value " that must appear) ----- */
@@ -185,7 +185,7 @@ static const struct {
     {"serve",
      {NULL},
      {"redis_ca=(null)", "redis_cert=(null)", "redis_key=(null)", "redis_server_name=(null)",
-      "redis_insecure=0", "redis_wait=0", "redis_wait_timeout_ms=1000"}},
+      "redis_insecure=0", "redis_wait=0", "redis_wait_timeout_ms=1000", "busy_poll_us=0"}},
     {"serve --redis rediss://app@cache.example.com:6380/1",
      {NULL},
      {"redis=rediss://app@cache.example.com:6380/1"}},
@@ -198,6 +198,8 @@ static const struct {
     {"serve --redis-wait-replicas 2",
      {"NEWTERMSD_REDIS_WAIT_TIMEOUT_MS=250", NULL},
      {"redis_wait=2", "redis_wait_timeout_ms=250"}},
+    {"serve --busy-poll-us 20000", {NULL}, {"busy_poll_us=20000"}},
+    {"serve", {"NEWTERMSD_BUSY_POLL_US=500", NULL}, {"busy_poll_us=500"}},
     {"serve --rules /srv/rules", {"NEWTERMSD_RULES=/x", NULL}, {"rules=/srv/rules"}},
     {"serve", {"NEWTERMSD_RULES=/x", NULL}, {"rules=/x"}},
     /* sizes */
@@ -348,6 +350,11 @@ static const struct {
     {"serve --redis rediss://@h", {NULL}, "is not redis://"},
     {"serve --redis unix://u@/run/r.sock", {NULL}, "the URL must not hold credentials"},
     {"serve --redis-wait-replicas -1", {NULL}, "--redis-wait-replicas: -1 is out of range"},
+    {"serve --busy-poll-us -5", {NULL}, "--busy-poll-us: -5 is out of range (0..1000000)"},
+    {"serve",
+     {"NEWTERMSD_BUSY_POLL_US=2000000", NULL},
+     "NEWTERMSD_BUSY_POLL_US: 2000000 is out of range (0..1000000)"},
+    {"serve --busy-poll-us 1ms", {NULL}, "--busy-poll-us: '1ms' is not an integer"},
     {"serve",
      {"NEWTERMSD_REDIS_WAIT_TIMEOUT_MS=0", NULL},
      "NEWTERMSD_REDIS_WAIT_TIMEOUT_MS: 0 is out of range"},
