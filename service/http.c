@@ -213,6 +213,8 @@ static void handle_metrics(http_server *h, reply *r)
 {
     metrics_update_process();
     metrics_gauge_set("newtermsd_http_connections_open", NULL, (double)atomic_load(&h->open_conns));
+    /* this /metrics request is one of them */
+    metrics_gauge_set("newtermsd_http_requests_in_flight", NULL, (double)atomic_load(&h->inflight));
     if (h->awake)
         metrics_gauge_set("newtermsd_busy_poll_seconds", NULL, awake_spin_seconds(h->awake));
     r->status = 200;
@@ -578,6 +580,9 @@ static void describe_metrics(void)
                      "Requests and connections refused by a limit of api/LIMITS.md, by limit.");
     metrics_describe("newtermsd_http_connections_open", "gauge",
                      "HTTP connections accepted and not yet closed.");
+    metrics_describe(
+        "newtermsd_http_requests_in_flight", "gauge",
+        "HTTP requests begun (headers read) and not yet completed, this one included.");
     metrics_describe("newtermsd_busy_poll_seconds", "gauge",
                      "Time the --busy-poll-us spinner has been awake since start (a running "
                      "total; the CPU it took is at most this).");

@@ -163,9 +163,12 @@ class Shutdown(unittest.TestCase):
                       + f"X-Amz-Firehose-Access-Key: {FIREHOSE_KEY}\r\n".encode()
                       + f"Content-Length: {len(big)}\r\nConnection: close\r\n\r\n".encode()
                       + big[:-1])
-            # Accepted by the service (this connection and the /metrics one are open).
-            wait_for(lambda: svc.metric("newtermsd_http_connections_open") >= 2, timeout=10,
-                     what="the service to accept the delivery's connection")
+            # Begun by the service: its headers are read, so it counts as in flight (with the
+            # /metrics request that asks). An accepted connection alone is not enough: under load
+            # the whole body can sit in the socket buffers before the service reads the headers,
+            # and a drain lets only requests in flight finish.
+            wait_for(lambda: svc.metric("newtermsd_http_requests_in_flight") >= 2, timeout=10,
+                     what="the service to begin the delivery")
             svc.proc.send_signal(signal.SIGTERM)
             time.sleep(0.1)
             c.sendall(big[-1:])
