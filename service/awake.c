@@ -15,7 +15,6 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <time.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -38,13 +37,6 @@ struct nt_awake {
     int kick; /* under mu: a touch since the spinner went to sleep */
     pthread_t thread;
 };
-
-static long long mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* True while the last touch is less than a window old. */
 static int recent(nt_awake *a, long long now)
@@ -77,27 +69,27 @@ static void *spinner_main(void *arg)
         return NULL;
     }
     int mine = -1;
-    long long since = mono_ns();
+    long long since = nt_mono_ns();
     while (!atomic_load(&a->stop)) {
-        long long now = mono_ns();
+        long long now = nt_mono_ns();
         atomic_fetch_add_explicit(&a->spun_ns, now - since, memory_order_relaxed);
         since = now;
         if (!recent(a, now)) {
             atomic_store(&a->sleeping, 1);
             pthread_mutex_lock(&a->mu);
-            while (!a->kick && !atomic_load(&a->stop) && !recent(a, mono_ns()))
+            while (!a->kick && !atomic_load(&a->stop) && !recent(a, nt_mono_ns()))
                 pthread_cond_wait(&a->cv, &a->mu);
             a->kick = 0;
             atomic_store(&a->sleeping, 0);
             pthread_mutex_unlock(&a->mu);
-            since = mono_ns();
+            since = nt_mono_ns();
             continue;
         }
         follow_cpu(&mine, atomic_load_explicit(&a->cpu, memory_order_relaxed));
         for (int i = 0; i < 256; i++)
             CPU_RELAX();
     }
-    atomic_fetch_add(&a->spun_ns, mono_ns() - since);
+    atomic_fetch_add(&a->spun_ns, nt_mono_ns() - since);
     return NULL;
 }
 
@@ -128,7 +120,7 @@ nt_status awake_start(nt_awake **out, long window_us, nt_err *err)
 void awake_touch(nt_awake *a)
 {
     if (!a) return;
-    atomic_store(&a->last_ns, mono_ns());
+    atomic_store(&a->last_ns, nt_mono_ns());
     int cpu = sched_getcpu();
     if (cpu >= 0 && cpu != atomic_load_explicit(&a->cpu, memory_order_relaxed))
         atomic_store_explicit(&a->cpu, cpu, memory_order_relaxed);

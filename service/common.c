@@ -83,6 +83,13 @@ nt_time_ms nt_now_ms(void)
     return (nt_time_ms)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t nt_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
  * (Howard Hinnant's days_from_civil). */
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)

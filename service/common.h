@@ -118,6 +118,9 @@ typedef int64_t nt_time_ms;
 /* Wall clock; only the edges (HTTP, CLI) call this — the core takes time as an argument. */
 nt_time_ms nt_now_ms(void);
 
+/* CLOCK_MONOTONIC in nanoseconds: for intervals and deadlines, never for dates. */
+int64_t nt_mono_ns(void);
+
 /* Parse RFC 3339 / ISO 8601 date-time ("2026-11-28T05:29:12Z",
  * "2026-11-28T05:29:12.123+01:00"). */
 nt_status nt_time_parse(const char *s, size_t len, nt_time_ms *out, nt_err *err);

@@ -76,9 +76,7 @@ struct deliver {
 
 static int64_t mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return nt_mono_ns() / 1000000;
 }
 
 /* ---- Lua: bookkeeping that must go with the XACK ------------------------------------ */

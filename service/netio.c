@@ -52,9 +52,7 @@ struct netio {
 
 static int64_t netio_mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return nt_mono_ns() / 1000000;
 }
 
 /* Waits for events on fd: 1 ready, 0 timed out, -1 error (errno set). */

@@ -570,9 +570,7 @@ struct store {
 
 static int64_t mono_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return nt_mono_ns() / 1000;
 }
 
 /* Every NT_ERR_STORE leaves through here: counted, and prefixed with the
